@@ -1,0 +1,3 @@
+"""The aggregate query API (FastAPI)."""
+
+__all__: list[str] = []

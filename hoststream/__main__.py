@@ -1,0 +1,3 @@
+from hoststream.cli import main
+
+main()

@@ -1,0 +1,49 @@
+"""Every error hoststream raises on purpose derives from :class:`HoststreamError`.
+
+Each class says what happened; the message says what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DeliveryError",
+    "HoststreamError",
+    "PrerequisiteMissingError",
+    "SerializationError",
+    "ServiceStartError",
+    "StackError",
+]
+
+
+class HoststreamError(Exception):
+    """Root of hoststream's own errors."""
+
+
+class ConfigurationError(HoststreamError):
+    """A setting is missing or invalid; the message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class PrerequisiteMissingError(HoststreamError):
+    """A program or file hoststream needs is not installed; the message says how to get it."""
+
+
+class StackError(HoststreamError):
+    """The local service stack could not be managed as asked."""
+
+
+class ServiceStartError(StackError):
+    """A local service did not come up in time; the message carries its last log lines."""
+
+
+class SerializationError(HoststreamError):
+    """A value could not be encoded to, or decoded from, its wire format."""
+
+
+class DeliveryError(HoststreamError):
+    """Kafka did not acknowledge a message."""

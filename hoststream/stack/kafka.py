@@ -1,0 +1,174 @@
+"""Apache Kafka 4 in KRaft mode, run from the jars that ``make install`` fetched."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+
+from hoststream.errors import PrerequisiteMissingError
+from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.java import find_java
+
+__all__ = ["KafkaBroker", "broker_layout"]
+
+_LOG4J2 = """\
+status = warn
+appender.file.type = Console
+appender.file.name = OUT
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = OUT
+logger.kafka_request.name = kafka.request.logger
+logger.kafka_request.level = warn
+logger.state_change.name = state.change.logger
+logger.state_change.level = warn
+"""
+
+
+def broker_layout(brokers: int) -> list[tuple[int, int, int]]:
+    """(node id, client port, controller port) for each broker of a cluster.
+
+    One broker keeps Kafka's usual 9092/9093; three brokers use N9092/N9093 so a
+    single-broker stack and a cluster can run side by side.
+    """
+    if brokers == 1:
+        return [(1, 9092, 9093)]
+    return [(n, n * 10000 + 9092, n * 10000 + 9093) for n in range(1, brokers + 1)]
+
+
+def new_cluster_id() -> str:
+    # Kafka's Uuid.toString format: 16 random bytes, URL-safe base64, no padding.
+    # An id starting with '-' would be read as an option by the storage tool.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+class KafkaBroker(LocalService):
+    """One KRaft node that is both broker and controller."""
+
+    def __init__(self, paths: StackPaths, node_id: int, brokers: int, cluster_id_file: Path) -> None:
+        super().__init__(f"kafka-{node_id}", paths)
+        self.node_id = node_id
+        self.brokers = brokers
+        self.cluster_id_file = cluster_id_file
+        layout = broker_layout(brokers)
+        _, self.port, self.controller_port = layout[node_id - 1]
+        self.voters = ",".join(f"{n}@127.0.0.1:{c}" for n, _, c in layout)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, self.controller_port]
+
+    @property
+    def libdir(self) -> Path:
+        return self.paths.lib / "kafka"
+
+    def _properties(self) -> str:
+        replication = min(3, self.brokers)
+        min_isr = 2 if self.brokers >= 3 else 1
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={self.voters}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.paths.data(self.name).resolve()}",
+                # Topics are created through the admin API with explicit settings.
+                "auto.create.topics.enable=false",
+                f"default.replication.factor={replication}",
+                f"min.insync.replicas={min_isr}",
+                f"offsets.topic.replication.factor={replication}",
+                f"transaction.state.log.replication.factor={replication}",
+                f"transaction.state.log.min.isr={min_isr}",
+                f"share.coordinator.state.topic.replication.factor={replication}",
+                f"share.coordinator.state.topic.min.isr={min_isr}",
+                "group.initial.rebalance.delay.ms=0",
+                # Two cores are shared by every service: keep thread pools small.
+                "num.network.threads=2",
+                "num.io.threads=2",
+                "num.recovery.threads.per.data.dir=1",
+                "background.threads=2",
+                "log.retention.hours=72",
+                "",
+            ]
+        )
+
+    def prepare(self) -> None:
+        if not any(self.libdir.glob("kafka_2.13-*.jar")):
+            raise PrerequisiteMissingError(
+                f"Kafka jars are missing from {self.libdir}; run `make install`"
+            )
+        conf = self.paths.config(self.name)
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "server.properties").write_text(self._properties())
+        (conf / "log4j2.properties").write_text(_LOG4J2)
+        data = self.paths.data(self.name)
+        if (data / "meta.properties").exists():
+            return
+        data.mkdir(parents=True, exist_ok=True)
+        self.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+        if not self.cluster_id_file.exists():
+            self.cluster_id_file.write_text(new_cluster_id())
+        cluster_id = self.cluster_id_file.read_text().strip()
+        self._run_java(
+            "kafka.tools.StorageTool",
+            ["format", "-t", cluster_id, "-c", str(conf / "server.properties"), "--ignore-formatted"],
+        )
+
+    def _java_args(self, main_class: str, args: list[str]) -> list[str]:
+        conf = self.paths.config(self.name)
+        return [
+            str(find_java(17)),
+            "-Xms256m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-XX:ParallelGCThreads=1",
+            "-XX:ConcGCThreads=1",
+            "-XX:CICompilerCount=2",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
+            "-cp",
+            f"{self.libdir}/*",
+            main_class,
+            *args,
+        ]
+
+    def _run_java(self, main_class: str, args: list[str]) -> None:
+        log = self.paths.log(self.name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            subprocess.run(
+                self._java_args(main_class, args), stdout=out, stderr=subprocess.STDOUT, check=True
+            )
+
+    def command(self) -> list[str]:
+        return self._java_args(
+            "kafka.Kafka", [str(self.paths.config(self.name) / "server.properties")]
+        )
+
+    def healthy(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        # log_level 0: refused connections while the broker starts are expected, not news.
+        admin = AdminClient(
+            {"bootstrap.servers": self.address, "socket.timeout.ms": 2000, "log_level": 0}
+        )
+        try:
+            metadata = admin.list_topics(timeout=2)
+        except Exception:  # any failure means "not answering yet"
+            return False
+        # Ready when this node is a live broker and the quorum has a controller.
+        return self.node_id in metadata.brokers and metadata.controller_id >= 0

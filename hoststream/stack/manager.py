@@ -1,0 +1,150 @@
+"""Start, stop and report the whole local stack, and publish its addresses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from hoststream.errors import StackError
+from hoststream.stack.base import LocalService, ServiceStatus, StackPaths
+from hoststream.stack.kafka import KafkaBroker, broker_layout
+from hoststream.stack.postgres import PostgresServer
+from hoststream.stack.registry import SchemaRegistry
+from hoststream.stack.victoriametrics import VictoriaMetrics
+
+__all__ = ["ALL_SERVICES", "Stack"]
+
+#: Service groups, in start order; ``kafka`` is one or three brokers.
+ALL_SERVICES = ("postgres", "victoriametrics", "kafka", "schema-registry")
+
+VM_PORT = 8428
+PG_PORT = 5432
+REGISTRY_PORT = 8081
+REGISTRY_MANAGEMENT_PORT = 9001
+
+
+class Stack:
+    """The local services of one state folder.
+
+    Args:
+        root: the state folder (``.hoststream`` by default); data, logs, pid files
+            and ``stack.env`` live under it.
+        lib: where ``make install`` put the Kafka and registry jars.
+        brokers: 1, or 3 for a KRaft cluster with replication factor 3.
+        services: which service groups to manage (default: all of them).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        lib: Path | None = None,
+        brokers: int = 1,
+        services: Iterable[str] = ALL_SERVICES,
+    ) -> None:
+        if brokers not in (1, 3):
+            raise StackError(f"--brokers must be 1 or 3, not {brokers}")
+        unknown = set(services) - set(ALL_SERVICES)
+        if unknown:
+            raise StackError(f"unknown service {sorted(unknown)[0]!r}; known: {ALL_SERVICES}")
+        self.root = root.resolve()
+        self.paths = StackPaths(self.root, (lib or self.root / "lib").resolve())
+        self.brokers = brokers
+        self.groups = [s for s in ALL_SERVICES if s in set(services)]
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "stack.env"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.root / "stack.json"
+
+    def _brokers(self, brokers: int) -> list[KafkaBroker]:
+        prefix = "kafka" if brokers == 1 else "kafka-cluster"
+        cluster_id = self.paths.data(prefix) / "cluster-id"
+        nodes = [KafkaBroker(self.paths, n, brokers, cluster_id) for n, _, _ in broker_layout(brokers)]
+        if brokers == 1:
+            nodes[0].name = "kafka"
+        return nodes
+
+    def services(self, brokers: int | None = None) -> list[LocalService]:
+        brokers = brokers or self.brokers
+        postgres = PostgresServer(self.paths, PG_PORT)
+        result: list[LocalService] = []
+        for group in self.groups:
+            if group == "postgres":
+                result.append(postgres)
+            elif group == "victoriametrics":
+                result.append(VictoriaMetrics(self.paths, VM_PORT))
+            elif group == "kafka":
+                result.extend(self._brokers(brokers))
+            elif group == "schema-registry":
+                jdbc = postgres.jdbc_url("apicurio_registry") if "postgres" in self.groups else None
+                result.append(
+                    SchemaRegistry(self.paths, REGISTRY_PORT, REGISTRY_MANAGEMENT_PORT, jdbc)
+                )
+        return result
+
+    def _running_brokers(self) -> int | None:
+        try:
+            state = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        brokers = int(state.get("brokers", 1))
+        if any(node.running_pid() for node in self._brokers(brokers)):
+            return brokers
+        return None
+
+    def up(self, on_service: Callable[[LocalService], None] | None = None) -> dict[str, str]:
+        """Start every service that is not running, wait until each answers, write stack.env."""
+        running = self._running_brokers()
+        if "kafka" in self.groups and running is not None and running != self.brokers:
+            raise StackError(
+                f"the stack in {self.root} runs {running} Kafka broker(s); "
+                f"run `hoststream stack down` before starting it with {self.brokers}"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._state_file.write_text(json.dumps({"brokers": self.brokers, "services": self.groups}))
+        for service in self.services():
+            if on_service:
+                on_service(service)
+            service.start()
+        env = self.environment()
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        return env
+
+    def down(self) -> list[str]:
+        """Stop every service this stack started (either broker layout); their names."""
+        stopped: list[str] = []
+        seen: set[str] = set()
+        for brokers in (1, 3):
+            for service in reversed(self.services(brokers)):
+                if service.name in seen:
+                    continue
+                seen.add(service.name)
+                if service.stop():
+                    stopped.append(service.name)
+        self.env_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        brokers = self._running_brokers() or self.brokers
+        return [service.status() for service in self.services(brokers)]
+
+    def environment(self) -> dict[str, str]:
+        """The ``HOSTSTREAM_*`` settings that point hoststream at this stack."""
+        env: dict[str, str] = {}
+        for service in self.services():
+            if isinstance(service, KafkaBroker):
+                env["HOSTSTREAM_KAFKA_BOOTSTRAP"] = ",".join(
+                    b.address for b in self._brokers(self.brokers)
+                )
+                env["HOSTSTREAM_TOPIC_REPLICATION_FACTOR"] = str(min(3, self.brokers))
+            elif isinstance(service, SchemaRegistry):
+                env["HOSTSTREAM_SCHEMA_REGISTRY_URL"] = service.address
+            elif isinstance(service, VictoriaMetrics):
+                env["HOSTSTREAM_VM_URL"] = service.address
+            elif isinstance(service, PostgresServer):
+                env["HOSTSTREAM_SQL_DSN"] = service.address
+        return env

@@ -1,0 +1,3 @@
+"""The agent that runs on every host: psutil collectors emitting Avro metric events to Kafka."""
+
+__all__: list[str] = []

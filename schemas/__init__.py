@@ -1,0 +1,3 @@
+"""The Avro schemas (``*.avsc``) and their codecs."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Faust stream processors: windowed aggregates and alert events."""
+
+__all__: list[str] = []
