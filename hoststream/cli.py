@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
@@ -24,7 +25,9 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     help="Host metrics streamed through Kafka.", no_args_is_help=True, add_completion=False
 )
-stack_app = typer.Typer(help="The local real services: Kafka, schema registry, VictoriaMetrics, PostgreSQL.")
+stack_app = typer.Typer(
+    help="The local real services: Kafka, schema registry, VictoriaMetrics, PostgreSQL."
+)
 app.add_typer(stack_app, name="stack")
 
 console = Console(stderr=True)
@@ -106,7 +109,9 @@ def run(
 
     cfg = settings()
     configure_logging("run", cfg.log_level, cfg.log_format)
-    run_pipeline(cfg, stack_for(cfg), duration=duration, simulate_hosts=simulate_hosts, console=console)
+    run_pipeline(
+        cfg, stack_for(cfg), duration=duration, simulate_hosts=simulate_hosts, console=console
+    )
 
 
 def main() -> None:
@@ -126,10 +131,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except TyperException as exc:  # usage errors arrive here outside standalone mode
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -164,8 +164,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigurationError(unknown_env[0], "unknown setting")
     settings_cls = type("_LoadedSettings", (Settings,), {"yaml_values": yaml_data})
     try:
-        return settings_cls(**{k: v for k, v in overrides.items() if v is not None})
+        loaded: Settings = settings_cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}", first["msg"]) from exc
+    return loaded

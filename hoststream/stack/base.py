@@ -135,7 +135,7 @@ class LocalService(ABC):
                 return None
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
-            return proc.pid
+            return int(proc.pid)
         except (OSError, ValueError, KeyError, psutil.Error):
             return None
 
@@ -156,9 +156,15 @@ class LocalService(ABC):
 
     def start(self) -> None:
         """Start the process unless it already runs, then wait until it answers."""
+        self.wait_healthy(self.launch())
+
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the process unless it already runs; do not wait for it.
+
+        Returns the new process, or None when one was already running.
+        """
         if self.running_pid() is not None:
-            self.wait_healthy()
-            return
+            return None
         self.check_ports()
         self.prepare()
         log = self.paths.log(self.name)
@@ -176,7 +182,7 @@ class LocalService(ABC):
                 start_new_session=True,
             )
         self._record_pid(proc.pid)
-        self.wait_healthy(process=proc)
+        return proc
 
     def wait_healthy(self, process: subprocess.Popen[bytes] | None = None) -> None:
         def ready() -> bool:

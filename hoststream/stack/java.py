@@ -53,6 +53,7 @@ def find_java(minimum: int) -> Path:
         seen.append(f"{home} ({version or 'unknown'})")
     raise PrerequisiteMissingError(
         f"need Java {minimum} or newer; found {', '.join(seen) or 'none'}. "
-        f"Install a JDK {minimum}+ (e.g. `apt-get install openjdk-{max(minimum, 17)}-jre-headless`) "
+        f"Install a JDK {minimum}+ "
+        f"(e.g. `apt-get install openjdk-{max(minimum, 17)}-jre-headless`) "
         "or point HOSTSTREAM_JAVA_HOME at one"
     )

@@ -51,7 +51,9 @@ def new_cluster_id() -> str:
 class KafkaBroker(LocalService):
     """One KRaft node that is both broker and controller."""
 
-    def __init__(self, paths: StackPaths, node_id: int, brokers: int, cluster_id_file: Path) -> None:
+    def __init__(
+        self, paths: StackPaths, node_id: int, brokers: int, cluster_id_file: Path
+    ) -> None:
         super().__init__(f"kafka-{node_id}", paths)
         self.node_id = node_id
         self.brokers = brokers
@@ -125,7 +127,14 @@ class KafkaBroker(LocalService):
         cluster_id = self.cluster_id_file.read_text().strip()
         self._run_java(
             "kafka.tools.StorageTool",
-            ["format", "-t", cluster_id, "-c", str(conf / "server.properties"), "--ignore-formatted"],
+            [
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(conf / "server.properties"),
+                "--ignore-formatted",
+            ],
         )
 
     def _java_args(self, main_class: str, args: list[str]) -> list[str]:

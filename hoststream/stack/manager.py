@@ -63,7 +63,9 @@ class Stack:
     def _brokers(self, brokers: int) -> list[KafkaBroker]:
         prefix = "kafka" if brokers == 1 else "kafka-cluster"
         cluster_id = self.paths.data(prefix) / "cluster-id"
-        nodes = [KafkaBroker(self.paths, n, brokers, cluster_id) for n, _, _ in broker_layout(brokers)]
+        nodes = [
+            KafkaBroker(self.paths, n, brokers, cluster_id) for n, _, _ in broker_layout(brokers)
+        ]
         if brokers == 1:
             nodes[0].name = "kafka"
         return nodes
@@ -106,9 +108,19 @@ class Stack:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_file.write_text(json.dumps({"brokers": self.brokers, "services": self.groups}))
-        for service in self.services():
+        services = self.services()
+        # Brokers of a cluster are launched together: none of them is healthy
+        # until a majority of the controller quorum is up.
+        brokers = [s for s in services if isinstance(s, KafkaBroker)]
+        for service in services:
             if on_service:
                 on_service(service)
+            if isinstance(service, KafkaBroker):
+                if service is brokers[0]:
+                    launched = [(b, b.launch()) for b in brokers]
+                    for broker, process in launched:
+                        broker.wait_healthy(process)
+                continue
             service.start()
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))

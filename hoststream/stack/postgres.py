@@ -29,7 +29,8 @@ def find_pg_bin() -> Path:
         if found:
             return Path(found).parent
         raise PrerequisiteMissingError(
-            "PostgreSQL server is not installed; run `make install` (or `apt-get install postgresql`)"
+            "PostgreSQL server is not installed; "
+            "run `make install` (or `apt-get install postgresql`)"
         )
     return candidates[0].parent
 

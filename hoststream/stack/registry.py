@@ -78,7 +78,7 @@ class SchemaRegistry(LocalService):
             "-Dquarkus.management.host=127.0.0.1",
             f"-Dquarkus.management.port={self.management_port}",
             "-Dquarkus.log.level=WARN",
-            "-Dquarkus.log.category.\"io.quarkus\".level=INFO",
+            '-Dquarkus.log.category."io.quarkus".level=INFO',
             "-jar",
             str(self.appdir / "quarkus-run.jar"),
         ]
