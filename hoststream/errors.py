@@ -10,6 +10,7 @@ __all__ = [
     "DeliveryError",
     "HoststreamError",
     "PrerequisiteMissingError",
+    "SchemaRegistryUnavailableError",
     "SerializationError",
     "ServiceStartError",
     "StackError",
@@ -43,6 +44,10 @@ class ServiceStartError(StackError):
 
 class SerializationError(HoststreamError):
     """A value could not be encoded to, or decoded from, its wire format."""
+
+
+class SchemaRegistryUnavailableError(HoststreamError):
+    """The schema registry did not answer; nothing is known to be wrong with the data: retry."""
 
 
 class DeliveryError(HoststreamError):

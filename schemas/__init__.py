@@ -1,3 +1,64 @@
-"""The Avro schemas (``*.avsc``) and their codecs."""
+"""The Avro schemas (``*.avsc``) and their codecs.
 
-__all__: list[str] = []
+Start with :func:`codec_for`: it gives a record type's serializer and
+deserializer in the wire format the settings call for. Serializers are
+confluent-kafka style callables ``(record, SerializationContext) -> bytes`` and
+deserializers ``(bytes, SerializationContext) -> record``; both raise
+:class:`hoststream.errors.SerializationError` naming what was wrong.
+
+- With a schema registry: the Confluent wire format (``0x00``, 4-byte
+  big-endian schema id, Avro body), subject ``<topic>-value``.
+- Without: Avro single-object encoding (``C3 01``, 8-byte little-endian
+  CRC-64-AVRO fingerprint, Avro body).
+"""
+
+from schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
+from schemas._factory import Codec, WireFormat, codec_for
+from schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
+from schemas._registry import (
+    RegistryAvroDeserializer,
+    RegistryAvroSerializer,
+    SchemaRegistryUnavailableError,
+    registry_client_for,
+)
+from schemas._single_object import (
+    SINGLE_OBJECT_MAGIC,
+    SingleObjectAvroDeserializer,
+    SingleObjectAvroSerializer,
+)
+from schemas.records import (
+    FAMILIES,
+    AlertEvent,
+    AlertState,
+    MetricEvent,
+    MetricKind,
+    Sample,
+    WindowAggregate,
+)
+
+__all__ = [
+    "FAMILIES",
+    "SINGLE_OBJECT_MAGIC",
+    "AlertEvent",
+    "AlertState",
+    "AvroRecord",
+    "AvroSchema",
+    "Codec",
+    "MetricEvent",
+    "MetricKind",
+    "RecordDeserializer",
+    "RecordSerializer",
+    "RegistryAvroDeserializer",
+    "RegistryAvroSerializer",
+    "Sample",
+    "SchemaRegistryUnavailableError",
+    "SingleObjectAvroDeserializer",
+    "SingleObjectAvroSerializer",
+    "WindowAggregate",
+    "WireFormat",
+    "codec_for",
+    "load_schema",
+    "registry_client_for",
+    "schema_for",
+    "schema_versions",
+]

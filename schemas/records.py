@@ -12,7 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["FAMILIES", "MetricEvent", "MetricKind", "Sample"]
+__all__ = [
+    "FAMILIES",
+    "AlertEvent",
+    "AlertState",
+    "MetricEvent",
+    "MetricKind",
+    "Sample",
+    "WindowAggregate",
+]
 
 #: The metric families, each with its own topic ``metrics.<family>``.
 FAMILIES = ("cpu", "memory", "disk", "network", "system")
@@ -33,19 +41,24 @@ class Sample:
     kind: MetricKind = MetricKind.GAUGE
 
     def to_avro(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind.value, "value": float(self.value),
-                "labels": dict(self.labels)}
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "value": float(self.value),
+            "labels": dict(self.labels),
+        }
 
     @classmethod
     def from_avro(cls, record: Mapping[str, Any]) -> Sample:
-        return cls(record["name"], record["value"], record.get("labels", {}),
-                   MetricKind(record["kind"]))
+        return cls(
+            record["name"], record["value"], record.get("labels", {}), MetricKind(record["kind"])
+        )
 
 
 def _millis(value: int | datetime) -> int:
     # fastavro decodes timestamp-millis to an aware datetime.
     if isinstance(value, datetime):
-        return int(round(value.timestamp() * 1000))
+        return round(value.timestamp() * 1000)
     return int(value)
 
 
@@ -82,4 +95,152 @@ class MetricEvent:
             interval_ms=record["interval_ms"],
             seq=record["seq"],
             host_labels=record.get("host_labels", {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowAggregate:
+    """Statistics of one series over one window (``schemas/window_aggregate.avsc``).
+
+    Timestamps are UTC milliseconds since the Unix epoch. For a ``COUNTER`` the
+    statistics describe the raw totals and ``rate_per_second`` holds the rate.
+    """
+
+    host: str
+    metric: str
+    kind: MetricKind
+    window_size_ms: int
+    window_start: int
+    window_end: int
+    count: int
+    sum: float
+    min: float
+    max: float
+    mean: float
+    last: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    quantile_relative_error: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    rate_per_second: float | None = None
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "metric": self.metric,
+            "labels": dict(self.labels),
+            "kind": self.kind.value,
+            "window_size_ms": self.window_size_ms,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "count": self.count,
+            "sum": float(self.sum),
+            "min": float(self.min),
+            "max": float(self.max),
+            "mean": float(self.mean),
+            "last": float(self.last),
+            "p50": float(self.p50),
+            "p90": float(self.p90),
+            "p95": float(self.p95),
+            "p99": float(self.p99),
+            "quantile_relative_error": float(self.quantile_relative_error),
+            "rate_per_second": None
+            if self.rate_per_second is None
+            else float(self.rate_per_second),
+        }
+
+    @classmethod
+    def from_avro(cls, record: Mapping[str, Any]) -> WindowAggregate:
+        return cls(
+            host=record["host"],
+            metric=record["metric"],
+            kind=MetricKind(record["kind"]),
+            window_size_ms=record["window_size_ms"],
+            window_start=_millis(record["window_start"]),
+            window_end=_millis(record["window_end"]),
+            count=record["count"],
+            sum=record["sum"],
+            min=record["min"],
+            max=record["max"],
+            mean=record["mean"],
+            last=record["last"],
+            p50=record["p50"],
+            p90=record["p90"],
+            p95=record["p95"],
+            p99=record["p99"],
+            quantile_relative_error=record["quantile_relative_error"],
+            labels=record.get("labels", {}),
+            rate_per_second=record.get("rate_per_second"),
+        )
+
+
+class AlertState(StrEnum):
+    FIRING = "FIRING"
+    RESOLVED = "RESOLVED"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert starting or ending (``schemas/alert_event.avsc``).
+
+    Timestamps are UTC milliseconds since the Unix epoch; ``ends_at`` is ``None``
+    while the alert is firing.
+    """
+
+    dedup_key: str
+    rule: str
+    state: AlertState
+    severity: str
+    host: str
+    metric: str
+    value: float
+    threshold: float
+    starts_at: int
+    window_end: int
+    event_time: int
+    ends_at: int | None = None
+    series_labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "dedup_key": self.dedup_key,
+            "rule": self.rule,
+            "state": self.state.value,
+            "severity": self.severity,
+            "host": self.host,
+            "metric": self.metric,
+            "series_labels": dict(self.series_labels),
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "value": float(self.value),
+            "threshold": float(self.threshold),
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "window_end": self.window_end,
+            "event_time": self.event_time,
+        }
+
+    @classmethod
+    def from_avro(cls, record: Mapping[str, Any]) -> AlertEvent:
+        ends_at = record.get("ends_at")
+        return cls(
+            dedup_key=record["dedup_key"],
+            rule=record["rule"],
+            state=AlertState(record["state"]),
+            severity=record["severity"],
+            host=record["host"],
+            metric=record["metric"],
+            value=record["value"],
+            threshold=record["threshold"],
+            starts_at=_millis(record["starts_at"]),
+            window_end=_millis(record["window_end"]),
+            event_time=_millis(record["event_time"]),
+            ends_at=None if ends_at is None else _millis(ends_at),
+            series_labels=record.get("series_labels", {}),
+            labels=record.get("labels", {}),
+            annotations=record.get("annotations", {}),
         )

@@ -1,0 +1,266 @@
+"""Avro in the Confluent wire format, with schemas kept in a schema registry.
+
+A value is ``0x00``, the writer schema's registry id as a 4-byte big-endian
+integer, then the Avro binary body. The subject is ``<topic>-value``
+(TopicNameStrategy), so any Confluent-compatible consumer can decode it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+from typing import Generic
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.serialization import SerializationContext
+
+from hoststream.config import Settings
+from hoststream.errors import (
+    ConfigurationError,
+    HoststreamError,
+    SchemaRegistryUnavailableError,
+    SerializationError,
+)
+from schemas._codec import R, decode, describe, encode
+from schemas._loader import AvroSchema, schema_for
+
+__all__ = [
+    "RegistryAvroDeserializer",
+    "RegistryAvroSerializer",
+    "SchemaRegistryUnavailableError",
+    "registry_client_for",
+]
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">BI")
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    # confluent-kafka talks HTTP through httpx2 when it is installed, else httpx;
+    # their errors share no base class, so catch both.
+    errors: list[type[Exception]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except ImportError:
+            continue
+    return tuple(errors)
+
+
+_TRANSPORT_ERRORS = _transport_errors()
+_REGISTRY_ERRORS: tuple[type[Exception], ...] = (SchemaRegistryError, *_TRANSPORT_ERRORS)
+
+
+def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
+    """A registry client for ``settings.schema_registry_url``, or None when it is unset.
+
+    Raises:
+        ConfigurationError: the URL is invalid, or only one of username and
+            password is set.
+    """
+    if settings.schema_registry_url is None:
+        return None
+    conf: dict[str, object] = {"url": settings.schema_registry_url}
+    username = settings.schema_registry_username
+    password = settings.schema_registry_password
+    if (username is None) != (password is None):
+        missing = "PASSWORD" if password is None else "USERNAME"
+        raise ConfigurationError(
+            f"HOSTSTREAM_SCHEMA_REGISTRY_{missing}",
+            "set both HOSTSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD, or neither",
+        )
+    if username is not None and password is not None:
+        conf["basic.auth.user.info"] = f"{username}:{password.get_secret_value()}"
+    try:
+        return SchemaRegistryClient(conf)
+    except (ValueError, TypeError) as exc:
+        # The client's messages name the problem but never the password.
+        raise ConfigurationError("HOSTSTREAM_SCHEMA_REGISTRY_URL", str(exc)) from exc
+
+
+def _registry_failure(exc: Exception, doing: str) -> HoststreamError:
+    """Sort a registry call's failure by what the caller should do about it.
+
+    Only a refusal that concerns the schema is a SerializationError: sinks send
+    those messages to the dead-letter topic, which would be wrong for an
+    outage (retry) or for bad credentials (fix the configuration).
+    """
+    if (
+        not isinstance(exc, SchemaRegistryError)
+        or not 400 <= exc.http_status_code < 500
+        or exc.http_status_code in (408, 429)  # a timeout or rate limit passes with time
+    ):
+        return SchemaRegistryUnavailableError(
+            f"{doing}: the schema registry did not answer ({type(exc).__name__}: {exc});"
+            " check HOSTSTREAM_SCHEMA_REGISTRY_URL and that the registry is running, then retry"
+        )
+    status = exc.http_status_code
+    if status in (401, 403):
+        return ConfigurationError(
+            "HOSTSTREAM_SCHEMA_REGISTRY_USERNAME",
+            f"{doing}: the registry refused the credentials (HTTP {status});"
+            " check HOSTSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD",
+        )
+    return SerializationError(f"{doing}: the registry refused (HTTP {status}): {exc.error_message}")
+
+
+class RegistryAvroSerializer(Generic[R]):
+    """Encodes records in the Confluent wire format under the subject ``<topic>-value``.
+
+    Call it like confluent-kafka's serializers: ``serializer(record, ctx)``. The
+    schema id is looked up once per subject, then cached.
+    """
+
+    __slots__ = ("_auto_register", "_client", "_prefixes", "_schema")
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        record_type: type[R],
+        *,
+        schema: AvroSchema | None = None,
+        auto_register: bool = True,
+    ) -> None:
+        """
+        Args:
+            client: the schema registry, e.g. from :func:`registry_client_for`.
+            record_type: the record class this serializer encodes.
+            schema: the writer schema; default: the record type's current schema.
+            auto_register: register the schema under the subject when it is not
+                there yet (producers); False only looks it up and fails if absent.
+        """
+        self._client = client
+        self._schema = schema if schema is not None else schema_for(record_type)
+        self._auto_register = auto_register
+        # (topic, field) -> the 5-byte header: one dict lookup per message.
+        self._prefixes: dict[tuple[str, str], bytes] = {}
+
+    @property
+    def schema(self) -> AvroSchema:
+        """The writer schema."""
+        return self._schema
+
+    def __call__(self, obj: R, ctx: SerializationContext | None = None, /) -> bytes:
+        if ctx is None:
+            raise SerializationError(
+                "the schema registry serializer needs a SerializationContext naming the topic:"
+                " the subject is <topic>-value"
+            )
+        prefix = self._prefixes.get((ctx.topic, ctx.field))
+        if prefix is None:
+            prefix = _HEADER.pack(MAGIC_BYTE, self._schema_id(ctx))
+            self._prefixes[(ctx.topic, ctx.field)] = prefix
+        return encode(prefix, self._schema, obj, ctx)
+
+    def schema_id(self, ctx: SerializationContext) -> int:
+        """The registry id of the writer schema under ``ctx``'s subject (cached)."""
+        prefix = self._prefixes.get((ctx.topic, ctx.field))
+        if prefix is not None:
+            return int(_HEADER.unpack(prefix)[1])
+        return self._schema_id(ctx)
+
+    def _schema_id(self, ctx: SerializationContext) -> int:
+        subject = ctx.topic + "-" + ctx.field
+        schema = Schema(self._schema.text, "AVRO")
+        doing = f"{'registering' if self._auto_register else 'looking up'} {self._schema.full_name}"
+        doing += f" under subject {subject!r}"
+        schema_id: int | None
+        try:
+            if self._auto_register:
+                schema_id = self._client.register_schema(subject, schema)
+            else:
+                schema_id = self._client.lookup_schema(subject, schema).schema_id
+        except _REGISTRY_ERRORS as exc:
+            raise _registry_failure(exc, doing) from exc
+        if not isinstance(schema_id, int):
+            raise SerializationError(f"{doing}: the registry answered without a schema id")
+        return schema_id
+
+
+class RegistryAvroDeserializer(Generic[R]):
+    """Decodes Confluent wire-format values into records, resolving to the current schema.
+
+    The writer schema is fetched from the registry by the id in the value (once
+    per id), so data written with older or newer compatible versions decodes.
+    """
+
+    __slots__ = ("_client", "_record_type", "_schema", "_writers")
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        record_type: type[R],
+        *,
+        schema: AvroSchema | None = None,
+    ) -> None:
+        """
+        Args:
+            client: the schema registry, e.g. from :func:`registry_client_for`.
+            record_type: the record class to build.
+            schema: the reader schema; default: the record type's current schema.
+        """
+        self._client = client
+        self._record_type = record_type
+        self._schema = schema if schema is not None else schema_for(record_type)
+        # schema id -> (writer schema, reader schema or None when they are the same)
+        self._writers: dict[int, tuple[AvroSchema, AvroSchema | None]] = {}
+
+    @property
+    def schema(self) -> AvroSchema:
+        """The reader schema."""
+        return self._schema
+
+    def __call__(self, data: bytes | None, ctx: SerializationContext | None = None, /) -> R:
+        if data is None:
+            raise SerializationError(f"message{describe(ctx)} has no value (a tombstone)")
+        if len(data) < _HEADER.size:
+            raise SerializationError(
+                f"value{describe(ctx)} is {len(data)} byte(s), too short for the Confluent"
+                f" wire format (magic byte and 4-byte schema id)"
+            )
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise SerializationError(
+                f"value{describe(ctx)} starts with 0x{data[0]:02x}, not the Confluent wire"
+                f" format's magic byte 0x00"
+            )
+        entry = self._writers.get(schema_id)
+        if entry is None:
+            entry = self._resolve(schema_id, ctx)
+        return decode(
+            data, _HEADER.size, entry[0], entry[1], record_type=self._record_type, ctx=ctx
+        )
+
+    def _resolve(
+        self, schema_id: int, ctx: SerializationContext | None
+    ) -> tuple[AvroSchema, AvroSchema | None]:
+        try:
+            registered = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise SerializationError(
+                    f"value{describe(ctx)} names schema id {schema_id}, which the registry"
+                    " does not know"
+                ) from exc
+            raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
+        if registered.schema_type not in (None, "AVRO") or registered.schema_str is None:
+            raise SerializationError(
+                f"value{describe(ctx)} names schema id {schema_id}, a"
+                f" {registered.schema_type} schema, not Avro"
+            )
+        writer = AvroSchema.from_json(
+            registered.schema_str, source=f"registry schema id {schema_id}"
+        )
+        if writer.full_name not in self._schema.names:
+            # Caught here rather than by fastavro for a message that says what happened.
+            raise SerializationError(
+                f"value{describe(ctx)} was written with schema id {schema_id}, a"
+                f" {writer.full_name}, which does not resolve to {self._schema.full_name};"
+                " was it produced to the wrong topic?"
+            )
+        same = writer.canonical_form == self._schema.canonical_form
+        entry = (writer, None if same else self._schema)
+        self._writers[schema_id] = entry
+        return entry
