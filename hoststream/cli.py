@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
 from hoststream.stack import Stack
 from hoststream.telemetry import configure_logging
+
+if TYPE_CHECKING:
+    from producers.agent import EventSource
 
 __all__ = ["app", "main"]
 
@@ -93,6 +96,75 @@ def _print_status(stack: Stack) -> bool:
         table.add_row(st.name, st.address, str(st.pid or "-"), health)
     Console().print(table)
     return all_ok
+
+
+@app.command("produce")
+def produce(
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between collections (HOSTSTREAM_COLLECT_INTERVAL_S)."),
+    ] = None,
+    simulate_hosts: Annotated[
+        int, typer.Option(help="Produce for N simulated hosts instead of this one.")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 1,
+    speedup: Annotated[
+        float, typer.Option(help="Simulated time runs this many times faster (simulation only).")
+    ] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until signalled).")
+    ] = None,
+) -> None:
+    """Collect this host's metrics (or simulate a fleet) and publish them to Kafka."""
+    import threading
+
+    from producers.agent import (
+        HostEvents,
+        create_metric_topics,
+        install_stop_signals,
+        run_producer,
+    )
+    from producers.collectors import default_collectors
+    from producers.publisher import EventPublisher
+    from schemas import MetricEvent, codec_for
+
+    if simulate_hosts < 0:
+        raise ConfigurationError("--simulate-hosts", "must be 0 or more")
+    if speedup <= 0 or (speedup != 1.0 and not simulate_hosts):
+        raise ConfigurationError("--speedup", "must be positive, and is for simulation only")
+    cfg = settings(collect_interval_s=interval)
+    configure_logging("producer", cfg.log_level, cfg.log_format)
+    source: EventSource
+    if simulate_hosts:
+        from producers.simulation import SimulatedFleet
+
+        source = SimulatedFleet(simulate_hosts, seed=seed)
+    else:
+        source = HostEvents(default_collectors(), cfg.host_id, cfg.host_labels)
+    create_metric_topics(cfg, source.families)
+    publisher = EventPublisher(cfg, codec_for(cfg, MetricEvent).serializer)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    report = run_producer(
+        cfg,
+        source,
+        publisher,
+        stop,
+        interval_s=cfg.collect_interval_s,
+        speedup=speedup,
+        duration_s=duration,
+        pace=bool(simulate_hosts),
+    )
+    console.print(
+        f"produced {report.events} events ({report.samples} samples) in "
+        f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
+        f"{report.samples_per_second:.0f} samples/s; dropped {report.dropped}, "
+        f"unacknowledged at exit {report.unflushed}, ticks {report.ticks} "
+        f"(skipped {report.skipped_ticks})",
+        highlight=False,
+    )
+    if report.unflushed:
+        raise typer.Exit(1)
 
 
 @app.command("run")

@@ -1,0 +1,169 @@
+"""Publishes metric events to Kafka without ever blocking the collector.
+
+librdkafka's local queue is the bounded buffer: while the brokers are away,
+events wait there (``message.timeout.ms=0``: no expiry), and once it is full
+new events are dropped and counted rather than growing memory. Logging of
+drops and failures is summarised once per interval, not once per event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from hoststream.config import Settings
+from hoststream.kafka import metric_topic, producer_config
+from schemas.records import MetricEvent
+
+__all__ = ["EventPublisher", "PublisherMetrics"]
+
+log = logging.getLogger(__name__)
+
+Serializer = Callable[[Any, SerializationContext], bytes]
+
+
+class PublisherMetrics:
+    """The producer's Prometheus metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kwargs: dict[str, Any] = {"registry": registry} if registry is not None else {}
+        self.produced = Counter(
+            "hoststream_producer_events_total",
+            "Metric events acknowledged by Kafka.",
+            ["family"],
+            **kwargs,
+        )
+        self.dropped = Counter(
+            "hoststream_producer_events_dropped_total",
+            "Metric events dropped because the local buffer was full.",
+            ["family"],
+            **kwargs,
+        )
+        self.failed = Counter(
+            "hoststream_producer_delivery_failures_total",
+            "Metric events Kafka did not acknowledge.",
+            ["family", "error"],
+            **kwargs,
+        )
+        self.buffered = Gauge(
+            "hoststream_producer_buffered_events",
+            "Events waiting in the local buffer for Kafka's acknowledgement.",
+            **kwargs,
+        )
+
+
+class EventPublisher:
+    """Serialises :class:`MetricEvent` objects and produces them, keyed by host.
+
+    Args:
+        settings: Kafka address, security and buffer size.
+        serializer: turns an event into the value bytes (a codec from :mod:`schemas`).
+        metrics: where to count produced, dropped and failed events.
+        producer: a ready producer; by default one built from ``settings``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        serializer: Serializer,
+        metrics: PublisherMetrics | None = None,
+        producer: Producer | None = None,
+        summary_interval_s: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self._serializer = serializer
+        self.metrics = metrics or PublisherMetrics(CollectorRegistry())
+        self._producer = producer or Producer(
+            producer_config(settings, **{"message.timeout.ms": 0, "error_cb": self._on_error})
+        )
+        self._topics: dict[str, str] = {}
+        self._summary_interval_s = summary_interval_s
+        self._lock = threading.Lock()
+        self._dropped_since_summary = 0
+        self._failed_since_summary = 0
+        self._last_error: str | None = None
+        self._last_summary = time.monotonic()
+        self.acknowledged = 0
+
+    def _topic(self, family: str) -> str:
+        topic = self._topics.get(family)
+        if topic is None:
+            topic = self._topics[family] = metric_topic(self._settings, family)
+        return topic
+
+    def publish(self, event: MetricEvent) -> bool:
+        """Queue one event; False if the buffer was full and it was dropped."""
+        topic = self._topic(event.family)
+        value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
+        family = event.family
+        try:
+            self._producer.produce(
+                topic,
+                key=event.host.encode(),
+                value=value,
+                timestamp=event.timestamp_ms,
+                on_delivery=lambda err, msg: self._on_delivery(family, err, msg),
+            )
+        except BufferError:
+            self.metrics.dropped.labels(family).inc()
+            with self._lock:
+                self._dropped_since_summary += 1
+            self._producer.poll(0)
+            return False
+        self._producer.poll(0)
+        return True
+
+    def _on_delivery(self, family: str, err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            self.metrics.produced.labels(family).inc()
+            self.acknowledged += 1
+            return
+        self.metrics.failed.labels(family, err.name()).inc()
+        with self._lock:
+            self._failed_since_summary += 1
+            self._last_error = err.str()
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Broker-down errors repeat every few seconds; they go into the summary.
+        with self._lock:
+            self._last_error = err.str()
+
+    def service(self) -> None:
+        """Serve delivery callbacks and log the interval's summary if one is due."""
+        self._producer.poll(0)
+        self.metrics.buffered.set(len(self._producer))
+        now = time.monotonic()
+        if now - self._last_summary < self._summary_interval_s:
+            return
+        with self._lock:
+            dropped, failed = self._dropped_since_summary, self._failed_since_summary
+            error = self._last_error
+            self._dropped_since_summary = self._failed_since_summary = 0
+            self._last_error = None
+            self._last_summary = now
+        if dropped or failed or error:
+            log.warning(
+                "last %.0fs: %d event(s) dropped (buffer full), %d delivery failure(s), "
+                "%d buffered; last Kafka error: %s",
+                self._summary_interval_s,
+                dropped,
+                failed,
+                len(self._producer),
+                error or "none",
+            )
+
+    def buffered(self) -> int:
+        return len(self._producer)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for every buffered event; return how many remain."""
+        remaining: int = self._producer.flush(timeout_s)
+        self.metrics.buffered.set(remaining)
+        return remaining
