@@ -18,7 +18,7 @@ from typer.exceptions import TyperException
 from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
 from hoststream.stack import Stack
-from hoststream.telemetry import configure_logging
+from hoststream.telemetry import configure_logging, serve_metrics
 
 if TYPE_CHECKING:
     from producers.agent import EventSource
@@ -125,7 +125,7 @@ def produce(
         run_producer,
     )
     from producers.collectors import default_collectors
-    from producers.publisher import EventPublisher
+    from producers.publisher import EventPublisher, PublisherMetrics
     from schemas import MetricEvent, codec_for
 
     if simulate_hosts < 0:
@@ -142,7 +142,8 @@ def produce(
     else:
         source = HostEvents(default_collectors(), cfg.host_id, cfg.host_labels)
     create_metric_topics(cfg, source.families)
-    publisher = EventPublisher(cfg, codec_for(cfg, MetricEvent).serializer)
+    publisher = EventPublisher(cfg, codec_for(cfg, MetricEvent).serializer, PublisherMetrics())
+    serve_metrics(cfg.metrics_port)
     stop = threading.Event()
     install_stop_signals(stop)
     report = run_producer(

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"
+    #: Port of this component's Prometheus ``/metrics`` on 127.0.0.1 (unset: not served).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Producer
     host_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=253)

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from hoststream.config import Settings
@@ -24,10 +26,19 @@ __all__ = ["Component", "pipeline_components", "run_pipeline"]
 
 @dataclass
 class Component:
-    """One pipeline process started by ``hoststream run``."""
+    """One pipeline process started by ``hoststream run``.
+
+    Args:
+        name: shown in the status line; also the log file's name.
+        args: the ``hoststream`` sub-command and its options.
+        metrics_port: where the component serves ``/metrics`` on loopback.
+        headline: the counter the status line shows for this component.
+    """
 
     name: str
     args: list[str]
+    metrics_port: int
+    headline: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str], logdir: Path) -> None:
@@ -35,7 +46,7 @@ class Component:
         with (logdir / f"{self.name}.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "hoststream", *self.args],
-                env=env,
+                env={**env, "HOSTSTREAM_METRICS_PORT": str(self.metrics_port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -47,6 +58,19 @@ class Component:
             return "not started"
         code = self.process.poll()
         return "running" if code is None else f"exited {code}"
+
+    def headline_value(self) -> float | None:
+        """The headline counter summed over its labels, scraped from ``/metrics``."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1.0).text
+        except httpx.HTTPError:
+            return None
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == self.headline:
+                    total += sample.value
+        return total
 
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -60,9 +84,20 @@ class Component:
 
 
 def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
-    """The components that exist in this version of hoststream, in start order."""
-    del cfg, simulate_hosts  # each component issue adds its own entry here
-    return []
+    """The pipeline's processes, in start order."""
+    produced = "hoststream_producer_events_total"
+    components = [
+        Component(
+            "producer", ["produce", "--interval", str(cfg.collect_interval_s)], 9101, produced
+        )
+    ]
+    if simulate_hosts:
+        components.append(
+            Component(
+                "simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], 9102, produced
+            )
+        )
+    return components
 
 
 def run_pipeline(
@@ -84,7 +119,7 @@ def run_pipeline(
         with console.status("") as status:
             while duration is None or time.monotonic() - started < duration:
                 elapsed = time.monotonic() - started
-                parts = [f"{c.name}: {c.state}" for c in components] or ["stack only"]
+                parts = [_describe(c) for c in components]
                 healthy = sum(s.healthy for s in stack.status())
                 status.update(
                     f"[{elapsed:6.0f}s] services healthy {healthy}/{len(stack.services())} | "
@@ -96,3 +131,11 @@ def run_pipeline(
     finally:
         for component in reversed(components):
             component.stop()
+
+
+def _describe(component: Component) -> str:
+    state = component.state
+    if state != "running":
+        return f"{component.name}: [red]{state}[/]"
+    value = component.headline_value()
+    return f"{component.name}: {value:.0f}" if value is not None else f"{component.name}: starting"

@@ -11,7 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "serve_metrics"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,3 +47,12 @@ def configure_logging(component: str, level: str = "INFO", fmt: str = "console")
     # librdkafka and aiokafka are chatty at INFO.
     for noisy in ("aiokafka", "kafka", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
+    """Serve the default Prometheus registry at ``http://host:port/metrics``."""
+    if port is None:
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)
