@@ -1,0 +1,2 @@
+-- The schema registry keeps its schemas in PostgreSQL, so ids survive restarts.
+CREATE DATABASE apicurio_registry;
