@@ -54,7 +54,7 @@ def settings(**overrides: object) -> Settings:
 
 
 def stack_for(cfg: Settings, brokers: int = 1) -> Stack:
-    return Stack(cfg.state_dir, cfg.lib_dir, brokers=brokers)
+    return Stack(cfg.state_dir, cfg.lib_dir, brokers=brokers, port_offset=cfg.stack_port_offset)
 
 
 @stack_app.command("up")

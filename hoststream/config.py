@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".hoststream")
     lib_dir: Path | None = None  # default: <state_dir>/lib
     java_home: Path | None = None  # default: the first suitable JDK found
+    #: Added to every port of the local stack, for a second stack on one machine.
+    stack_port_offset: int = Field(default=0, ge=0, le=20000)
 
     @field_validator("kafka_bootstrap")
     @classmethod

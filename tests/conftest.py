@@ -22,6 +22,8 @@ from hoststream.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = REPO / ".hoststream"
+#: HOSTSTREAM_STACK_PORT_OFFSET lets a second checkout test beside a running stack.
+PORT_OFFSET = load_settings().stack_port_offset
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,7 @@ def services() -> Iterator[Settings]:
     if os.environ.get("HOSTSTREAM_KAFKA_BOOTSTRAP"):
         yield load_settings()
         return
-    stack = Stack(STATE_DIR)
+    stack = Stack(STATE_DIR, port_offset=PORT_OFFSET)
     already_up = all(s.healthy for s in stack.status())
     env = stack.up()
     os.environ.update(env)
@@ -52,7 +54,13 @@ class Cluster:
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[Cluster]:
     """A three-broker KRaft cluster (RF 3, min ISR 2) beside the main stack."""
-    stack = Stack(STATE_DIR / "cluster", lib=STATE_DIR / "lib", brokers=3, services=["kafka"])
+    stack = Stack(
+        STATE_DIR / "cluster",
+        lib=STATE_DIR / "lib",
+        brokers=3,
+        services=["kafka"],
+        port_offset=PORT_OFFSET,
+    )
     already_up = all(s.healthy for s in stack.status())
     env = stack.up()
     try:

@@ -28,15 +28,19 @@ logger.state_change.level = warn
 """
 
 
-def broker_layout(brokers: int) -> list[tuple[int, int, int]]:
+def broker_layout(brokers: int, port_offset: int = 0) -> list[tuple[int, int, int]]:
     """(node id, client port, controller port) for each broker of a cluster.
 
     One broker keeps Kafka's usual 9092/9093; three brokers use N9092/N9093 so a
-    single-broker stack and a cluster can run side by side.
+    single-broker stack and a cluster can run side by side. ``port_offset``
+    moves every port, for a second stack on the same machine.
     """
     if brokers == 1:
-        return [(1, 9092, 9093)]
-    return [(n, n * 10000 + 9092, n * 10000 + 9093) for n in range(1, brokers + 1)]
+        return [(1, 9092 + port_offset, 9093 + port_offset)]
+    return [
+        (n, n * 10000 + 9092 + port_offset, n * 10000 + 9093 + port_offset)
+        for n in range(1, brokers + 1)
+    ]
 
 
 def new_cluster_id() -> str:
@@ -52,13 +56,18 @@ class KafkaBroker(LocalService):
     """One KRaft node that is both broker and controller."""
 
     def __init__(
-        self, paths: StackPaths, node_id: int, brokers: int, cluster_id_file: Path
+        self,
+        paths: StackPaths,
+        node_id: int,
+        brokers: int,
+        cluster_id_file: Path,
+        port_offset: int = 0,
     ) -> None:
         super().__init__(f"kafka-{node_id}", paths)
         self.node_id = node_id
         self.brokers = brokers
         self.cluster_id_file = cluster_id_file
-        layout = broker_layout(brokers)
+        layout = broker_layout(brokers, port_offset)
         _, self.port, self.controller_port = layout[node_id - 1]
         self.voters = ",".join(f"{n}@127.0.0.1:{c}" for n, _, c in layout)
 

@@ -33,6 +33,8 @@ class Stack:
         lib: where ``make install`` put the Kafka and registry jars.
         brokers: 1, or 3 for a KRaft cluster with replication factor 3.
         services: which service groups to manage (default: all of them).
+        port_offset: added to every port, so a second stack (another checkout,
+            a CI run) can run beside the first.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class Stack:
         lib: Path | None = None,
         brokers: int = 1,
         services: Iterable[str] = ALL_SERVICES,
+        port_offset: int = 0,
     ) -> None:
         if brokers not in (1, 3):
             raise StackError(f"--brokers must be 1 or 3, not {brokers}")
@@ -51,6 +54,7 @@ class Stack:
         self.paths = StackPaths(self.root, (lib or self.root / "lib").resolve())
         self.brokers = brokers
         self.groups = [s for s in ALL_SERVICES if s in set(services)]
+        self.port_offset = port_offset
 
     @property
     def env_file(self) -> Path:
@@ -64,7 +68,8 @@ class Stack:
         prefix = "kafka" if brokers == 1 else "kafka-cluster"
         cluster_id = self.paths.data(prefix) / "cluster-id"
         nodes = [
-            KafkaBroker(self.paths, n, brokers, cluster_id) for n, _, _ in broker_layout(brokers)
+            KafkaBroker(self.paths, n, brokers, cluster_id, self.port_offset)
+            for n, _, _ in broker_layout(brokers)
         ]
         if brokers == 1:
             nodes[0].name = "kafka"
@@ -72,19 +77,22 @@ class Stack:
 
     def services(self, brokers: int | None = None) -> list[LocalService]:
         brokers = brokers or self.brokers
-        postgres = PostgresServer(self.paths, PG_PORT)
+        offset = self.port_offset
+        postgres = PostgresServer(self.paths, PG_PORT + offset)
         result: list[LocalService] = []
         for group in self.groups:
             if group == "postgres":
                 result.append(postgres)
             elif group == "victoriametrics":
-                result.append(VictoriaMetrics(self.paths, VM_PORT))
+                result.append(VictoriaMetrics(self.paths, VM_PORT + offset))
             elif group == "kafka":
                 result.extend(self._brokers(brokers))
             elif group == "schema-registry":
                 jdbc = postgres.jdbc_url("apicurio_registry") if "postgres" in self.groups else None
                 result.append(
-                    SchemaRegistry(self.paths, REGISTRY_PORT, REGISTRY_MANAGEMENT_PORT, jdbc)
+                    SchemaRegistry(
+                        self.paths, REGISTRY_PORT + offset, REGISTRY_MANAGEMENT_PORT + offset, jdbc
+                    )
                 )
         return result
 

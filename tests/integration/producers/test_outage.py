@@ -16,7 +16,7 @@ from hoststream.stack import Stack
 from producers.agent import create_metric_topics
 from producers.publisher import EventPublisher
 from schemas import MetricEvent, Sample, codec_for
-from tests.conftest import STATE_DIR
+from tests.conftest import PORT_OFFSET, STATE_DIR
 from tests.kafka_helpers import drain
 
 BUFFER = 200
@@ -45,7 +45,9 @@ def test_outage_bounded_buffer_counted_drops_and_resume(services: Settings, uniq
     assert publisher.publish(event(0))  # registers the schema while the broker is up
     assert publisher.flush(30) == 0
 
-    [broker] = [s for s in Stack(STATE_DIR).services() if s.name == "kafka"]
+    [broker] = [
+        s for s in Stack(STATE_DIR, port_offset=PORT_OFFSET).services() if s.name == "kafka"
+    ]
     broker.stop()
     try:
         accepted = 1

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from hoststream.stack import Stack
-from tests.conftest import STATE_DIR
+from tests.conftest import PORT_OFFSET, STATE_DIR
 
 
 def hoststream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,13 +29,13 @@ def test_stack_status_lists_every_service(services) -> None:
 
 
 def test_stack_up_is_idempotent(services) -> None:
-    before = {s.name: s.pid for s in Stack(STATE_DIR).status()}
+    before = {s.name: s.pid for s in Stack(STATE_DIR, port_offset=PORT_OFFSET).status()}
     result = hoststream("stack", "up")
     assert result.returncode == 0, result.stderr
-    after = {s.name: s.pid for s in Stack(STATE_DIR).status()}
+    after = {s.name: s.pid for s in Stack(STATE_DIR, port_offset=PORT_OFFSET).status()}
     assert before == after
     env_lines = (STATE_DIR / "stack.env").read_text().splitlines()
-    assert "HOSTSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:9092" in env_lines
+    assert f"HOSTSTREAM_KAFKA_BOOTSTRAP=127.0.0.1:{9092 + PORT_OFFSET}" in env_lines
 
 
 def test_bad_configuration_exits_2_naming_the_setting() -> None:
