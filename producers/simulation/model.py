@@ -1,0 +1,307 @@
+"""One simulated host's samples, family by family, at any instant.
+
+Counters are affine in two quantities the host's :class:`Activity` gives for
+the instant: seconds since boot and busy-seconds since boot. Each series has
+its constants, computed once here, so a tick costs a multiply-add per sample.
+Gauges are levels derived from the host's current busy fraction, with noise
+hashed from the instant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from producers.collectors.names import (
+    BOOT_TIME,
+    CONTEXT_SWITCHES,
+    CPU_MODES,
+    CPU_SECONDS,
+    DISKSTATS_COUNTERS,
+    FILESYSTEM_GAUGES,
+    FORKS,
+    INTERRUPTS,
+    LOAD_AVERAGES,
+    MEMINFO_FIELDS,
+    NETDEV_COUNTERS,
+    PROCESS_STATES_ALWAYS,
+    PROCESSES_STATE,
+    PROCS_BLOCKED,
+    PROCS_RUNNING,
+    meminfo_metric,
+)
+from producers.simulation.activity import MAX_LEVEL, Activity
+from producers.simulation.hashing import derive, units
+from producers.simulation.profile import HostProfile
+from schemas.records import FAMILIES, MetricKind, Sample
+
+__all__ = ["HostModel"]
+
+_COUNTER = MetricKind.COUNTER
+_GAUGE = MetricKind.GAUGE
+_NO_LABELS: dict[str, str] = {}
+# Share of activity-driven counters that grows regardless of load (cron,
+# heartbeats, replication); the rest follows the busy fraction.
+_STEADY = 0.3
+_MEMINFO_NAMES = tuple(meminfo_metric(f) for f in MEMINFO_FIELDS)
+
+# Label dicts are shared by every host and tick: ~1000 hosts x 200 series would
+# otherwise hold a dict each. Samples never mutate their labels.
+_label_cache: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _labels(**labels: str) -> dict[str, str]:
+    key = tuple(labels.items())
+    cached = _label_cache.get(key)
+    if cached is None:
+        cached = _label_cache[key] = labels
+    return cached
+
+
+def _kb(value: float) -> int:
+    # /proc/meminfo counts in kB.
+    return int(value) >> 10 << 10
+
+
+class _Tick:
+    """What every family of one host needs at one instant, computed once."""
+
+    __slots__ = ("boot", "busy", "level", "shaped", "t", "uptime")
+
+    def __init__(self, activity: Activity, t: float) -> None:
+        self.t = t
+        self.boot = activity.boot_time(t)
+        self.uptime = t - self.boot
+        self.busy = activity.busy_since_boot(self.boot, t)
+        self.level = activity.level(t)
+        mean = activity.params.mean_level
+        # "Work done" since boot in mean-rate seconds: grows like uptime on an
+        # average day, faster at peaks and in episodes.
+        self.shaped = _STEADY * self.uptime + (1.0 - _STEADY) * self.busy / mean
+
+
+class HostModel:
+    """Samples of one simulated host.
+
+    Args:
+        profile: the host (see :func:`~producers.simulation.profile.make_profile`).
+    """
+
+    def __init__(self, profile: HostProfile) -> None:
+        self.profile = profile
+        self.activity = Activity(profile.key, profile.activity)
+        self._noise_keys = {f: derive(profile.key, 10, i) for i, f in enumerate(FAMILIES)}
+        self._tick: _Tick | None = None
+        self._cpu_rows = self._cpu_table()
+        self._disk_rows = self._diskstats_table()
+        self._net_rows = self._netdev_table()
+        self._builders: dict[str, Callable[[_Tick], list[Sample]]] = {
+            "cpu": self._cpu,
+            "memory": self._memory,
+            "disk": self._disk,
+            "network": self._network,
+            "system": self._system,
+        }
+
+    def samples(self, family: str, t: float) -> list[Sample]:
+        """The samples of ``family`` at ``t`` (seconds since the epoch)."""
+        tick = self._tick
+        if tick is None or tick.t != t:
+            tick = self._tick = _Tick(self.activity, t)
+        return self._builders[family](tick)
+
+    # --- tables of per-series constants -------------------------------------
+
+    def _cpu_table(self) -> list[tuple[dict[str, str], float, float]]:
+        """(labels, a, c): seconds in a mode = a * uptime + c * busy."""
+        user, nice, system, irq, softirq, steal = self.profile.busy_split
+        iowait = self.profile.iowait_ratio
+        rows = []
+        for cpu, weight in enumerate(self.profile.core_weights):
+            per_mode = {
+                "user": (0.0, weight * user),
+                "nice": (0.0, weight * nice),
+                "system": (0.0, weight * system),
+                # Whatever the CPU did not spend otherwise; its rate stays >= 0
+                # because weight * (1 + iowait) * MAX_LEVEL <= 1.
+                "idle": (1.0, -weight * (1.0 + iowait)),
+                "iowait": (0.0, weight * iowait),
+                "irq": (0.0, weight * irq),
+                "softirq": (0.0, weight * softirq),
+                "steal": (0.0, weight * steal),
+            }
+            if weight * (1.0 + iowait) * MAX_LEVEL > 1.0:
+                raise ValueError(f"CPU {cpu} of {self.profile.host_id} would be busier than 100%")
+            for mode in CPU_MODES:
+                a, c = per_mode[mode]
+                rows.append((_labels(cpu=str(cpu), mode=mode), a, c))
+        return rows
+
+    def _diskstats_table(self) -> list[tuple[str, dict[str, str], float, float]]:
+        """(name, labels, k, quantum): value = floor(shaped * k) * quantum."""
+        rows = []
+        max_shaped_rate = _STEADY + (1.0 - _STEADY) * MAX_LEVEL / self.profile.activity.mean_level
+        for dev in self.profile.block_devices:
+            labels = _labels(device=dev.name)
+            reads = dev.read_bytes_per_s / dev.read_size
+            writes = dev.write_bytes_per_s / dev.write_size
+            # Never busier than 90% of the time, even at the highest activity.
+            busy = min(dev.utilisation, 0.9 / max_shaped_rate)
+            per_field = {
+                "read_count": (reads, 1.0),
+                "read_merged_count": (reads * 0.08, 1.0),
+                "read_bytes": (dev.read_bytes_per_s / 512, 512.0),
+                "read_time": (reads * dev.latency_s * 1000, 0.001),
+                "write_count": (writes, 1.0),
+                "write_merged_count": (writes * 0.6, 1.0),
+                "write_bytes": (dev.write_bytes_per_s / 512, 512.0),
+                "write_time": (writes * dev.latency_s * 1500, 0.001),
+                "busy_time": (busy * 1000, 0.001),
+            }
+            for name, field, _ in DISKSTATS_COUNTERS:
+                k, quantum = per_field[field]
+                rows.append((name, labels, k, quantum))
+        return rows
+
+    def _netdev_table(self) -> list[tuple[str, dict[str, str], float]]:
+        """(name, labels, k): value = floor(shaped * k)."""
+        rows = []
+        for nic in self.profile.interfaces:
+            labels = _labels(device=nic.name)
+            per_field = {
+                "bytes_recv": nic.receive_bytes_per_s,
+                "bytes_sent": nic.transmit_bytes_per_s,
+                "packets_recv": nic.receive_bytes_per_s / nic.packet_size,
+                "packets_sent": nic.transmit_bytes_per_s / nic.packet_size,
+                "errin": nic.error_rate,
+                "errout": nic.error_rate * 0.5,
+                "dropin": nic.drop_rate,
+                "dropout": nic.drop_rate * 0.2,
+            }
+            rows += [(name, labels, per_field[field]) for name, field in NETDEV_COUNTERS]
+        return rows
+
+    # --- families --------------------------------------------------------------
+
+    def _cpu(self, tick: _Tick) -> list[Sample]:
+        up, busy = tick.uptime, tick.busy
+        return [
+            Sample(CPU_SECONDS, a * up + c * busy, labels, _COUNTER)
+            for labels, a, c in self._cpu_rows
+        ]
+
+    def _memory(self, tick: _Tick) -> list[Sample]:
+        p = self.profile
+        total = p.memory_bytes
+        n1, n2, _, _ = units(self._noise_keys["memory"], int(tick.t))
+        leak = p.leak_per_day * tick.uptime / 86_400.0
+        app = total * min(0.9, p.app_memory + 0.12 * tick.level + 0.01 * (n1 - 0.5) + leak)
+        slab = total * 0.03
+        reclaimable = slab * 0.6
+        buffers = total * 0.005 * (1.0 + 0.2 * n2)
+        shmem = total * 0.01
+        # The page cache fills during the first day of uptime, and yields to applications.
+        wanted_cache = total * p.page_cache * min(1.0, 0.2 + tick.uptime / 86_400.0)
+        cache = max(shmem, min(wanted_cache, total * 0.98 - app - slab - buffers))
+        free = max(0.0, total - app - slab - buffers - cache)
+        available = min(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
+        swap_used = p.swap_bytes * min(0.9, 0.01 + max(0.0, app / total - 0.75) * 4.0)
+        values = (
+            total,
+            _kb(free),
+            _kb(available),
+            _kb(buffers),
+            _kb(cache),
+            _kb(reclaimable),
+            _kb(shmem),
+            p.swap_bytes,
+            _kb(p.swap_bytes - swap_used),
+        )
+        return [
+            Sample(name, value, _NO_LABELS, _GAUGE)
+            for name, value in zip(_MEMINFO_NAMES, values, strict=True)
+        ]
+
+    def _disk(self, tick: _Tick) -> list[Sample]:
+        samples = []
+        n1, n2, _, _ = units(self._noise_keys["disk"], int(tick.t))
+        error, size_name, free_name, avail_name, files_name, files_free_name, ro_name = (
+            FILESYSTEM_GAUGES
+        )
+        for fs in self.profile.filesystems:
+            labels = _labels(device=fs.device, fstype=fs.fstype, mountpoint=fs.mountpoint)
+            phase = (tick.t / fs.fill_period_s + fs.fill_phase) % 1.0
+            used_fraction = fs.fill_low + (fs.fill_high - fs.fill_low) * phase
+            used = fs.size_bytes * min(1.0, used_fraction + 0.0005 * (n1 - 0.5))
+            free = (fs.size_bytes - int(used)) // 4096 * 4096
+            files_used = int(fs.inodes * (0.01 + 0.2 * used_fraction + 0.0001 * n2))
+            samples += [
+                Sample(error, 0.0, labels, _GAUGE),
+                Sample(size_name, fs.size_bytes, labels, _GAUGE),
+                Sample(free_name, free, labels, _GAUGE),
+                Sample(avail_name, max(0, free - fs.reserved_bytes), labels, _GAUGE),
+                Sample(files_name, fs.inodes, labels, _GAUGE),
+                Sample(files_free_name, fs.inodes - files_used, labels, _GAUGE),
+                Sample(ro_name, 0.0, labels, _GAUGE),
+            ]
+        shaped = tick.shaped
+        floor = math.floor
+        samples += [
+            Sample(name, floor(shaped * k) * quantum, labels, _COUNTER)
+            for name, labels, k, quantum in self._disk_rows
+        ]
+        return samples
+
+    def _network(self, tick: _Tick) -> list[Sample]:
+        shaped = tick.shaped
+        return [
+            Sample(name, int(shaped * k), labels, _COUNTER) for name, labels, k in self._net_rows
+        ]
+
+    def _system(self, tick: _Tick) -> list[Sample]:
+        p = self.profile
+        n1, n2, n3, n4 = units(self._noise_keys["system"], int(tick.t))
+        cores = p.cores
+        weight = sum(p.core_weights) / cores
+        running = 1 + int(cores * tick.level * (0.6 + 0.8 * n1))
+        blocked = int(tick.level * p.iowait_ratio * cores * 4.0 * n2)
+        samples = []
+        for name, window in zip(LOAD_AVERAGES, (60.0, 300.0, 900.0), strict=True):
+            start = max(tick.boot, tick.t - window)
+            if tick.t - start < 1.0:
+                busy_fraction = tick.level
+            else:
+                busy_fraction = (tick.busy - self.activity.busy_since_boot(tick.boot, start)) / (
+                    tick.t - start
+                )
+            # Load counts runnable and uninterruptible tasks; a busy fraction
+            # near 1 means a queue, so it grows faster than linearly there.
+            load = cores * weight * busy_fraction * (1.0 + busy_fraction) + blocked
+            samples.append(Sample(name, round(load, 2), _NO_LABELS, _GAUGE))
+        shaped = tick.shaped
+        samples += [
+            Sample(BOOT_TIME, tick.boot, _NO_LABELS, _GAUGE),
+            Sample(
+                CONTEXT_SWITCHES,
+                int(shaped * cores * p.context_switches_per_core_s),
+                _NO_LABELS,
+                _COUNTER,
+            ),
+            Sample(INTERRUPTS, int(shaped * cores * p.interrupts_per_core_s), _NO_LABELS, _COUNTER),
+            Sample(FORKS, int(shaped * p.forks_per_s), _NO_LABELS, _COUNTER),
+            Sample(PROCS_RUNNING, running, _NO_LABELS, _GAUGE),
+            Sample(PROCS_BLOCKED, blocked, _NO_LABELS, _GAUGE),
+        ]
+        states = {
+            "R": running,
+            "S": p.sleeping_processes + int(40 * tick.level * n4),
+            "D": blocked,
+            "Z": 1 if n3 < 0.02 else 0,
+            "T": 0,
+            "I": 20 + 3 * cores,
+        }
+        samples += [
+            Sample(PROCESSES_STATE, states[state], _labels(state=state), _GAUGE)
+            for state in PROCESS_STATES_ALWAYS
+        ]
+        return samples

@@ -1,0 +1,119 @@
+"""Simulated values depend on (seed, host, timestamp) only, not on call order or process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from producers.simulation import SimulatedFleet, host_id, make_profile
+from producers.simulation.hashing import derive, unit, units
+from schemas.records import MetricEvent
+
+T0 = 1_795_790_000_000  # 2026-11-27 14:33:20 UTC
+INTERVAL = 10_000
+
+
+def snapshot(events: Iterable[MetricEvent]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            e.host,
+            e.family,
+            e.timestamp_ms,
+            [(s.name, dict(s.labels), s.value, s.kind) for s in e.samples],
+        )
+        for e in events
+    ]
+
+
+def test_same_seed_same_events():
+    a = SimulatedFleet(20, seed=5)
+    b = SimulatedFleet(20, seed=5)
+
+    for tick in range(3):
+        ts = T0 + tick * INTERVAL
+        assert snapshot(a.events(ts, INTERVAL)) == snapshot(b.events(ts, INTERVAL))
+
+
+def test_call_order_does_not_matter():
+    forward = SimulatedFleet(6, seed=5)
+    backward = SimulatedFleet(6, seed=5)
+    stamps = [T0 + k * 3_600_000 for k in range(0, 24 * 7, 13)]  # across a week, reboots too
+
+    ahead = {ts: snapshot(forward.events(ts, INTERVAL)) for ts in stamps}
+    behind = {
+        ts: snapshot(backward.events(ts, INTERVAL, indices=reversed(range(6))))
+        for ts in reversed(stamps)
+    }
+
+    for ts in stamps:
+        assert sorted(ahead[ts], key=str) == sorted(behind[ts], key=str)
+
+
+def test_different_seeds_differ():
+    a = snapshot(SimulatedFleet(5, seed=1).events(T0, INTERVAL))
+    b = snapshot(SimulatedFleet(5, seed=2).events(T0, INTERVAL))
+
+    assert [e[0] for e in a] != [e[0] for e in b]  # ids carry the seed
+    assert [e[3] for e in a] != [e[3] for e in b]
+
+
+def test_another_process_with_another_hash_seed_gives_the_same_values():
+    code = (
+        "import json, sys\n"
+        "from producers.simulation import SimulatedFleet\n"
+        f"events = SimulatedFleet(4, seed=9).events({T0}, {INTERVAL})\n"
+        "print(json.dumps([[e.host, e.family, [[s.name, s.labels, s.value] for s in e.samples]]"
+        " for e in events]))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+        cwd=os.getcwd(),
+    )  # fmt: skip
+
+    here = [
+        [e.host, e.family, [[s.name, dict(s.labels), s.value] for s in e.samples]]
+        for e in SimulatedFleet(4, seed=9).events(T0, INTERVAL)
+    ]
+    assert json.loads(result.stdout) == json.loads(json.dumps(here))
+
+
+def test_host_ids_and_labels():
+    fleet = SimulatedFleet(3, seed=42)
+
+    assert list(fleet.host_ids) == ["sim-s42-h00000", "sim-s42-h00001", "sim-s42-h00002"]
+    assert host_id(42, 12345) == "sim-s42-h12345"
+    event = next(iter(fleet.events(T0, INTERVAL)))
+    assert event.host == "sim-s42-h00000"
+    assert event.host_labels["simulated"] == "true"
+    assert set(event.host_labels) == {"simulated", "role", "region"}
+    assert make_profile(42, 1) == make_profile(42, 1)
+
+
+def test_seq_counts_events_per_host_and_family():
+    fleet = SimulatedFleet(2, seed=1, families=("cpu", "system"))
+
+    first = list(fleet.events(T0, INTERVAL))
+    second = list(fleet.events(T0 + INTERVAL, INTERVAL, indices=[1]))
+
+    assert [(e.host[-1], e.family, e.seq) for e in first] == [
+        ("0", "cpu", 0), ("0", "system", 0), ("1", "cpu", 0), ("1", "system", 0),
+    ]  # fmt: skip
+    assert [(e.host[-1], e.family, e.seq) for e in second] == [("1", "cpu", 1), ("1", "system", 1)]
+    assert {e.interval_ms for e in first} == {INTERVAL}
+    assert {e.timestamp_ms for e in second} == {T0 + INTERVAL}
+
+
+def test_hash_helpers_are_uniform_and_independent():
+    key = derive(7, 1, 2)
+    draws = [unit(key, n) for n in range(20_000)]
+
+    assert all(0.0 <= d < 1.0 for d in draws)
+    assert abs(sum(draws) / len(draws) - 0.5) < 0.01
+    assert len(set(draws)) == len(draws)
+    assert derive(7, 1, 2) != derive(7, 2, 1)
+    assert all(0.0 <= u < 1.0 for u in units(key, 3))
