@@ -120,11 +120,11 @@ def produce(
 
     from producers.agent import (
         HostEvents,
+        collectors_for,
         create_metric_topics,
         install_stop_signals,
         run_producer,
     )
-    from producers.collectors import default_collectors
     from producers.publisher import EventPublisher, PublisherMetrics
     from schemas import MetricEvent, codec_for
 
@@ -140,7 +140,7 @@ def produce(
 
         source = SimulatedFleet(simulate_hosts, seed=seed)
     else:
-        source = HostEvents(default_collectors(), cfg.host_id, cfg.host_labels)
+        source = HostEvents(collectors_for(cfg), cfg.host_id, cfg.host_labels)
     create_metric_topics(cfg, source.families)
     publisher = EventPublisher(cfg, codec_for(cfg, MetricEvent).serializer, PublisherMetrics())
     serve_metrics(cfg.metrics_port)

@@ -8,6 +8,7 @@ start-up with a message that names the setting (see :func:`load_settings`).
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -85,6 +86,12 @@ class Settings(BaseSettings):
     host_labels: dict[str, str] = Field(default_factory=dict)
     collect_interval_s: float = Field(default=10.0, gt=0, le=3600)
     producer_buffer_max_messages: int = Field(default=100_000, ge=100)
+    # Collector filters, regular expressions. Unset: node_exporter 1.5's defaults
+    # (pseudo filesystems, loop and ram devices left out); empty: leave out nothing.
+    collect_mount_points_exclude: str | None = None
+    collect_fs_types_exclude: str | None = None
+    collect_disk_device_exclude: str | None = None
+    collect_network_device_exclude: str | None = None
 
     # API
     api_host: str = "127.0.0.1"
@@ -105,6 +112,21 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
+
+    @field_validator(
+        "collect_mount_points_exclude",
+        "collect_fs_types_exclude",
+        "collect_disk_device_exclude",
+        "collect_network_device_exclude",
+    )
+    @classmethod
+    def _is_regex(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
         return value
 
     @field_validator("topic_prefix")

@@ -14,12 +14,26 @@ from typing import Protocol
 
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, ensure_topics, metric_topic
-from producers.collectors import Collector
+from producers.collectors import (
+    DEFAULT_DISK_DEVICE_EXCLUDE,
+    DEFAULT_FS_TYPES_EXCLUDE,
+    DEFAULT_MOUNT_POINTS_EXCLUDE,
+    Collector,
+    HostSource,
+    default_collectors,
+)
 from producers.publisher import EventPublisher
 from producers.scheduler import AlignedTicker
 from schemas.records import MetricEvent
 
-__all__ = ["EventSource", "HostEvents", "ProducerReport", "install_stop_signals", "run_producer"]
+__all__ = [
+    "EventSource",
+    "HostEvents",
+    "ProducerReport",
+    "collectors_for",
+    "install_stop_signals",
+    "run_producer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +84,27 @@ class HostEvents:
                 host_labels=self.host_labels,
             )
             self._seq[family] += 1
+
+
+def collectors_for(settings: Settings, source: HostSource | None = None) -> list[Collector]:
+    """The collectors of ``source`` (default: this host), with the settings' filters."""
+
+    def pattern(configured: str | None, default: str | None) -> str | None:
+        if configured is None:
+            return default
+        return configured or None  # empty: filter nothing
+
+    return default_collectors(
+        source,
+        mount_points_exclude=pattern(
+            settings.collect_mount_points_exclude, DEFAULT_MOUNT_POINTS_EXCLUDE
+        ),
+        fs_types_exclude=pattern(settings.collect_fs_types_exclude, DEFAULT_FS_TYPES_EXCLUDE),
+        disk_device_exclude=pattern(
+            settings.collect_disk_device_exclude, DEFAULT_DISK_DEVICE_EXCLUDE
+        ),
+        network_device_exclude=pattern(settings.collect_network_device_exclude, None),
+    )
 
 
 @dataclass

@@ -72,3 +72,10 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError, match="frozen"):
         settings.kafka_bootstrap = "x:1"  # type: ignore[misc]
+
+
+def test_collector_filter_must_be_a_regex(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTSTREAM_COLLECT_DISK_DEVICE_EXCLUDE", "^(loop")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert error.value.setting == "HOSTSTREAM_COLLECT_DISK_DEVICE_EXCLUDE"

@@ -1,0 +1,57 @@
+"""The agent's wiring of settings to collectors, and its event numbering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hoststream.config import Settings
+from producers.agent import HostEvents, collectors_for
+from producers.collectors import RecordedSource, default_collectors
+
+SNAPSHOT = Path(__file__).parent / "data" / "debian12_vm_2cpu.json"
+
+
+EDGE_CASES = Path(__file__).parent / "data" / "edge_cases.json"
+
+
+def disk_devices(settings: Settings) -> set[str]:
+    [disk] = [
+        c
+        for c in collectors_for(settings, RecordedSource.from_file(EDGE_CASES))
+        if c.family == "disk"
+    ]
+    return {s.labels["device"] for s in disk.collect() if s.name.startswith("node_disk_")}
+
+
+def test_loop_devices_left_out_by_default_and_kept_when_the_filter_is_empty() -> None:
+    assert not any(d.startswith("loop") for d in disk_devices(Settings()))
+    assert "loop0" in disk_devices(Settings(collect_disk_device_exclude=""))
+    custom = disk_devices(Settings(collect_disk_device_exclude="^loop0$"))
+    assert "loop0" not in custom
+    assert "loop12" in custom
+        "x"
+    }
+
+
+def test_events_are_numbered_per_family_and_carry_host_labels() -> None:
+    collectors = default_collectors(RecordedSource.from_file(SNAPSHOT))
+    source = HostEvents(collectors, "h1", {"role": "db"})
+    first = list(source.events(10_000, 10_000))
+    second = list(source.events(20_000, 10_000))
+    assert [e.family for e in first] == ["cpu", "memory", "disk", "network", "system"]
+    assert {e.seq for e in first} == {0}
+    assert {e.seq for e in second} == {1}
+    assert all(e.host_labels == {"role": "db"} and e.host == "h1" for e in first)
+
+
+def test_a_failing_collector_does_not_stop_the_others() -> None:
+    class Broken:
+        family = "disk"
+
+        def collect(self):
+            raise OSError("stale NFS handle")
+
+    collectors = default_collectors(RecordedSource.from_file(SNAPSHOT), families=["cpu"])
+    source = HostEvents([*collectors, Broken()], "h1", {})
+    events = list(source.events(10_000, 10_000))
+    assert [e.family for e in events] == ["cpu"]

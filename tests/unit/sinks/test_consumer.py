@@ -1,0 +1,266 @@
+"""The consumer loop, over the in-memory doubles in ``doubles.py``."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sinks.consumer import BatchPolicy, SinkConsumer
+from sinks.dlq import (
+    HEADER_ERROR,
+    HEADER_ERROR_CLASS,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+    DeadLetterQueue,
+)
+from sinks.errors import SinkBackpressureError, SinkUnavailableError
+from sinks.metrics import SinkMetrics
+from sinks.retry import Backoff
+
+from .doubles import (
+    FakeClock,
+    FakeConsumer,
+    FakeProducer,
+    IntDecoder,
+    RecordingSink,
+    partition_log,
+)
+
+
+class Rig:
+    def __init__(self, logs, max_records=4, max_delay_s=1.0):
+        self.clock = FakeClock()
+        self.consumer = FakeConsumer(self.clock, logs)
+        self.producer = FakeProducer()
+        self.sink = RecordingSink()
+        self.decoder = IntDecoder()
+        self.registry = CollectorRegistry()
+        self.loop = SinkConsumer(
+            self.consumer,
+            sorted({t for t, _ in logs}),
+            sink=self.sink,
+            decoder=self.decoder,
+            dead_letters=DeadLetterQueue(self.producer, "recording"),
+            metrics=SinkMetrics(self.registry, "recording"),
+            policy=BatchPolicy(max_records=max_records, max_delay_s=max_delay_s),
+            backoff=Backoff(initial_s=1.0, max_s=8.0, rand=lambda: 1.0),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+        self.loop.subscribe()
+
+    def steps(self, n: int) -> None:
+        for _ in range(n):
+            self.loop.step()
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, {"sink": "recording", **labels})
+        return 0.0 if value is None else value
+
+
+def values(*ints: int) -> list[bytes]:
+    return [str(i).encode() for i in ints]
+
+
+def test_full_batches_are_written_then_committed() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(*range(10)))})
+    rig.steps(3)
+    assert rig.sink.writes == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert rig.consumer.committed == {("m", 0): 8}
+    assert rig.metric("hoststream_sink_records_written_total") == 8
+    assert rig.metric("hoststream_sink_batch_write_seconds_count") == 2
+
+
+def test_a_partial_batch_is_written_when_its_time_is_up() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=2.0)
+    rig.steps(1)
+    assert rig.sink.writes == []
+    rig.steps(20)  # each empty poll advances the fake clock by the poll timeout
+    assert rig.sink.writes == [[1, 2]]
+    assert rig.consumer.committed == {("m", 0): 2}
+
+
+def test_nothing_is_committed_while_the_destination_is_down_and_partitions_pause() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(*range(6)))})
+    rig.sink.failures = [SinkUnavailableError("down"), SinkUnavailableError("still down")]
+    rig.steps(1)
+    assert rig.consumer.commits == []
+    assert rig.loop.paused
+    assert rig.consumer.paused == {("m", 0)}
+    assert rig.metric("hoststream_sink_paused") == 1
+    # Polls go on while paused (membership stays alive) but bring nothing new.
+    rig.steps(3)
+    assert rig.loop.buffered == 4
+    for _ in range(100):
+        rig.loop.step()
+        if not rig.loop.paused:
+            break
+    assert not rig.loop.paused
+    assert rig.consumer.paused == set()
+    assert rig.sink.writes[:3] == [[0, 1, 2, 3]] * 3
+    assert rig.consumer.committed == {("m", 0): 4}
+    assert rig.metric("hoststream_sink_write_retries_total") == 2
+    rig.steps(20)
+    assert rig.sink.stored == [0, 1, 2, 3, 4, 5]
+    assert rig.consumer.committed == {("m", 0): 6}
+
+
+def test_retries_back_off_exponentially_and_honour_retry_after() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(*range(4)))})
+    rig.sink.failures = [
+        SinkUnavailableError("a"),
+        SinkUnavailableError("b"),
+        SinkBackpressureError(20.0),
+    ]
+    attempts: list[float] = []
+    while not rig.sink.stored and rig.clock.now < 2000:
+        before = len(rig.sink.writes)
+        rig.loop.step()
+        if len(rig.sink.writes) > before:
+            attempts.append(rig.clock.now)
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(attempts)]
+    # rand() == 1.0: delays are the ceilings 1, 2, then 20 from retry_after (over 4).
+    assert [round(g) for g in gaps] == [1, 2, 20]
+
+
+def test_undecodable_and_invalid_records_go_to_the_dead_letter_topic() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"\x00garbage", b"-5", b"13"])})
+    rig.steps(1)
+    assert rig.sink.stored == [1]
+    assert rig.consumer.committed == {("m", 0): 4}
+    sent = rig.producer.sent
+    assert [m["value"] for m in sent] == [b"\x00garbage", b"-5", b"13"]
+    assert {m["topic"] for m in sent} == {"m.dlq"}
+    first = dict(sent[0]["headers"])
+    assert first["h"] == b"1"  # the original headers travel on
+    assert first[HEADER_SOURCE_TOPIC] == b"m"
+    assert first[HEADER_SOURCE_PARTITION] == b"0"
+    assert first[HEADER_SOURCE_OFFSET] == b"1"
+    assert first[HEADER_ERROR_CLASS] == b"SerializationError"
+    assert b"not an int" in first[HEADER_ERROR]
+    assert dict(sent[1]["headers"])[HEADER_ERROR_CLASS] == b"InvalidRecordError"
+    assert (
+        rig.metric("hoststream_sink_records_dead_lettered_total", error="SerializationError") == 1
+    )
+    assert rig.metric("hoststream_sink_records_written_total") == 1
+
+
+def test_an_unacknowledged_dead_letter_holds_the_commit_without_rewriting() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3"])})
+    rig.producer.fail = 1
+    rig.steps(1)
+    assert rig.consumer.commits == []
+    assert rig.loop.paused
+    for _ in range(50):
+        rig.loop.step()
+        if rig.consumer.commits:
+            break
+    assert rig.consumer.committed == {("m", 0): 4}
+    assert rig.sink.writes == [[1, 2, 3]]  # stored once; only the dead letter was retried
+    assert [m["value"] for m in rig.producer.sent] == [b"bad"]
+
+
+def test_an_unavailable_registry_is_retried_not_dead_lettered() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"registry-down"])}, max_delay_s=0.1)
+    rig.decoder.down = 2
+    for _ in range(100):
+        rig.loop.step()
+        if rig.consumer.commits:
+            break
+    assert rig.producer.sent == []
+    assert rig.sink.stored == [1, 7]
+    assert rig.metric("hoststream_sink_write_retries_total") == 2
+
+
+def test_revoke_flushes_and_commits_what_is_held_for_revoked_partitions() -> None:
+    logs = {
+        ("m", 0): partition_log("m", 0, values(1, 2)),
+        ("m", 1): partition_log("m", 1, values(3)),
+    }
+    rig = Rig(logs, max_records=100, max_delay_s=60)
+    rig.steps(1)
+    assert rig.loop.buffered == 3
+    rig.consumer.revoke(("m", 1))
+    rig.steps(1)
+    assert sorted(rig.sink.stored) == [1, 2, 3]
+    assert rig.consumer.committed == {("m", 0): 2, ("m", 1): 1}
+    assert rig.consumer.assigned == {("m", 0)}
+
+
+def test_revoke_while_down_drops_the_revoked_records_uncommitted() -> None:
+    logs = {
+        ("m", 0): partition_log("m", 0, values(1, 2)),
+        ("m", 1): partition_log("m", 1, values(3)),
+    }
+    rig = Rig(logs, max_records=3)
+    rig.sink.failures = [SinkUnavailableError("down")]
+    rig.steps(1)
+    assert rig.loop.paused
+    rig.consumer.revoke(("m", 1))
+    for _ in range(50):
+        rig.loop.step()
+        if rig.consumer.commits:
+            break
+    # The new owner of m/1 reads 3 again from its last commit; nothing of it is committed here.
+    assert rig.consumer.committed == {("m", 0): 2}
+    assert rig.sink.writes[-1] == [1, 2]
+
+
+def test_partitions_assigned_while_paused_are_paused_too() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
+    rig.consumer.logs[("m", 1)] = partition_log("m", 1, values(5))
+    rig.consumer.positions[("m", 1)] = 0
+    rig.sink.failures = [SinkUnavailableError("down")] * 3
+    rig.steps(1)
+    rig.consumer.pending_assign = [("m", 1)]
+    rig.steps(1)
+    assert ("m", 1) in rig.consumer.paused
+    assert rig.loop.buffered == 4
+
+
+def test_stop_writes_and_commits_the_last_batch_then_closes() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=60)
+    stop = threading.Event()
+    real_step = rig.loop.step
+
+    def step_then_stop() -> None:
+        real_step()
+        stop.set()
+
+    rig.loop.step = step_then_stop  # type: ignore[method-assign]
+    rig.sink.failures = [SinkUnavailableError("blip")]
+    rig.loop.run(stop)
+    assert rig.sink.stored == [1, 2]
+    assert rig.consumer.committed == {("m", 0): 2}
+    assert rig.consumer.closed
+    assert rig.sink.closed
+
+
+def test_stop_gives_up_after_the_shutdown_timeout_without_committing() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1))}, max_records=100, max_delay_s=60)
+    rig.steps(1)
+    rig.sink.failures = [SinkUnavailableError("down")] * 1000
+    assert rig.loop.drain() is False
+    rig.loop.close()
+    assert rig.consumer.commits == []
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"), [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (6, 8.0)]
+)
+def test_backoff_doubles_up_to_the_cap(attempt: int, expected: float) -> None:
+    backoff = Backoff(initial_s=1.0, max_s=8.0, rand=lambda: 1.0)
+    delays = [backoff.next_delay() for _ in range(attempt + 1)]
+    assert delays[-1] == expected
+
+
+def test_backoff_jitter_keeps_half_of_the_delay() -> None:
+    backoff = Backoff(initial_s=4.0, max_s=8.0, rand=lambda: 0.0)
+    assert backoff.next_delay() == 2.0
+    assert backoff.next_delay(at_least_s=5.0) == 5.0
+    backoff.reset()
+    assert backoff.attempts == 0
