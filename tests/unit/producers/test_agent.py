@@ -29,8 +29,6 @@ def test_loop_devices_left_out_by_default_and_kept_when_the_filter_is_empty() ->
     custom = disk_devices(Settings(collect_disk_device_exclude="^loop0$"))
     assert "loop0" not in custom
     assert "loop12" in custom
-        "x"
-    }
 
 
 def test_events_are_numbered_per_family_and_carry_host_labels() -> None:
