@@ -19,6 +19,7 @@ from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
 from hoststream.stack import Stack
 from hoststream.telemetry import configure_logging, serve_metrics
+from hoststream.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 if TYPE_CHECKING:
     from producers.agent import EventSource
@@ -134,6 +135,7 @@ def produce(
         raise ConfigurationError("--speedup", "must be positive, and is for simulation only")
     cfg = settings(collect_interval_s=interval)
     configure_logging("producer", cfg.log_level, cfg.log_format)
+    tracer = configure_tracing(cfg, "producer")
     source: EventSource
     if simulate_hosts:
         from producers.simulation import SimulatedFleet
@@ -146,16 +148,20 @@ def produce(
     serve_metrics(cfg.metrics_port)
     stop = threading.Event()
     install_stop_signals(stop)
-    report = run_producer(
-        cfg,
-        source,
-        publisher,
-        stop,
-        interval_s=cfg.collect_interval_s,
-        speedup=speedup,
-        duration_s=duration,
-        pace=bool(simulate_hosts),
-    )
+    try:
+        report = run_producer(
+            cfg,
+            source,
+            publisher,
+            stop,
+            interval_s=cfg.collect_interval_s,
+            speedup=speedup,
+            duration_s=duration,
+            pace=bool(simulate_hosts),
+            tracer=tracer if tracing_enabled() else None,
+        )
+    finally:
+        shutdown_tracing()
     console.print(
         f"produced {report.events} events ({report.samples} samples) in "
         f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
@@ -166,6 +172,53 @@ def produce(
     )
     if report.unflushed:
         raise typer.Exit(1)
+
+
+@app.command("api")
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (HOSTSTREAM_API_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HOSTSTREAM_API_PORT).")] = None,
+) -> None:
+    """Serve the aggregate query API."""
+    from api.server import run_api
+
+    cfg = settings(api_host=host, api_port=port)
+    configure_logging("api", cfg.log_level, cfg.log_format)
+    run_api(cfg)
+
+
+@app.command("token")
+def token(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes: read:metrics, read:alerts.")
+    ] = "read:metrics,read:alerts",
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1, max=366 * 86400)] = 3600,
+    subject: Annotated[str, typer.Option(help="Who the token is for (the JWT's sub).")] = "cli",
+    api_key: Annotated[
+        bool, typer.Option("--api-key", help="Make a new API key instead of a JWT.")
+    ] = False,
+) -> None:
+    """Print a bearer token for the API, signed with the configured secret."""
+    import yaml
+
+    from api.auth import issue_jwt, new_api_key, resolve_secret
+
+    cfg = settings()
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    if api_key:
+        key, entry = new_api_key(wanted)
+        console.print("add this entry to the file named by HOSTSTREAM_API_KEYS_FILE:")
+        console.print(yaml.safe_dump([entry], sort_keys=False), highlight=False)
+        print(key)
+        return
+    secret = resolve_secret(cfg)
+    if secret is None:
+        raise ConfigurationError(
+            "HOSTSTREAM_API_SECRET", "not set, and no .hoststream/api-secret to fall back on"
+        )
+    print(issue_jwt(secret, subject, wanted, ttl))
 
 
 @app.command("run")

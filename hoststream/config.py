@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # Telemetry (unset: no export)
     otlp_endpoint: str | None = None
+    #: Also send log records over OTLP to ``otlp_endpoint`` (the JSON lines stay as they are).
+    otlp_logs: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"
     #: Port of this component's Prometheus ``/metrics`` on 127.0.0.1 (unset: not served).
@@ -96,7 +98,23 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    #: Signs and verifies the API's JWTs (HS256). Unset: ``<state_dir>/api-secret``
+    #: if that file exists (``hoststream run`` creates it for development).
     api_secret: SecretStr | None = None
+    #: YAML list of API keys, stored hashed (see ``hoststream token --api-key``).
+    api_keys_file: Path | None = None
+    #: Origins allowed to call the API from a browser (CORS); empty: none.
+    api_cors_origins: list[str] = Field(default_factory=list)
+    #: Requests per minute for each token, unless its key or JWT says otherwise.
+    api_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+
+    # Alert routing
+    alertmanager_url: str | None = None
+    alert_routes_file: Path | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    opsgenie_api_key: SecretStr | None = None
+    opsgenie_url: str = "https://api.opsgenie.com"
 
     # Local stack
     state_dir: Path = Path(".hoststream")

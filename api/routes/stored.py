@@ -1,0 +1,141 @@
+"""Aggregates and alerts as the SQL sink stored them."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from api.auth import Principal
+from api.context import ApiContext, context, require
+from api.models import AggregateOut, AggregatePage, AlertOut, AlertPage
+from api.routes.hosts import HOST_PATTERN
+from api.store import (
+    AggregateQuery,
+    AlertQuery,
+    decode_cursor,
+    encode_cursor,
+    fetch_aggregates,
+    fetch_alerts,
+)
+
+__all__ = ["MAX_RANGE_MS", "router"]
+
+router = APIRouter()
+
+#: A query spans at most 31 days; pages hold at most 1,000 rows.
+MAX_RANGE_MS = 31 * 86_400_000
+WINDOW_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def window_ms(window: str) -> int:
+    match = re.fullmatch(r"([0-9]{1,6})(ms|s|m|h|d)", window)
+    if not match or int(match.group(1)) == 0:
+        raise HTTPException(422, f"window {window!r} is not like 10s, 1m or 5m")
+    return int(match.group(1)) * WINDOW_UNITS[match.group(2)]
+
+
+def _cursor(cursor: str | None) -> list[Any] | None:
+    if cursor is None:
+        return None
+    try:
+        values = decode_cursor(cursor)
+    except ValueError as exc:
+        raise HTTPException(422, "cursor is not one this API gave out") from exc
+    if len(values) != 2:
+        raise HTTPException(422, "cursor is not one this API gave out")
+    return values
+
+
+def _unavailable(exc: psycopg.Error) -> HTTPException:
+    return HTTPException(503, f"the database did not answer ({type(exc).__name__})")
+
+
+@router.get("/api/v1/aggregates", response_model=AggregatePage, tags=["aggregates"])
+async def aggregates(
+    ctx: Annotated[ApiContext, Depends(context)],
+    _: Annotated[Principal, Depends(require("read:metrics"))],
+    host: Annotated[str, Query(pattern=HOST_PATTERN)],
+    metric: Annotated[str, Query(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")],
+    window: Annotated[str, Query(max_length=10)] = "1m",
+    start: Annotated[int | None, Query(ge=0, description="UTC milliseconds")] = None,
+    end: Annotated[int | None, Query(ge=0, description="UTC milliseconds")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AggregatePage:
+    """A host's aggregates of one metric and window size in a time range (default: last hour)."""
+    end_ms = end if end is not None else int(time.time() * 1000)
+    start_ms = start if start is not None else end_ms - 3_600_000
+    if start_ms >= end_ms:
+        raise HTTPException(422, "start must be before end")
+    if end_ms - start_ms > MAX_RANGE_MS:
+        raise HTTPException(422, "the range may span at most 31 days")
+    query = AggregateQuery(
+        host, metric, window_ms(window), start_ms, end_ms, limit, _cursor(cursor)
+    )
+    try:
+        rows, position = await fetch_aggregates(ctx.pool, query)
+    except psycopg.Error as exc:
+        raise _unavailable(exc) from exc
+    items = [
+        AggregateOut(
+            host=r["host"],
+            metric=r["metric"],
+            labels=r["labels"],
+            window=window,
+            window_start=r["window_start_ms"],
+            window_end=r["window_end_ms"],
+            count=r["count"],
+            sum=r["sum"],
+            min=r["min"],
+            max=r["max"],
+            mean=r["mean"],
+            last=r["last"],
+            p50=r["p50"],
+            p90=r["p90"],
+            p95=r["p95"],
+            p99=r["p99"],
+            rate_per_second=r["rate_per_second"],
+        )
+        for r in rows
+    ]
+    return AggregatePage(items=items, next_cursor=encode_cursor(position) if position else None)
+
+
+@router.get("/api/v1/alerts", response_model=AlertPage, tags=["alerts"])
+async def alerts(
+    ctx: Annotated[ApiContext, Depends(context)],
+    _: Annotated[Principal, Depends(require("read:alerts"))],
+    state: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
+    host: Annotated[str | None, Query(pattern=HOST_PATTERN)] = None,
+    severity: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AlertPage:
+    """Alerts, newest first, by state, host and severity."""
+    query = AlertQuery(state.upper() if state else None, host, severity, limit, _cursor(cursor))
+    try:
+        rows, position = await fetch_alerts(ctx.pool, query)
+    except psycopg.Error as exc:
+        raise _unavailable(exc) from exc
+    items = [
+        AlertOut(
+            dedup_key=r["dedup_key"],
+            rule=r["rule"],
+            state=r["state"].lower(),
+            severity=r["severity"],
+            host=r["host"],
+            metric=r["metric"],
+            labels=r["labels"],
+            annotations=r["annotations"],
+            value=r["value"],
+            threshold=r["threshold"],
+            starts_at=r["starts_at_ms"],
+            ends_at=r["ends_at_ms"],
+        )
+        for r in rows
+    ]
+    return AlertPage(items=items, next_cursor=encode_cursor(position) if position else None)
