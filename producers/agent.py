@@ -8,12 +8,16 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind, Tracer
+
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, ensure_topics, metric_topic
+from hoststream.tracing import inject_traceparent
 from producers.collectors import (
     DEFAULT_DISK_DEVICE_EXCLUDE,
     DEFAULT_FS_TYPES_EXCLUDE,
@@ -27,6 +31,8 @@ from producers.scheduler import AlignedTicker
 from schemas.records import MetricEvent
 
 __all__ = [
+    "COLLECT_SPAN",
+    "PRODUCE_SPAN",
     "EventSource",
     "HostEvents",
     "ProducerReport",
@@ -36,6 +42,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The span of one tick: collecting and queueing every event of one instant.
+#: Each message of the tick carries its ``traceparent``.
+PRODUCE_SPAN = "produce metrics"
+#: The child span of collecting (or simulating) the tick's events.
+COLLECT_SPAN = "collect"
 
 
 class EventSource(Protocol):
@@ -172,12 +184,17 @@ def run_producer(
     duration_s: float | None = None,
     flush_timeout_s: float = 30.0,
     pace: bool = False,
+    tracer: Tracer | None = None,
 ) -> ProducerReport:
     """Collect and publish at every aligned tick until ``stop`` is set or ``duration_s`` passes.
 
     Args:
         pace: spread each tick's events over the tick instead of sending them in
             one burst (load tests want a steady rate).
+        tracer: record a :data:`PRODUCE_SPAN` span per tick and send its
+            ``traceparent`` with each of the tick's messages; None (or the
+            no-op tracer of :func:`hoststream.tracing.configure_tracing` when
+            tracing is off): no span and no header.
     """
     report = ProducerReport()
     started = time.monotonic()
@@ -204,20 +221,51 @@ def run_producer(
         report.ticks += 1
         report.skipped_ticks += tick.skipped
         tick_start = time.monotonic()
-        events = list(source.events(tick.timestamp_ms, interval_ms))
-        report.collect_seconds += time.monotonic() - tick_start
-        for index, event in enumerate(events):
-            if publisher.publish(event):
-                report.events += 1
-                report.samples += len(event.samples)
-            else:
-                report.dropped += 1
-            if pace and index % 200 == 199:
-                ahead = tick_start + period_s * 0.9 * (index + 1) / len(events) - time.monotonic()
-                if ahead > 0:
-                    sleep(ahead)
-                if should_stop():
-                    break
+        # One span per tick, not per message: the messages of a tick share its
+        # traceparent, so tracing costs a span per interval whatever the fleet size.
+        tick_span = (
+            nullcontext(None)
+            if tracer is None
+            else tracer.start_as_current_span(
+                PRODUCE_SPAN,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "hoststream.tick.timestamp_ms": tick.timestamp_ms,
+                    "hoststream.tick.skipped": tick.skipped,
+                },
+            )
+        )
+        with tick_span as span:
+            # No header at all (None) when the tracer is the no-op one: its span is invalid.
+            headers = (inject_traceparent([]) or None) if span is not None else None
+            collect_span = (
+                nullcontext(None) if tracer is None else tracer.start_as_current_span(COLLECT_SPAN)
+            )
+            with collect_span:
+                events = list(source.events(tick.timestamp_ms, interval_ms))
+            report.collect_seconds += time.monotonic() - tick_start
+            sent = dropped = 0
+            for index, event in enumerate(events):
+                if publisher.publish(event, headers):
+                    sent += 1
+                    report.samples += len(event.samples)
+                else:
+                    dropped += 1
+                if pace and index % 200 == 199:
+                    ahead = (
+                        tick_start + period_s * 0.9 * (index + 1) / len(events) - time.monotonic()
+                    )
+                    if ahead > 0:
+                        sleep(ahead)
+                    if should_stop():
+                        break
+            report.events += sent
+            report.dropped += dropped
+            if span is not None:
+                span.set_attribute("messaging.batch.message_count", sent)
+                span.set_attribute("hoststream.events.dropped", dropped)
         publisher.service()
     report.elapsed_seconds = time.monotonic() - started
     report.cpu_seconds = _process_cpu_seconds() - cpu_started

@@ -98,8 +98,14 @@ class EventPublisher:
             topic = self._topics[family] = metric_topic(self._settings, family)
         return topic
 
-    def publish(self, event: MetricEvent) -> bool:
-        """Queue one event; False if the buffer was full and it was dropped."""
+    def publish(self, event: MetricEvent, headers: list[tuple[str, bytes]] | None = None) -> bool:
+        """Queue one event; False if the buffer was full and it was dropped.
+
+        Args:
+            event: the event; its host id is the message key.
+            headers: message headers, such as the ``traceparent`` of the batch
+                span (:func:`hoststream.tracing.inject_traceparent`); None: none.
+        """
         topic = self._topic(event.family)
         value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
         family = event.family
@@ -109,6 +115,7 @@ class EventPublisher:
                 key=event.host.encode(),
                 value=value,
                 timestamp=event.timestamp_ms,
+                headers=headers,
                 on_delivery=lambda err, msg: self._on_delivery(family, err, msg),
             )
         except BufferError:
