@@ -28,6 +28,7 @@ __all__ = [
     "Authenticator",
     "InvalidTokenError",
     "Principal",
+    "ensure_dev_secret",
     "issue_jwt",
     "new_api_key",
     "resolve_secret",

@@ -18,6 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
+from api.auth import SCOPES, ensure_dev_secret, issue_jwt
 from hoststream.config import Settings
 from hoststream.stack import Stack
 
@@ -97,6 +98,8 @@ def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
                 "simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], 9102, produced
             )
         )
+    # The API serves its own /metrics on its port.
+    components.append(Component("api", ["api"], cfg.api_port, "hoststream_api_requests_total"))
     return components
 
 
@@ -109,12 +112,19 @@ def run_pipeline(
 ) -> None:
     with console.status("starting the local stack") as status:
         stack_env = stack.up(on_service=lambda s: status.update(f"starting {s.name}"))
-    env = {**os.environ, **stack_env}
+    secret = ensure_dev_secret(cfg)
+    env = {**os.environ, **stack_env, "HOSTSTREAM_API_SECRET": secret.get_secret_value()}
     components = pipeline_components(cfg, simulate_hosts)
     for component in components:
         component.start(env, stack.root / "logs")
     started = time.monotonic()
     console.print(f"stack up; addresses in {stack.env_file}. Ctrl-C stops the pipeline.")
+    token = issue_jwt(secret, "development", list(SCOPES), ttl_s=12 * 3600)
+    console.print(
+        f"API: http://{cfg.api_host}:{cfg.api_port}/docs; development token (12 h):\n{token}",
+        highlight=False,
+        soft_wrap=True,
+    )
     try:
         with console.status("") as status:
             while duration is None or time.monotonic() - started < duration:
