@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit lint format stack-up stack-down clean
+.PHONY: install run test unit lint format bench stack-up stack-down clean
 
 install:
 	@bash deploy/local/install.sh
@@ -22,6 +22,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: install
+	@bash deploy/local/install-bench.sh
+	$(BIN)/python -m bench.run $(ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,128 @@
+"""What every benchmark shares: the machine's description, results files, plots, process probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+
+
+def hardware() -> dict[str, Any]:
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+@dataclass
+class Result:
+    """One benchmark's outcome: what ran, on what, and the measured figures."""
+
+    name: str
+    workload: str
+    data_size: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def save(self) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        body = {
+            "name": self.name,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "hardware": hardware(),
+            "workload": self.workload,
+            "data_size": self.data_size,
+            "figures": self.figures,
+            "ratios": self.ratios,
+            "notes": self.notes,
+        }
+        path.write_text(json.dumps(body, indent=2) + "\n")
+        return path
+
+
+def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bars = ax.barh(labels, values, color=["#2b6cb0"] + ["#a0aec0"] * (len(values) - 1))
+    ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.3g}" for v in values], padding=3)
+    ax.set_xlabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.invert_yaxis()
+    ax.margins(x=0.2)
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hoststream(args: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hoststream", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+@dataclass
+class CpuProbe:
+    """CPU seconds (user + system, children excluded) and RSS of one process over a span."""
+
+    pid: int
+    cpu0: float = 0.0
+    t0: float = 0.0
+
+    def start(self) -> None:
+        times = psutil.Process(self.pid).cpu_times()
+        self.cpu0 = times.user + times.system
+        self.t0 = time.monotonic()
+
+    def stop(self) -> tuple[float, float, float]:
+        """(CPU seconds, wall seconds, RSS MiB) since :meth:`start`."""
+        proc = psutil.Process(self.pid)
+        times = proc.cpu_times()
+        return (
+            times.user + times.system - self.cpu0,
+            time.monotonic() - self.t0,
+            proc.memory_info().rss / 2**20,
+        )

@@ -1,0 +1,231 @@
+"""Producer benchmarks.
+
+1. The real psutil producer against Debian's prometheus-node-exporter scraped
+   at the same interval: CPU time per collection and resident memory.
+2. The simulated producer's messages/s against Kafka's own ProducerPerformance
+   on the same broker, with the same producer settings and record size.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import httpx
+
+from bench.common import REPO, CpuProbe, Result, bar_plot, free_port, hoststream
+from hoststream.config import load_settings
+from hoststream.stack.java import find_java
+from producers.simulation import SimulatedFleet
+from schemas import MetricEvent, codec_for
+
+LIB = REPO / ".hoststream" / "lib"
+
+
+def real_host_vs_node_exporter(
+    env: dict[str, str], seconds: float = 40, interval: float = 1.0
+) -> Result:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    proc = hoststream(
+        ["produce", "--interval", str(interval), "--duration", str(seconds + 6)],
+        {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix},
+    )
+    time.sleep(4)  # imports, topic creation, first collections
+    probe = CpuProbe(proc.pid)
+    probe.start()
+    time.sleep(seconds)
+    cpu_s, wall_s, rss_mib = probe.stop()
+    proc.communicate(timeout=60)
+    ours = {
+        "cpu_ms_per_collection": 1000 * cpu_s / (wall_s / interval),
+        "rss_mib": rss_mib,
+    }
+
+    binary = shutil.which("prometheus-node-exporter")
+    if binary is None:
+        raise SystemExit(
+            "prometheus-node-exporter is not installed: apt-get install prometheus-node-exporter"
+        )
+    port = free_port()
+    exporter = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        for _ in range(50):
+            try:
+                first = httpx.get(url, timeout=5).text
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        series = sum(1 for line in first.splitlines() if line and not line.startswith("#"))
+        probe = CpuProbe(exporter.pid)
+        probe.start()
+        scrapes = 0
+        next_at = time.monotonic()
+        while time.monotonic() - probe.t0 < seconds:
+            httpx.get(url, timeout=5)
+            scrapes += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        cpu_s, wall_s, rss_mib = probe.stop()
+    finally:
+        exporter.send_signal(signal.SIGTERM)
+        exporter.wait(10)
+    theirs = {"cpu_ms_per_collection": 1000 * cpu_s / scrapes, "rss_mib": rss_mib, "series": series}
+
+    result = Result(
+        "producer_real_host",
+        f"real psutil producer at {interval:g}s for {seconds:g}s vs prometheus-node-exporter "
+        f"scraped at the same interval",
+        f"{int(seconds / interval)} collections of this host (5 families) / {scrapes} scrapes",
+        figures={"hoststream": ours, "node_exporter": theirs},
+        ratios={
+            "cpu_per_collection_vs_node_exporter": ours["cpu_ms_per_collection"]
+            / theirs["cpu_ms_per_collection"],
+            "rss_vs_node_exporter": ours["rss_mib"] / theirs["rss_mib"],
+        },
+        notes=[
+            "hoststream's figure includes Avro encoding and producing to Kafka "
+            "(librdkafka threads included);",
+            f"node_exporter's includes serving {series} series over HTTP "
+            "with its default collectors",
+        ],
+    )
+    bar_plot(
+        result.name,
+        "CPU per collection (ms), lower is better",
+        ["hoststream produce", "node_exporter scrape"],
+        [ours["cpu_ms_per_collection"], theirs["cpu_ms_per_collection"]],
+        "ms of CPU per collection",
+    )
+    return result
+
+
+def _mean_event_size(hosts: int) -> int:
+    settings = load_settings()
+    encode = codec_for(
+        settings.model_copy(update={"schema_registry_url": None}), MetricEvent
+    ).serializer
+    events = list(SimulatedFleet(hosts, seed=3).events(1_700_000_000_000, 10_000))
+    return int(sum(len(encode(e, None)) for e in events) / len(events))
+
+
+def simulated_vs_producer_performance(
+    env: dict[str, str], seconds: float = 30, hosts: int = 1000
+) -> Result:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    proc = hoststream(
+        [
+            "produce",
+            "--simulate-hosts",
+            str(hosts),
+            "--speedup",
+            "1000",
+            "--duration",
+            str(seconds),
+        ],
+        {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix},
+    )
+    _, err = proc.communicate(timeout=seconds + 120)
+    match = re.search(r"([0-9]+) events/s, ([0-9]+)\s+samples/s", err.replace("\n", " "))
+    if not match:
+        raise SystemExit(f"no rate in the producer's output:\n{err[-2000:]}")
+    ours_events, ours_samples = int(match.group(1)), int(match.group(2))
+
+    record_size = _mean_event_size(50)
+    topic = f"{prefix}producer-performance"
+    java = find_java(17)
+    classpath = f"{LIB / 'kafka-tools'}/*:{LIB / 'kafka'}/*"
+    bootstrap = env["HOSTSTREAM_KAFKA_BOOTSTRAP"]
+    subprocess.run(
+        [
+            str(java),
+            "-cp",
+            classpath,
+            "org.apache.kafka.tools.TopicCommand",
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    records = max(50_000, ours_events * int(seconds))
+    perf = subprocess.run(
+        [
+            str(java),
+            "-Xmx512m",
+            "-cp",
+            classpath,
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--record-size",
+            str(record_size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={bootstrap}",
+            "acks=all",
+            "enable.idempotence=true",
+            "compression.type=zstd",
+            "linger.ms=50",
+            "batch.size=524288",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary = perf.stdout.strip().splitlines()[-1]
+    rate = re.search(r"([0-9.]+) records/sec", summary)
+    if not rate:
+        raise SystemExit(f"unexpected ProducerPerformance output: {summary}")
+    theirs = float(rate.group(1))
+    result = Result(
+        "producer_simulated",
+        f"{hosts} simulated hosts, as fast as possible (--speedup 1000), Avro via the schema "
+        f"registry, vs Kafka's ProducerPerformance with the same producer settings",
+        f"{ours_events * seconds:.0f} events ({ours_samples * seconds:.0f} samples) "
+        f"over {seconds:g}s; "
+        f"ProducerPerformance {records} records of {record_size} bytes",
+        figures={
+            "hoststream_events_per_s": ours_events,
+            "hoststream_samples_per_s": ours_samples,
+            "producer_performance_records_per_s": theirs,
+            "producer_performance_summary": summary,
+        },
+        ratios={"events_per_s_vs_producer_performance": ours_events / theirs},
+        notes=[
+            "hoststream's rate includes simulating the fleet and Avro encoding "
+            "on one Python thread;",
+            "ProducerPerformance sends pre-made random payloads of the mean event size (Java)",
+        ],
+    )
+    bar_plot(
+        result.name,
+        "Messages/s to one broker, higher is better",
+        ["hoststream simulated producer", "Kafka ProducerPerformance (ceiling)"],
+        [ours_events, theirs],
+        "messages per second",
+    )
+    return result
+
+
+def run(env: dict[str, str]) -> list[Result]:
+    return [real_host_vs_node_exporter(env), simulated_vs_producer_performance(env)]

@@ -1,0 +1,37 @@
+"""Run the benchmarks, write JSON and PNG results to bench/results/, print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import producer
+from bench.common import Result, hardware
+from hoststream.stack import Stack
+
+SUITES = {"producer": producer.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
+    args = parser.parse_args()
+    stack = Stack(producer.REPO / ".hoststream")
+    env = {**os.environ, **stack.up()}
+    results: list[Result] = []
+    for name in args.only.split(","):
+        for result in SUITES[name](env):
+            result.save()
+            results.append(result)
+    table = Table("benchmark", "ratio", "value", title=f"hoststream benchmarks on {hardware()}")
+    for result in results:
+        for ratio, value in result.ratios.items():
+            table.add_row(result.name, ratio, f"{value:.3f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

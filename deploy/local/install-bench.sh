@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# What `make bench` needs beyond `make install`: plotting and profiling packages,
+# Kafka's own tools (ProducerPerformance) and a real node_exporter as a peer.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LIB=${HOSTSTREAM_LIB_DIR:-$ROOT/.hoststream/lib}
+VENV=$ROOT/.venv
+
+stamp=$VENV/.hoststream-bench-installed
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[bench]"
+  touch "$stamp"
+fi
+if [ ! -f "$LIB/kafka-tools/kafka-tools-4.1.1.jar" ]; then
+  rm -rf "$LIB/kafka-tools.tmp"
+  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/kafka-tools.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$LIB/kafka-tools.tmp"
+  rm -rf "$LIB/kafka-tools" && mv "$LIB/kafka-tools.tmp" "$LIB/kafka-tools"
+fi
+if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || { echo "run as root: apt-get install prometheus-node-exporter" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-node-exporter >/dev/null
+  service prometheus-node-exporter stop >/dev/null 2>&1 || true
+fi
