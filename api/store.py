@@ -24,10 +24,15 @@ __all__ = [
     "fetch_alerts",
 ]
 
+# Timestamps are TIMESTAMPTZ in the tables and UTC milliseconds in the API.
 AGGREGATE_COLUMNS = (
-    "host, metric, labels, window_size_ms, window_start_ms, window_end_ms, count, sum, min, "
-    "max, mean, last, p50, p90, p95, p99, rate_per_second"
+    "host, metric, labels, labels_key, window_size_ms, "
+    "(extract(epoch FROM window_start) * 1000)::BIGINT AS window_start_ms, "
+    "(extract(epoch FROM window_end) * 1000)::BIGINT AS window_end_ms, "
+    "count, sum, min, max, mean, last, p50, p90, p95, p99, rate_per_second"
 )
+#: A UTC-milliseconds parameter as a TIMESTAMPTZ.
+MS = sql.SQL("to_timestamp(%s::BIGINT / 1000.0)")
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -67,17 +72,17 @@ async def fetch_aggregates(
         query.start_ms,
         query.end_ms,
     ]
-    keyset = sql.SQL("")
+    keyset: sql.Composable = sql.SQL("")
     if query.after is not None:
-        keyset = sql.SQL("AND (window_start_ms, labels_key) > (%s, %s) ")
+        keyset = sql.SQL("AND (window_start, labels_key) > ({}, %s) ").format(MS)
         params += [int(query.after[0]), str(query.after[1])]
     params.append(query.limit + 1)
     statement = sql.SQL(
-        "SELECT {columns}, labels_key FROM window_aggregates "
+        "SELECT {columns} FROM window_aggregates "
         "WHERE host = %s AND metric = %s AND window_size_ms = %s "
-        "AND window_start_ms >= %s AND window_start_ms < %s {keyset}"
-        "ORDER BY window_start_ms, labels_key LIMIT %s"
-    ).format(columns=sql.SQL(AGGREGATE_COLUMNS), keyset=keyset)
+        "AND window_start >= {ms} AND window_start < {ms} {keyset}"
+        "ORDER BY window_start, labels_key LIMIT %s"
+    ).format(columns=sql.SQL(AGGREGATE_COLUMNS), ms=MS, keyset=keyset)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(statement, params)
         rows = await cur.fetchall()
@@ -110,7 +115,7 @@ async def fetch_alerts(
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
     if query.after is not None:
-        conditions.append(sql.SQL("(starts_at_ms, dedup_key) < (%s, %s)"))
+        conditions.append(sql.SQL("(starts_at, dedup_key) < ({}, %s)").format(MS))
         params += [int(query.after[0]), str(query.after[1])]
     where = (
         sql.SQL("WHERE {} ").format(sql.SQL(" AND ").join(conditions))
@@ -119,8 +124,11 @@ async def fetch_alerts(
     )
     statement = sql.SQL(
         "SELECT dedup_key, rule, state, severity, host, metric, labels, annotations, value, "
-        "threshold, starts_at_ms, ends_at_ms FROM alerts {where}"
-        "ORDER BY starts_at_ms DESC, dedup_key DESC LIMIT %s"
+        "threshold, (extract(epoch FROM starts_at) * 1000)::BIGINT AS starts_at_ms, "
+        "(extract(epoch FROM ends_at) * 1000)::BIGINT AS ends_at_ms "
+        # One row per alert, in its latest state (the table keeps every transition).
+        "FROM alerts_current {where}"
+        "ORDER BY starts_at DESC, dedup_key DESC LIMIT %s"
     ).format(where=where)
     params.append(query.limit + 1)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

@@ -7,6 +7,7 @@ setting), 1 on a runtime failure.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -172,6 +173,38 @@ def produce(
     )
     if report.unflushed:
         raise typer.Exit(1)
+
+
+class SinkName(StrEnum):
+    victoriametrics = "victoriametrics"
+    sql = "sql"
+    alerts = "alerts"
+
+
+@app.command("sink")
+def sink(
+    kind: Annotated[SinkName, typer.Argument(help="Which sink consumer group to run.")],
+    routes: Annotated[
+        Path | None,
+        typer.Option(help="Alert routing YAML (alerts only; HOSTSTREAM_ALERT_ROUTES_FILE)."),
+    ] = None,
+) -> None:
+    """Run one sink: raw samples and aggregates to VictoriaMetrics, aggregates and alerts
+    to SQL, or alerts to PagerDuty, Opsgenie and Alertmanager."""
+    cfg = settings(alert_routes_file=routes)
+    configure_logging(f"sink-{kind.value}", cfg.log_level, cfg.log_format)
+    if kind is SinkName.alerts:
+        from sinks.alerts import run_alert_sink
+
+        run_alert_sink(cfg, metrics_port=cfg.metrics_port)
+        return
+    from sinks import run_sink
+
+    run_sink(
+        "victoriametrics" if kind is SinkName.victoriametrics else "sql",
+        cfg,
+        metrics_port=cfg.metrics_port,
+    )
 
 
 @app.command("api")

@@ -98,6 +98,13 @@ def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
                 "simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], 9102, produced
             )
         )
+    written = "hoststream_sink_records_written_total"
+    components += [
+        Component("sink-victoriametrics", ["sink", "victoriametrics"], 9104, written),
+        Component("sink-sql", ["sink", "sql"], 9105, written),
+        # Alertmanager is part of the local stack, so there is always a receiver.
+        Component("sink-alerts", ["sink", "alerts"], 9106, written),
+    ]
     # The API serves its own /metrics on its port.
     components.append(Component("api", ["api"], cfg.api_port, "hoststream_api_requests_total"))
     return components

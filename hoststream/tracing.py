@@ -41,6 +41,7 @@ from hoststream.telemetry import attach_otlp_log_handler, detach_otlp_log_handle
 __all__ = [
     "TRACEPARENT",
     "KafkaHeaders",
+    "MessageHeaders",
     "build_resource",
     "configure_tracing",
     "extract_context",
@@ -62,6 +63,10 @@ TRACEPARENT = "traceparent"
 #: sequences of pairs, or a mapping. Values may be bytes, text or None.
 KafkaHeaders = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
+#: Headers as confluent-kafka's ``produce`` takes them (and ``Message.headers()``
+#: returns them), so :func:`inject_traceparent` can add to a message's own list.
+MessageHeaders = list[tuple[str, str | bytes | None]]
+
 #: The instrumentation scope of hoststream's own spans.
 _SCOPE = "hoststream"
 
@@ -80,8 +85,11 @@ class _Active:
     logger_provider: LoggerProvider | None = None
 
 
-_lock = threading.Lock()
-_active = _Active(_NOOP_TRACER)
+class _Current:
+    """The process's one set-up, replaced as a whole under the lock."""
+
+    lock = threading.Lock()
+    active = _Active(_NOOP_TRACER)
 
 
 def service_name(component: str) -> str:
@@ -217,25 +225,24 @@ def configure_tracing(
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
         attach_otlp_log_handler(logger_provider)
         active.logger_provider = logger_provider
-    with _lock:
-        global _active  # noqa: PLW0603 - one set-up per process, replaced as a whole
-        _active = active
+    with _Current.lock:
+        _Current.active = active
     return active.tracer
 
 
 def get_tracer() -> Tracer:
     """The tracer :func:`configure_tracing` set up; the no-op tracer before or without it."""
-    return _active.tracer
+    return _Current.active.tracer
 
 
 def tracing_enabled() -> bool:
     """True when spans are recorded and exported."""
-    return _active.tracer_provider is not None
+    return _Current.active.tracer_provider is not None
 
 
 def flush_tracing(timeout_s: float = 5.0) -> bool:
     """Export every finished span and log record now; False if that timed out."""
-    return _flush(_active, timeout_s)
+    return _flush(_Current.active, timeout_s)
 
 
 def _flush(active: _Active, timeout_s: float) -> bool:
@@ -254,9 +261,8 @@ def shutdown_tracing(timeout_s: float = 5.0) -> None:
     Call it when the component stops (it is also run at interpreter exit, but
     by then a signal handler or ``os._exit`` may have skipped it).
     """
-    global _active  # noqa: PLW0603 - see configure_tracing
-    with _lock:
-        active, _active = _active, _Active(_NOOP_TRACER)
+    with _Current.lock:
+        active, _Current.active = _Current.active, _Active(_NOOP_TRACER)
     if active.tracer_provider is None and active.logger_provider is None:
         return
     _flush(active, timeout_s)
@@ -270,9 +276,7 @@ def shutdown_tracing(timeout_s: float = 5.0) -> None:
 # --- the traceparent header -------------------------------------------------
 
 
-def inject_traceparent(
-    headers: list[tuple[str, bytes]], context: Context | None = None
-) -> list[tuple[str, bytes]]:
+def inject_traceparent(headers: MessageHeaders, context: Context | None = None) -> MessageHeaders:
     """Add the ``traceparent`` (and ``tracestate``) of the current span to ``headers``.
 
     Headers of the same names already in the list are replaced, so forwarding
@@ -305,14 +309,15 @@ def _text_headers(kafka_headers: KafkaHeaders) -> dict[str, str]:
         key = name.lower()
         if key not in _PROPAGATOR.fields or value is None:
             continue
-        if isinstance(value, bytes):
-            # A header that is not ASCII is not Trace Context: ignore it, as the
-            # propagator ignores a malformed traceparent.
-            try:
-                value = value.decode("ascii")
-            except UnicodeDecodeError:
-                continue
-        found[key] = value
+        if isinstance(value, str):
+            found[key] = value
+            continue
+        # A header that is not ASCII is not Trace Context: ignore it, as the
+        # propagator ignores a malformed traceparent.
+        try:
+            found[key] = value.decode("ascii")
+        except UnicodeDecodeError:
+            continue
     return found
 
 

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic, producer_config
+from hoststream.tracing import MessageHeaders
 from schemas.records import MetricEvent
 
 __all__ = ["EventPublisher", "PublisherMetrics"]
@@ -98,7 +99,7 @@ class EventPublisher:
             topic = self._topics[family] = metric_topic(self._settings, family)
         return topic
 
-    def publish(self, event: MetricEvent, headers: list[tuple[str, bytes]] | None = None) -> bool:
+    def publish(self, event: MetricEvent, headers: MessageHeaders | None = None) -> bool:
         """Queue one event; False if the buffer was full and it was dropped.
 
         Args:

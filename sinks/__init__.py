@@ -1,3 +1,45 @@
-"""Consumer groups that store samples, aggregates and alerts, and route alerts."""
+"""Consumer groups that store samples, aggregates and alerts.
 
-__all__: list[str] = []
+Start with :mod:`sinks.base` (the contract), then :mod:`sinks.consumer` (the
+loop that batches, retries, dead-letters and commits), then one module per
+destination: :mod:`sinks.victoriametrics`, :mod:`sinks.sql`.
+:func:`run_sink` is what the command line calls.
+"""
+
+from sinks.app import SinkKind, build_sink, default_group, default_topics, run_sink
+from sinks.base import BatchingSink, Rejection, SinkRecord
+from sinks.consumer import BatchPolicy, SinkConsumer
+from sinks.dlq import DeadLetterQueue, dead_letter_topic
+from sinks.errors import (
+    InvalidRecordError,
+    SinkBackpressureError,
+    SinkError,
+    SinkFatalError,
+    SinkUnavailableError,
+)
+from sinks.metrics import SinkMetrics
+from sinks.sql import SqlSink
+from sinks.victoriametrics import VictoriaMetricsSink
+
+__all__ = [
+    "BatchPolicy",
+    "BatchingSink",
+    "DeadLetterQueue",
+    "InvalidRecordError",
+    "Rejection",
+    "SinkBackpressureError",
+    "SinkConsumer",
+    "SinkError",
+    "SinkFatalError",
+    "SinkKind",
+    "SinkMetrics",
+    "SinkRecord",
+    "SinkUnavailableError",
+    "SqlSink",
+    "VictoriaMetricsSink",
+    "build_sink",
+    "dead_letter_topic",
+    "default_group",
+    "default_topics",
+    "run_sink",
+]

@@ -19,7 +19,10 @@ def drain(
     idle_s: float = 5.0,
     timeout_s: float = 90.0,
 ) -> list[Message]:
-    """Every message of ``topics`` from the start: until ``expected`` arrived, or none for ``idle_s``."""
+    """Every message of ``topics`` from the start.
+
+    Reads until ``expected`` messages arrived or, without it, until none came for ``idle_s``.
+    """
     consumer = Consumer(consumer_config(settings, f"drain-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe(list(topics))
     messages: list[Message] = []

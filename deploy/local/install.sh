@@ -83,4 +83,8 @@ fi
 "$VENV/bin/python" -c 'from hoststream.stack.java import find_java; find_java(21)' \
   || die "the schema registry needs Java 21+; install one or set HOSTSTREAM_JAVA_HOME"
 
+# --- Jaeger: the stack's trace store, built from the Go module proxy ---------
+# Skips at once when the binary of its version is there; see the script for why.
+bash "$ROOT/deploy/local/build-jaeger.sh" || die "building Jaeger failed; see the lines above"
+
 say "ready"

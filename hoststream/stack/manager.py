@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from hoststream.errors import StackError
+from hoststream.stack.alertmanager import ALERTMANAGER_PORT, Alertmanager
 from hoststream.stack.base import LocalService, ServiceStatus, StackPaths
+from hoststream.stack.jaeger import Jaeger
 from hoststream.stack.kafka import KafkaBroker, broker_layout
 from hoststream.stack.postgres import PostgresServer
 from hoststream.stack.registry import SchemaRegistry
@@ -16,12 +18,16 @@ from hoststream.stack.victoriametrics import VictoriaMetrics
 __all__ = ["ALL_SERVICES", "Stack"]
 
 #: Service groups, in start order; ``kafka`` is one or three brokers.
-ALL_SERVICES = ("postgres", "victoriametrics", "kafka", "schema-registry")
+ALL_SERVICES = ("postgres", "victoriametrics", "alertmanager", "kafka", "schema-registry", "jaeger")
 
 VM_PORT = 8428
 PG_PORT = 5432
 REGISTRY_PORT = 8081
 REGISTRY_MANAGEMENT_PORT = 9001
+JAEGER_OTLP_HTTP_PORT = 4318
+JAEGER_OTLP_GRPC_PORT = 4317
+JAEGER_QUERY_PORT = 16686
+JAEGER_QUERY_GRPC_PORT = 16685
 
 
 class Stack:
@@ -85,6 +91,8 @@ class Stack:
                 result.append(postgres)
             elif group == "victoriametrics":
                 result.append(VictoriaMetrics(self.paths, VM_PORT + offset))
+            elif group == "alertmanager":
+                result.append(Alertmanager(self.paths, ALERTMANAGER_PORT + offset))
             elif group == "kafka":
                 result.extend(self._brokers(brokers))
             elif group == "schema-registry":
@@ -92,6 +100,16 @@ class Stack:
                 result.append(
                     SchemaRegistry(
                         self.paths, REGISTRY_PORT + offset, REGISTRY_MANAGEMENT_PORT + offset, jdbc
+                    )
+                )
+            elif group == "jaeger":
+                result.append(
+                    Jaeger(
+                        self.paths,
+                        JAEGER_OTLP_HTTP_PORT + offset,
+                        JAEGER_OTLP_GRPC_PORT + offset,
+                        JAEGER_QUERY_PORT + offset,
+                        JAEGER_QUERY_GRPC_PORT + offset,
                     )
                 )
         return result
@@ -165,6 +183,10 @@ class Stack:
                 env["HOSTSTREAM_SCHEMA_REGISTRY_URL"] = service.address
             elif isinstance(service, VictoriaMetrics):
                 env["HOSTSTREAM_VM_URL"] = service.address
+            elif isinstance(service, Alertmanager):
+                env["HOSTSTREAM_ALERTMANAGER_URL"] = service.address
             elif isinstance(service, PostgresServer):
                 env["HOSTSTREAM_SQL_DSN"] = service.address
+            elif isinstance(service, Jaeger):
+                env["HOSTSTREAM_OTLP_ENDPOINT"] = service.otlp_endpoint
         return env

@@ -47,6 +47,7 @@ def test_stream_delivers_an_aggregate_produced_after_connecting(api_server) -> N
 
     def serialize(record: WindowAggregate, _ctx: None) -> bytes:
         return encode(record, context)
+
     received: list[dict] = []
     subscribed = threading.Event()
 

@@ -17,7 +17,7 @@ from sinks.dlq import (
     HEADER_SOURCE_TOPIC,
     DeadLetterQueue,
 )
-from sinks.errors import SinkBackpressureError, SinkUnavailableError
+from sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from sinks.metrics import SinkMetrics
 from sinks.retry import Backoff
 
@@ -264,3 +264,40 @@ def test_backoff_jitter_keeps_half_of_the_delay() -> None:
     assert backoff.next_delay(at_least_s=5.0) == 5.0
     backoff.reset()
     assert backoff.attempts == 0
+
+
+def test_a_fatal_error_stops_the_loop_without_committing_or_writing_again() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=0.1)
+    rig.sink.failures = [SinkFatalError("bad credentials")]
+    with pytest.raises(SinkFatalError):
+        rig.loop.run(threading.Event())
+    assert rig.consumer.commits == []
+    assert rig.sink.writes == [[1, 2]]  # the revoke at close did not try again
+    assert rig.consumer.closed
+
+
+def test_consumer_lag_is_the_distance_from_the_commit_to_the_partition_end() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(*range(10)))}, max_records=4)
+    rig.steps(1)  # one batch of 4 written and committed
+    rig.clock.now += 10  # the lag gauge refreshes every 5 s
+    rig.steps(1)
+    assert rig.consumer.committed == {("m", 0): 8}
+    assert rig.metric("hoststream_sink_consumer_lag", topic="m", partition="0") == 2
+
+
+def test_messages_arriving_while_a_written_batch_awaits_its_commit_wait_for_the_next() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3", b"4", b"5"])})
+    rig.producer.fail = 1  # the batch is stored, its dead letter is not acknowledged
+    rig.steps(1)
+    assert rig.loop.paused
+    # librdkafka may still hand out what it fetched before the pause.
+    rig.consumer.paused.clear()
+    rig.steps(1)
+    rig.consumer.paused.add(("m", 0))
+    for _ in range(50):
+        rig.loop.step()
+        if rig.consumer.committed.get(("m", 0)) == 6:
+            break
+    assert rig.consumer.committed == {("m", 0): 6}
+    assert rig.sink.writes[0] == [1, 2, 3]
+    assert sorted(rig.sink.stored) == [1, 2, 3, 4, 5]

@@ -1,0 +1,55 @@
+"""Alert routing: ``alerts`` events to PagerDuty, Opsgenie and Alertmanager.
+
+Start with :mod:`sinks.alerts.router` (the contract a receiver implements),
+then :mod:`sinks.alerts.routing` (the routing file), :mod:`sinks.alerts.sink`
+(ordering, retries, dead letters) and one module per receiver.
+:func:`run_alert_sink` is what ``hoststream sink alerts`` calls.
+"""
+
+from sinks.alerts.alertmanager import AlertmanagerRouter, alertmanager_alert
+from sinks.alerts.app import (
+    ALERT_POLICY,
+    build_alert_sink,
+    build_routers,
+    default_alert_group,
+    load_routing,
+    run_alert_sink,
+)
+from sinks.alerts.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    RoutingFileError,
+)
+from sinks.alerts.opsgenie import OpsgenieRouter, opsgenie_close, opsgenie_create
+from sinks.alerts.pagerduty import PagerDutyRouter, pagerduty_event
+from sinks.alerts.router import Router
+from sinks.alerts.routing import Route, RoutingTable, load_routes, parse_routes
+from sinks.alerts.sink import AlertSink, DeliveryPolicy
+
+__all__ = [
+    "ALERT_POLICY",
+    "AlertSink",
+    "AlertmanagerRouter",
+    "DeliveryError",
+    "DeliveryPolicy",
+    "OpsgenieRouter",
+    "PagerDutyRouter",
+    "PermanentDeliveryError",
+    "RetryableDeliveryError",
+    "Route",
+    "Router",
+    "RoutingFileError",
+    "RoutingTable",
+    "alertmanager_alert",
+    "build_alert_sink",
+    "build_routers",
+    "default_alert_group",
+    "load_routes",
+    "load_routing",
+    "opsgenie_close",
+    "opsgenie_create",
+    "pagerduty_event",
+    "parse_routes",
+    "run_alert_sink",
+]

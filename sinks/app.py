@@ -1,0 +1,171 @@
+"""Entry points: build a sink's consumer loop from the settings, and run it.
+
+``hoststream sink victoriametrics|sql`` calls :func:`run_sink`; tests and
+``hoststream run`` may call :func:`build_sink` and drive the loop themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from hoststream.config import Settings
+from hoststream.errors import ConfigurationError
+from hoststream.kafka import consumer_config
+from schemas import AlertEvent, MetricEvent, WindowAggregate, codec_for, registry_client_for
+from sinks.base import BatchingSink
+from sinks.consumer import BatchPolicy, SinkConsumer
+from sinks.decoding import TopicDecoder
+from sinks.dlq import DeadLetterQueue
+from sinks.errors import SinkUnavailableError
+from sinks.metrics import SinkMetrics
+from sinks.sql import SqlSink
+from sinks.victoriametrics import VictoriaMetricsSink
+
+__all__ = ["SinkKind", "build_sink", "default_group", "default_topics", "run_sink"]
+
+log = logging.getLogger(__name__)
+
+SinkKind = Literal["victoriametrics", "sql"]
+
+
+def default_group(kind: SinkKind, settings: Settings) -> str:
+    """The consumer group of a sink kind: ``<prefix>hoststream-sink-<kind>``."""
+    return settings.topic(f"hoststream-sink-{kind}")
+
+
+def default_topics(kind: SinkKind, settings: Settings) -> list[str]:
+    """What a sink kind subscribes to; ``^``-prefixed names are librdkafka regexes.
+
+    The patterns name every ``metrics.<family>`` and ``metrics.agg.<window>``
+    topic that exists or appears later, but never a ``.dlq`` topic.
+    """
+    prefix = re.escape(settings.topic_prefix)
+    aggregates = rf"^{prefix}metrics\.agg\.[0-9]+(ms|s|m|h|d)$"
+    if kind == "victoriametrics":
+        return [rf"^{prefix}metrics\.[a-z]+$", aggregates]
+    return [aggregates, settings.topic("alerts")]
+
+
+def build_sink(
+    kind: SinkKind,
+    settings: Settings,
+    *,
+    registry: CollectorRegistry,
+    group_id: str | None = None,
+    topics: Sequence[str] | None = None,
+    policy: BatchPolicy | None = None,
+    sql_schema: str | None = None,
+    consumer_overrides: Mapping[str, Any] | None = None,
+) -> SinkConsumer[Any]:
+    """A ready consumer loop for one sink kind; call ``.run(stop)`` on it.
+
+    Args:
+        kind: ``victoriametrics`` (raw samples and aggregates) or ``sql``
+            (aggregates and alerts).
+        settings: hoststream's settings (Kafka, registry, ``vm_url``, ``sql_dsn``).
+        registry: where the sink's Prometheus metrics are registered.
+        group_id: the consumer group (default: :func:`default_group`).
+        topics: topics or ``^`` regexes to consume (default: :func:`default_topics`).
+        policy: batch limits (default: :class:`BatchPolicy`).
+        sql_schema: the SQL schema of the tables (default: the DSN's search path).
+        consumer_overrides: librdkafka settings over :func:`hoststream.kafka.consumer_config`,
+            e.g. a shorter ``session.timeout.ms``.
+    """
+    if kind not in ("victoriametrics", "sql"):
+        raise ConfigurationError("sink", f"unknown sink {kind!r}; expected victoriametrics or sql")
+    client = registry_client_for(settings)
+    prefix = settings.topic_prefix
+    aggregates = codec_for(settings, WindowAggregate, client=client).deserializer
+    sink: BatchingSink[Any]
+    if kind == "victoriametrics":
+        events = codec_for(settings, MetricEvent, client=client).deserializer
+        # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
+        decoder = TopicDecoder({f"{prefix}metrics.agg.": aggregates, f"{prefix}metrics.": events})
+        sink = VictoriaMetricsSink(settings.vm_url)
+    else:
+        alerts = codec_for(settings, AlertEvent, client=client).deserializer
+        decoder = TopicDecoder(
+            {f"{prefix}metrics.agg.": aggregates, settings.topic("alerts"): alerts}
+        )
+        sink = SqlSink(settings.sql_dsn.get_secret_value(), schema=sql_schema)
+    group = group_id or default_group(kind, settings)
+    consumer = Consumer(consumer_config(settings, group, **(consumer_overrides or {})))
+    return SinkConsumer(
+        consumer,
+        list(topics) if topics is not None else default_topics(kind, settings),
+        sink=sink,
+        decoder=decoder,
+        dead_letters=DeadLetterQueue.from_settings(settings, kind),
+        metrics=SinkMetrics(registry, kind),
+        policy=policy,
+    )
+
+
+def run_sink(
+    kind: SinkKind,
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
+    group_id: str | None = None,
+    topics: Sequence[str] | None = None,
+    policy: BatchPolicy | None = None,
+    sql_schema: str | None = None,
+    consumer_overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """Run one sink until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None.
+
+    On stop the current batch is written and committed (within the shutdown
+    timeout), then the consumer leaves its group.
+
+    Args:
+        kind: ``victoriametrics`` or ``sql``.
+        settings: hoststream's settings.
+        stop: set it to stop; None installs SIGTERM and SIGINT handlers that do.
+        metrics_port: serve the Prometheus metrics on this port (None: not served).
+        metrics_addr: the address the metrics are served on.
+        group_id: the consumer group (default: :func:`default_group`).
+        topics: topics or ``^`` regexes (default: :func:`default_topics`).
+        policy: batch limits.
+        sql_schema: ``sql`` only: the SQL schema of the tables.
+        consumer_overrides: librdkafka settings over the defaults.
+
+    Raises:
+        ConfigurationError: ``kind`` is unknown, or a setting is invalid.
+        SinkFatalError: the destination refuses every write (credentials, URL).
+    """
+    registry = CollectorRegistry()
+    loop = build_sink(
+        kind,
+        settings,
+        registry=registry,
+        group_id=group_id,
+        topics=topics,
+        policy=policy,
+        sql_schema=sql_schema,
+        consumer_overrides=consumer_overrides,
+    )
+    if isinstance(loop.sink, SqlSink):
+        # Create the tables at once, so readers find them before the first record;
+        # a database that is down now is retried by the loop like any outage.
+        try:
+            loop.sink.migrate()
+        except SinkUnavailableError as exc:
+            log.warning("schema migrations postponed: %s", exc)
+    if stop is None:
+        from producers.agent import install_stop_signals
+
+        stop = threading.Event()
+        install_stop_signals(stop)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_addr, registry=registry)
+    log.info("sink %s consuming %s", kind, ", ".join(topics or default_topics(kind, settings)))
+    loop.run(stop)

@@ -1,0 +1,81 @@
+"""The sink contract: what every destination implements, and what it is handed.
+
+Start reading here. A sink (:class:`BatchingSink`) stores batches; the consumer
+loop in :mod:`sinks.consumer` does everything else: polling, batching by size
+and time, decoding, retrying with backoff, dead-lettering and committing. A
+batch's offsets are committed only after :meth:`BatchingSink.write` returned,
+so a sink that raises has stored nothing as far as Kafka is concerned and will
+be handed the same records again: writes must be idempotent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = ["BatchingSink", "Headers", "Rejection", "SinkRecord"]
+
+T = TypeVar("T")
+
+#: Kafka message headers as confluent-kafka returns them.
+Headers = list[tuple[str, str | bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRecord(Generic[T]):
+    """One consumed message: where it came from, its original bytes and its decoded value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    decoded: T
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record refused for good, and why; it goes to the dead-letter topic.
+
+    ``record.decoded`` is None when the record's bytes could not be decoded.
+    """
+
+    record: SinkRecord[Any]
+    reason: str
+    error: str = "InvalidRecordError"
+
+
+class BatchingSink(ABC, Generic[T]):
+    """A destination for decoded records.
+
+    Subclasses implement :meth:`write`; :meth:`check` and :meth:`close` are
+    optional. ``name`` labels the sink's Prometheus metrics and log lines.
+    """
+
+    name: str = "sink"
+
+    def check(self, value: T) -> None:
+        """Raise :class:`~sinks.errors.InvalidRecordError` if ``value`` can never be stored.
+
+        Called once per record before it joins a batch, so values the
+        destination would refuse (or, worse, drop silently) are dead-lettered
+        on their own instead of failing a whole batch.
+        """
+
+    @abstractmethod
+    def write(self, batch: Sequence[SinkRecord[T]]) -> Sequence[Rejection]:
+        """Store every record of ``batch`` that can be stored; return the ones refused for good.
+
+        Raises:
+            SinkUnavailableError: the destination is down or overloaded
+                (:class:`~sinks.errors.SinkBackpressureError` says for how
+                long); the whole batch will be written again.
+            SinkFatalError: nothing can be stored until a person fixes the
+                configuration.
+        """
+
+    def close(self) -> None:
+        """Release connections; called once, after the last write."""

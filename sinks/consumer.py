@@ -1,0 +1,500 @@
+"""The consumer loop every sink runs in: poll, batch, decode, write, dead-letter, commit.
+
+Delivery is at least once. A batch's offsets are committed only after the
+sink stored it and every rejected record of it was acknowledged by its
+dead-letter topic; a crash in between hands the same records to the next
+owner of the partitions, which writes them again (sinks are idempotent).
+
+While the destination is down, the loop pauses every assigned partition and
+holds on to the one batch it has, retrying it with exponential backoff and
+jitter; it keeps polling so the group membership stays alive, and resumes by
+itself once a write succeeds. Memory stays bounded by one batch plus what
+librdkafka had already fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
+from sinks.base import BatchingSink, Headers, Rejection, SinkRecord
+from sinks.dlq import DeadLetterQueue
+from sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
+from sinks.metrics import SinkMetrics
+from sinks.retry import Backoff
+
+__all__ = ["BatchPolicy", "Decoder", "SinkConsumer"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: ``(topic, value, headers) -> record``; raises SerializationError or
+#: InvalidRecordError for a record that can never be decoded, and
+#: SchemaRegistryUnavailableError when decoding should be retried.
+Decoder = Callable[[str, bytes | None, Headers], T]
+
+_Partition = tuple[str, int]
+
+# Commit failures that mean "these partitions are no longer yours": the new
+# owner re-reads from the last commit and rewrites, which idempotent sinks allow.
+_LOST_OWNERSHIP = frozenset(
+    {
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError._STATE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """When a batch is written: whichever limit is reached first.
+
+    Args:
+        max_records: records per batch.
+        max_bytes: bytes of message values per batch.
+        max_delay_s: age of the batch's first record.
+    """
+
+    max_records: int = 5000
+    max_bytes: int = 16 * 1024 * 1024
+    max_delay_s: float = 1.0
+
+
+@dataclass
+class _Pending(Generic[T]):
+    """A consumed message on its way through decode, write, dead-letter and commit."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    record: SinkRecord[T] | None = None
+    rejection: Rejection | None = None
+
+    @property
+    def tp(self) -> _Partition:
+        return (self.topic, self.partition)
+
+
+@dataclass
+class _Batch(Generic[T]):
+    """The records of the current batch and how far the batch got."""
+
+    items: list[_Pending[T]] = field(default_factory=list)
+    size_bytes: int = 0
+    started_at: float = 0.0
+    written: bool = False  # the sink stored it: a retry must not write it again
+    rejections: list[Rejection] = field(default_factory=list)
+    dead_lettered: bool = False
+
+    def drop(self, partitions: set[_Partition]) -> int:
+        """Forget the records of ``partitions``; their next owner reads them again."""
+        before = len(self.items)
+        self.items = [p for p in self.items if p.tp not in partitions]
+        self.rejections = [
+            r for r in self.rejections if (r.record.topic, r.record.partition) not in partitions
+        ]
+        self.size_bytes = sum(len(p.value or b"") for p in self.items)
+        return before - len(self.items)
+
+
+class SinkConsumer(Generic[T]):
+    """Runs one sink over a Kafka consumer group.
+
+    Args:
+        consumer: a confluent-kafka consumer from
+            :func:`hoststream.kafka.consumer_config` (no auto commit, no
+            automatic offset store), not yet subscribed.
+        topics: the topics to subscribe to.
+        sink: where records are stored.
+        decoder: turns a message value into the record ``sink`` takes.
+        dead_letters: where records that can never be stored go.
+        metrics: the sink's Prometheus metrics.
+        policy: batch size and time limits.
+        backoff: delays between retries while the destination is down.
+        poll_timeout_s: the longest a single poll blocks.
+        shutdown_timeout_s: how long stopping may keep retrying the last batch.
+        lag_interval_s: how often the consumer-lag gauge is refreshed.
+        clock: monotonic seconds; tests pass a fake one.
+        sleep: waits between retries during shutdown; tests pass a fake one.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        topics: Sequence[str],
+        *,
+        sink: BatchingSink[T],
+        decoder: Decoder[T],
+        dead_letters: DeadLetterQueue,
+        metrics: SinkMetrics,
+        policy: BatchPolicy | None = None,
+        backoff: Backoff | None = None,
+        poll_timeout_s: float = 0.25,
+        shutdown_timeout_s: float = 30.0,
+        lag_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._sink = sink
+        self._decode = decoder
+        self._dlq = dead_letters
+        self._metrics = metrics
+        self._policy = policy or BatchPolicy()
+        self._backoff = backoff or Backoff()
+        self._poll_timeout_s = poll_timeout_s
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._lag_interval_s = lag_interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._batch: _Batch[T] = _Batch()
+        # Messages that arrive while a written batch awaits its commit (a
+        # paused partition can still deliver what librdkafka had fetched).
+        self._backlog: list[_Pending[T]] = []
+        self._assigned: set[_Partition] = set()
+        self._committed: dict[_Partition, int] = {}
+        self._paused = False
+        self._failed = False
+        self._retry_at = 0.0
+        self._lag_at = 0.0
+
+    # -- public -------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """Whether the partitions are paused because the destination is down."""
+        return self._paused
+
+    @property
+    def sink(self) -> BatchingSink[T]:
+        """The destination this loop writes to."""
+        return self._sink
+
+    @property
+    def buffered(self) -> int:
+        """Records consumed but not yet committed."""
+        return len(self._batch.items) + len(self._backlog)
+
+    def subscribe(self) -> None:
+        """Join the group; :meth:`run` calls this itself."""
+        self._consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, then write and commit the last batch and close."""
+        self.subscribe()
+        try:
+            while not stop.is_set():
+                self.step()
+            self.drain()
+        finally:
+            self.close()
+
+    def step(self) -> None:
+        """One turn of the loop: poll once, then write the batch if it is due."""
+        now = self._clock()
+        if self._paused:
+            if now >= self._retry_at:
+                self._try_flush()
+            # Polling while paused serves rebalances and keeps the membership
+            # alive; paused partitions deliver nothing new.
+            self._accept(self._consumer.consume(self._policy.max_records, self._poll_timeout_s))
+        else:
+            room = max(1, self._policy.max_records - len(self._batch.items))
+            timeout = self._poll_timeout_s
+            if self._batch.items:
+                due = self._batch.started_at + self._policy.max_delay_s - now
+                timeout = max(0.0, min(timeout, due))
+            self._accept(self._consumer.consume(room, timeout))
+            if self._batch_due():
+                self._try_flush()
+        if self._clock() >= self._lag_at:
+            self._update_lag()
+
+    def drain(self) -> bool:
+        """Write and commit the current batch, retrying until the shutdown timeout.
+
+        Returns whether nothing is left uncommitted.
+        """
+        deadline = self._clock() + self._shutdown_timeout_s
+        while self._batch.items:
+            if self._try_flush():
+                continue  # what arrived meanwhile became the next batch
+            wait = min(self._retry_at, deadline) - self._clock()
+            if self._clock() >= deadline:
+                log.error(
+                    "%s: giving up on %d uncommitted record(s) at shutdown; "
+                    "they will be read again",
+                    self._sink.name,
+                    len(self._batch.items),
+                )
+                return False
+            self._sleep(max(0.0, wait))
+        return True
+
+    def close(self) -> None:
+        """Leave the group (revoking, hence committing what was written) and release clients."""
+        try:
+            self._consumer.close()
+        finally:
+            try:
+                self._dlq.close()
+            finally:
+                self._sink.close()
+
+    # -- polling ------------------------------------------------------------
+
+    def _accept(self, messages: Iterable[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                # Transient broker or partition errors: librdkafka recovers by itself.
+                log.warning("%s: consumer error: %s", self._sink.name, error.str())
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
+                continue
+            headers = _headers(message.headers())
+            item: _Pending[T] = _Pending(
+                topic, partition, offset, message.key(), message.value(), headers
+            )
+            if self._batch.written:
+                # The batch is stored and only its dead letters or commit are
+                # outstanding: a newcomer must not be committed unwritten.
+                self._backlog.append(item)
+            else:
+                self._add(item)
+
+    def _add(self, item: _Pending[T]) -> None:
+        if not self._batch.items:
+            self._batch.started_at = self._clock()
+        self._batch.items.append(item)
+        self._batch.size_bytes += len(item.value or b"")
+
+    def _batch_due(self) -> bool:
+        batch = self._batch
+        return bool(batch.items) and (
+            len(batch.items) >= self._policy.max_records
+            or batch.size_bytes >= self._policy.max_bytes
+            or self._clock() - batch.started_at >= self._policy.max_delay_s
+        )
+
+    # -- writing ------------------------------------------------------------
+
+    def _try_flush(self) -> bool:
+        """Write, dead-letter and commit the batch; on a transient failure pause and back off."""
+        try:
+            self._flush()
+        except SinkUnavailableError as exc:
+            self._metrics.retried()
+            at_least = exc.retry_after if isinstance(exc, SinkBackpressureError) else 0.0
+            delay = self._backoff.next_delay(at_least)
+            self._retry_at = self._clock() + delay
+            if not self._paused:
+                self._pause(self._current_assignment())
+                self._paused = True
+                self._metrics.paused(True)
+            log.warning(
+                "%s: %s; %d record(s) held, retry %d in %.1fs",
+                self._sink.name,
+                exc,
+                len(self._batch.items),
+                self._backoff.attempts,
+                delay,
+            )
+            return False
+        if self._backoff.attempts:
+            log.info("%s: the destination is back; resuming", self._sink.name)
+        self._backoff.reset()
+        if self._paused:
+            self._resume(self._current_assignment())
+            self._paused = False
+            self._metrics.paused(False)
+        return True
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if not batch.items:
+            return
+        if not batch.written:
+            valid = self._decode_batch(batch)
+            started = self._clock()
+            try:
+                refused = self._sink.write(valid) if valid else ()
+            except SinkUnavailableError:
+                raise
+            except BaseException:
+                # Fatal or a bug: nothing more may be written or committed.
+                self._failed = True
+                raise
+            finally:
+                self._metrics.write_seconds(self._clock() - started)
+            batch.rejections.extend(refused)
+            batch.written = True
+            self._metrics.written(len(valid) - len(refused))
+        if batch.rejections and not batch.dead_lettered:
+            self._dlq.send(batch.rejections)
+            batch.dead_lettered = True
+            for rejection in batch.rejections:
+                self._metrics.dead_lettered(rejection.error)
+        self._commit(batch.items)
+        self._batch = _Batch()
+        backlog, self._backlog = self._backlog, []
+        for item in backlog:
+            self._add(item)
+
+    def _decode_batch(self, batch: _Batch[T]) -> list[SinkRecord[T]]:
+        valid: list[SinkRecord[T]] = []
+        for item in batch.items:
+            if item.record is None and item.rejection is None:
+                self._decode_one(item)
+                if item.rejection is not None:
+                    batch.rejections.append(item.rejection)
+            if item.record is not None:
+                valid.append(item.record)
+        return valid
+
+    def _decode_one(self, item: _Pending[T]) -> None:
+        try:
+            value = self._decode(item.topic, item.value, item.headers)
+            record = SinkRecord(
+                item.topic, item.partition, item.offset, item.key, item.value, value, item.headers
+            )
+            self._sink.check(value)
+        except SchemaRegistryUnavailableError as exc:
+            raise SinkUnavailableError(str(exc)) from exc
+        except (SerializationError, InvalidRecordError) as exc:
+            raw: SinkRecord[None] = SinkRecord(
+                item.topic, item.partition, item.offset, item.key, item.value, None, item.headers
+            )
+            item.rejection = Rejection(raw, str(exc), type(exc).__name__)
+            return
+        item.record = record
+
+    # -- committing ---------------------------------------------------------
+
+    def _commit(self, items: Sequence[_Pending[T]]) -> None:
+        next_offsets: dict[_Partition, int] = {}
+        for item in items:
+            next_offsets[item.tp] = max(next_offsets.get(item.tp, 0), item.offset + 1)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() in _LOST_OWNERSHIP:
+                log.warning(
+                    "%s: commit refused (%s); the partitions' new owner rewrites the batch",
+                    self._sink.name,
+                    error.str(),
+                )
+                return
+            raise SinkUnavailableError(f"committing offsets failed: {error.str()}") from exc
+        self._committed.update(next_offsets)
+
+    # -- rebalancing (called from inside consume) ---------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.incremental_assign(partitions)
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        if self._paused and partitions:
+            # Newly assigned partitions would otherwise flow into a batch that
+            # cannot be written.
+            self._pause(partitions)
+        self._lag_at = 0.0
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        holding = any(item.tp in revoked for item in self._batch.items)
+        if holding and not self._paused and not self._failed:
+            # Store and commit what we hold for them while they are still ours;
+            # one attempt only, a rebalance must not wait for an outage.
+            try:
+                self._flush()
+            # An exception must not escape into librdkafka's rebalance callback:
+            # the records are dropped below and read again by the next owner.
+            except Exception as exc:
+                log.warning("%s: could not flush on revoke: %s", self._sink.name, exc)
+        self._forget(revoked, "revoked")
+        consumer.incremental_unassign(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may already own them: committing now could go backwards.
+        self._forget({(tp.topic, tp.partition) for tp in partitions}, "lost")
+        consumer.incremental_unassign(partitions)
+
+    def _forget(self, partitions: set[_Partition], why: str) -> None:
+        dropped = self._batch.drop(partitions)
+        kept = [item for item in self._backlog if item.tp not in partitions]
+        dropped += len(self._backlog) - len(kept)
+        self._backlog = kept
+        if dropped:
+            log.info(
+                "%s: dropped %d uncommitted record(s) of %s partitions",
+                self._sink.name,
+                dropped,
+                why,
+            )
+        if not self._batch.items:
+            self._batch = _Batch()
+        self._assigned -= partitions
+        for topic, partition in partitions:
+            self._committed.pop((topic, partition), None)
+            self._metrics.forget_partition(topic, partition)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _current_assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+
+    def _pause(self, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.pause(partitions)
+
+    def _resume(self, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.resume(partitions)
+
+    def _update_lag(self) -> None:
+        self._lag_at = self._clock() + self._lag_interval_s
+        for topic, partition in sorted(self._assigned):
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            committed = self._committed.get((topic, partition))
+            if committed is None:
+                # Nothing committed this session yet: count from what was consumed.
+                [position] = self._consumer.position([TopicPartition(topic, partition)])
+                committed = position.offset
+            if high is None or high < 0 or committed < 0:
+                continue  # nothing fetched yet: unknown, not zero
+            self._metrics.lag(topic, partition, max(0, high - committed))
+
+
+def _headers(raw: Any) -> Headers:
+    if not raw:
+        return []
+    return list(raw.items() if isinstance(raw, dict) else raw)

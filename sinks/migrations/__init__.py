@@ -1,0 +1,144 @@
+"""Versioned schema migrations, applied at start and recorded in ``schema_migrations``.
+
+Each migration is a module ``mNNNN_<name>.py`` with ``NAME`` and
+``STATEMENTS`` (DDL that PostgreSQL and CockroachDB both accept, each
+idempotent), and optionally ``REGIONAL_TABLES``: on a CockroachDB cluster
+with regions those become ``REGIONAL BY ROW`` after the database gets its
+primary region. Add a migration by adding a module and listing it below;
+never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from sinks.migrations import m0001_initial, m0002_api_indexes
+
+__all__ = ["MIGRATIONS", "Migration", "apply_migrations", "is_cockroach", "regional_statements"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: its DDL, and the tables that are regional on CockroachDB."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    regional_tables: tuple[str, ...] = ()
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, m0001_initial.NAME, m0001_initial.STATEMENTS, m0001_initial.REGIONAL_TABLES),
+    Migration(
+        2, m0002_api_indexes.NAME, m0002_api_indexes.STATEMENTS, m0002_api_indexes.REGIONAL_TABLES
+    ),
+)
+
+_CREATE_LEDGER = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INT PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )
+"""
+
+
+def is_cockroach(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``SELECT version()`` names CockroachDB."""
+    row = conn.execute("SELECT version()").fetchone()
+    return row is not None and "cockroachdb" in str(row[0]).lower()
+
+
+def regional_statements(database: str, region: str, tables: tuple[str, ...]) -> list[sql.Composed]:
+    """The multi-region DDL for CockroachDB: a primary region, then REGIONAL BY ROW tables."""
+    statements = [
+        sql.SQL("ALTER DATABASE {} SET PRIMARY REGION {}").format(
+            sql.Identifier(database), sql.Identifier(region)
+        )
+    ]
+    statements += [
+        sql.SQL("ALTER TABLE {} SET LOCALITY REGIONAL BY ROW").format(sql.Identifier(table))
+        for table in tables
+    ]
+    return statements
+
+
+def _cluster_regions(conn: psycopg.Connection[Any]) -> list[str]:
+    rows = conn.execute("SELECT region FROM [SHOW REGIONS FROM CLUSTER] ORDER BY region")
+    return [str(row[0]) for row in rows.fetchall()]
+
+
+def apply_migrations(
+    conn: psycopg.Connection[Any],
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+    primary_region: str | None = None,
+) -> list[int]:
+    """Apply the migrations not yet recorded, in order; return the versions applied.
+
+    ``conn`` must be in autocommit mode with its search path set. On
+    PostgreSQL each migration runs in one transaction with its ledger row, so
+    two sinks starting at once cannot both apply it (the second fails on the
+    ledger's key and is retried by its caller). CockroachDB runs schema
+    changes best outside explicit transactions, so there every statement
+    commits alone and is idempotent.
+
+    Args:
+        conn: an autocommit connection.
+        migrations: the migrations, oldest first.
+        primary_region: CockroachDB only: the database's primary region
+            (default: the first of ``SHOW REGIONS FROM CLUSTER``; none: no
+            multi-region DDL).
+    """
+    cockroach = is_cockroach(conn)
+    conn.execute(_CREATE_LEDGER)
+    applied = {
+        int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations").fetchall()
+    }
+    done: list[int] = []
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        log.info("applying schema migration %d: %s", migration.version, migration.name)
+        if cockroach:
+            for statement in migration.statements:
+                conn.execute(statement)
+            _apply_regional(conn, migration, primary_region)
+            _record(conn, migration, if_absent=True)
+        else:
+            with conn.transaction():
+                for statement in migration.statements:
+                    conn.execute(statement)
+                _record(conn, migration, if_absent=False)
+        done.append(migration.version)
+    return done
+
+
+def _apply_regional(
+    conn: psycopg.Connection[Any], migration: Migration, primary_region: str | None
+) -> None:
+    if not migration.regional_tables:
+        return
+    regions = _cluster_regions(conn)
+    region = primary_region or (regions[0] if regions else None)
+    if region is None:
+        log.info("CockroachDB cluster without regions: tables stay as they are")
+        return
+    row = conn.execute("SELECT current_database()").fetchone()
+    database = str(row[0]) if row else ""
+    for statement in regional_statements(database, region, migration.regional_tables):
+        conn.execute(statement)
+
+
+_RECORD = "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)"
+_RECORD_IF_ABSENT = _RECORD + " ON CONFLICT (version) DO NOTHING"
+
+
+def _record(conn: psycopg.Connection[Any], migration: Migration, if_absent: bool) -> None:
+    conn.execute(_RECORD_IF_ABSENT if if_absent else _RECORD, (migration.version, migration.name))

@@ -1,0 +1,182 @@
+"""How records become VictoriaMetrics series: names, labels, timestamps, validation.
+
+Raw samples keep node_exporter's names and labels, plus ``instance="<host>"``
+and ``job="hoststream"`` (CONTRACT.md). Aggregates follow Prometheus'
+recording-rule naming, ``<metric>:<stat>_<window>``, e.g. ``node_load1:avg_1m``
+or ``node_network_receive_bytes_total:rate_5m``, stamped at the window's end
+as a recording rule evaluated then would be. docs/sinks.md lists the stats.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from schemas import MetricEvent, WindowAggregate
+from sinks.errors import InvalidRecordError
+
+__all__ = [
+    "AGGREGATE_STATS",
+    "JOB",
+    "TimeBounds",
+    "aggregate_lines",
+    "aggregate_series_name",
+    "event_lines",
+    "validate",
+    "window_label",
+]
+
+JOB = "hoststream"
+
+#: stat suffix -> WindowAggregate field. ``rate`` exists for counters only.
+AGGREGATE_STATS: Mapping[str, str] = {
+    "count": "count",
+    "sum": "sum",
+    "min": "min",
+    "max": "max",
+    "avg": "mean",
+    "last": "last",
+    "p50": "p50",
+    "p90": "p90",
+    "p95": "p95",
+    "p99": "p99",
+    "rate": "rate_per_second",
+}
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_UNITS = ((86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s"))
+
+Line = dict[str, Any]
+
+
+class TimeBounds:
+    """The timestamps VictoriaMetrics keeps.
+
+    It drops samples outside its retention, or too far in the future, without
+    an error; such records are dead-lettered instead of vanishing.
+
+    Args:
+        now_ms: the current time, UTC milliseconds.
+        max_age_s: oldest accepted age; keep it inside ``-retentionPeriod``.
+        max_future_s: how far ahead of ``now_ms`` clocks may run.
+    """
+
+    def __init__(self, now_ms: int, max_age_s: float, max_future_s: float) -> None:
+        self.oldest_ms = now_ms - int(max_age_s * 1000)
+        self.newest_ms = now_ms + int(max_future_s * 1000)
+
+    def check(self, timestamp_ms: int, what: str) -> None:
+        if not self.oldest_ms <= timestamp_ms <= self.newest_ms:
+            raise InvalidRecordError(
+                f"{what} {timestamp_ms} lies outside the accepted range"
+                f" [{self.oldest_ms}, {self.newest_ms}] (VictoriaMetrics would drop it)"
+            )
+
+
+def window_label(window_size_ms: int) -> str:
+    """``60000`` -> ``1m``, ``3600000`` -> ``1h``, ``90000`` -> ``90s``, ``1500`` -> ``1500ms``."""
+    for unit_ms, suffix in _UNITS:
+        if window_size_ms % unit_ms == 0:
+            return f"{window_size_ms // unit_ms}{suffix}"
+    return f"{window_size_ms}ms"
+
+
+def aggregate_series_name(metric: str, stat: str, window_size_ms: int) -> str:
+    """``node_load1``, ``avg``, ``60000`` -> ``node_load1:avg_1m``."""
+    return f"{metric}:{stat}_{window_label(window_size_ms)}"
+
+
+def _labels(host: str, *label_sets: Mapping[str, str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for label_set in label_sets:
+        labels.update(label_set)
+    # instance and job identify the target as Prometheus' scrape would; no
+    # host or sample label may override them.
+    labels["instance"] = host
+    labels["job"] = JOB
+    # An empty value means "no such label" in Prometheus.
+    return {k: v for k, v in labels.items() if v != ""}
+
+
+def event_lines(event: MetricEvent) -> list[Line]:
+    """One ``/api/v1/import`` line per sample of ``event``."""
+    return [
+        {
+            "metric": {
+                "__name__": sample.name,
+                **_labels(event.host, event.host_labels, sample.labels),
+            },
+            "values": [sample.value],
+            "timestamps": [event.timestamp_ms],
+        }
+        for sample in event.samples
+    ]
+
+
+def aggregate_lines(aggregate: WindowAggregate) -> list[Line]:
+    """One line per statistic of ``aggregate``, stamped at the window's end."""
+    labels = _labels(aggregate.host, aggregate.labels)
+    lines: list[Line] = []
+    for stat, field_name in AGGREGATE_STATS.items():
+        value = getattr(aggregate, field_name)
+        if value is None:  # rate of a gauge, or of a window with one sample
+            continue
+        name = aggregate_series_name(aggregate.metric, stat, aggregate.window_size_ms)
+        lines.append(
+            {
+                "metric": {"__name__": name, **labels},
+                "values": [float(value)],
+                "timestamps": [aggregate.window_end],
+            }
+        )
+    return lines
+
+
+def _check_name(name: str) -> None:
+    if not _METRIC_NAME.fullmatch(name):
+        raise InvalidRecordError(f"invalid metric name {name!r}")
+
+
+def _check_labels(labels: Mapping[str, str], where: str) -> None:
+    for name in labels:
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise InvalidRecordError(f"invalid label name {name!r} in {where}")
+
+
+def _check_finite(value: float, what: str) -> None:
+    if not math.isfinite(value):
+        raise InvalidRecordError(f"{what} is {value}; only finite values are stored")
+
+
+def validate(record: MetricEvent | WindowAggregate, bounds: TimeBounds) -> None:
+    """Raise :class:`InvalidRecordError` if ``record`` cannot be stored as it is."""
+    if not record.host:
+        raise InvalidRecordError("empty host id")
+    if isinstance(record, MetricEvent):
+        bounds.check(record.timestamp_ms, "timestamp_ms")
+        _check_labels(record.host_labels, "host_labels")
+        if not record.samples:
+            raise InvalidRecordError("a metric event without samples")
+        for sample in record.samples:
+            _check_name(sample.name)
+            _check_labels(sample.labels, f"the labels of {sample.name}")
+            _check_finite(sample.value, f"the value of {sample.name}")
+        return
+    _check_name(record.metric)
+    _check_labels(record.labels, f"the labels of {record.metric}")
+    if (
+        record.window_size_ms <= 0
+        or record.window_end != record.window_start + record.window_size_ms
+    ):
+        raise InvalidRecordError(
+            f"window [{record.window_start}, {record.window_end}) does not span"
+            f" window_size_ms={record.window_size_ms}"
+        )
+    bounds.check(record.window_end, "window_end")
+    for stat, field_name in AGGREGATE_STATS.items():
+        value = getattr(record, field_name)
+        if value is not None:
+            _check_finite(float(value), f"{stat} of {record.metric}")

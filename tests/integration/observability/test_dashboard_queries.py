@@ -1,0 +1,190 @@
+"""Every query of the Grafana dashboards, run against the real VictoriaMetrics and PostgreSQL.
+
+Two simulated hosts' samples (the producer's own simulation: node_exporter
+names, labels and kinds, counters that grow) are imported into VictoriaMetrics
+under this test's own instance names; each PromQL target of the fleet and host
+dashboards must then return data for them, and every other PromQL target must
+at least parse. The alert dashboard's SQL runs against the SQL sink's schema,
+made by its migrations in a schema of this test's own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from hoststream.config import Settings
+from producers.simulation import SimulatedFleet
+
+DASHBOARDS = (
+    Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "provisioning" / "dashboards"
+)
+STEP_S = 30
+STEPS = 8
+RATE_INTERVAL = "2m"
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DASHBOARDS / f"{name}.json").read_text())
+    return data
+
+
+def targets(dashboard: dict[str, Any], key: str) -> list[tuple[str, str]]:
+    found = []
+    for panel in dashboard["panels"]:
+        for p in [panel, *panel.get("panels", [])]:
+            for target in p.get("targets", []):
+                if key in target:
+                    found.append((p["title"], target[key]))
+    return found
+
+
+def substitute(query: str, instance: str) -> str:
+    """What Grafana sends, for ``$instance`` = ``instance`` (a regex for multi-value)."""
+    query = re.sub(r"\$\{instance(?::\w+)?\}|\$instance\b", instance, query)
+    return query.replace("$__rate_interval", RATE_INTERVAL).replace("$__interval", f"{STEP_S}s")
+
+
+@pytest.fixture(scope="module")
+def hosts(services: Settings) -> Iterator[tuple[list[str], float]]:
+    """Import two simulated hosts' samples; their instance names and the last sample's time."""
+    fleet = SimulatedFleet(2, seed=11)
+    # Instance names of this run only, so other tests' series never answer for these.
+    prefix = f"dash-{uuid.uuid4().hex[:10]}"
+    rename = {h: f"{prefix}-{h}" for h in fleet.host_ids}
+    now_ms = int(time.time()) // STEP_S * STEP_S * 1000
+    lines = []
+    for step in range(STEPS):
+        ts = now_ms - (STEPS - 1 - step) * STEP_S * 1000
+        for event in fleet.events(ts, STEP_S * 1000):
+            for sample in event.samples:
+                labels = {
+                    **sample.labels,
+                    "instance": rename[event.host],
+                    "job": "hoststream",
+                }
+                rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                lines.append(f"{sample.name}{{{rendered}}} {sample.value!r} {ts}")
+    response = httpx.post(
+        f"{services.vm_url}/api/v1/import/prometheus", content="\n".join(lines) + "\n", timeout=30
+    )
+    assert response.status_code == 204, response.text
+    httpx.get(f"{services.vm_url}/internal/force_flush", timeout=10)
+    yield sorted(rename.values()), now_ms / 1000
+    for instance in rename.values():
+        httpx.post(
+            f"{services.vm_url}/api/v1/admin/tsdb/delete_series",
+            data={"match[]": f'{{instance="{instance}"}}'},
+            timeout=30,
+        )
+
+
+def query(services: Settings, expr: str, at: float) -> dict[str, Any]:
+    response = httpx.post(
+        f"{services.vm_url}/api/v1/query", data={"query": expr, "time": str(at)}, timeout=30
+    )
+    assert response.status_code == 200, f"{expr}\n{response.text}"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def finite_values(data: dict[str, Any]) -> list[float]:
+    if data["resultType"] == "scalar":
+        return [float(data["result"][1])]
+    return [
+        float(series["value"][1])
+        for series in data["result"]
+        if not math.isnan(float(series["value"][1]))
+    ]
+
+
+def test_the_instance_variable_lists_the_hosts(services: Settings, hosts) -> None:
+    instances, _ = hosts
+    dash = load("fleet-overview")
+    [variable] = [v for v in dash["templating"]["list"] if v["name"] == "instance"]
+    match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+    assert match is not None
+    response = httpx.get(
+        f"{services.vm_url}/api/v1/label/{match.group(2)}/values",
+        params={"match[]": match.group(1)},
+        timeout=30,
+    )
+    assert set(instances) <= set(response.json()["data"])
+
+
+@pytest.mark.parametrize("name", ["fleet-overview", "host-detail"])
+def test_every_node_exporter_query_returns_data(services: Settings, hosts, name: str) -> None:
+    instances, at = hosts
+    dash = load(name)
+    # The host dashboard shows one host; the fleet dashboard both, as Grafana's regex.
+    instance = instances[0] if name == "host-detail" else "|".join(instances)
+    exprs = targets(dash, "expr")
+    assert len(exprs) >= 10
+    empty = []
+    for title, expr in exprs:
+        data = query(services, substitute(expr, instance), at)
+        if not finite_values(data):
+            empty.append(title)
+        elif "instance" in expr and data["resultType"] == "vector":
+            seen = {s["metric"].get("instance") for s in data["result"]} - {None}
+            assert seen <= set(instances), f"{title}: series of other hosts {seen}"
+    assert not empty, f"panels without data: {empty}"
+
+
+def test_fleet_overview_counts_both_hosts(services: Settings, hosts) -> None:
+    instances, at = hosts
+    [(_, expr)] = [t for t in targets(load("fleet-overview"), "expr") if t[0] == "Hosts reporting"]
+    data = query(services, substitute(expr, "|".join(instances)), at)
+    assert finite_values(data) == [2.0]
+
+
+@pytest.mark.parametrize("name", ["pipeline-health", "alerts"])
+def test_every_other_promql_target_parses(services: Settings, hosts, name: str) -> None:
+    _, at = hosts
+    exprs = targets(load(name), "expr")
+    assert exprs
+    for _, expr in exprs:
+        query(services, substitute(expr, ".*"), at)
+
+
+def expand_sql_macros(raw: str) -> str:
+    """Grafana's PostgreSQL macros, as it expands them for the last hour."""
+    raw = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 BETWEEN now() - interval '1 hour' AND now()", raw)
+    raw = re.sub(
+        r"\$__timeGroupAlias\((\w+), *'1h'\)",
+        r'floor(extract(epoch from \1)/3600)*3600 AS "time"',
+        raw,
+    )
+    return substitute(raw, ".*")
+
+
+def test_alert_sql_runs_against_the_sql_sinks_schema(services: Settings, unique: str) -> None:
+    migrations = pytest.importorskip("sinks.migrations")
+    queries = targets(load("alerts"), "rawSql")
+    assert len(queries) >= 4
+    with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:
+        schema = sql.Identifier(f"grafana_{unique}")
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+        try:
+            conn.execute(sql.SQL("SET search_path TO {}").format(schema))
+            migrations.apply_migrations(conn)
+            for title, raw in queries:
+                expanded = expand_sql_macros(raw)
+                assert not re.search(r"\$(__|\{|[a-z])", expanded), (
+                    f"{title}: unexpanded {expanded}"
+                )
+                conn.execute(expanded).fetchall()
+        finally:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(schema))

@@ -1,0 +1,27 @@
+"""A sink in its own process, for tests that kill it.
+
+Usage: ``sink_main.py KIND GROUP TOPIC MAX_RECORDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from hoststream.config import load_settings
+from sinks import BatchPolicy, run_sink
+
+if __name__ == "__main__":
+    kind, group, topic, max_records = sys.argv[1:5]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+    )
+    run_sink(
+        kind,  # type: ignore[arg-type]
+        load_settings(),
+        group_id=group,
+        topics=[topic],
+        policy=BatchPolicy(max_records=int(max_records), max_delay_s=0.3),
+        # A killed member leaves the group after this, not after the default 45 s.
+        consumer_overrides={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+    )

@@ -1,0 +1,290 @@
+"""The SQL sink against the stack's real PostgreSQL (standing in for CockroachDB), and Kafka."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from psycopg import sql
+
+import tests.conftest as root
+from hoststream.config import Settings
+from hoststream.kafka import producer_config
+from hoststream.stack import Stack
+from schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
+from sinks.base import SinkRecord
+from sinks.migrations import MIGRATIONS
+from sinks.sql import SqlSink
+from tests.kafka_helpers import drain
+
+from .helpers import ThreadedSink, group_settings, small_policy, wait_committed, wait_for
+
+NOW_MS = int(time.time()) // 60 * 60_000
+
+
+def aggregate(host: str, minute: int, mean: float = 10.0, **overrides) -> WindowAggregate:
+    start = NOW_MS - (minute + 1) * 60_000
+    fields = {
+        "host": host,
+        "metric": "node_load1",
+        "kind": MetricKind.GAUGE,
+        "window_size_ms": 60_000,
+        "window_start": start,
+        "window_end": start + 60_000,
+        "count": 6,
+        "sum": mean * 6,
+        "min": mean - 1,
+        "max": mean + 1,
+        "mean": mean,
+        "last": mean,
+        "p50": mean,
+        "p90": mean,
+        "p95": mean,
+        "p99": mean + 1,
+        "quantile_relative_error": 0.01,
+        "labels": {"cpu": "0", "mode": "idle"},
+    }
+    fields.update(overrides)
+    return WindowAggregate(**fields)
+
+
+def alert(key: str, state: AlertState, event_time: int, value: float = 0.95) -> AlertEvent:
+    return AlertEvent(
+        dedup_key=key,
+        rule="HighLoad",
+        state=state,
+        severity="warning",
+        host="h1",
+        metric="node_load1",
+        value=value,
+        threshold=0.9,
+        starts_at=NOW_MS - 300_000,
+        ends_at=None if state is AlertState.FIRING else event_time,
+        window_end=event_time,
+        event_time=event_time,
+        series_labels={"cpu": "0"},
+        labels={"team": "infra"},
+        annotations={"summary": "load is high"},
+    )
+
+
+def rec(value, offset: int = 0) -> SinkRecord:
+    return SinkRecord("t", 0, offset, b"k", b"raw", value)
+
+
+@pytest.fixture
+def schema(services: Settings, unique: str) -> Iterator[str]:
+    """A schema of this test's own, dropped afterwards."""
+    yield unique
+    with psycopg.connect(
+        services.sql_dsn.get_secret_value(), autocommit=True, connect_timeout=10
+    ) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(unique)))
+
+
+def rows(settings: Settings, schema: str, query: str) -> list[tuple]:
+    with psycopg.connect(settings.sql_dsn.get_secret_value(), connect_timeout=10) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        return conn.execute(query).fetchall()
+
+
+def test_migrations_are_applied_once_and_recorded(services: Settings, schema: str) -> None:
+    first = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    second = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        assert first.migrate() == [m.version for m in MIGRATIONS]
+        assert second.migrate() == []
+    finally:
+        first.close()
+        second.close()
+    recorded = rows(services, schema, "SELECT version FROM schema_migrations ORDER BY version")
+    assert recorded == [(m.version,) for m in MIGRATIONS]
+    tables = rows(
+        services,
+        schema,
+        "SELECT table_name FROM information_schema.tables"
+        f" WHERE table_schema = '{schema}' ORDER BY table_name",
+    )
+    assert [t for (t,) in tables] == [
+        "alerts",
+        "alerts_current",
+        "schema_migrations",
+        "window_aggregates",
+    ]
+
+
+def test_writing_the_same_batch_twice_leaves_the_same_rows(services: Settings, schema: str) -> None:
+    batch = [
+        rec(aggregate("h1", 1)),
+        rec(aggregate("h1", 2)),
+        rec(aggregate("h2", 1, labels={"mode": "idle", "cpu": "0"})),
+        rec(aggregate("h1", 1, mean=20.0)),  # the same window again, later: it wins
+        rec(alert("k1", AlertState.FIRING, NOW_MS - 240_000)),
+        rec(alert("k1", AlertState.RESOLVED, NOW_MS - 60_000, value=0.5)),
+        rec(alert("k1", AlertState.FIRING, NOW_MS - 180_000, value=0.97)),  # a newer FIRING update
+    ]
+    sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        assert sink.write(batch) == []
+        agg_query = (
+            "SELECT host, metric, labels_key, window_size_ms, window_start, window_end, labels,"
+            " kind, count, mean, rate_per_second FROM window_aggregates ORDER BY 1, 5"
+        )
+        alert_query = (
+            "SELECT dedup_key, starts_at, state, value, ends_at, event_time, labels"
+            " FROM alerts ORDER BY 3"
+        )
+        first_aggs = rows(services, schema, agg_query)
+        first_alerts = rows(services, schema, alert_query)
+        assert sink.write(batch) == []
+        # An older event arriving late must not overwrite a newer one.
+        assert sink.write([rec(alert("k1", AlertState.FIRING, NOW_MS - 240_000, value=0.1))]) == []
+    finally:
+        sink.close()
+    assert rows(services, schema, agg_query) == first_aggs
+    assert rows(services, schema, alert_query) == first_alerts
+    assert len(first_aggs) == 3
+    h1_latest = [
+        r for r in first_aggs if r[0] == "h1" and r[4].timestamp() * 1000 == NOW_MS - 120_000
+    ]
+    assert h1_latest[0][9] == 20.0
+    assert {r[2] for r in first_aggs} == {'{"cpu":"0","mode":"idle"}'}
+    assert [(r[2], r[3]) for r in first_alerts] == [("FIRING", 0.97), ("RESOLVED", 0.5)]
+    current = rows(services, schema, "SELECT state FROM alerts_current")
+    assert current == [("RESOLVED",)]
+
+
+def test_records_the_database_refuses_are_found_and_rejected_alone(
+    services: Settings, schema: str
+) -> None:
+    # 2^63 overflows BIGINT (SQLSTATE 22003); check() does not look at count's size.
+    bad = aggregate("h8", 3, count=2**63)
+    batch = [rec(aggregate("h1", m), m) for m in range(6)]
+    batch.insert(3, rec(bad, 99))
+    sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        rejected = sink.write(batch)
+    finally:
+        sink.close()
+    assert [r.record.offset for r in rejected] == [99]
+    assert "22003" in rejected[0].reason
+    assert rows(services, schema, "SELECT count(*) FROM window_aggregates") == [(6,)]
+
+
+def produce_values(
+    settings: Settings, topic: str, values: list, serializers: dict | None = None
+) -> None:
+    """Produce ``values``; pass the same ``serializers`` dict to reuse their cached schema ids."""
+    serializers = {} if serializers is None else serializers
+    producer = Producer(producer_config(settings))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    for value in values:
+        if isinstance(value, bytes):
+            producer.produce(topic, key=b"poison", value=value)
+            continue
+        if type(value) not in serializers:
+            serializers[type(value)] = codec_for(settings, type(value)).serializer
+        key = value.dedup_key if isinstance(value, AlertEvent) else value.host
+        producer.produce(topic, key=key.encode(), value=serializers[type(value)](value, ctx))
+    assert producer.flush(30) == 0
+
+
+def heal_registry(settings: Settings, timeout_s: float = 60) -> None:
+    """Wait until the schema registry answers again after its database came back.
+
+    Its connection pool hands out each connection PostgreSQL terminated once,
+    failing that request; asking until it answers flushes them, so tests that
+    run after this one find a working registry.
+    """
+
+    def answers() -> bool:
+        try:
+            url = f"{settings.schema_registry_url}/subjects"
+            return httpx.get(url, timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if settings.schema_registry_url:
+        wait_for(answers, timeout_s, "the schema registry to answer", every_s=0.2)
+
+
+def test_aggregates_and_alerts_flow_from_kafka_and_poison_is_dead_lettered(
+    services: Settings, make_topic, unique: str, schema: str
+) -> None:
+    settings = group_settings(services, unique)
+    agg_topic = make_topic("metrics.agg.1m", partitions=2)
+    alert_topic = make_topic("alerts")
+    good = [aggregate(f"h{h}", m) for h in range(5) for m in range(8)]
+    poison = [
+        aggregate("h9", 1, p99=math.nan),
+        aggregate("h9", 2, labels={"cpu": "0\x00"}),
+        aggregate("h9", 3, window_start=0, window_end=60_000),
+        b"\x00\x00\x00\x00\x07not avro",
+    ]
+    produce_values(settings, agg_topic, good[:20] + poison + good[20:])
+    produce_values(
+        settings,
+        alert_topic,
+        [
+            alert("k1", AlertState.FIRING, NOW_MS - 240_000),
+            alert("k1", AlertState.RESOLVED, NOW_MS - 60_000),
+        ],
+    )
+    sink = ThreadedSink.start(
+        "sql", settings, unique, [agg_topic, alert_topic], policy=small_policy(9), sql_schema=schema
+    )
+    try:
+        wait_committed(settings, unique, agg_topic)
+        wait_committed(settings, unique, alert_topic)
+    finally:
+        sink.close()
+    assert rows(services, schema, "SELECT count(*) FROM window_aggregates") == [(len(good),)]
+    assert rows(services, schema, "SELECT count(*) FROM alerts") == [(2,)]
+    dead = drain(settings, [f"{agg_topic}.dlq"], expected=len(poison), timeout_s=30)
+    assert len(dead) == len(poison)
+    assert sink.metric("hoststream_sink_records_written_total", sink="sql") == len(good) + 2
+
+
+def test_a_database_outage_pauses_the_sink_which_then_resumes_and_loses_nothing(
+    services: Settings, make_topic, unique: str, schema: str
+) -> None:
+    """PostgreSQL stops for ~20 s: nothing is committed meanwhile, everything is stored after."""
+    offset = {"port_offset": root.PORT_OFFSET} if hasattr(root, "PORT_OFFSET") else {}
+    [postgres] = [s for s in Stack(root.STATE_DIR, **offset).services() if s.name == "postgres"]
+    settings = group_settings(services, unique)
+    topic = make_topic("metrics.agg.1m", partitions=2)
+    before = [aggregate(f"h{h}", m) for h in range(3) for m in range(5)]
+    during = [aggregate(f"h{h}", m) for h in range(3) for m in range(5, 15)]
+    serializers: dict = {}
+    # Registers the schema while the registry's database is up, and caches its id.
+    produce_values(settings, topic, before, serializers)
+
+    sink = ThreadedSink.start(
+        "sql", settings, unique, [topic], policy=small_policy(10), sql_schema=schema
+    )
+    try:
+        wait_committed(settings, unique, topic)
+        postgres.stop()
+        try:
+            produce_values(settings, topic, during, serializers)
+            wait_for(lambda: sink.loop.paused, 30, "the sink to pause")
+            time.sleep(20)
+            assert sink.loop.paused
+            assert sink.metric("hoststream_sink_write_retries_total", sink="sql") >= 2
+            assert sink.metric("hoststream_sink_paused", sink="sql") == 1
+        finally:
+            postgres.start()
+            heal_registry(settings)
+        wait_committed(settings, unique, topic, timeout_s=120)
+        assert not sink.loop.paused
+    finally:
+        sink.close()
+    assert rows(services, schema, "SELECT count(*) FROM window_aggregates") == [
+        (len(before) + len(during),)
+    ]

@@ -1,0 +1,202 @@
+"""SQL rows, statements, validation, migrations DDL and error sorting, without a database."""
+
+from __future__ import annotations
+
+import math
+
+import psycopg.errors
+import pytest
+
+from schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
+from sinks.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
+from sinks.migrations import MIGRATIONS, regional_statements
+from sinks.sql import SqlSink, _ContentError, upsert_statement
+from sinks.sql_rows import (
+    AGGREGATE_COLUMNS,
+    ALERT_COLUMNS,
+    aggregate_row,
+    alert_row,
+    canonical_labels,
+    latest_per_key,
+    validate,
+)
+
+NOW_MS = 1_800_000_000_000
+
+
+def aggregate(**overrides) -> WindowAggregate:
+    fields = {
+        "host": "h1",
+        "metric": "node_load1",
+        "kind": MetricKind.GAUGE,
+        "window_size_ms": 60_000,
+        "window_start": NOW_MS - 120_000,
+        "window_end": NOW_MS - 60_000,
+        "count": 6,
+        "sum": 6.0,
+        "min": 0.5,
+        "max": 1.5,
+        "mean": 1.0,
+        "last": 1.0,
+        "p50": 1.0,
+        "p90": 1.4,
+        "p95": 1.45,
+        "p99": 1.5,
+        "quantile_relative_error": 0.01,
+        "labels": {"mode": "idle", "cpu": "0"},
+    }
+    fields.update(overrides)
+    return WindowAggregate(**fields)
+
+
+def alert(**overrides) -> AlertEvent:
+    fields = {
+        "dedup_key": "k1",
+        "rule": "HighLoad",
+        "state": AlertState.FIRING,
+        "severity": "warning",
+        "host": "h1",
+        "metric": "node_load1",
+        "value": 2.0,
+        "threshold": 1.0,
+        "starts_at": NOW_MS - 300_000,
+        "window_end": NOW_MS - 60_000,
+        "event_time": NOW_MS - 60_000,
+    }
+    fields.update(overrides)
+    return AlertEvent(**fields)
+
+
+def test_labels_are_canonical_json_whatever_their_order() -> None:
+    assert canonical_labels({"mode": "idle", "cpu": "0"}) == '{"cpu":"0","mode":"idle"}'
+    assert canonical_labels({"cpu": "0", "mode": "idle"}) == canonical_labels(
+        {"mode": "idle", "cpu": "0"}
+    )
+    assert canonical_labels({}) == "{}"
+
+
+def test_rows_match_their_columns() -> None:
+    row = aggregate_row(aggregate(rate_per_second=None))
+    assert len(row) == len(AGGREGATE_COLUMNS)
+    named = dict(zip(AGGREGATE_COLUMNS, row, strict=True))
+    assert named["labels_key"] == '{"cpu":"0","mode":"idle"}'
+    assert named["window_start"].timestamp() * 1000 == NOW_MS - 120_000
+    assert named["kind"] == "GAUGE"
+    assert named["rate_per_second"] is None
+    arow = dict(zip(ALERT_COLUMNS, alert_row(alert()), strict=True))
+    assert arow["state"] == "FIRING"
+    assert arow["ends_at"] is None
+    assert arow["event_time"].timestamp() * 1000 == NOW_MS - 60_000
+
+
+def test_the_latest_record_per_key_wins() -> None:
+    first, later = aggregate(mean=1.0), aggregate(mean=2.0, labels={"cpu": "0", "mode": "idle"})
+    other = aggregate(host="h2")
+    newer = alert(event_time=NOW_MS - 30_000, value=3.0)
+    older = alert(event_time=NOW_MS - 90_000, value=1.5)
+    aggregates, alerts = latest_per_key([first, other, later, newer, older])
+    assert aggregates == [later, other]
+    assert alerts == [newer]
+
+
+def test_upserts_update_on_conflict_and_alerts_never_go_back_in_time() -> None:
+    text = upsert_statement("alerts", 3).as_string(None)
+    assert text.startswith('INSERT INTO "alerts" ("dedup_key", "starts_at", "state", ')
+    assert text.count("%s") == 3 * len(ALERT_COLUMNS)
+    assert (
+        'ON CONFLICT ("dedup_key", "starts_at", "state") DO UPDATE SET "rule" = excluded."rule"'
+        in text
+    )
+    assert text.endswith("updated_at = now() WHERE alerts.event_time <= excluded.event_time")
+    agg = upsert_statement("window_aggregates", 1).as_string(None)
+    assert 'ON CONFLICT ("host", "metric", "labels_key", "window_size_ms", "window_start")' in agg
+    assert '"mean" = excluded."mean"' in agg
+    assert '"host" = excluded' not in agg
+    assert "WHERE" not in agg
+    with pytest.raises(ValueError, match="no upsert"):
+        upsert_statement("users; DROP TABLE x", 1)
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        (aggregate(p99=math.nan), "p99"),
+        (aggregate(mean=math.inf), "mean"),
+        (aggregate(rate_per_second=-math.inf), "rate_per_second"),
+        (aggregate(count=0), "count"),
+        (aggregate(window_end=NOW_MS), "does not span"),
+        (aggregate(window_start=0, window_end=60_000), "outside"),
+        (aggregate(window_start=NOW_MS + 86_400_000, window_end=NOW_MS + 86_460_000), "outside"),
+        (aggregate(labels={"cpu": "0\x00"}), "NUL"),
+        (aggregate(host=""), "empty"),
+        (alert(value=math.nan), "value"),
+        (alert(starts_at=5), "starts_at"),
+        (alert(annotations={"summary": "a\x00b"}), "NUL"),
+        (alert(dedup_key=""), "dedup_key"),
+    ],
+)
+def test_records_the_database_would_refuse_or_misstore_are_invalid(record, problem: str) -> None:
+    with pytest.raises(InvalidRecordError, match=problem):
+        validate(record, NOW_MS, 600_000)
+
+
+def test_valid_records_pass() -> None:
+    validate(aggregate(), NOW_MS, 600_000)
+    validate(alert(state=AlertState.RESOLVED, ends_at=NOW_MS - 60_000), NOW_MS, 600_000)
+
+
+def test_multi_region_ddl_for_cockroachdb() -> None:
+    statements = [
+        s.as_string(None) for s in regional_statements("hoststream", "eu-west-1", ("alerts",))
+    ]
+    assert statements == [
+        'ALTER DATABASE "hoststream" SET PRIMARY REGION "eu-west-1"',
+        'ALTER TABLE "alerts" SET LOCALITY REGIONAL BY ROW',
+    ]
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert MIGRATIONS[0].regional_tables == ("window_aggregates", "alerts")
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "expected"),
+    [
+        ("22003", _ContentError),  # numeric value out of range
+        ("23502", _ContentError),  # not-null violation
+        ("42P01", SinkFatalError),  # undefined table
+        ("28P01", SinkFatalError),  # bad password
+        ("3D000", SinkFatalError),  # no such database
+        ("57P01", SinkUnavailableError),  # admin shutdown
+        ("08006", SinkUnavailableError),  # connection failure
+        ("", SinkUnavailableError),  # could not connect at all
+    ],
+)
+def test_database_errors_are_sorted_by_what_to_do(sqlstate: str, expected: type) -> None:
+    sink = SqlSink("postgresql://unused")
+    assert isinstance(sink._classify(psycopg.Error("x"), sqlstate), expected)
+
+
+class _Flaky:
+    """Raises SQLSTATE 40001 the first ``failures`` times (an in-memory double of a conflict)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, conn) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise psycopg.errors.lookup("40001")("restart transaction")
+
+
+def test_serialization_failures_are_retried_at_once_then_handed_back(monkeypatch) -> None:
+    sink = SqlSink("postgresql://unused", serialization_retries=3)
+    monkeypatch.setattr(sink, "_connection", lambda: (object(), None))
+    monkeypatch.setattr("sinks.sql.time.sleep", lambda s: None)
+    work = _Flaky(2)
+    sink._run(work)
+    assert work.calls == 3
+    with pytest.raises(SinkUnavailableError, match="40001"):
+        sink._run(_Flaky(10))
