@@ -39,6 +39,9 @@ class VictoriaMetrics(LocalService):
             "-retentionPeriod=30d",
             # Samples are readable at once, which tests and dashboards both want.
             "-search.latencyOffset=0s",
+            # A sink that dies between writing a batch and committing its offsets
+            # writes the batch again; identical samples then collapse into one.
+            "-dedup.minScrapeInterval=1ms",
             "-loggerLevel=WARN",
         ]
 
