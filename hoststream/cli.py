@@ -175,6 +175,32 @@ def produce(
         raise typer.Exit(1)
 
 
+@app.command("stream")
+def stream(
+    windows: Annotated[str, typer.Option(help="Window sizes, e.g. 10s,1m,5m.")] = "1m,5m",
+    grace: Annotated[
+        float, typer.Option(help="Seconds a late sample still counts.", min=0, max=3600)
+    ] = 10.0,
+    rules: Annotated[
+        Path | None, typer.Option(help="Alert rules YAML (default: the built-in host rules).")
+    ] = None,
+    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Aggregates only.")] = False,
+) -> None:
+    """Run the Faust stream processor: windowed aggregates and alert rules."""
+    from streams.app import run_worker
+
+    cfg = settings()
+    configure_logging("stream", cfg.log_level, cfg.log_format)
+    run_worker(
+        cfg,
+        windows=[w.strip() for w in windows.split(",") if w.strip()],
+        grace_s=grace,
+        rules_file=rules,
+        alerting=not no_alerts,
+        metrics_port=cfg.metrics_port,
+    )
+
+
 class SinkName(StrEnum):
     victoriametrics = "victoriametrics"
     sql = "sql"

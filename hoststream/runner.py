@@ -98,6 +98,9 @@ def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
                 "simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], 9102, produced
             )
         )
+    components.append(
+        Component("stream", ["stream"], 9103, "hoststream_stream_windows_emitted_total")
+    )
     written = "hoststream_sink_records_written_total"
     components += [
         Component("sink-victoriametrics", ["sink", "victoriametrics"], 9104, written),

@@ -1,3 +1,36 @@
-"""Faust stream processors: windowed aggregates and alert events."""
+"""Faust stream processors: windowed aggregates and alert events.
 
-__all__: list[str] = []
+Where to start reading:
+
+- :mod:`streams.aggregator`: the aggregation core, pure Python, no Kafka.
+- :mod:`streams.processor`: batches of Kafka messages to window states and closed windows.
+- :mod:`streams.rules`: alert rules from YAML, evaluated on closed windows.
+- :mod:`streams.app`: the Faust application; :func:`streams.app.run_worker` is what
+  ``hoststream stream`` runs. It is not imported here, because importing Faust
+  is slow and the core does not need it.
+"""
+
+from streams.aggregator import DEFAULT_GRACE_MS, Outcome, WindowAggregator
+from streams.cpu import CPU_BUSY_RATIO
+from streams.errors import StreamsError
+from streams.metrics import StreamMetrics
+from streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
+from streams.state import FamilyState
+from streams.summary import Summary
+from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+
+__all__ = [
+    "CPU_BUSY_RATIO",
+    "DEFAULT_GRACE_MS",
+    "DEFAULT_RELATIVE_ACCURACY",
+    "DEFAULT_WINDOWS",
+    "FamilyState",
+    "Outcome",
+    "QuantileSketch",
+    "StreamMetrics",
+    "StreamsError",
+    "Summary",
+    "WindowAggregator",
+    "WindowSize",
+    "parse_windows",
+]

@@ -1,0 +1,325 @@
+"""The Faust application: metric topics in, ``metrics.agg.<window>`` out.
+
+:func:`build_app` wires the pieces: one agent reads every ``metrics.<family>``
+topic in batches and hands them to :class:`~streams.processor.BatchProcessor`;
+a timer closes the windows of quiet hosts on wall-clock time; window states
+live in a Faust table whose changelog topic lets a restarted worker (or the
+one that inherits a partition) carry on where the last left off.
+:func:`run_worker` is what ``hoststream stream`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from confluent_kafka.serialization import MessageField, SerializationContext
+from faust.streams import Stream
+
+from hoststream.config import Settings
+from hoststream.errors import ConfigurationError
+from hoststream.kafka import metric_topic
+from schemas import AlertEvent, MetricEvent, WindowAggregate, codec_for, registry_client_for
+from schemas.records import FAMILIES
+from streams._broker import broker_credentials, broker_urls
+from streams._table import SourcePartitionedTable
+from streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
+from streams.metrics import StreamMetrics
+from streams.processor import BatchProcessor, Rejection, SourceMessage
+from streams.rules import RuleEngine, RuleSet, load_rules
+from streams.sketch import DEFAULT_RELATIVE_ACCURACY
+from streams.topics import (
+    TABLE_NAME,
+    aggregate_topic,
+    alerts_topic,
+    dead_letter_topic,
+    prepare_topics,
+)
+from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+
+__all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+#: The Faust application id, after the topic prefix; also its consumer group.
+DEFAULT_APP_ID = "hoststream-streams"
+
+
+@dataclass(frozen=True)
+class StreamApp:
+    """A configured Faust application and the processor inside it."""
+
+    app: faust.App
+    processor: BatchProcessor
+    windows: tuple[WindowSize, ...]
+    partitions: int
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigurationError(name, f"must be positive, got {value}")
+
+
+def build_app(
+    settings: Settings,
+    *,
+    app_id: str | None = None,
+    windows: Sequence[str | WindowSize] = DEFAULT_WINDOWS,
+    grace_s: float = DEFAULT_GRACE_MS / 1000,
+    families: Sequence[str] = FAMILIES,
+    batch_size: int = 1000,
+    batch_within_s: float = 0.5,
+    tick_s: float = 1.0,
+    relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+    rules: RuleSet | None = None,
+    max_future_s: float | None = 3600.0,
+    session_timeout_s: float = 30.0,
+    datadir: Path | None = None,
+    metrics: StreamMetrics | None = None,
+) -> StreamApp:
+    """Create the topics the processor needs and configure the Faust application.
+
+    Args:
+        settings: hoststream's settings (Kafka, topic prefix, schema registry).
+        app_id: Faust application id and consumer group; default
+            ``<topic prefix>hoststream-streams``. Workers with the same id share
+            the partitions; the window table's changelog is ``<app id>-windows-changelog``.
+        windows: window sizes, e.g. ``("1m", "5m")``; each a multiple of the smallest.
+        grace_s: how long after a window's end its late samples are still merged.
+        families: the metric families to read, one ``metrics.<family>`` topic each.
+        batch_size: at most this many messages per batch.
+        batch_within_s: a batch is processed after this long even when not full.
+        tick_s: how often quiet hosts are checked for windows to close on wall time.
+        relative_accuracy: guaranteed relative error of the quantiles.
+        rules: alert rules to evaluate on closed windows, with events to
+            ``alerts``; None: no alerting (and no ``alerts`` topic).
+        max_future_s: events stamped further ahead of the wall clock go to the
+            dead-letter topic (a wrong host clock would stall its windows); None: no limit.
+        session_timeout_s: how long the group waits for a worker that stopped
+            heartbeating (killed, or hung) before its partitions move.
+        datadir: Faust's working directory; default ``<state_dir>/faust/<app id>``.
+        metrics: Prometheus counters; default: the process-wide ones.
+
+    Raises:
+        ConfigurationError: an option is invalid; the message names it.
+    """
+    app_id = app_id or settings.topic(DEFAULT_APP_ID)
+    sizes = parse_windows(windows, "--windows")
+    if grace_s < 0:
+        raise ConfigurationError("--grace", f"must be 0 or more, got {grace_s}")
+    _check_positive("--batch-size", batch_size)
+    _check_positive("--batch-within", batch_within_s)
+    _check_positive("--tick", tick_s)
+    _check_positive("--session-timeout", session_timeout_s)
+    if max_future_s is not None:
+        _check_positive("--max-future", max_future_s)
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or not families:
+        raise ConfigurationError("--families", f"expected some of {', '.join(FAMILIES)}")
+
+    grace_ms = round(grace_s * 1000)
+    engine = None if rules is None else RuleEngine(rules, grace_ms=grace_ms)
+    if engine is not None:
+        missing = sorted(engine.windows_needed() - {w.ms for w in sizes})
+        if missing:
+            names = ", ".join(WindowSize(ms).label for ms in missing)
+            raise ConfigurationError("--windows", f"the alert rules need the windows {names}")
+    partitions = prepare_topics(
+        settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
+    )
+    workdir = datadir or settings.state_dir / "faust" / app_id
+    workdir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    app = faust.App(
+        app_id,
+        broker=broker_urls(settings),
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(workdir),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=False,  # prepare_topics made them all through the admin API
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+    )
+    table = SourcePartitionedTable(
+        app,
+        name=TABLE_NAME,
+        default=None,
+        partitions=partitions,
+        beacon=app.tables.beacon,
+        help="Open windows per (host, family), see streams.state.FamilyState.",
+    )
+    app.tables.add(table)
+    family_of_topic = {metric_topic(settings, f): f for f in families}
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+    raw |= {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(*family_of_topic, **raw)
+    outputs = {size.ms: app.topic(aggregate_topic(settings, size), **raw) for size in sizes}
+    dead_letters = {name: app.topic(dead_letter_topic(name), **raw) for name in family_of_topic}
+
+    registry = registry_client_for(settings)
+    decode = codec_for(settings, MetricEvent, client=registry).deserializer
+    encode = codec_for(settings, WindowAggregate, client=registry).serializer
+    encode_alert = codec_for(settings, AlertEvent, client=registry).serializer
+    alerts_out = app.topic(alerts_topic(settings), **raw)
+    aggregator = WindowAggregator(
+        sizes,
+        grace_ms=grace_ms,
+        relative_accuracy=relative_accuracy,
+        metrics=metrics,
+    )
+
+    async def emit(aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]) -> None:
+        pending = []
+        for aggregate in aggregates:
+            topic = outputs[aggregate.window_size_ms]
+            ctx = SerializationContext(topic.get_topic_name(), MessageField.VALUE)
+            value = encode(aggregate, ctx)
+            pending.append(await topic.send(key=aggregate.host.encode(), value=value))
+        for alert in alerts:
+            ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
+            value = encode_alert(alert, ctx)
+            pending.append(await alerts_out.send(key=alert.dedup_key.encode(), value=value))
+            log.info("alert %s %s: %s", alert.state.value, alert.dedup_key, alert.annotations)
+        # Acknowledged before the states that no longer hold these windows are written.
+        await asyncio.gather(*pending)
+
+    async def reject(message: SourceMessage, rejection: Rejection) -> None:
+        aggregator.metrics.rejected_messages.labels(message.topic).inc()
+        # The header names of sinks/dlq.py, so one tool reads every dead letter.
+        original = getattr(message, "headers", None) or []
+        fut = await dead_letters[message.topic].send(
+            key=getattr(message, "key", None),
+            value=message.value,
+            headers=[
+                *(original.items() if isinstance(original, dict) else original),
+                ("hoststream.dlq.error", rejection.reason.encode()[:2000]),
+                ("hoststream.dlq.error.class", rejection.error_class.encode()),
+                ("hoststream.dlq.source.topic", message.topic.encode()),
+                ("hoststream.dlq.source.partition", str(message.partition).encode()),
+                ("hoststream.dlq.source.offset", str(getattr(message, "offset", -1)).encode()),
+                ("hoststream.dlq.sink", b"streams"),
+                ("hoststream.dlq.failed.at.ms", str(time.time_ns() // 1_000_000).encode()),
+            ],
+        )
+        await fut
+
+    processor = BatchProcessor(
+        aggregator,
+        table,
+        decode=decode,
+        emit=emit,
+        reject=reject,
+        family_of_topic=family_of_topic,
+        rules=engine,
+        max_future_ms=None if max_future_s is None else round(max_future_s * 1000),
+    )
+
+    @app.agent(source, name="aggregate")
+    async def aggregate(stream: faust.StreamT[bytes]) -> None:
+        # take_events is on the concrete Stream only; Faust passes one.
+        batches = cast(Stream[bytes], stream).take_events(batch_size, within=batch_within_s)
+        async for events in batches:
+            await processor.process([event.message for event in events])
+
+    @app.timer(interval=tick_s, name="close-quiet-hosts")  # type: ignore[untyped-decorator]
+    async def close_quiet_hosts() -> None:
+        # During a rebalance or recovery the table is incomplete: closing now
+        # would emit windows whose states are about to be replaced.
+        if app.rebalancing or app.in_recovery:
+            return
+        owned = {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic in family_of_topic
+        }
+        if owned:
+            await processor.close_quiet(owned)
+
+    return StreamApp(app, processor, sizes, partitions)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    app_id: str | None = None,
+    windows: Sequence[str | WindowSize] = DEFAULT_WINDOWS,
+    grace_s: float = DEFAULT_GRACE_MS / 1000,
+    families: Sequence[str] = FAMILIES,
+    batch_size: int = 1000,
+    batch_within_s: float = 0.5,
+    rules_file: Path | None = None,
+    alerting: bool = True,
+    max_future_s: float | None = 3600.0,
+    session_timeout_s: float = 30.0,
+    metrics_port: int | None = None,
+) -> None:
+    """Run the stream processor until SIGINT or SIGTERM (``hoststream stream``).
+
+    Args:
+        settings: hoststream's settings.
+        app_id: see :func:`build_app`.
+        windows: see :func:`build_app`.
+        grace_s: see :func:`build_app`.
+        families: see :func:`build_app`.
+        batch_size: see :func:`build_app`.
+        batch_within_s: see :func:`build_app`.
+        rules_file: alert rules (YAML); None: the default rules,
+            ``streams/rules/default.yaml``.
+        alerting: False: no alert rules at all.
+        max_future_s: see :func:`build_app`.
+        session_timeout_s: see :func:`build_app`.
+        metrics_port: serve the processor's Prometheus metrics on this port
+            (``/metrics``); None: not served.
+
+    Raises:
+        ConfigurationError: an option or setting is invalid.
+        RuleFileError: the rule file is invalid; says at which line and why.
+    """
+    rules = load_rules(rules_file) if alerting else None
+    stream_app = build_app(
+        settings,
+        app_id=app_id,
+        windows=windows,
+        grace_s=grace_s,
+        families=families,
+        batch_size=batch_size,
+        batch_within_s=batch_within_s,
+        session_timeout_s=session_timeout_s,
+        rules=rules,
+        max_future_s=max_future_s,
+    )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    log.info(
+        "stream processor %s: windows %s, grace %.1fs, %d partitions, %d alert rules",
+        stream_app.app.conf.id,
+        ", ".join(w.label for w in stream_app.windows),
+        grace_s,
+        stream_app.partitions,
+        len(rules.rules) if rules else 0,
+    )
+    # Faust's worker replaces the root handlers with its own; hand it back the
+    # ones hoststream configured (console or JSON) when there are any.
+    handlers = list(logging.getLogger().handlers)
+    if handlers:
+        stream_app.app.conf.loghandlers = handlers
+    worker = faust.Worker(
+        stream_app.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        logging_config={"version": 1, "incremental": True} if handlers else None,
+    )
+    # Returns by raising SystemExit once the worker has stopped on a signal.
+    worker.execute_from_commandline()

@@ -1,0 +1,67 @@
+"""The stream processor's own Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+__all__ = ["StreamMetrics", "default_metrics"]
+
+
+class StreamMetrics:
+    """Counters of what the stream processor took in, dropped and emitted."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Register the counters.
+
+        Args:
+            registry: where to register; default: prometheus_client's global
+                registry. Tests pass their own to read exact values.
+        """
+        registry = REGISTRY if registry is None else registry
+        self.events = Counter(
+            "hoststream_stream_events",
+            "Metric events aggregated, by family.",
+            ["family"],
+            registry=registry,
+        )
+        self.late_samples = Counter(
+            "hoststream_stream_late_samples",
+            "Samples that arrived after their window had closed (beyond the grace"
+            " period) and were not merged, by family.",
+            ["family"],
+            registry=registry,
+        )
+        self.invalid_samples = Counter(
+            "hoststream_stream_invalid_samples",
+            "Samples dropped because their value was NaN or infinite, by family.",
+            ["family"],
+            registry=registry,
+        )
+        self.rejected_messages = Counter(
+            "hoststream_stream_rejected_messages",
+            "Messages that did not decode as a MetricEvent, by topic; sent to <topic>.dlq.",
+            ["topic"],
+            registry=registry,
+        )
+        self.windows_emitted = Counter(
+            "hoststream_stream_windows_emitted",
+            "Window aggregates emitted, by window size.",
+            ["window"],
+            registry=registry,
+        )
+        self.wall_clock_closes = Counter(
+            "hoststream_stream_wall_clock_closes",
+            "Windows closed on wall-clock time because their host went quiet.",
+            registry=registry,
+        )
+
+
+_default: StreamMetrics | None = None
+
+
+def default_metrics() -> StreamMetrics:
+    """The process-wide metrics in prometheus_client's global registry (created once)."""
+    global _default  # noqa: PLW0603  # one registration per process, on first use
+    if _default is None:
+        _default = StreamMetrics()
+    return _default

@@ -1,0 +1,231 @@
+"""The stream processor's logic between Kafka and the aggregation core.
+
+:class:`BatchProcessor` takes batches of raw metric messages, keeps one window
+state per (host, family) in a table (any mutable mapping of bytes; in the
+worker a Faust table with a changelog), runs the alert rules on the windows
+that close, and hands closed windows and alert events to an ``emit``
+coroutine. It knows nothing of Faust, so unit tests drive it with a dict and
+a list.
+
+Order of effects, for at-least-once without loss: the closed windows are
+emitted and acknowledged first, then the states are written, then (by the
+caller) the source offsets are committed. A crash in between repeats work,
+and a repeated window is identical because the core is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from hoststream.errors import SerializationError
+from schemas import RecordDeserializer
+from schemas.records import AlertEvent, MetricEvent, WindowAggregate
+from streams._table import partition_of, state_key
+from streams.aggregator import WindowAggregator
+from streams.rules.engine import RuleEngine
+from streams.state import FamilyState
+
+__all__ = ["BatchProcessor", "Rejection", "SourceMessage"]
+
+log = logging.getLogger(__name__)
+
+_NEVER = 2**62  # beyond any wall-clock millisecond; reset when the key sees an event
+
+
+class SourceMessage(Protocol):
+    """What the processor needs of a consumed message (Faust's ``Message`` has it)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
+Emit = Callable[[Sequence[WindowAggregate], Sequence[AlertEvent]], Awaitable[None]]
+Reject = Callable[[SourceMessage, "Rejection"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message was not aggregated: the error's class name and a sentence."""
+
+    error_class: str
+    reason: str
+
+
+class BatchProcessor:
+    """Aggregates batches of metric messages into window states and closed windows."""
+
+    def __init__(
+        self,
+        aggregator: WindowAggregator,
+        table: MutableMapping[bytes, bytes],
+        *,
+        decode: RecordDeserializer[MetricEvent],
+        emit: Emit,
+        reject: Reject,
+        family_of_topic: Mapping[str, str],
+        rules: RuleEngine | None = None,
+        max_future_ms: int | None = 3_600_000,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        """Wire the processor.
+
+        Args:
+            aggregator: the aggregation core.
+            table: window states by key ``b"<partition>|<family>|<host>"``.
+            decode: the MetricEvent deserializer of the configured wire format.
+            emit: sends closed windows and alert events; returns once they are acknowledged.
+            reject: sends an undecodable message to its dead-letter topic, with a reason.
+            family_of_topic: the family each source topic carries.
+            rules: the alert rules to run on closed windows; None: no alerts.
+            max_future_ms: events stamped further than this ahead of the wall
+                clock are rejected: one event from a host with a wrong clock
+                would otherwise push its watermark ahead and make every later
+                sample late. None: no limit.
+            clock_ms: wall-clock milliseconds; tests pass a fake.
+        """
+        self.aggregator = aggregator
+        self.table = table
+        self._decode = decode
+        self._emit = emit
+        self._reject = reject
+        self._family_of_topic = dict(family_of_topic)
+        self.rules = rules
+        self._max_future_ms = max_future_ms
+        self._clock_ms = clock_ms
+        # Wall time each key was last seen. Deliberately not persisted: after a
+        # restart every key gets a full quiet period to deliver its backlog
+        # before wall-clock closing could drop its samples as late.
+        self._last_seen: dict[bytes, int] = {}
+        # Wall time before which a key cannot need a wall-clock close, so the
+        # timer parses only the states that may be due.
+        self._due: dict[bytes, int] = {}
+        # The batch path and the timer path both read, emit and write states,
+        # with awaits in between; one at a time keeps either from losing the other's work.
+        self._lock = asyncio.Lock()
+
+    def _decode_message(self, message: SourceMessage, now: int) -> MetricEvent | Rejection:
+        ctx = SerializationContext(message.topic, MessageField.VALUE)
+        try:
+            event = self._decode(message.value, ctx)
+        except SerializationError as exc:
+            return Rejection(type(exc).__name__, str(exc))
+        expected = self._family_of_topic.get(message.topic)
+        if event.family != expected:
+            # Its state would be keyed by a family whose topic partition it is not on.
+            return Rejection(
+                "WrongTopic",
+                f"a {event.family!r} event on topic {message.topic!r}, which carries {expected!r}",
+            )
+        if self._max_future_ms is not None and event.timestamp_ms > now + self._max_future_ms:
+            return Rejection(
+                "FutureTimestamp",
+                f"timestamp {event.timestamp_ms} is {(event.timestamp_ms - now) / 1000:.0f} s"
+                f" ahead of this worker's clock (limit {self._max_future_ms / 1000:.0f} s);"
+                f" check the clock of host {event.host!r}",
+            )
+        return event
+
+    def _load(self, key: bytes, event: MetricEvent) -> FamilyState:
+        raw = self.table.get(key)
+        if raw is None:
+            return self.aggregator.new_state(event.host, event.family)
+        return FamilyState.from_bytes(raw)
+
+    async def process(self, messages: Iterable[SourceMessage]) -> int:
+        """Aggregate one batch; return the number of windows it closed.
+
+        The batch's events are applied per (host, family) in partition order,
+        and each state is read and written once per batch.
+        """
+        async with self._lock:
+            now = self._clock_ms()
+            groups: dict[bytes, list[MetricEvent]] = {}
+            for message in messages:
+                decoded = self._decode_message(message, now)
+                if isinstance(decoded, Rejection):
+                    log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
+                    await self._reject(message, decoded)
+                    continue
+                key = state_key(message.partition, decoded.family, decoded.host)
+                groups.setdefault(key, []).append(decoded)
+            closed: list[WindowAggregate] = []
+            alerts: list[AlertEvent] = []
+            states: dict[bytes, FamilyState] = {}
+            for key, events in groups.items():
+                state = self._load(key, events[0])
+                closed_here: list[WindowAggregate] = []
+                for event in events:
+                    closed_here += self.aggregator.add(state, event).aggregates
+                if self.rules is not None and closed_here:
+                    alerts += self.rules.evaluate(state, closed_here)
+                closed += closed_here
+                states[key] = state
+                self._last_seen[key] = now
+                self._due[key] = self._next_due(state, now)
+            await self._emit(closed, alerts)
+            for key, state in states.items():
+                self.table[key] = state.to_bytes()
+            return len(closed)
+
+    async def close_quiet(self, partitions: Iterable[int]) -> int:
+        """Close windows of quiet hosts on wall-clock time, and run nodata rules.
+
+        Returns the number of windows closed and alerts raised.
+
+        Args:
+            partitions: the source partitions this worker owns; other keys are
+                left to their owner.
+        """
+        owned = set(partitions)
+        async with self._lock:
+            now = self._clock_ms()
+            closed: list[WindowAggregate] = []
+            alerts: list[AlertEvent] = []
+            states: dict[bytes, FamilyState] = {}
+            for key in sorted(k for k in list(self.table.keys()) if partition_of(k) in owned):
+                if self._due.get(key, now) > now:
+                    continue
+                raw = self.table.get(key)
+                if raw is None:
+                    self._due.pop(key, None)
+                    continue
+                state = FamilyState.from_bytes(raw)
+                last_seen = self._last_seen.setdefault(key, now)
+                if now - last_seen >= self.aggregator.quiet_after_ms(state):
+                    found = self.aggregator.close_on_wall_clock(state, now)
+                    raised: list[AlertEvent] = []
+                    if self.rules is not None:
+                        raised = self.rules.evaluate(state, found)
+                        raised += self.rules.check_nodata(state, now)
+                    if found or raised:
+                        closed += found
+                        alerts += raised
+                        states[key] = state
+                self._due[key] = self._next_due(state, last_seen)
+            await self._emit(closed, alerts)
+            for key, state in states.items():
+                self.table[key] = state.to_bytes()
+            return len(closed) + len(alerts)
+
+    def _next_due(self, state: FamilyState, last_seen: int) -> int:
+        """When a wall-clock close of ``state`` may first be due: quiet and past end + grace."""
+        candidates = [self.aggregator.next_close_ms(state)]
+        if self.rules is not None:
+            candidates.append(self.rules.next_due_ms(state))
+        due = [c for c in candidates if c is not None]
+        if not due:
+            return _NEVER
+        return max(min(due), last_seen + self.aggregator.quiet_after_ms(state))

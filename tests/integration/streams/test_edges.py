@@ -1,0 +1,62 @@
+"""The worker's edges against the real broker: a quiet host, and undecodable input."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from hoststream.kafka import metric_topic, producer_config
+from schemas import MetricEvent, Sample
+from streams.aggregator import WindowAggregator
+from streams.metrics import StreamMetrics
+from streams.topics import dead_letter_topic
+from streams.windows import DEFAULT_WINDOWS
+from tests.integration.streams.conftest import MIN, key_of, produce, read_aggregates
+from tests.kafka_helpers import drain
+
+
+def test_quiet_host_gets_its_last_windows_on_wall_clock(stream_settings, start_worker) -> None:
+    now = time.time_ns() // 1_000_000
+    t0 = now - now % MIN - 3 * MIN  # three minutes ago: every window is past end + grace
+    # One-second collection interval: the host counts as quiet after 2 s without events.
+    events = [
+        MetricEvent("quiet-1", "system", t0 + i * 1000, (Sample("node_load1", i / 4),), 1000, i)
+        for i in range(90)
+    ]
+    produce(stream_settings, events)
+    aggregator = WindowAggregator(
+        DEFAULT_WINDOWS, grace_ms=2000, metrics=StreamMetrics(CollectorRegistry())
+    )
+    state = aggregator.new_state("quiet-1", "system")
+    want = []
+    for event in events:
+        want += aggregator.add(state, event).aggregates
+    want += aggregator.close_on_wall_clock(state, now + 60_000)
+    # Event time closes only the first minute; the rest needs the wall clock.
+    assert len(want) > 1
+    assert sum(a.window_size_ms == MIN for a in want) == 2
+
+    worker = start_worker("--grace", "2", "--no-alerts", "--session-timeout", "10")
+    records = read_aggregates(stream_settings, DEFAULT_WINDOWS, len(want), [worker], timeout_s=90)
+    assert {key_of(a): a for _, _, a in records} == {key_of(a): a for a in want}, worker.tail()
+
+
+def test_undecodable_message_goes_to_the_dead_letter_topic(stream_settings, start_worker) -> None:
+    produce(stream_settings, [MetricEvent("h1", "system", 0, (Sample("node_load1", 1.0),))])
+    topic = metric_topic(stream_settings, "system")
+    producer = Producer(producer_config(stream_settings))
+    producer.produce(topic, key=b"h1", value=b"not avro", headers=[("origin", b"test")])
+    assert producer.flush(10) == 0
+
+    worker = start_worker("--no-alerts", "--session-timeout", "10")
+    (letter,) = drain(stream_settings, [dead_letter_topic(topic)], expected=1, timeout_s=90)
+    assert worker.alive(), worker.tail()
+    headers = dict(letter.headers())
+    assert letter.value() == b"not avro"
+    assert letter.key() == b"h1"
+    assert headers["origin"] == b"test"
+    assert headers["hoststream.dlq.error.class"] == b"SerializationError"
+    assert headers["hoststream.dlq.source.topic"] == topic.encode()
+    assert int(headers["hoststream.dlq.source.offset"]) == 1

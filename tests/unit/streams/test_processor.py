@@ -1,0 +1,135 @@
+"""BatchProcessor with a dict for a table and lists for the topics: no Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from hoststream.config import Settings
+from schemas import MetricEvent, Sample, WindowAggregate, codec_for
+from streams.aggregator import WindowAggregator
+from streams.metrics import StreamMetrics
+from streams.processor import BatchProcessor, Rejection
+from streams.state import FamilyState
+
+T0 = 1_798_761_600_000
+SETTINGS = Settings(schema_registry_url=None)
+SERIALIZE = codec_for(SETTINGS, MetricEvent).serializer
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    value: bytes | None
+
+
+def message(host: str, ts: int, value: float, partition: int = 0, family: str = "system"):
+    event = MetricEvent(host, family, ts, (Sample("node_load1", value),))
+    return Message(f"metrics.{family}", partition, SERIALIZE(event))
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.table: dict[bytes, bytes] = {}
+        self.emitted: list[WindowAggregate] = []
+        self.alerts: list = []
+        self.rejected: list[tuple[Message, Rejection]] = []
+        self.now = T0
+        aggregator = WindowAggregator(
+            ["1m"], grace_ms=10_000, metrics=StreamMetrics(CollectorRegistry())
+        )
+
+        async def emit(aggregates, alerts) -> None:
+            self.emitted += aggregates
+            self.alerts += alerts
+
+        async def reject(msg, rejection: Rejection) -> None:
+            self.rejected.append((msg, rejection))
+
+        self.processor = BatchProcessor(
+            aggregator,
+            self.table,
+            decode=codec_for(SETTINGS, MetricEvent).deserializer,
+            emit=emit,
+            reject=reject,
+            family_of_topic={"metrics.system": "system", "metrics.cpu": "cpu"},
+            clock_ms=lambda: self.now,
+        )
+
+    def process(self, messages) -> int:
+        return asyncio.run(self.processor.process(messages))
+
+    def tick(self, partitions=(0, 1)) -> int:
+        return asyncio.run(self.processor.close_quiet(partitions))
+
+
+def test_batch_writes_one_state_per_host_and_family() -> None:
+    h = Harness()
+    h.process([message("a", T0 + i * 10_000, i, partition=0) for i in range(8)]
+              + [message("b", T0, 1.0, partition=1)])  # fmt: skip
+    assert set(h.table) == {b"0|system|a", b"1|system|b"}
+    assert [(a.host, a.count) for a in h.emitted] == [("a", 6)]
+    assert FamilyState.from_bytes(h.table[b"0|system|a"]).watermark == T0 + 70_000
+
+
+def test_undecodable_and_misrouted_messages_are_rejected() -> None:
+    h = Harness()
+    wrong_family = message("a", T0, 1.0, family="cpu")
+    wrong_family.topic = "metrics.system"
+    h.process([Message("metrics.system", 0, b"\x00garbage"), wrong_family])
+    assert [m for m, _ in h.rejected] == [
+        Message("metrics.system", 0, b"\x00garbage"),
+        wrong_family,
+    ]
+    assert [r.error_class for _, r in h.rejected] == ["SerializationError", "WrongTopic"]
+    assert "a 'cpu' event on topic 'metrics.system'" in h.rejected[1][1].reason
+    assert h.table == {}
+
+
+def test_quiet_host_is_closed_by_the_timer_only_on_owned_partitions() -> None:
+    h = Harness()
+    h.process([message("a", T0 + i * 10_000, i, partition=0) for i in range(3)]
+              + [message("b", T0 + i * 10_000, i, partition=1) for i in range(3)])  # fmt: skip
+    h.now = T0 + 60_000 + 10_000 - 1  # window end + grace not reached
+    assert h.tick() == 0
+    h.now = T0 + 20_000 + 20_000  # quiet for the quiet period, window still open
+    assert h.tick() == 0
+    h.now = T0 + 70_000
+    assert h.tick(partitions=[1]) == 1
+    assert [a.host for a in h.emitted] == ["b"]
+    assert h.tick(partitions=[0, 1]) == 1
+    assert [a.host for a in h.emitted] == ["b", "a"]
+    assert FamilyState.from_bytes(h.table[b"0|system|a"]).panes == {}
+
+
+def test_host_still_reporting_is_not_closed_on_wall_clock() -> None:
+    h = Harness()
+    h.process([message("a", T0, 1.0)])
+    h.now = T0 + 3_600_000  # far past the window, but the host just reported
+    h.process([message("a", T0 + 10_000, 2.0)])
+    assert h.tick() == 0
+    h.now += 20_000
+    assert h.tick() == 1
+
+
+def test_restart_forgets_wall_clock_and_waits_a_full_quiet_period() -> None:
+    h = Harness()
+    h.process([message("a", T0, 1.0)])
+    fresh = Harness()  # a new process: same table, no memory of when "a" was last seen
+    fresh.table.update(h.table)
+    fresh.now = T0 + 3_600_000
+    assert fresh.tick() == 0  # might still have a backlog to deliver
+    fresh.now += 20_000
+    assert fresh.tick() == 1
+
+
+def test_event_far_ahead_of_the_clock_is_rejected_not_aggregated() -> None:
+    h = Harness()
+    h.process([message("a", T0 + 3_600_001, 1.0), message("a", T0 + 3_600_000, 2.0)])
+    ((_, rejection),) = h.rejected
+    assert rejection.error_class == "FutureTimestamp"
+    assert "check the clock of host 'a'" in rejection.reason
+    assert FamilyState.from_bytes(h.table[b"0|system|a"]).watermark == T0 + 3_600_000
