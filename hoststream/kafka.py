@@ -103,6 +103,10 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
+        # Sinks subscribe by pattern (metrics.agg.<window> appears when the
+        # stream processor starts); the default 5-minute metadata refresh would
+        # leave a new topic unread that long.
+        "topic.metadata.refresh.interval.ms": 10_000,
     }
     config.update(overrides)
     return config

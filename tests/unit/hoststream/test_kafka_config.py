@@ -46,3 +46,7 @@ def test_missing_tls_file_names_the_setting(tmp_path) -> None:
         client_config(
             Settings(kafka_security_protocol="SSL", kafka_ssl_ca_location=tmp_path / "missing.pem")
         )
+
+
+def test_consumers_see_new_topics_within_seconds() -> None:
+    assert consumer_config(Settings(), "g")["topic.metadata.refresh.interval.ms"] <= 10_000
