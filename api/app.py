@@ -19,6 +19,7 @@ from api.auth import Authenticator
 from api.context import ApiContext
 from api.ratelimit import RateLimiter
 from api.routes import health, hosts, query, stored, stream
+from api.tracing import instrument
 from hoststream import __version__
 from hoststream.config import Settings
 from hoststream.kafka import admin_client
@@ -126,4 +127,6 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
     app.include_router(query.router)
     app.include_router(stored.router)
     app.include_router(stream.router)
+    # Wraps the whole middleware stack, so the guard's error lines carry the request's span.
+    instrument(app)
     return app

@@ -32,7 +32,7 @@ class LatestSample(BaseModel):
     name: str
     labels: dict[str, str]
     value: float
-    timestamp: float = Field(description="Unix seconds")
+    timestamp: float = Field(description="Unix seconds of the sample")
 
 
 class LatestValues(BaseModel):

@@ -191,14 +191,19 @@ def stream(
 
     cfg = settings()
     configure_logging("stream", cfg.log_level, cfg.log_format)
-    run_worker(
-        cfg,
-        windows=[w.strip() for w in windows.split(",") if w.strip()],
-        grace_s=grace,
-        rules_file=rules,
-        alerting=not no_alerts,
-        metrics_port=cfg.metrics_port,
-    )
+    configure_tracing(cfg, "stream")
+    try:
+        run_worker(
+            cfg,
+            windows=[w.strip() for w in windows.split(",") if w.strip()],
+            grace_s=grace,
+            rules_file=rules,
+            alerting=not no_alerts,
+            metrics_port=cfg.metrics_port,
+        )
+    finally:
+        # Faust's worker ends by raising SystemExit: this still exports the last spans.
+        shutdown_tracing()
 
 
 class SinkName(StrEnum):
@@ -219,18 +224,22 @@ def sink(
     to SQL, or alerts to PagerDuty, Opsgenie and Alertmanager."""
     cfg = settings(alert_routes_file=routes)
     configure_logging(f"sink-{kind.value}", cfg.log_level, cfg.log_format)
-    if kind is SinkName.alerts:
-        from sinks.alerts import run_alert_sink
+    configure_tracing(cfg, f"sink-{kind.value}")
+    try:
+        if kind is SinkName.alerts:
+            from sinks.alerts import run_alert_sink
 
-        run_alert_sink(cfg, metrics_port=cfg.metrics_port)
-        return
-    from sinks import run_sink
+            run_alert_sink(cfg, metrics_port=cfg.metrics_port)
+            return
+        from sinks import run_sink
 
-    run_sink(
-        "victoriametrics" if kind is SinkName.victoriametrics else "sql",
-        cfg,
-        metrics_port=cfg.metrics_port,
-    )
+        run_sink(
+            "victoriametrics" if kind is SinkName.victoriametrics else "sql",
+            cfg,
+            metrics_port=cfg.metrics_port,
+        )
+    finally:
+        shutdown_tracing()
 
 
 @app.command("api")
@@ -245,7 +254,12 @@ def api(
 
     cfg = settings(api_host=host, api_port=port)
     configure_logging("api", cfg.log_level, cfg.log_format)
-    run_api(cfg)
+    # Before the app is built: create_app instruments it only when tracing is on.
+    configure_tracing(cfg, "api")
+    try:
+        run_api(cfg)
+    finally:
+        shutdown_tracing()
 
 
 @app.command("token")

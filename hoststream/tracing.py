@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,8 +31,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Link, Tracer
+from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 from hoststream import __version__
 from hoststream.config import Settings
@@ -42,6 +44,7 @@ __all__ = [
     "TRACEPARENT",
     "KafkaHeaders",
     "MessageHeaders",
+    "batch_span",
     "build_resource",
     "configure_tracing",
     "extract_context",
@@ -52,6 +55,7 @@ __all__ = [
     "otlp_endpoint",
     "service_name",
     "shutdown_tracing",
+    "tracer_provider",
     "tracing_enabled",
 ]
 
@@ -240,6 +244,15 @@ def tracing_enabled() -> bool:
     return _Current.active.tracer_provider is not None
 
 
+def tracer_provider() -> TracerProvider | None:
+    """The provider :func:`configure_tracing` set up, for instrumentation libraries; None when off.
+
+    Hand it to an instrumentation explicitly rather than relying on the global
+    provider, which a test (``set_global=False``) or an earlier set-up may own.
+    """
+    return _Current.active.tracer_provider
+
+
 def flush_tracing(timeout_s: float = 5.0) -> bool:
     """Export every finished span and log record now; False if that timed out."""
     return _flush(_Current.active, timeout_s)
@@ -371,3 +384,53 @@ def links_from_headers(
         Link(span_context, {"hoststream.message_count": counts[traceparent]})
         for traceparent, span_context in parents.items()
     ]
+
+
+def batch_span(
+    name: str,
+    headers_per_message: Iterable[KafkaHeaders],
+    *,
+    kind: SpanKind = SpanKind.CONSUMER,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> AbstractContextManager[Span | None]:
+    """The current span for handling one batch of consumed messages, linked to their parents.
+
+    A batch has many parents, so the span is not the child of any: it begins
+    a trace of its own (or is the child of the span current here, if any) and
+    links to the distinct spans named by the messages' ``traceparent``
+    (:func:`links_from_headers`). It carries
+    ``messaging.system``, ``messaging.operation.type`` and
+    ``messaging.batch.message_count``. Messages produced and lines logged
+    inside it carry its ids.
+
+    With tracing off this is ``nullcontext(None)``: no header is read and no
+    span is made, so a consumer loop pays nothing for it.
+
+    Args:
+        name: the span's name, e.g. ``write victoriametrics``.
+        headers_per_message: each message's headers; read only when tracing is on.
+        kind: CONSUMER (the default) for work on consumed messages.
+        attributes: more attributes for the span.
+    """
+    if not tracing_enabled():
+        return nullcontext(None)
+    count = 0
+
+    def counted() -> Iterator[KafkaHeaders]:
+        nonlocal count
+        for headers in headers_per_message:
+            count += 1
+            yield headers
+
+    links = links_from_headers(counted())
+    return get_tracer().start_as_current_span(
+        name,
+        kind=kind,
+        links=links,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.batch.message_count": count,
+            **(attributes or {}),
+        },
+    )

@@ -10,6 +10,12 @@ holds on to the one batch it has, retrying it with exponential backoff and
 jitter; it keeps polling so the group membership stays alive, and resumes by
 itself once a write succeeds. Memory stays bounded by one batch plus what
 librdkafka had already fetched.
+
+Tracing: every attempt at a batch (write, dead letters, commit) runs inside a
+``write <sink>`` span linked to the spans its messages' ``traceparent`` names
+(:func:`hoststream.tracing.batch_span`); a failed attempt's span carries the
+error, and dead letters and log lines of the attempt carry the span's ids.
+With tracing off there is no span and no header is read.
 """
 
 from __future__ import annotations
@@ -18,19 +24,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
 
 from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
+from hoststream.tracing import batch_span
 from sinks.base import BatchingSink, Headers, Rejection, SinkRecord
 from sinks.dlq import DeadLetterQueue
 from sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
 from sinks.metrics import SinkMetrics
 from sinks.retry import Backoff
 
-__all__ = ["BatchPolicy", "Decoder", "SinkConsumer"]
+__all__ = ["BatchPolicy", "Decoder", "SinkConsumer", "write_span_name"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,12 @@ T = TypeVar("T")
 Decoder = Callable[[str, bytes | None, Headers], T]
 
 _Partition = tuple[str, int]
+
+
+def write_span_name(sink: str) -> str:
+    """A sink's batch span: ``write victoriametrics``, ``write sql``, ``write alerts``."""
+    return f"write {sink}"
+
 
 # Commit failures that mean "these partitions are no longer yours": the new
 # owner re-reads from the last commit and rewrites, which idempotent sinks allow.
@@ -301,11 +317,28 @@ class SinkConsumer(Generic[T]):
 
     # -- writing ------------------------------------------------------------
 
+    def _span(self) -> AbstractContextManager[Span | None]:
+        """The span of one attempt at the current batch."""
+        return batch_span(
+            write_span_name(self._sink.name),
+            (item.headers for item in self._batch.items),
+            attributes={"hoststream.sink": self._sink.name},
+        )
+
     def _try_flush(self) -> bool:
         """Write, dead-letter and commit the batch; on a transient failure pause and back off."""
+        # The span covers the failure's handling too, so its log line names it.
+        with self._span() as span:
+            return self._try_flush_in(span)
+
+    def _try_flush_in(self, span: Span | None) -> bool:
         try:
             self._flush()
         except SinkUnavailableError as exc:
+            if span is not None:
+                # Handled here, so the span would not see it: mark the attempt failed.
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
             self._metrics.retried()
             at_least = exc.retry_after if isinstance(exc, SinkBackpressureError) else 0.0
             delay = self._backoff.next_delay(at_least)
@@ -352,6 +385,14 @@ class SinkConsumer(Generic[T]):
             batch.rejections.extend(refused)
             batch.written = True
             self._metrics.written(len(valid) - len(refused))
+            span = trace.get_current_span()  # the attempt's span; not recording when off
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "hoststream.records.written": len(valid) - len(refused),
+                        "hoststream.records.rejected": len(batch.rejections),
+                    }
+                )
         if batch.rejections and not batch.dead_lettered:
             self._dlq.send(batch.rejections)
             batch.dead_lettered = True
@@ -430,7 +471,8 @@ class SinkConsumer(Generic[T]):
             # Store and commit what we hold for them while they are still ours;
             # one attempt only, a rebalance must not wait for an outage.
             try:
-                self._flush()
+                with self._span():
+                    self._flush()
             # An exception must not escape into librdkafka's rebalance callback:
             # the records are dropped below and read again by the next owner.
             except Exception as exc:

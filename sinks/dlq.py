@@ -3,6 +3,10 @@
 A rejected record is produced with its original key, value and headers plus
 the ``hoststream.dlq.*`` headers below; the consumer loop commits the source
 offset only after every dead-letter message of the batch is acknowledged.
+
+With tracing on, the dead letter's ``traceparent`` is replaced by the one of
+the sink's batch span it is sent from, which links to the original's parent:
+the trace shows the failed write, and through its link the producer.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, ensure_topics, producer_config
+from hoststream.tracing import inject_traceparent
 from sinks.base import Headers, Rejection
 from sinks.errors import SinkUnavailableError
 
@@ -107,18 +112,21 @@ class DeadLetterQueue:
         return cls(producer, sink, create_topic=create)
 
     def headers(self, rejection: Rejection) -> Headers:
+        """The original headers, the ``hoststream.dlq.*`` ones, the current span's traceparent."""
         record = rejection.record
         reason = rejection.reason.encode("utf-8", "replace")[:_MAX_REASON_BYTES]
-        return [
-            *record.headers,
-            (HEADER_ERROR, reason),
-            (HEADER_ERROR_CLASS, rejection.error.encode()),
-            (HEADER_SOURCE_TOPIC, record.topic.encode()),
-            (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
-            (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
-            (HEADER_SINK, self._sink.encode()),
-            (HEADER_FAILED_AT, str(int(time.time() * 1000)).encode()),
-        ]
+        return inject_traceparent(
+            [
+                *record.headers,
+                (HEADER_ERROR, reason),
+                (HEADER_ERROR_CLASS, rejection.error.encode()),
+                (HEADER_SOURCE_TOPIC, record.topic.encode()),
+                (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+                (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+                (HEADER_SINK, self._sink.encode()),
+                (HEADER_FAILED_AT, str(int(time.time() * 1000)).encode()),
+            ]
+        )
 
     def send(self, rejections: Sequence[Rejection]) -> None:
         """Produce every rejection and return once all are acknowledged.

@@ -25,6 +25,7 @@ from faust.streams import Stream
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import metric_topic
+from hoststream.tracing import MessageHeaders, inject_traceparent
 from schemas import AlertEvent, MetricEvent, WindowAggregate, codec_for, registry_client_for
 from schemas.records import FAMILIES
 from streams._broker import broker_credentials, broker_urls
@@ -59,6 +60,12 @@ class StreamApp:
     processor: BatchProcessor
     windows: tuple[WindowSize, ...]
     partitions: int
+
+
+def _faust_headers(headers: MessageHeaders) -> list[tuple[str, bytes]]:
+    # inject_traceparent adds bytes, and the headers of consumed messages are
+    # bytes from aiokafka already (or None, which it writes back as a null value).
+    return cast(list[tuple[str, bytes]], headers)
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -181,16 +188,29 @@ def build_app(
     )
 
     async def emit(aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]) -> None:
+        # The processor calls this inside the span of the batch (or timer tick)
+        # that closed these windows: each message names that span, so a sink's
+        # write links back to it. With tracing off there is no header at all.
+        traceparent = _faust_headers(inject_traceparent([]))
+
+        def headers() -> list[tuple[str, bytes]] | None:
+            # A list per message: Faust hands it on to hooks that may add to it in place.
+            return list(traceparent) or None
+
         pending = []
         for aggregate in aggregates:
             topic = outputs[aggregate.window_size_ms]
             ctx = SerializationContext(topic.get_topic_name(), MessageField.VALUE)
             value = encode(aggregate, ctx)
-            pending.append(await topic.send(key=aggregate.host.encode(), value=value))
+            pending.append(
+                await topic.send(key=aggregate.host.encode(), value=value, headers=headers())
+            )
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
             value = encode_alert(alert, ctx)
-            pending.append(await alerts_out.send(key=alert.dedup_key.encode(), value=value))
+            pending.append(
+                await alerts_out.send(key=alert.dedup_key.encode(), value=value, headers=headers())
+            )
             log.info("alert %s %s: %s", alert.state.value, alert.dedup_key, alert.annotations)
         # Acknowledged before the states that no longer hold these windows are written.
         await asyncio.gather(*pending)
@@ -199,19 +219,24 @@ def build_app(
         aggregator.metrics.rejected_messages.labels(message.topic).inc()
         # The header names of sinks/dlq.py, so one tool reads every dead letter.
         original = getattr(message, "headers", None) or []
+        # Called inside the batch's span: the dead letter's traceparent names
+        # that span (which links to the producer's) instead of the original.
+        headers = _faust_headers(
+            inject_traceparent(
+                [
+                    *(original.items() if isinstance(original, dict) else original),
+                    ("hoststream.dlq.error", rejection.reason.encode()[:2000]),
+                    ("hoststream.dlq.error.class", rejection.error_class.encode()),
+                    ("hoststream.dlq.source.topic", message.topic.encode()),
+                    ("hoststream.dlq.source.partition", str(message.partition).encode()),
+                    ("hoststream.dlq.source.offset", str(getattr(message, "offset", -1)).encode()),
+                    ("hoststream.dlq.sink", b"streams"),
+                    ("hoststream.dlq.failed.at.ms", str(time.time_ns() // 1_000_000).encode()),
+                ]
+            )
+        )
         fut = await dead_letters[message.topic].send(
-            key=getattr(message, "key", None),
-            value=message.value,
-            headers=[
-                *(original.items() if isinstance(original, dict) else original),
-                ("hoststream.dlq.error", rejection.reason.encode()[:2000]),
-                ("hoststream.dlq.error.class", rejection.error_class.encode()),
-                ("hoststream.dlq.source.topic", message.topic.encode()),
-                ("hoststream.dlq.source.partition", str(message.partition).encode()),
-                ("hoststream.dlq.source.offset", str(getattr(message, "offset", -1)).encode()),
-                ("hoststream.dlq.sink", b"streams"),
-                ("hoststream.dlq.failed.at.ms", str(time.time_ns() // 1_000_000).encode()),
-            ],
+            key=getattr(message, "key", None), value=message.value, headers=headers
         )
         await fut
 

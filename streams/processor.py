@@ -7,6 +7,12 @@ that close, and hands closed windows and alert events to an ``emit``
 coroutine. It knows nothing of Faust, so unit tests drive it with a dict and
 a list.
 
+Tracing: each batch is handled inside a :data:`PROCESS_SPAN` span linked to
+the producer spans its messages name, and the windows the timer closes inside
+a :data:`CLOSE_QUIET_SPAN` span, so ``emit`` and ``reject`` run (and log) in
+that span's context and can put its ``traceparent`` on what they send. With
+tracing off neither span exists and no header is read.
+
 Order of effects, for at-least-once without loss: the closed windows are
 emitted and acknowledged first, then the states are written, then (by the
 caller) the source offsets are committed. A crash in between repeats work,
@@ -19,12 +25,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.errors import SerializationError
+from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
 from schemas import RecordDeserializer
 from schemas.records import AlertEvent, MetricEvent, WindowAggregate
 from streams._table import partition_of, state_key
@@ -32,11 +40,18 @@ from streams.aggregator import WindowAggregator
 from streams.rules.engine import RuleEngine
 from streams.state import FamilyState
 
-__all__ = ["BatchProcessor", "Rejection", "SourceMessage"]
+__all__ = ["CLOSE_QUIET_SPAN", "PROCESS_SPAN", "BatchProcessor", "Rejection", "SourceMessage"]
 
 log = logging.getLogger(__name__)
 
 _NEVER = 2**62  # beyond any wall-clock millisecond; reset when the key sees an event
+
+#: The span of one batch of metric messages; it links to the producer spans
+#: named by the messages' ``traceparent``, and what the batch emits carries its own.
+PROCESS_SPAN = "aggregate metrics"
+#: The span of windows closed on wall-clock time (quiet hosts, nodata rules):
+#: no message caused them, so it has no links. Made only when something closed.
+CLOSE_QUIET_SPAN = "close quiet windows"
 
 
 class SourceMessage(Protocol):
@@ -150,35 +165,52 @@ class BatchProcessor:
         The batch's events are applied per (host, family) in partition order,
         and each state is read and written once per batch.
         """
+        batch = list(messages)
         async with self._lock:
-            now = self._clock_ms()
-            groups: dict[bytes, list[MetricEvent]] = {}
-            for message in messages:
-                decoded = self._decode_message(message, now)
-                if isinstance(decoded, Rejection):
-                    log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
-                    await self._reject(message, decoded)
-                    continue
-                key = state_key(message.partition, decoded.family, decoded.host)
-                groups.setdefault(key, []).append(decoded)
-            closed: list[WindowAggregate] = []
-            alerts: list[AlertEvent] = []
-            states: dict[bytes, FamilyState] = {}
-            for key, events in groups.items():
-                state = self._load(key, events[0])
-                closed_here: list[WindowAggregate] = []
-                for event in events:
-                    closed_here += self.aggregator.add(state, event).aggregates
-                if self.rules is not None and closed_here:
-                    alerts += self.rules.evaluate(state, closed_here)
-                closed += closed_here
-                states[key] = state
-                self._last_seen[key] = now
-                self._due[key] = self._next_due(state, now)
-            await self._emit(closed, alerts)
-            for key, state in states.items():
-                self.table[key] = state.to_bytes()
+            # Begun once the lock is held, so the span times the work and not
+            # the wait for the timer.
+            with batch_span(PROCESS_SPAN, map(_headers, batch)) as span:
+                closed, alerts, rejected = await self._process(batch)
+                if span is not None:
+                    span.set_attribute("hoststream.windows.closed", len(closed))
+                    span.set_attribute("hoststream.alerts.raised", len(alerts))
+                    span.set_attribute("hoststream.messages.rejected", rejected)
             return len(closed)
+
+    async def _process(
+        self, batch: Sequence[SourceMessage]
+    ) -> tuple[list[WindowAggregate], list[AlertEvent], int]:
+        """The work of :meth:`process`, under its lock: closed windows, alerts, rejections."""
+        now = self._clock_ms()
+        groups: dict[bytes, list[MetricEvent]] = {}
+        rejected = 0
+        for message in batch:
+            decoded = self._decode_message(message, now)
+            if isinstance(decoded, Rejection):
+                log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
+                await self._reject(message, decoded)
+                rejected += 1
+                continue
+            key = state_key(message.partition, decoded.family, decoded.host)
+            groups.setdefault(key, []).append(decoded)
+        closed: list[WindowAggregate] = []
+        alerts: list[AlertEvent] = []
+        states: dict[bytes, FamilyState] = {}
+        for key, events in groups.items():
+            state = self._load(key, events[0])
+            closed_here: list[WindowAggregate] = []
+            for event in events:
+                closed_here += self.aggregator.add(state, event).aggregates
+            if self.rules is not None and closed_here:
+                alerts += self.rules.evaluate(state, closed_here)
+            closed += closed_here
+            states[key] = state
+            self._last_seen[key] = now
+            self._due[key] = self._next_due(state, now)
+        await self._emit(closed, alerts)
+        for key, state in states.items():
+            self.table[key] = state.to_bytes()
+        return closed, alerts, rejected
 
     async def close_quiet(self, partitions: Iterable[int]) -> int:
         """Close windows of quiet hosts on wall-clock time, and run nodata rules.
@@ -215,7 +247,18 @@ class BatchProcessor:
                         alerts += raised
                         states[key] = state
                 self._due[key] = self._next_due(state, last_seen)
-            await self._emit(closed, alerts)
+            # No span for a tick that closed nothing: the timer runs every second.
+            span: AbstractContextManager[object] = nullcontext()
+            if (closed or alerts) and tracing_enabled():
+                span = get_tracer().start_as_current_span(
+                    CLOSE_QUIET_SPAN,
+                    attributes={
+                        "hoststream.windows.closed": len(closed),
+                        "hoststream.alerts.raised": len(alerts),
+                    },
+                )
+            with span:
+                await self._emit(closed, alerts)
             for key, state in states.items():
                 self.table[key] = state.to_bytes()
             return len(closed) + len(alerts)
@@ -229,3 +272,9 @@ class BatchProcessor:
         if not due:
             return _NEVER
         return max(min(due), last_seen + self.aggregator.quiet_after_ms(state))
+
+
+def _headers(message: SourceMessage) -> KafkaHeaders:
+    # Not part of SourceMessage: the processor works without them (tests, and
+    # tracing off), and Faust's Message has them as a list or a mapping.
+    return cast(KafkaHeaders, getattr(message, "headers", None))

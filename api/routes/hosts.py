@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import time
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
@@ -10,21 +12,13 @@ from api.auth import Principal
 from api.context import ApiContext, context, require
 from api.families import FAMILY_SELECTORS
 from api.models import HostOut, LatestSample, LatestValues
+from api.vm import vm_instant
 
-__all__ = ["router", "vm_query"]
+__all__ = ["HOST_PATTERN", "router"]
 
 router = APIRouter(tags=["hosts"])
 
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$"
-
-
-async def vm_query(ctx: ApiContext, query: str) -> list[dict[str, Any]]:
-    response = await ctx.vm.get("/api/v1/query", params={"query": query})
-    if response.status_code != 200:
-        raise HTTPException(502, "VictoriaMetrics did not answer the query")
-    body = response.json()
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
 
 
 def _quote(value: str) -> str:
@@ -40,9 +34,17 @@ async def hosts(
 ) -> list[HostOut]:
     """Every host that sent samples within ``lookback``, with the time of its newest sample."""
     newest = f'tlast_over_time(node_boot_time_seconds{{job="hoststream"}}[{lookback}])'
-    rows = await vm_query(ctx, f"max by (instance) ({newest})")
-    found = [HostOut(host=r["metric"]["instance"], last_seen=float(r["value"][1])) for r in rows]
+    rows = await vm_instant(ctx.vm, f"max by (instance) ({newest})")
+    found = [
+        HostOut(host=r["metric"]["instance"], last_seen=float(r["value"][1]))
+        for r in rows
+        if "instance" in r["metric"]
+    ]
     return sorted(found, key=lambda h: h.host)
+
+
+def _series_key(metric: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(metric.items()))
 
 
 @router.get("/api/v1/metrics/{family}/latest", response_model=LatestValues)
@@ -56,9 +58,16 @@ async def latest(
     selector = FAMILY_SELECTORS.get(family)
     if selector is None:
         raise HTTPException(404, f"unknown family {family!r}; known: {sorted(FAMILY_SELECTORS)}")
-    rows = await vm_query(
-        ctx, f'{{__name__=~"{selector}",job="hoststream",instance="{_quote(host)}"}}'
+    series = f'{{__name__=~"{selector}",job="hoststream",instance="{_quote(host)}"}}'
+    # An instant query answers with the evaluation time, not the sample's, so
+    # timestamp() asks for the sample's. Both are evaluated at one instant so
+    # that they describe the same raw sample.
+    at = time.time()
+    rows, stamps = await asyncio.gather(
+        vm_instant(ctx.vm, series, at),
+        vm_instant(ctx.vm, f"timestamp({series}) keep_metric_names", at),
     )
+    sampled_at = {_series_key(r["metric"]): float(r["value"][1]) for r in stamps}
     if not rows:
         raise HTTPException(404, f"no recent {family} samples for host {host!r}")
     samples = [
@@ -68,7 +77,9 @@ async def latest(
                 k: v for k, v in r["metric"].items() if k not in ("__name__", "instance", "job")
             },
             value=float(r["value"][1]),
-            timestamp=float(r["value"][0]),
+            # A series missing from the second answer (it vanished between the
+            # two reads) falls back to the evaluation time, which is at most 5 minutes on.
+            timestamp=sampled_at.get(_series_key(r["metric"]), float(r["value"][0])),
         )
         for r in rows
     ]

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Principal
 from api.context import ApiContext, context, require
+from api.vm import vm_get
 
 __all__ = ["router"]
 
@@ -19,14 +20,21 @@ TimeParam = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9A-Za-z.:+-
 
 
 async def _forward(ctx: ApiContext, path: str, params: dict[str, Any]) -> JSONResponse:
-    response = await ctx.vm.get(path, params={k: v for k, v in params.items() if v is not None})
+    response = await vm_get(ctx.vm, path, {k: v for k, v in params.items() if v is not None})
+    if response.status_code >= 500:
+        # Its 5xx bodies may name internals (paths, flags); the caller learns only that it failed.
+        return JSONResponse(
+            {"status": "error", "error": "VictoriaMetrics failed to answer the query"},
+            status_code=503,
+        )
     # VictoriaMetrics' own 4xx bodies say what is wrong with the query; pass them on.
-    status = response.status_code if response.status_code < 500 else 502
     try:
         body = response.json()
     except ValueError:
-        body = {"status": "error", "error": "VictoriaMetrics returned no JSON"}
-    return JSONResponse(body, status_code=status)
+        return JSONResponse(
+            {"status": "error", "error": "VictoriaMetrics returned no JSON"}, status_code=502
+        )
+    return JSONResponse(body, status_code=response.status_code)
 
 
 @router.get("/api/v1/query")

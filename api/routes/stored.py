@@ -28,6 +28,8 @@ router = APIRouter()
 
 #: A query spans at most 31 days; pages hold at most 1,000 rows.
 MAX_RANGE_MS = 31 * 86_400_000
+#: 9999-12-31T23:59:59.999Z: later instants overflow PostgreSQL's timestamps.
+MAX_TIME_MS = 253_402_300_799_999
 WINDOW_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -45,7 +47,15 @@ def _cursor(cursor: str | None) -> list[Any] | None:
         values = decode_cursor(cursor)
     except ValueError as exc:
         raise HTTPException(422, "cursor is not one this API gave out") from exc
-    if len(values) != 2:
+    # A cursor comes back from the client: check it holds what encode_cursor put
+    # in (an instant in range and a string key) before it reaches SQL.
+    if (
+        len(values) != 2
+        or type(values[0]) is not int
+        or not 0 <= values[0] <= MAX_TIME_MS
+        or not isinstance(values[1], str)
+        or "\x00" in values[1]  # PostgreSQL text cannot hold NUL
+    ):
         raise HTTPException(422, "cursor is not one this API gave out")
     return values
 
@@ -61,8 +71,10 @@ async def aggregates(
     host: Annotated[str, Query(pattern=HOST_PATTERN)],
     metric: Annotated[str, Query(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")],
     window: Annotated[str, Query(max_length=10)] = "1m",
-    start: Annotated[int | None, Query(ge=0, description="UTC milliseconds")] = None,
-    end: Annotated[int | None, Query(ge=0, description="UTC milliseconds")] = None,
+    start: Annotated[
+        int | None, Query(ge=0, le=MAX_TIME_MS, description="UTC milliseconds")
+    ] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_TIME_MS, description="UTC milliseconds")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AggregatePage:

@@ -16,6 +16,10 @@ receiver it is routed to, or was refused for good and dead-lettered.
 - Permanent failures (other 4xx) make the record a
   :class:`~sinks.base.Rejection`: it goes to ``alerts.dlq`` with the receiver
   and its answer in the headers; the other receivers still get the alert.
+
+Tracing: the consumer loop's ``write alerts`` span is current while a batch is
+delivered; each delivery to a receiver is a ``deliver <receiver>`` child span
+with its attempts and outcome (none when tracing is off).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
+from hoststream.tracing import get_tracer, tracing_enabled
 from schemas import AlertEvent
 from sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 from sinks.alerts.router import Router
@@ -218,33 +225,55 @@ class AlertSink(BatchingSink[AlertEvent]):
         return outcome
 
     async def _send(self, router: Router, alert: AlertEvent) -> None:
-        policy = self._policy
-        backoff = Backoff(initial_s=policy.initial_s, max_s=policy.max_s)
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                await router.send(alert)
-            except PermanentDeliveryError:
-                self._metrics.count(router.name, "refused")
-                raise
-            except RetryableDeliveryError as exc:
-                self._metrics.count(router.name, "retried")
-                wait = exc.retry_after or 0.0
-                if attempt == policy.attempts or wait > policy.max_retry_after_s:
+        # The task running this copied the context of the batch's span, so the
+        # delivery's span is its child and the log lines below carry its ids.
+        with _delivery_span(router.name, alert) as span:
+            policy = self._policy
+            backoff = Backoff(initial_s=policy.initial_s, max_s=policy.max_s)
+            for attempt in range(1, policy.attempts + 1):
+                if span is not None:
+                    span.set_attribute("hoststream.alert.attempts", attempt)
+                try:
+                    await router.send(alert)
+                except PermanentDeliveryError:
+                    self._metrics.count(router.name, "refused")
                     raise
-                delay = backoff.next_delay(wait)
-                log.warning(
-                    "%s: alert %s: %s; retry %d in %.1fs",
-                    router.name,
-                    alert.dedup_key,
-                    exc.reason,
-                    attempt,
-                    delay,
-                )
-                await self._sleep(delay)
-            else:
-                self._metrics.count(router.name, "sent")
-                log.info("%s: alert %s %s sent", router.name, alert.dedup_key, alert.state.value)
-                return
+                except RetryableDeliveryError as exc:
+                    self._metrics.count(router.name, "retried")
+                    wait = exc.retry_after or 0.0
+                    if attempt == policy.attempts or wait > policy.max_retry_after_s:
+                        raise
+                    delay = backoff.next_delay(wait)
+                    log.warning(
+                        "%s: alert %s: %s; retry %d in %.1fs",
+                        router.name,
+                        alert.dedup_key,
+                        exc.reason,
+                        attempt,
+                        delay,
+                    )
+                    await self._sleep(delay)
+                else:
+                    self._metrics.count(router.name, "sent")
+                    log.info(
+                        "%s: alert %s %s sent", router.name, alert.dedup_key, alert.state.value
+                    )
+                    return
+
+
+def _delivery_span(receiver: str, alert: AlertEvent) -> AbstractContextManager[Span | None]:
+    """A CLIENT span for delivering ``alert`` to ``receiver``; nothing when tracing is off."""
+    if not tracing_enabled():
+        return nullcontext(None)
+    return get_tracer().start_as_current_span(
+        f"deliver {receiver}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "hoststream.alert.receiver": receiver,
+            "hoststream.alert.dedup_key": alert.dedup_key,
+            "hoststream.alert.state": alert.state.value,
+        },
+    )
 
 
 def _id(record: SinkRecord[AlertEvent]) -> _RecordId:

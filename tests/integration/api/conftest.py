@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -46,8 +47,11 @@ class RunningApi:
         return httpx.get(f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def api_server(services: Settings, tmp_path_factory) -> Iterator[RunningApi]:
+@contextmanager
+def running_api(
+    services: Settings, tmp_path_factory, overrides: dict[str, str] | None = None
+) -> Iterator[RunningApi]:
+    """``hoststream api`` as a child process; ready once its health check answers at all."""
     prefix = f"api{os.getpid()}{int(time.time())}."
     key, entry = new_api_key(["read:metrics"])
     keys_file = tmp_path_factory.mktemp("api") / "keys.yaml"
@@ -63,6 +67,7 @@ def api_server(services: Settings, tmp_path_factory) -> Iterator[RunningApi]:
         "HOSTSTREAM_API_SECRET": SECRET,
         "HOSTSTREAM_API_KEYS_FILE": str(keys_file),
         "HOSTSTREAM_API_CORS_ORIGINS": '["https://dash.example"]',
+        **(overrides or {}),
     }
     log = tmp_path_factory.mktemp("api-log") / "api.log"
     with log.open("wb") as out:
@@ -74,10 +79,12 @@ def api_server(services: Settings, tmp_path_factory) -> Iterator[RunningApi]:
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
+    # Without overrides every dependency must be up (200); with them, any answer will do.
+    ready = {200} if not overrides else {200, 503}
     while True:
         assert process.poll() is None, log.read_text()
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
+            if httpx.get(f"{url}/api/v1/health", timeout=5).status_code in ready:
                 break
         except httpx.HTTPError:
             pass
@@ -88,3 +95,9 @@ def api_server(services: Settings, tmp_path_factory) -> Iterator[RunningApi]:
     finally:
         process.terminate()
         process.wait(20)
+
+
+@pytest.fixture(scope="module")
+def api_server(services: Settings, tmp_path_factory) -> Iterator[RunningApi]:
+    with running_api(services, tmp_path_factory) as api:
+        yield api
