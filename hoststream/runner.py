@@ -20,6 +20,7 @@ from rich.console import Console
 
 from api.auth import SCOPES, ensure_dev_secret, issue_jwt
 from hoststream.config import Settings
+from hoststream.ports import COMPONENT_METRICS_PORTS as PORTS
 from hoststream.stack import Stack
 
 __all__ = ["Component", "pipeline_components", "run_pipeline"]
@@ -89,24 +90,35 @@ def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
     produced = "hoststream_producer_events_total"
     components = [
         Component(
-            "producer", ["produce", "--interval", str(cfg.collect_interval_s)], 9101, produced
+            "producer",
+            ["produce", "--interval", str(cfg.collect_interval_s)],
+            PORTS["producer"],
+            produced,
         )
     ]
     if simulate_hosts:
         components.append(
             Component(
-                "simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], 9102, produced
+                "simulator",
+                ["produce", "--simulate-hosts", str(simulate_hosts)],
+                PORTS["simulator"],
+                produced,
             )
         )
     components.append(
-        Component("stream", ["stream"], 9103, "hoststream_stream_windows_emitted_total")
+        Component("stream", ["stream"], PORTS["stream"], "hoststream_stream_windows_emitted_total")
     )
     written = "hoststream_sink_records_written_total"
     components += [
-        Component("sink-victoriametrics", ["sink", "victoriametrics"], 9104, written),
-        Component("sink-sql", ["sink", "sql"], 9105, written),
+        Component(
+            "sink-victoriametrics",
+            ["sink", "victoriametrics"],
+            PORTS["sink-victoriametrics"],
+            written,
+        ),
+        Component("sink-sql", ["sink", "sql"], PORTS["sink-sql"], written),
         # Alertmanager is part of the local stack, so there is always a receiver.
-        Component("sink-alerts", ["sink", "alerts"], 9106, written),
+        Component("sink-alerts", ["sink", "alerts"], PORTS["sink-alerts"], written),
     ]
     # The API serves its own /metrics on its port.
     components.append(Component("api", ["api"], cfg.api_port, "hoststream_api_requests_total"))

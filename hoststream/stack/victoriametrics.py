@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import httpx
+import yaml
 
 from hoststream.errors import PrerequisiteMissingError
 from hoststream.stack.base import LocalService, StackPaths
@@ -13,9 +14,34 @@ __all__ = ["VictoriaMetrics"]
 
 
 class VictoriaMetrics(LocalService):
-    def __init__(self, paths: StackPaths, port: int) -> None:
+    """VictoriaMetrics, scraping the pipeline's own ``/metrics`` as well.
+
+    Args:
+        scrape_targets: component name to the loopback port of its ``/metrics``.
+    """
+
+    def __init__(self, paths: StackPaths, port: int, scrape_targets: dict[str, int]) -> None:
         super().__init__("victoriametrics", paths)
         self.port = port
+        self.scrape_targets = scrape_targets
+
+    def prepare(self) -> None:
+        # Components that are not running are simply down targets.
+        conf = self.paths.config(self.name)
+        conf.mkdir(parents=True, exist_ok=True)
+        scrape = {
+            "scrape_configs": [
+                {
+                    "job_name": "hoststream-pipeline",
+                    "scrape_interval": "10s",
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{port}"], "labels": {"component": name}}
+                        for name, port in sorted(self.scrape_targets.items())
+                    ],
+                }
+            ]
+        }
+        (conf / "scrape.yaml").write_text(yaml.safe_dump(scrape, sort_keys=False))
 
     @property
     def address(self) -> str:
@@ -42,6 +68,7 @@ class VictoriaMetrics(LocalService):
             # A sink that dies between writing a batch and committing its offsets
             # writes the batch again; identical samples then collapse into one.
             "-dedup.minScrapeInterval=1ms",
+            f"-promscrape.config={self.paths.config(self.name) / 'scrape.yaml'}",
             "-loggerLevel=WARN",
         ]
 
