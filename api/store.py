@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -50,6 +51,19 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
+async def _fetch(
+    pool: AsyncConnectionPool, statement: sql.Composed, params: list[Any]
+) -> list[dict[str, Any]]:
+    try:
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(statement, params)
+            return await cur.fetchall()
+    except psycopg.errors.UndefinedTable:
+        # The SQL sink creates the tables when it first starts; until then
+        # nothing has been stored, which is an empty answer, not an outage.
+        return []
+
+
 @dataclass(frozen=True)
 class AggregateQuery:
     host: str
@@ -83,9 +97,7 @@ async def fetch_aggregates(
         "AND window_start >= {ms} AND window_start < {ms} {keyset}"
         "ORDER BY window_start, labels_key LIMIT %s"
     ).format(columns=sql.SQL(AGGREGATE_COLUMNS), ms=MS, keyset=keyset)
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(statement, params)
-        rows = await cur.fetchall()
+    rows = await _fetch(pool, statement, params)
     page, more = rows[: query.limit], len(rows) > query.limit
     position = [page[-1]["window_start_ms"], page[-1]["labels_key"]] if more and page else None
     return page, position
@@ -131,9 +143,7 @@ async def fetch_alerts(
         "ORDER BY starts_at DESC, dedup_key DESC LIMIT %s"
     ).format(where=where)
     params.append(query.limit + 1)
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(statement, params)
-        rows = await cur.fetchall()
+    rows = await _fetch(pool, statement, params)
     page, more = rows[: query.limit], len(rows) > query.limit
     position = [page[-1]["starts_at_ms"], page[-1]["dedup_key"]] if more and page else None
     return page, position

@@ -126,3 +126,85 @@ class CpuProbe:
             time.monotonic() - self.t0,
             proc.memory_info().rss / 2**20,
         )
+
+
+def scale() -> float:
+    """``BENCH_SCALE`` (default 1): multiplies every suite's data size."""
+    value = float(os.environ.get("BENCH_SCALE", "1"))
+    if not value > 0:
+        raise SystemExit(f"BENCH_SCALE must be positive, got {value}")
+    return value
+
+
+def load_note() -> str:
+    """The machine's load averages, for results taken on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average at the end (1/5/15 min): {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """``sorted(values)[floor(q * (n - 1))]``: the nearest-rank percentile, no interpolation."""
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def settings_for(env: dict[str, str], **overrides: Any) -> Any:
+    """hoststream's settings as a process started with ``env`` would load them."""
+    from hoststream.config import load_settings
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return load_settings(**overrides)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def panels_plot(
+    name: str, title: str, panels: list[tuple[str, list[str], list[float], str]]
+) -> Path:
+    """One PNG of several bar charts side by side: (subtitle, labels, values, unit) each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.2), squeeze=False)
+    for ax, (subtitle, labels, values, unit) in zip(axes[0], panels, strict=True):
+        bars = ax.barh(labels, values, color=["#2b6cb0"] + ["#a0aec0"] * (len(values) - 1))
+        ax.bar_label(
+            bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.3g}" for v in values], padding=3
+        )
+        ax.set_xlabel(unit)
+        ax.set_title(subtitle, fontsize=9)
+        ax.invert_yaxis()
+        ax.margins(x=0.25)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def code_version() -> str:
+    """The commit measured, and whether the work tree differed from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        # --no-optional-locks: reading must not refresh the index.
+        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"code: commit {head}" + (" with uncommitted changes in the work tree" if dirty else "")

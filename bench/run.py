@@ -8,18 +8,18 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from bench import producer
-from bench.common import Result, hardware
+from bench import api, producer, sinks, streams
+from bench.common import REPO, Result, hardware
 from hoststream.stack import Stack
 
-SUITES = {"producer": producer.run}
+SUITES = {"producer": producer.run, "streams": streams.run, "sinks": sinks.run, "api": api.run}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
     args = parser.parse_args()
-    stack = Stack(producer.REPO / ".hoststream")
+    stack = Stack(REPO / ".hoststream")
     env = {**os.environ, **stack.up()}
     results: list[Result] = []
     for name in args.only.split(","):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # What `make bench` needs beyond `make install`: plotting and profiling packages,
-# Kafka's own tools (ProducerPerformance) and a real node_exporter as a peer.
+# Kafka's own tools (ProducerPerformance), a real node_exporter as a peer, and
+# Quix Streams as a peer in a virtualenv of its own (it needs an older
+# confluent-kafka and pydantic than hoststream pins).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -11,6 +13,13 @@ stamp=$VENV/.hoststream-bench-installed
 if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[bench]"
   touch "$stamp"
+fi
+QUIX=$ROOT/.hoststream/bench-quix
+if [ ! -f "$QUIX/.installed-3.28.1" ]; then
+  rm -rf "$QUIX"
+  "$VENV/bin/python" -m venv "$QUIX"
+  "$QUIX/bin/python" -m pip install -q "quixstreams==3.28.1" "fastavro==1.13.1"
+  touch "$QUIX/.installed-3.28.1"
 fi
 if [ ! -f "$LIB/kafka-tools/kafka-tools-4.1.1.jar" ]; then
   rm -rf "$LIB/kafka-tools.tmp"

@@ -38,3 +38,31 @@ def test_health_names_victoriametrics_and_the_rest_still_answers(api_without_vm)
     assert checks["postgres"] == checks["kafka"] == "ok"
     # PostgreSQL is up: what it serves does not depend on VictoriaMetrics.
     assert api_without_vm.get("/api/v1/alerts").status_code == 200
+
+
+def test_a_database_the_sql_sink_has_not_set_up_yet_is_empty_not_down(
+    services, tmp_path_factory
+) -> None:
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin_dsn = services.sql_dsn.get_secret_value()
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = make_conninfo(**{**conninfo_to_dict(admin_dsn), "dbname": name})
+        with running_api(services, tmp_path_factory, {"HOSTSTREAM_SQL_DSN": dsn}) as api:
+            aggregates = api.get(
+                "/api/v1/aggregates", params={"host": "h1", "metric": "node_load1"}
+            )
+            assert aggregates.status_code == 200, aggregates.text
+            assert aggregates.json() == {"items": [], "next_cursor": None}
+            alerts = api.get("/api/v1/alerts")
+            assert alerts.status_code == 200, alerts.text
+            assert alerts.json()["items"] == []
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -19,7 +19,7 @@ DASHBOARD = (
     Path(__file__).resolve().parents[3]
     / "deploy/grafana/provisioning/dashboards/pipeline-health.json"
 )
-RUN_S = 85  # long enough for the first one-minute windows to close
+RUN_S = 120  # long enough for the first one-minute windows to close, even on a slow start
 
 #: Panels that must show data after any run; the others count rarer events
 #: (drops, late samples, dead letters) that a healthy run may never see.

@@ -1,0 +1,1 @@
+"""Peers the benchmarks compare hoststream with; each runs as ``python -m bench.peers.<name>``."""

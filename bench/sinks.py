@@ -1,0 +1,258 @@
+"""Sink benchmarks.
+
+1. VictoriaMetrics: hoststream's sink (``build_sink("victoriametrics", ...)``,
+   the consumer loop included) over pre-loaded metric topics, against bare
+   ``POST /api/v1/import`` requests of the same samples, JSON lines encoded
+   and gzipped before the clock starts (the ceiling).
+2. SQL: the sink's bulk path (``SqlSink.write``: multi-row upserts, one
+   transaction per batch) against the same ``INSERT ... ON CONFLICT`` one row
+   per statement in autocommit, over the same WindowAggregates, in a schema of
+   its own that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+
+from bench.common import Result, code_version, load_note, panels_plot, scale, settings_for
+from bench.workload import (
+    GroupProgress,
+    delete_subjects,
+    delete_topics,
+    follow,
+    load_metric_topics,
+    topics_with_prefix,
+)
+from producers.simulation import SimulatedFleet
+from schemas import WindowAggregate
+from sinks.app import build_sink
+from sinks.base import SinkRecord
+from sinks.consumer import BatchPolicy
+from sinks.sql import SqlSink, upsert_statement
+from sinks.sql_rows import aggregate_row
+from sinks.vm_series import event_lines
+from streams.aggregator import WindowAggregator
+from streams.metrics import StreamMetrics
+
+VM_SAMPLES = 2_000_000
+SQL_ROWS = 100_000
+HOSTS = 100
+CAP_S = 90.0
+
+
+def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float], list[str]]:
+    seed = random.randint(1000, 999_999)  # new host ids, hence new series, in every run
+    prefix = settings.topic_prefix
+    loaded = load_metric_topics(
+        settings, hosts=HOSTS, target_samples=int(VM_SAMPLES * factor), seed=seed
+    )
+    print(f"sinks: loaded {loaded.describe()}", flush=True)
+    policy = BatchPolicy()
+    vm_url = settings.vm_url.rstrip("/")
+    try:
+        group = f"{prefix}vm"
+        loop = build_sink(
+            "victoriametrics",
+            settings,
+            registry=CollectorRegistry(),
+            group_id=group,
+            topics=loaded.topics,
+            policy=policy,
+        )
+        progress = GroupProgress(settings, group, loaded.topics)
+        stop = threading.Event()
+        started = time.monotonic()
+        thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            ours = follow(progress, loaded, started, thread.is_alive, CAP_S, "the VM sink")
+        finally:
+            stop.set()
+            thread.join(60)
+            progress.close()
+        print(f"sinks: victoriametrics sink {ours}", flush=True)
+
+        # The ceiling: the same events, encoded and compressed up front, in
+        # requests of the sink's batch size; an extra label keeps their series
+        # apart from the ones the sink just created.
+        fleet = SimulatedFleet(HOSTS, seed=seed)
+        bodies: list[bytes] = []
+        lines: list[bytes] = []
+        events_in_body = 0
+        samples = 0
+        for tick in range(loaded.ticks):
+            for event in fleet.events(loaded.first_ms + tick * loaded.interval_ms):
+                for line in event_lines(event):
+                    line["metric"]["bench"] = "ceiling"
+                    lines.append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                samples += len(event.samples)
+                events_in_body += 1
+                if events_in_body == policy.max_records:
+                    bodies.append(gzip.compress(b"".join(lines), 1))
+                    lines, events_in_body = [], 0
+        if lines:
+            bodies.append(gzip.compress(b"".join(lines), 1))
+        with httpx.Client(timeout=60) as client:
+            started = time.monotonic()
+            for body in bodies:
+                response = client.post(
+                    f"{vm_url}/api/v1/import",
+                    content=body,
+                    headers={"Content-Encoding": "gzip"},
+                )
+                response.raise_for_status()
+            ceiling_s = time.monotonic() - started
+        ceiling = {
+            "samples_per_s": samples / ceiling_s,
+            "samples": samples,
+            "requests": len(bodies),
+            "seconds": round(ceiling_s, 2),
+        }
+        print(f"sinks: bare import {ceiling}", flush=True)
+    finally:
+        delete_topics(settings, topics_with_prefix(settings, prefix))
+        delete_subjects(settings, prefix)
+        # Series created a moment ago may still sit in VictoriaMetrics' buffers,
+        # out of reach of delete_series until flushed.
+        httpx.get(f"{vm_url}/internal/force_flush", timeout=60)
+        deleted = httpx.post(
+            f"{vm_url}/api/v1/admin/tsdb/delete_series",
+            params={"match[]": f'{{instance=~"sim-s{seed}-h.*"}}'},
+            timeout=60,
+        )
+        if deleted.status_code >= 300:
+            print(f"sinks: could not delete the bench series (seed {seed}): {deleted.text}")
+    figures = {"data": loaded.describe(), "hoststream_sink": ours, "bare_import": ceiling}
+    ratios = {"vm_sink_vs_bare_import": ours["samples_per_s"] / ceiling["samples_per_s"]}
+    notes = [
+        "VM sink samples/s: from its first offset commit to its last; it includes consuming, "
+        "Avro decoding, validation, JSON encoding, gzip, the import request and the commit; "
+        f"batches of {policy.max_records} events",
+        f"bare import: {len(bodies)} requests of {policy.max_records} events' samples, "
+        "already encoded and gzipped (level 1, as the sink) before timing, sent one after "
+        "another",
+    ]
+    return figures, ratios, notes
+
+
+def _aggregates(rows: int) -> list[WindowAggregate]:
+    """``rows`` WindowAggregates of a simulated fleet, computed by hoststream's aggregator."""
+    aggregator = WindowAggregator(("1m",), grace_ms=0, metrics=StreamMetrics(CollectorRegistry()))
+    fleet = SimulatedFleet(HOSTS, seed=11)
+    states: dict[tuple[str, str], Any] = {}
+    out: list[WindowAggregate] = []
+    start_ms = (int(time.time() * 1000) - 6 * 3_600_000) // 60_000 * 60_000
+    tick = 0
+    while len(out) < rows:
+        for event in fleet.events(start_ms + tick * 10_000):
+            key = (event.host, event.family)
+            state = states.get(key) or states.setdefault(
+                key, aggregator.new_state(event.host, event.family)
+            )
+            out += aggregator.add(state, event).aggregates
+        tick += 1
+    return out[:rows]
+
+
+def _sql(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float], list[str]]:
+    rows = max(1000, int(SQL_ROWS * factor))
+    aggregates = _aggregates(rows)
+    dsn = settings.sql_dsn.get_secret_value()
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    batch_size = BatchPolicy().max_records
+    records: list[SinkRecord[Any]] = [
+        SinkRecord("bench", 0, i, None, None, a) for i, a in enumerate(aggregates)
+    ]
+    sink = SqlSink(dsn, schema=schema)
+    try:
+        sink.migrate()
+        started = time.monotonic()
+        for i in range(0, len(records), batch_size):
+            refused = sink.write(records[i : i + batch_size])
+            if refused:
+                raise SystemExit(f"the SQL sink refused {len(refused)} rows: {refused[0].reason}")
+        bulk_s = time.monotonic() - started
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            stored = conn.execute("SELECT count(*) FROM window_aggregates").fetchone()
+            conn.execute("TRUNCATE window_aggregates")
+            statement = upsert_statement("window_aggregates", 1)
+            started = time.monotonic()
+            for aggregate in aggregates:
+                conn.execute(statement, aggregate_row(aggregate))
+            single_s = time.monotonic() - started
+    finally:
+        sink.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    figures = {
+        "rows": rows,
+        "rows_stored_by_sink": stored[0] if stored else None,
+        "bulk_rows_per_s": rows / bulk_s,
+        "bulk_seconds": round(bulk_s, 2),
+        "row_at_a_time_rows_per_s": rows / single_s,
+        "row_at_a_time_seconds": round(single_s, 2),
+    }
+    ratios = {"sql_bulk_vs_row_at_a_time": single_s / bulk_s}
+    notes = [
+        f"SQL: {rows:,} 1-minute WindowAggregates of {HOSTS} simulated hosts computed by "
+        f"streams.aggregator; bulk = SqlSink.write over batches of {batch_size} "
+        "(multi-row upserts of 500 rows, one transaction per batch, conversion to rows "
+        "included); row at a time = the same upsert with one row per execute in autocommit "
+        "(psycopg prepares it after 5 uses), into the emptied table",
+    ]
+    return figures, ratios, notes
+
+
+def run(env: dict[str, str]) -> list[Result]:
+    factor = scale()
+    prefix = f"benchsnk{uuid.uuid4().hex[:6]}."
+    settings = settings_for(env, topic_prefix=prefix)
+    vm_figures, vm_ratios, vm_notes = _vm(settings, factor)
+    sql_figures, sql_ratios, sql_notes = _sql(settings, factor)
+    result = Result(
+        "sinks",
+        "VictoriaMetrics sink over pre-loaded metric topics vs bare /api/v1/import of the "
+        "same samples; SQL sink bulk upserts vs row-at-a-time upserts",
+        f"VM: {vm_figures['data']}; SQL: {sql_figures['rows']:,} window aggregates",
+        figures={"victoriametrics": vm_figures, "sql": sql_figures},
+        ratios={**vm_ratios, **sql_ratios},
+        notes=[
+            *vm_notes,
+            *sql_notes,
+            f"scale {factor:g} (BENCH_SCALE); {load_note()}; {code_version()}",
+        ],
+    )
+    panels_plot(
+        result.name,
+        "Sinks, higher is better",
+        [
+            (
+                "VictoriaMetrics, samples/s",
+                ["hoststream VM sink", "bare /api/v1/import (ceiling)"],
+                [
+                    vm_figures["hoststream_sink"]["samples_per_s"],
+                    vm_figures["bare_import"]["samples_per_s"],
+                ],
+                "samples per second",
+            ),
+            (
+                "PostgreSQL, rows/s",
+                ["SqlSink bulk upserts", "row-at-a-time upserts"],
+                [sql_figures["bulk_rows_per_s"], sql_figures["row_at_a_time_rows_per_s"]],
+                "rows per second",
+            ),
+        ],
+    )
+    return [result]
