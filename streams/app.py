@@ -2,7 +2,8 @@
 
 :func:`build_app` wires the pieces: one agent reads every ``metrics.<family>``
 topic in batches and hands them to :class:`~streams.processor.BatchProcessor`;
-a timer closes the windows of quiet hosts on wall-clock time; window states
+a timer closes the windows of quiet hosts on wall-clock time, another
+reports the consumer lag of the partitions this worker owns; window states
 live in a Faust table whose changelog topic lets a restarted worker (or the
 one that inherits a partition) carry on where the last left off.
 :func:`run_worker` is what ``hoststream stream`` runs.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +22,7 @@ from typing import Any, cast
 import faust
 from confluent_kafka.serialization import MessageField, SerializationContext
 from faust.streams import Stream
+from faust.types import TP
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
@@ -31,6 +33,7 @@ from schemas.records import FAMILIES
 from streams._broker import broker_credentials, broker_urls
 from streams._table import SourcePartitionedTable
 from streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
+from streams.lag import ConsumerLag, measure
 from streams.metrics import StreamMetrics
 from streams.processor import BatchProcessor, Rejection, SourceMessage
 from streams.rules import RuleEngine, RuleSet, load_rules
@@ -44,7 +47,7 @@ from streams.topics import (
 )
 from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
-__all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "run_worker"]
+__all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "caught_up_partitions", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ def build_app(
     session_timeout_s: float = 30.0,
     datadir: Path | None = None,
     metrics: StreamMetrics | None = None,
+    lag_interval_s: float = 5.0,
 ) -> StreamApp:
     """Create the topics the processor needs and configure the Faust application.
 
@@ -112,6 +116,8 @@ def build_app(
             heartbeating (killed, or hung) before its partitions move.
         datadir: Faust's working directory; default ``<state_dir>/faust/<app id>``.
         metrics: Prometheus counters; default: the process-wide ones.
+        lag_interval_s: how often the consumer-lag gauge of the owned source
+            partitions is refreshed.
 
     Raises:
         ConfigurationError: an option is invalid; the message names it.
@@ -124,6 +130,7 @@ def build_app(
     _check_positive("--batch-within", batch_within_s)
     _check_positive("--tick", tick_s)
     _check_positive("--session-timeout", session_timeout_s)
+    _check_positive("lag_interval_s", lag_interval_s)
     if max_future_s is not None:
         _check_positive("--max-future", max_future_s)
     unknown = sorted(set(families) - set(FAMILIES))
@@ -258,17 +265,63 @@ def build_app(
         async for events in batches:
             await processor.process([event.message for event in events])
 
+    def owned_sources() -> list[TP]:
+        return sorted(
+            TP(tp.topic, tp.partition)
+            for tp in app.assignor.assigned_actives()
+            if tp.topic in family_of_topic
+        )
+
     @app.timer(interval=tick_s, name="close-quiet-hosts")  # type: ignore[untyped-decorator]
     async def close_quiet_hosts() -> None:
         # During a rebalance or recovery the table is incomplete: closing now
         # would emit windows whose states are about to be replaced.
         if app.rebalancing or app.in_recovery:
             return
-        owned = {
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic in family_of_topic
+        sources = owned_sources()
+        if not sources:
+            return
+        try:
+            highwaters = await asyncio.wait_for(app.consumer.highwaters(*sources), 5.0)
+        except Exception as exc:  # no close this tick rather than a wrong one
+            log.debug("quiet hosts: no high watermarks: %r", exc)
+            return
+        caught_up = caught_up_partitions(
+            sources,
+            highwaters,
+            processor.next_offsets(),
+            {(tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()},
+        )
+        if caught_up:
+            await processor.close_quiet(caught_up)
+
+    lag = ConsumerLag(aggregator.metrics.consumer_lag)
+
+    @app.on_partitions_assigned.connect
+    async def forget_lost_partitions(_app: object, /, *args: Any, **_: Any) -> None:
+        # Sent with the new assignment, which replaces the old one: a partition
+        # not in it is another worker's now, and its lag that worker's to report.
+        assigned: Iterable[TP] = args[0] if args else ()
+        lag.retain(tp for tp in assigned if tp.topic in family_of_topic)
+
+    @app.timer(interval=lag_interval_s, name="consumer-lag")  # type: ignore[untyped-decorator]
+    async def report_consumer_lag() -> None:
+        # Positions are being reset (or the table restored, with the source
+        # partitions paused); the next tick after that has the new assignment.
+        if app.rebalancing or app.in_recovery:
+            return
+        owned = owned_sources()
+        lag.retain(owned)
+        # Committed by Faust since the last rebalance (its monitor clears them then).
+        committed = {
+            TP(tp.topic, tp.partition): offset
+            for tp, offset in app.monitor.tp_committed_offsets.items()
         }
-        if owned:
-            await processor.close_quiet(owned)
+        lags = await measure(app.consumer, owned, committed)
+        if app.rebalancing or app.in_recovery:
+            return  # began while the broker answered: some of these may be lost already
+        still = set(owned_sources())
+        lag.update({tp: n for tp, n in lags.items() if tp in still})
 
     return StreamApp(app, processor, sizes, partitions)
 
@@ -348,3 +401,26 @@ def run_worker(
     )
     # Returns by raising SystemExit once the worker has stopped on a signal.
     worker.execute_from_commandline()
+
+
+def caught_up_partitions(
+    sources: Iterable[TP],
+    highwaters: Mapping[TP, int],
+    processed: Mapping[tuple[str, int], int],
+    committed: Mapping[tuple[str, int], int],
+) -> set[int]:
+    """Partition numbers where every owned source partition has been read to its end.
+
+    A host is closed on wall clock only when its silence is real: where the
+    worker still has messages to read (a backlog after a restart, or lag under
+    load), the host's next sample may be waiting in Kafka.
+    """
+    behind: set[int] = set()
+    owned: set[int] = set()
+    for tp in sources:
+        owned.add(tp.partition)
+        end = highwaters.get(tp)
+        at = processed.get((tp.topic, tp.partition), committed.get((tp.topic, tp.partition)))
+        if end is None or (end > 0 and (at is None or at < end)):
+            behind.add(tp.partition)
+    return owned - behind

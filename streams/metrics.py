@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 __all__ = ["StreamMetrics", "default_metrics"]
 
 
 class StreamMetrics:
-    """Counters of what the stream processor took in, dropped and emitted."""
+    """Counters of what the stream processor took in, dropped and emitted, and its lag."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         """Register the counters.
@@ -52,6 +52,14 @@ class StreamMetrics:
         self.wall_clock_closes = Counter(
             "hoststream_stream_wall_clock_closes",
             "Windows closed on wall-clock time because their host went quiet.",
+            registry=registry,
+        )
+        # Set by streams.lag.ConsumerLag, only for the partitions this worker owns.
+        self.consumer_lag = Gauge(
+            "hoststream_stream_consumer_lag",
+            "Messages between the source partition's end and the worker's committed"
+            " offset (its fetch position before its first commit), per partition it owns.",
+            ["topic", "partition"],
             registry=registry,
         )
 

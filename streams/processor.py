@@ -130,6 +130,14 @@ class BatchProcessor:
         # The batch path and the timer path both read, emit and write states,
         # with awaits in between; one at a time keeps either from losing the other's work.
         self._lock = asyncio.Lock()
+        # The next offset to process in each source partition: the timer closes
+        # quiet hosts only where the worker has read all there is, so a backlog
+        # (after a restart, or while the worker lags) is never cut short.
+        self._next_offset: dict[tuple[str, int], int] = {}
+
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) to the offset after the last message processed there."""
+        return dict(self._next_offset)
 
     def _decode_message(self, message: SourceMessage, now: int) -> MetricEvent | Rejection:
         ctx = SerializationContext(message.topic, MessageField.VALUE)
@@ -185,6 +193,10 @@ class BatchProcessor:
         groups: dict[bytes, list[MetricEvent]] = {}
         rejected = 0
         for message in batch:
+            offset = getattr(message, "offset", None)
+            if isinstance(offset, int):
+                tp = (message.topic, message.partition)
+                self._next_offset[tp] = max(self._next_offset.get(tp, 0), offset + 1)
             decoded = self._decode_message(message, now)
             if isinstance(decoded, Rejection):
                 log.warning("rejected a message of %s: %s", message.topic, decoded.reason)

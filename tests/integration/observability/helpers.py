@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,8 @@ class Scrape:
 
     at: float
     metrics: dict[str, tuple[str, float]]
+    #: Metric name (as documented) -> (labels, value) of each of its samples.
+    series: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -36,14 +38,16 @@ def scrape(port: int) -> Scrape | None:
     except httpx.HTTPError:
         return None
     metrics: dict[str, tuple[str, float]] = {}
+    series: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         # The parser names a counter's family without "_total"; the table (and
         # the samples) have it.
         name = f"{family.name}_total" if family.type == "counter" else family.name
         wanted = f"{family.name}_count" if family.type == "histogram" else name
-        total = sum(s.value for s in family.samples if s.name == wanted)
-        metrics[name] = (family.type, total)
-    return Scrape(time.monotonic(), metrics)
+        samples = [s for s in family.samples if s.name == wanted]
+        metrics[name] = (family.type, sum(s.value for s in samples))
+        series[name] = [(dict(s.labels), s.value) for s in samples]
+    return Scrape(time.monotonic(), metrics, series)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -53,6 +53,8 @@ FLOWING = {
 }
 #: Each component's rows in docs/observability.md's metrics table.
 DOCUMENTED_AS = {"producer": "producer", "stream": "stream", "sink": "sinks"}
+#: The stream processor's gauge with a series per source partition it owns.
+STREAM_LAG = "hoststream_stream_consumer_lag"
 #: The wait for the traces to connect (start-up included) is bounded by this.
 RUN_S = 60.0
 
@@ -119,6 +121,14 @@ def find_chain(
                 if named(producer_key, SERVICES["producer"], PRODUCE_SPAN):
                     return key, stream_key, producer_key
     return None
+
+
+def lag_partitions(scraped: Scrape) -> dict[tuple[str, str], float]:
+    """(topic, partition) -> lag of each series of the stream processor's lag gauge."""
+    return {
+        (labels["topic"], labels["partition"]): value
+        for labels, value in scraped.series.get(STREAM_LAG, [])
+    }
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -201,8 +211,13 @@ def run(
                 result.chain = find_chain(result.spans)
                 if result.chain is not None:
                     chain_at = time.monotonic()
-            # A few seconds more after the chain appeared, so the counters have grown.
-            if chain_at is not None and time.monotonic() > chain_at + 3:
+            # A few seconds more after the chain appeared, so the counters have grown,
+            # and until the stream processor has reported its lag (every 5 s).
+            if (
+                chain_at is not None
+                and time.monotonic() > chain_at + 3
+                and any(lag_partitions(s) for s in result.scrapes["stream"])
+            ):
                 break
             time.sleep(1.0)
     finally:
@@ -294,3 +309,18 @@ def test_each_component_serves_its_documented_metrics_and_they_grow(
     assert flowing[-1].metrics[counter][1] > flowing[0].metrics[counter][1], (
         f"{counter} did not grow over {flowing[-1].at - flowing[0].at:.0f}s of traffic"
     )
+
+
+def test_the_stream_processor_reports_the_lag_of_each_input_partition(run: Run) -> None:
+    reported = [lag_partitions(s) for s in run.scrapes["stream"]]
+    assert any(reported), f"no {STREAM_LAG} series within {RUN_S:.0f}s"
+    last = [r for r in reported if r][-1]
+    # One worker owns every partition of every metric topic (one partition each).
+    assert set(last) == {(metric_topic(run.settings, f), "0") for f in FAMILIES}
+    for partition, lag in last.items():
+        assert lag >= 0, partition
+        assert lag == int(lag), partition
+    # The producer puts a few dozen messages a second at most; a worker keeping up
+    # is far less behind than everything the run produced.
+    produced = run.scrapes["producer"][-1].metrics[FLOWING["producer"]][1]
+    assert sum(last.values()) < max(produced, 50), last
