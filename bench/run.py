@@ -8,11 +8,17 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from bench import api, producer, sinks, streams
+from bench import api, pipeline, producer, sinks, streams
 from bench.common import REPO, Result, hardware
 from hoststream.stack import Stack
 
-SUITES = {"producer": producer.run, "streams": streams.run, "sinks": sinks.run, "api": api.run}
+SUITES = {
+    "producer": producer.run,
+    "streams": streams.run,
+    "sinks": sinks.run,
+    "api": api.run,
+    "pipeline": pipeline.run,
+}
 
 
 def main() -> None:
