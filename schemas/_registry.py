@@ -60,7 +60,9 @@ def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
     """
     if settings.schema_registry_url is None:
         return None
-    conf: dict[str, object] = {"url": settings.schema_registry_url}
+    # The client waits forever by default: a registry that stops answering would
+    # hang the producer or a sink instead of raising a retryable error.
+    conf: dict[str, object] = {"url": settings.schema_registry_url, "timeout": 10}
     username = settings.schema_registry_username
     password = settings.schema_registry_password
     if (username is None) != (password is None):

@@ -36,7 +36,9 @@ def test_each_family_round_trips_exactly(services: Settings, unique: str) -> Non
     assert sorted(m.topic() for m in messages) == sorted(topics)
 
     # An independent Confluent decoder, not hoststream's own codec.
-    decode = AvroDeserializer(SchemaRegistryClient({"url": services.schema_registry_url}))
+    decode = AvroDeserializer(
+        SchemaRegistryClient({"url": services.schema_registry_url, "timeout": 10})
+    )
     for message in messages:
         assert message.key() == b"host-a"
         record = decode(message.value(), SerializationContext(message.topic(), MessageField.VALUE))

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import psycopg
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -42,9 +42,12 @@ def consume_one(settings: Settings, topic: str, group: str, timeout_s: float = 3
 
 def test_avro_through_broker_and_registry(services: Settings, make_topic, unique: str) -> None:
     topic = make_topic()
-    registry = SchemaRegistryClient({"url": services.schema_registry_url})
+    registry = SchemaRegistryClient({"url": services.schema_registry_url, "timeout": 10})
     context = SerializationContext(topic, MessageField.VALUE)
-    value = AvroSerializer(registry, SCHEMA)({"host": "h1", "value": 0.25}, context)
+    serializer = AvroSerializer(
+        registry, SCHEMA, conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
+    value = serializer({"host": "h1", "value": 0.25}, context)
 
     producer = Producer(producer_config(services))
     producer.produce(topic, key=b"h1", value=value)
