@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -211,7 +212,10 @@ class LocalService(ABC):
             proc.wait(timeout=timeout_s)
         except psutil.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
+            # A killed process whose parent is not this one may stay a zombie
+            # until that parent reaps it: it is gone all the same.
+            with contextlib.suppress(psutil.TimeoutExpired):
+                proc.wait(timeout=10)
         self.paths.pidfile(self.name).unlink(missing_ok=True)
         return True
 
