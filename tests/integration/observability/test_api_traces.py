@@ -61,19 +61,31 @@ def test_each_request_is_a_span_of_the_callers_trace_and_metrics_grow(
             assert time.monotonic() < deadline, "the API did not answer within 30 s"
             before = scrape(port)
             time.sleep(0.3)
-        trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
-        response = httpx.get(
-            f"{base}/api/v1/health",
-            headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
-            timeout=10,
-        )
-        assert response.status_code in (200, 503)
+        # A request with a caller's traceparent, repeated until Jaeger shows one of
+        # them: the first export may land before Jaeger's OTLP receiver settles.
+        sent: dict[str, str] = {}
+        spans: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while not spans:
+            assert time.monotonic() < deadline, f"Jaeger has none of {sorted(sent)}"
+            trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+            sent[trace_id] = parent_id
+            response = httpx.get(
+                f"{base}/api/v1/health",
+                headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
+                timeout=10,
+            )
+            assert response.status_code in (200, 503)
+            for candidate, candidate_parent in sent.items():
+                spans = trace_of(jaeger, candidate, timeout_s=2)
+                if spans:
+                    trace_id, parent_id = candidate, candidate_parent
+                    break
         assert httpx.get(f"{base}/api/v1/hosts", timeout=10).status_code == 401
         after = scrape(port)
     finally:
         stop(process)
 
-    spans = trace_of(jaeger, trace_id)
     assert [(s["service"], s["operationName"]) for s in spans] == [
         ("hoststream-api", "GET /api/v1/health")
     ]
