@@ -16,6 +16,7 @@ from typing import Any
 
 from schemas import MetricEvent, WindowAggregate
 from sinks.errors import InvalidRecordError
+from streams.windows import WindowSize
 
 __all__ = [
     "AGGREGATE_STATS",
@@ -47,7 +48,6 @@ AGGREGATE_STATS: Mapping[str, str] = {
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_UNITS = ((86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s"))
 
 Line = dict[str, Any]
 
@@ -78,10 +78,8 @@ class TimeBounds:
 
 def window_label(window_size_ms: int) -> str:
     """``60000`` -> ``1m``, ``3600000`` -> ``1h``, ``90000`` -> ``90s``, ``1500`` -> ``1500ms``."""
-    for unit_ms, suffix in _UNITS:
-        if window_size_ms % unit_ms == 0:
-            return f"{window_size_ms // unit_ms}{suffix}"
-    return f"{window_size_ms}ms"
+    # The stream processor names its topics the same way: metrics.agg.<label>.
+    return WindowSize(window_size_ms).label
 
 
 def aggregate_series_name(metric: str, stat: str, window_size_ms: int) -> str:

@@ -35,6 +35,7 @@ from api.routes.hosts import HOST_PATTERN
 from hoststream.errors import HoststreamError
 from hoststream.kafka import client_config
 from schemas import WindowAggregate, codec_for
+from streams.windows import WindowSize
 
 __all__ = ["MAX_CLIENTS", "MAX_CLIENTS_PER_SUBJECT", "StreamSlots", "router"]
 
@@ -181,13 +182,6 @@ def _assign_at_end(consumer: Consumer, topics: dict[str, list[int]]) -> None:
     consumer.assign(partitions)
 
 
-def _window_name(size_ms: int) -> str:
-    for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if size_ms % ms == 0:
-            return f"{size_ms // ms}{unit}"
-    return f"{size_ms}ms"
-
-
 def _kafka_unavailable(exc: Exception) -> HTTPException:
     log.warning("a stream could not subscribe: %r", exc)
     return HTTPException(503, "Kafka did not answer; try again later")
@@ -266,7 +260,7 @@ async def stream_aggregates(
                         aggregate = decode(message.value(), None)
                     except HoststreamError:
                         continue  # the sinks dead-letter such records; a viewer skips them
-                    name = _window_name(aggregate.window_size_ms)
+                    name = WindowSize(aggregate.window_size_ms).label
                     if (host and aggregate.host != host) or (metric and aggregate.metric != metric):
                         continue
                     if window and name != window:
