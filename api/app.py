@@ -15,12 +15,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from api.auth import Authenticator
-from api.context import ApiContext
-from api.ratelimit import RateLimiter
-from api.routes import health, hosts, query, stored, stream
-from api.tracing import instrument
 from hoststream import __version__
+from hoststream.api.auth import Authenticator
+from hoststream.api.context import ApiContext
+from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.routes import health, hosts, query, stored, stream
+from hoststream.api.tracing import instrument
 from hoststream.config import Settings
 from hoststream.kafka import admin_client
 

@@ -12,8 +12,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
-from api.auth import Authenticator, InvalidTokenError, Principal
-from api.ratelimit import RateLimiter
+from hoststream.api.auth import Authenticator, InvalidTokenError, Principal
+from hoststream.api.ratelimit import RateLimiter
 from hoststream.config import Settings
 
 __all__ = ["ApiContext", "context", "require"]

@@ -7,7 +7,7 @@ import logging
 
 import uvicorn
 
-from api.app import create_app
+from hoststream.api.app import create_app
 from hoststream.config import Settings
 
 __all__ = ["run_api"]

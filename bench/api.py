@@ -26,8 +26,6 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from api.auth import issue_jwt
-from api.store import AggregateQuery, fetch_aggregates
 from bench.common import (
     REPO,
     Result,
@@ -39,7 +37,9 @@ from bench.common import (
     scale,
     settings_for,
 )
-from sinks.sql_rows import AGGREGATE_COLUMNS
+from hoststream.api.auth import issue_jwt
+from hoststream.api.store import AggregateQuery, fetch_aggregates
+from hoststream.sinks.sql_rows import AGGREGATE_COLUMNS
 
 ROWS = 200_000
 HOSTS = 100

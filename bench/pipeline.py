@@ -59,9 +59,9 @@ from bench.common import (
     settings_for,
 )
 from bench.workload import delete_subjects, delete_topics, topics_with_prefix
+from hoststream.producers.agent import create_metric_topics
+from hoststream.schemas import FAMILIES
 from hoststream.stack import Stack
-from producers.agent import create_metric_topics
-from schemas import FAMILIES
 
 #: Simulated fleet sizes at scale 1.
 HOSTS = (50, 100, 200, 500)

@@ -19,9 +19,9 @@ import httpx
 
 from bench.common import REPO, CpuProbe, Result, bar_plot, free_port, hoststream
 from hoststream.config import load_settings
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import MetricEvent, codec_for
 from hoststream.stack.java import find_java
-from producers.simulation import SimulatedFleet
-from schemas import MetricEvent, codec_for
 
 LIB = REPO / ".hoststream" / "lib"
 

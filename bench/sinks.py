@@ -34,16 +34,16 @@ from bench.workload import (
     load_metric_topics,
     topics_with_prefix,
 )
-from producers.simulation import SimulatedFleet
-from schemas import WindowAggregate
-from sinks.app import build_sink
-from sinks.base import SinkRecord
-from sinks.consumer import BatchPolicy
-from sinks.sql import SqlSink, upsert_statement
-from sinks.sql_rows import aggregate_row
-from sinks.vm_series import event_lines
-from streams.aggregator import WindowAggregator
-from streams.metrics import StreamMetrics
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import WindowAggregate
+from hoststream.sinks.app import build_sink
+from hoststream.sinks.base import SinkRecord
+from hoststream.sinks.consumer import BatchPolicy
+from hoststream.sinks.sql import SqlSink, upsert_statement
+from hoststream.sinks.sql_rows import aggregate_row
+from hoststream.sinks.vm_series import event_lines
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.metrics import StreamMetrics
 
 VM_SAMPLES = 2_000_000
 SQL_ROWS = 100_000

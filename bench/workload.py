@@ -12,10 +12,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from hoststream.config import Settings
 from hoststream.kafka import admin_client, client_config, metric_topic
-from producers.agent import create_metric_topics
-from producers.publisher import EventPublisher
-from producers.simulation import SimulatedFleet
-from schemas import FAMILIES, MetricEvent, codec_for
+from hoststream.producers.agent import create_metric_topics
+from hoststream.producers.publisher import EventPublisher
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import FAMILIES, MetricEvent, codec_for
 
 
 @dataclass
@@ -194,7 +194,7 @@ def topics_with_prefix(settings: Settings, prefix: str) -> list[str]:
 
 def delete_subjects(settings: Settings, prefix: str) -> None:
     """Delete the schema registry subjects of topics named after ``prefix``."""
-    from schemas import registry_client_for
+    from hoststream.schemas import registry_client_for
 
     client = registry_client_for(settings)
     if client is None:

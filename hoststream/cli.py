@@ -23,7 +23,7 @@ from hoststream.telemetry import configure_logging, serve_metrics
 from hoststream.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 if TYPE_CHECKING:
-    from producers.agent import EventSource
+    from hoststream.producers.agent import EventSource
 
 __all__ = ["app", "main"]
 
@@ -120,15 +120,15 @@ def produce(
     """Collect this host's metrics (or simulate a fleet) and publish them to Kafka."""
     import threading
 
-    from producers.agent import (
+    from hoststream.producers.agent import (
         HostEvents,
         collectors_for,
         create_metric_topics,
         install_stop_signals,
         run_producer,
     )
-    from producers.publisher import EventPublisher, PublisherMetrics
-    from schemas import MetricEvent, codec_for
+    from hoststream.producers.publisher import EventPublisher, PublisherMetrics
+    from hoststream.schemas import MetricEvent, codec_for
 
     if simulate_hosts < 0:
         raise ConfigurationError("--simulate-hosts", "must be 0 or more")
@@ -139,7 +139,7 @@ def produce(
     tracer = configure_tracing(cfg, "producer")
     source: EventSource
     if simulate_hosts:
-        from producers.simulation import SimulatedFleet
+        from hoststream.producers.simulation import SimulatedFleet
 
         source = SimulatedFleet(simulate_hosts, seed=seed)
     else:
@@ -187,7 +187,7 @@ def stream(
     no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Aggregates only.")] = False,
 ) -> None:
     """Run the Faust stream processor: windowed aggregates and alert rules."""
-    from streams.app import run_worker
+    from hoststream.streams.app import run_worker
 
     cfg = settings()
     configure_logging("stream", cfg.log_level, cfg.log_format)
@@ -227,11 +227,11 @@ def sink(
     configure_tracing(cfg, f"sink-{kind.value}")
     try:
         if kind is SinkName.alerts:
-            from sinks.alerts import run_alert_sink
+            from hoststream.sinks.alerts import run_alert_sink
 
             run_alert_sink(cfg, metrics_port=cfg.metrics_port)
             return
-        from sinks import run_sink
+        from hoststream.sinks import run_sink
 
         run_sink(
             "victoriametrics" if kind is SinkName.victoriametrics else "sql",
@@ -250,7 +250,7 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port (HOSTSTREAM_API_PORT).")] = None,
 ) -> None:
     """Serve the aggregate query API."""
-    from api.server import run_api
+    from hoststream.api.server import run_api
 
     cfg = settings(api_host=host, api_port=port)
     configure_logging("api", cfg.log_level, cfg.log_format)
@@ -276,7 +276,7 @@ def token(
     """Print a bearer token for the API, signed with the configured secret."""
     import yaml
 
-    from api.auth import issue_jwt, new_api_key, resolve_secret
+    from hoststream.api.auth import issue_jwt, new_api_key, resolve_secret
 
     cfg = settings()
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]

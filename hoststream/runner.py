@@ -18,7 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from api.auth import SCOPES, ensure_dev_secret, issue_jwt
+from hoststream.api.auth import SCOPES, ensure_dev_secret, issue_jwt
 from hoststream.config import Settings
 from hoststream.ports import COMPONENT_METRICS_PORTS as PORTS
 from hoststream.stack import Stack

@@ -17,8 +17,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, ensure_topics, metric_topic
-from hoststream.tracing import inject_traceparent
-from producers.collectors import (
+from hoststream.producers.collectors import (
     DEFAULT_DISK_DEVICE_EXCLUDE,
     DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_MOUNT_POINTS_EXCLUDE,
@@ -26,9 +25,10 @@ from producers.collectors import (
     HostSource,
     default_collectors,
 )
-from producers.publisher import EventPublisher
-from producers.scheduler import AlignedTicker
-from schemas.records import MetricEvent
+from hoststream.producers.publisher import EventPublisher
+from hoststream.producers.scheduler import AlignedTicker
+from hoststream.schemas.records import MetricEvent
+from hoststream.tracing import inject_traceparent
 
 __all__ = [
     "COLLECT_SPAN",

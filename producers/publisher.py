@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic, producer_config
+from hoststream.schemas.records import MetricEvent
 from hoststream.tracing import MessageHeaders
-from schemas.records import MetricEvent
 
 __all__ = ["EventPublisher", "PublisherMetrics"]
 

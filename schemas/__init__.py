@@ -12,21 +12,21 @@ deserializers ``(bytes, SerializationContext) -> record``; both raise
   CRC-64-AVRO fingerprint, Avro body).
 """
 
-from schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
-from schemas._factory import Codec, WireFormat, codec_for
-from schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
-from schemas._registry import (
+from hoststream.schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
+from hoststream.schemas._factory import Codec, WireFormat, codec_for
+from hoststream.schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
+from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
     RegistryAvroSerializer,
     SchemaRegistryUnavailableError,
     registry_client_for,
 )
-from schemas._single_object import (
+from hoststream.schemas._single_object import (
     SINGLE_OBJECT_MAGIC,
     SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
 )
-from schemas.records import (
+from hoststream.schemas.records import (
     FAMILIES,
     AlertEvent,
     AlertState,

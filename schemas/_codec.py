@@ -14,7 +14,7 @@ from confluent_kafka.serialization import SerializationContext
 from fastavro import schemaless_reader, schemaless_writer
 
 from hoststream.errors import SerializationError
-from schemas._loader import AvroSchema
+from hoststream.schemas._loader import AvroSchema
 
 __all__ = ["AvroRecord", "RecordDeserializer", "RecordSerializer"]
 

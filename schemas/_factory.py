@@ -9,13 +9,16 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
-from schemas._codec import R, RecordDeserializer, RecordSerializer
-from schemas._registry import (
+from hoststream.schemas._codec import R, RecordDeserializer, RecordSerializer
+from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
     RegistryAvroSerializer,
     registry_client_for,
 )
-from schemas._single_object import SingleObjectAvroDeserializer, SingleObjectAvroSerializer
+from hoststream.schemas._single_object import (
+    SingleObjectAvroDeserializer,
+    SingleObjectAvroSerializer,
+)
 
 __all__ = ["Codec", "WireFormat", "codec_for"]
 

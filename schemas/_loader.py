@@ -24,7 +24,7 @@ from fastavro.schema import parse_schema as _fastavro_parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from hoststream.errors import SerializationError
-from schemas.records import AlertEvent, MetricEvent, WindowAggregate
+from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
 
 __all__ = [
     "SCHEMA_STEMS",
@@ -113,7 +113,7 @@ class AvroSchema:
 
 
 def _read_package_file(*parts: str) -> str:
-    node = resources.files("schemas").joinpath(*parts)
+    node = resources.files("hoststream.schemas").joinpath(*parts)
     try:
         return node.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -131,7 +131,7 @@ def load_schema(stem: str) -> AvroSchema:
 
 @cache
 def _history(stem: str) -> tuple[tuple[int, AvroSchema], ...]:
-    folder = resources.files("schemas").joinpath("history")
+    folder = resources.files("hoststream.schemas").joinpath("history")
     if not folder.is_dir():
         return ()
     found: list[tuple[int, str]] = []

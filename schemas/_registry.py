@@ -21,8 +21,8 @@ from hoststream.errors import (
     SchemaRegistryUnavailableError,
     SerializationError,
 )
-from schemas._codec import R, decode, describe, encode
-from schemas._loader import AvroSchema, schema_for
+from hoststream.schemas._codec import R, decode, describe, encode
+from hoststream.schemas._loader import AvroSchema, schema_for
 
 __all__ = [
     "RegistryAvroDeserializer",

@@ -15,8 +15,8 @@ from typing import Generic
 from confluent_kafka.serialization import SerializationContext
 
 from hoststream.errors import SerializationError
-from schemas._codec import R, decode, describe, encode
-from schemas._loader import AvroSchema, schema_for, schema_versions
+from hoststream.schemas._codec import R, decode, describe, encode
+from hoststream.schemas._loader import AvroSchema, schema_for, schema_versions
 
 __all__ = ["SINGLE_OBJECT_MAGIC", "SingleObjectAvroDeserializer", "SingleObjectAvroSerializer"]
 

@@ -6,20 +6,20 @@ destination: :mod:`sinks.victoriametrics`, :mod:`sinks.sql`.
 :func:`run_sink` is what the command line calls.
 """
 
-from sinks.app import SinkKind, build_sink, default_group, default_topics, run_sink
-from sinks.base import BatchingSink, Rejection, SinkRecord
-from sinks.consumer import BatchPolicy, SinkConsumer
-from sinks.dlq import DeadLetterQueue, dead_letter_topic
-from sinks.errors import (
+from hoststream.sinks.app import SinkKind, build_sink, default_group, default_topics, run_sink
+from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
+from hoststream.sinks.dlq import DeadLetterQueue, dead_letter_topic
+from hoststream.sinks.errors import (
     InvalidRecordError,
     SinkBackpressureError,
     SinkError,
     SinkFatalError,
     SinkUnavailableError,
 )
-from sinks.metrics import SinkMetrics
-from sinks.sql import SqlSink
-from sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.sinks.sql import SqlSink
+from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 
 __all__ = [
     "BatchPolicy",

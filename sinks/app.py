@@ -18,15 +18,21 @@ from prometheus_client import CollectorRegistry, start_http_server
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import consumer_config
-from schemas import AlertEvent, MetricEvent, WindowAggregate, codec_for, registry_client_for
-from sinks.base import BatchingSink
-from sinks.consumer import BatchPolicy, SinkConsumer
-from sinks.decoding import TopicDecoder
-from sinks.dlq import DeadLetterQueue
-from sinks.errors import SinkUnavailableError
-from sinks.metrics import SinkMetrics
-from sinks.sql import SqlSink
-from sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.schemas import (
+    AlertEvent,
+    MetricEvent,
+    WindowAggregate,
+    codec_for,
+    registry_client_for,
+)
+from hoststream.sinks.base import BatchingSink
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
+from hoststream.sinks.decoding import TopicDecoder
+from hoststream.sinks.dlq import DeadLetterQueue
+from hoststream.sinks.errors import SinkUnavailableError
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.sinks.sql import SqlSink
+from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 
 __all__ = ["SinkKind", "build_sink", "default_group", "default_topics", "run_sink"]
 
@@ -161,7 +167,7 @@ def run_sink(
         except SinkUnavailableError as exc:
             log.warning("schema migrations postponed: %s", exc)
     if stop is None:
-        from producers.agent import install_stop_signals
+        from hoststream.producers.agent import install_stop_signals
 
         stop = threading.Event()
         install_stop_signals(stop)

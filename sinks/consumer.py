@@ -33,12 +33,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
+from hoststream.sinks.base import BatchingSink, Headers, Rejection, SinkRecord
+from hoststream.sinks.dlq import DeadLetterQueue
+from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.sinks.retry import Backoff
 from hoststream.tracing import batch_span
-from sinks.base import BatchingSink, Headers, Rejection, SinkRecord
-from sinks.dlq import DeadLetterQueue
-from sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
-from sinks.metrics import SinkMetrics
-from sinks.retry import Backoff
 
 __all__ = ["BatchPolicy", "Decoder", "SinkConsumer", "write_span_name"]
 

@@ -19,9 +19,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, ensure_topics, producer_config
+from hoststream.sinks.base import Headers, Rejection
+from hoststream.sinks.errors import SinkUnavailableError
 from hoststream.tracing import inject_traceparent
-from sinks.base import Headers, Rejection
-from sinks.errors import SinkUnavailableError
 
 __all__ = [
     "DLQ_SUFFIX",

@@ -21,10 +21,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from sinks.base import BatchingSink, Rejection, SinkRecord
-from sinks.errors import SinkFatalError, SinkUnavailableError
-from sinks.migrations import apply_migrations
-from sinks.sql_rows import (
+from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
+from hoststream.sinks.errors import SinkFatalError, SinkUnavailableError
+from hoststream.sinks.migrations import apply_migrations
+from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
     AGGREGATE_KEY,
     ALERT_COLUMNS,

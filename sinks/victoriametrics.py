@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from schemas import MetricEvent, WindowAggregate
-from sinks.base import BatchingSink, Rejection, SinkRecord
-from sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
-from sinks.vm_series import TimeBounds, aggregate_lines, event_lines, validate
+from hoststream.schemas import MetricEvent, WindowAggregate
+from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
+from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.vm_series import TimeBounds, aggregate_lines, event_lines, validate
 
 __all__ = ["VictoriaMetricsSink", "VmRecord"]
 

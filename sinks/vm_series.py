@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from schemas import MetricEvent, WindowAggregate
-from sinks.errors import InvalidRecordError
-from streams.windows import WindowSize
+from hoststream.schemas import MetricEvent, WindowAggregate
+from hoststream.sinks.errors import InvalidRecordError
+from hoststream.streams.windows import WindowSize
 
 __all__ = [
     "AGGREGATE_STATS",

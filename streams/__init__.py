@@ -10,14 +10,14 @@ Where to start reading:
   is slow and the core does not need it.
 """
 
-from streams.aggregator import DEFAULT_GRACE_MS, Outcome, WindowAggregator
-from streams.cpu import CPU_BUSY_RATIO
-from streams.errors import StreamsError
-from streams.metrics import StreamMetrics
-from streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
-from streams.state import FamilyState
-from streams.summary import Summary
-from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.streams.aggregator import DEFAULT_GRACE_MS, Outcome, WindowAggregator
+from hoststream.streams.cpu import CPU_BUSY_RATIO
+from hoststream.streams.errors import StreamsError
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
+from hoststream.streams.state import FamilyState
+from hoststream.streams.summary import Summary
+from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
 __all__ = [
     "CPU_BUSY_RATIO",

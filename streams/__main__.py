@@ -1,4 +1,4 @@
-"""``python -m streams``: the stream processor with its options, settings from the environment.
+"""``python -m hoststream.streams``: the stream processor; settings from the environment.
 
 ``hoststream stream`` is the command users run; this entry point lets tests
 and process supervisors start a worker without the CLI.
@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hoststream.streams", description=__doc__)
     parser.add_argument("--app-id", help="Faust app id and consumer group")
     parser.add_argument("--windows", default="1m,5m", help="window sizes, e.g. 10s,1m,5m")
     parser.add_argument("--grace", type=float, default=10.0, help="grace period in seconds")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from hoststream.config import load_settings
-    from streams.app import run_worker
+    from hoststream.streams.app import run_worker
 
     try:
         settings = load_settings()

@@ -26,13 +26,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from schemas.records import MetricEvent, MetricKind, WindowAggregate
-from streams.cpu import cpu_busy_aggregates
-from streams.metrics import StreamMetrics, default_metrics
-from streams.sketch import DEFAULT_RELATIVE_ACCURACY
-from streams.state import FamilyState, Pane, Rollup, SeriesKey, series_key
-from streams.summary import Summary
-from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.schemas.records import MetricEvent, MetricKind, WindowAggregate
+from hoststream.streams.cpu import cpu_busy_aggregates
+from hoststream.streams.metrics import StreamMetrics, default_metrics
+from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
+from hoststream.streams.state import FamilyState, Pane, Rollup, SeriesKey, series_key
+from hoststream.streams.summary import Summary
+from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
 __all__ = ["DEFAULT_GRACE_MS", "Outcome", "WindowAggregator"]
 

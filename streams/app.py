@@ -27,25 +27,31 @@ from faust.types import TP
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import metric_topic
-from hoststream.tracing import MessageHeaders, inject_traceparent
-from schemas import AlertEvent, MetricEvent, WindowAggregate, codec_for, registry_client_for
-from schemas.records import FAMILIES
-from streams._broker import broker_credentials, broker_urls
-from streams._table import SourcePartitionedTable
-from streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
-from streams.lag import ConsumerLag, measure
-from streams.metrics import StreamMetrics
-from streams.processor import BatchProcessor, Rejection, SourceMessage
-from streams.rules import RuleEngine, RuleSet, load_rules
-from streams.sketch import DEFAULT_RELATIVE_ACCURACY
-from streams.topics import (
+from hoststream.schemas import (
+    AlertEvent,
+    MetricEvent,
+    WindowAggregate,
+    codec_for,
+    registry_client_for,
+)
+from hoststream.schemas.records import FAMILIES
+from hoststream.streams._broker import broker_credentials, broker_urls
+from hoststream.streams._table import SourcePartitionedTable
+from hoststream.streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
+from hoststream.streams.lag import ConsumerLag, measure
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.processor import BatchProcessor, Rejection, SourceMessage
+from hoststream.streams.rules import RuleEngine, RuleSet, load_rules
+from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
+from hoststream.streams.topics import (
     TABLE_NAME,
     aggregate_topic,
     alerts_topic,
     dead_letter_topic,
     prepare_topics,
 )
-from streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.tracing import MessageHeaders, inject_traceparent
 
 __all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "caught_up_partitions", "run_worker"]
 

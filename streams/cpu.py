@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from schemas.records import MetricKind, WindowAggregate
-from streams.state import SeriesKey
-from streams.summary import Summary
+from hoststream.schemas.records import MetricKind, WindowAggregate
+from hoststream.streams.state import SeriesKey
+from hoststream.streams.summary import Summary
 
 __all__ = ["CPU_BUSY_RATIO", "CPU_SECONDS", "cpu_busy_aggregates"]
 

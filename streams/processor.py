@@ -32,13 +32,13 @@ from typing import Protocol, cast
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.errors import SerializationError
+from hoststream.schemas import RecordDeserializer
+from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
+from hoststream.streams._table import partition_of, state_key
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.rules.engine import RuleEngine
+from hoststream.streams.state import FamilyState
 from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
-from schemas import RecordDeserializer
-from schemas.records import AlertEvent, MetricEvent, WindowAggregate
-from streams._table import partition_of, state_key
-from streams.aggregator import WindowAggregator
-from streams.rules.engine import RuleEngine
-from streams.state import FamilyState
 
 __all__ = ["CLOSE_QUIET_SPAN", "PROCESS_SPAN", "BatchProcessor", "Rejection", "SourceMessage"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.records import MetricKind
-from streams.summary import Summary
+from hoststream.schemas.records import MetricKind
+from hoststream.streams.summary import Summary
 
 __all__ = ["FamilyState", "Pane", "Rollup", "SeriesKey", "series_key"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.records import MetricKind, WindowAggregate
-from streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
+from hoststream.schemas.records import MetricKind, WindowAggregate
+from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
 
 __all__ = ["Summary", "counter_increase"]
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import TopicSpec, admin_client, ensure_topics, metric_topic
-from streams.errors import StreamsError
-from streams.windows import WindowSize
+from hoststream.streams.errors import StreamsError
+from hoststream.streams.windows import WindowSize
 
 __all__ = [
     "TABLE_NAME",

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import ApiContext, context
-from api.models import Health
+from hoststream.api.context import ApiContext, context
+from hoststream.api.models import Health
 
 __all__ = ["router"]
 

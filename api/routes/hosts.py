@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.auth import Principal
-from api.context import ApiContext, context, require
-from api.families import FAMILY_SELECTORS
-from api.models import HostOut, LatestSample, LatestValues
-from api.vm import vm_instant
+from hoststream.api.auth import Principal
+from hoststream.api.context import ApiContext, context, require
+from hoststream.api.families import FAMILY_SELECTORS
+from hoststream.api.models import HostOut, LatestSample, LatestValues
+from hoststream.api.vm import vm_instant
 
 __all__ = ["HOST_PATTERN", "router"]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from api.auth import Principal
-from api.context import ApiContext, context, require
-from api.vm import vm_get
+from hoststream.api.auth import Principal
+from hoststream.api.context import ApiContext, context, require
+from hoststream.api.vm import vm_get
 
 __all__ = ["router"]
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.auth import Principal
-from api.context import ApiContext, context, require
-from api.models import AggregateOut, AggregatePage, AlertOut, AlertPage
-from api.routes.hosts import HOST_PATTERN
-from api.store import (
+from hoststream.api.auth import Principal
+from hoststream.api.context import ApiContext, context, require
+from hoststream.api.models import AggregateOut, AggregatePage, AlertOut, AlertPage
+from hoststream.api.routes.hosts import HOST_PATTERN
+from hoststream.api.store import (
     AggregateQuery,
     AlertQuery,
     decode_cursor,

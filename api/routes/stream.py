@@ -29,13 +29,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.auth import Principal
-from api.context import ApiContext, context, require
-from api.routes.hosts import HOST_PATTERN
+from hoststream.api.auth import Principal
+from hoststream.api.context import ApiContext, context, require
+from hoststream.api.routes.hosts import HOST_PATTERN
 from hoststream.errors import HoststreamError
 from hoststream.kafka import client_config
-from schemas import WindowAggregate, codec_for
-from streams.windows import WindowSize
+from hoststream.schemas import WindowAggregate, codec_for
+from hoststream.streams.windows import WindowSize
 
 __all__ = ["MAX_CLIENTS", "MAX_CLIENTS_PER_SUBJECT", "StreamSlots", "router"]
 

@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer
 from fastavro import schemaless_reader
 
-from schemas import load_schema
+from hoststream.schemas import load_schema
 
 
 def main(argv: list[str]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, cast
 import faust
 from fastavro import schemaless_reader
 
-from schemas import load_schema
+from hoststream.schemas import load_schema
 
 WINDOW_S = 60
 PARTITIONS = int(os.environ.get("HOSTSTREAM_TOPIC_PARTITIONS", "6"))

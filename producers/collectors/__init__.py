@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from producers.collectors.base import Collector, NameFilter
-from producers.collectors.cpu import CpuCollector
-from producers.collectors.disk import (
+from hoststream.producers.collectors.base import Collector, NameFilter
+from hoststream.producers.collectors.cpu import CpuCollector
+from hoststream.producers.collectors.disk import (
     DEFAULT_DISK_DEVICE_EXCLUDE,
     DEFAULT_FS_TYPES_EXCLUDE,
     DEFAULT_MOUNT_POINTS_EXCLUDE,
     DiskCollector,
 )
-from producers.collectors.live import LiveSource
-from producers.collectors.memory import MemoryCollector
-from producers.collectors.network import NetworkCollector
-from producers.collectors.recorded import RecordedSource, record_snapshot, write_snapshot
-from producers.collectors.sources import HostSource
-from producers.collectors.system import SystemCollector
-from schemas.records import FAMILIES
+from hoststream.producers.collectors.live import LiveSource
+from hoststream.producers.collectors.memory import MemoryCollector
+from hoststream.producers.collectors.network import NetworkCollector
+from hoststream.producers.collectors.recorded import RecordedSource, record_snapshot, write_snapshot
+from hoststream.producers.collectors.sources import HostSource
+from hoststream.producers.collectors.system import SystemCollector
+from hoststream.schemas.records import FAMILIES
 
 __all__ = [
     "DEFAULT_DISK_DEVICE_EXCLUDE",

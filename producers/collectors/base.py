@@ -6,7 +6,7 @@ import re
 from typing import Protocol
 
 from hoststream.errors import ConfigurationError
-from schemas.records import Sample
+from hoststream.schemas.records import Sample
 
 __all__ = ["Collector", "NameFilter", "compile_pattern"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from producers.collectors.names import CPU_MODES, CPU_SECONDS
-from producers.collectors.sources import CpuSource
-from schemas.records import MetricKind, Sample
+from hoststream.producers.collectors.names import CPU_MODES, CPU_SECONDS
+from hoststream.producers.collectors.sources import CpuSource
+from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = ["CpuCollector"]
 

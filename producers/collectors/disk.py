@@ -7,10 +7,10 @@ Two node_exporter collectors in one family: ``filesystem`` (gauges labelled
 
 from __future__ import annotations
 
-from producers.collectors.base import NameFilter, compile_pattern
-from producers.collectors.names import DISKSTATS_COUNTERS, FILESYSTEM_GAUGES
-from producers.collectors.sources import DiskSource
-from schemas.records import MetricKind, Sample
+from hoststream.producers.collectors.base import NameFilter, compile_pattern
+from hoststream.producers.collectors.names import DISKSTATS_COUNTERS, FILESYSTEM_GAUGES
+from hoststream.producers.collectors.sources import DiskSource
+from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = [
     "DEFAULT_DISK_DEVICE_EXCLUDE",

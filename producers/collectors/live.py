@@ -8,13 +8,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from producers.collectors.procfs import (
+from hoststream.producers.collectors.procfs import (
     count_process_states,
     parse_kernel_stat,
     parse_meminfo,
     parse_mounts,
 )
-from producers.collectors.sources import (
+from hoststream.producers.collectors.sources import (
     CpuStats,
     CpuTimes,
     DiskIO,

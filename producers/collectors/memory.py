@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from producers.collectors.names import MEMINFO_FIELDS, meminfo_metric
-from producers.collectors.sources import MemorySource
-from schemas.records import MetricKind, Sample
+from hoststream.producers.collectors.names import MEMINFO_FIELDS, meminfo_metric
+from hoststream.producers.collectors.sources import MemorySource
+from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = ["MemoryCollector"]
 

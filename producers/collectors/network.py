@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from producers.collectors.base import NameFilter
-from producers.collectors.names import NETDEV_COUNTERS
-from producers.collectors.sources import NetworkSource
-from schemas.records import MetricKind, Sample
+from hoststream.producers.collectors.base import NameFilter
+from hoststream.producers.collectors.names import NETDEV_COUNTERS
+from hoststream.producers.collectors.sources import NetworkSource
+from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = ["NetworkCollector"]
 

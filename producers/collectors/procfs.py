@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from producers.collectors.sources import KernelStat
+from hoststream.producers.collectors.sources import KernelStat
 
 __all__ = [
     "MountEntry",

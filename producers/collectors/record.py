@@ -1,4 +1,4 @@
-"""``python -m producers.collectors.record FILE``: write this host's source data as a snapshot."""
+"""``python -m hoststream.producers.collectors.record FILE``: snapshot this host's sources."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from producers.collectors.recorded import write_snapshot
+from hoststream.producers.collectors.recorded import write_snapshot
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m producers.collectors.record",
+        prog="python -m hoststream.producers.collectors.record",
         description="Record this host's collector source data as a JSON snapshot.",
     )
     parser.add_argument("output", type=Path, help="file to write")

@@ -4,7 +4,7 @@ A snapshot is JSON holding what each :class:`~producers.collectors.sources.HostS
 method returned at one instant, unfiltered, so tests can check the collectors'
 filters and unit conversions against exact numbers. Record one with::
 
-    python -m producers.collectors.record tests/unit/producers/data/NAME.json
+    python -m hoststream.producers.collectors.record tests/unit/producers/data/NAME.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from producers.collectors.sources import HostSource, KernelStat
+from hoststream.producers.collectors.sources import HostSource, KernelStat
 
 __all__ = ["SNAPSHOT_FORMAT", "RecordedSource", "record_snapshot", "write_snapshot"]
 
@@ -202,7 +202,7 @@ def record_snapshot(source: HostSource) -> dict[str, Any]:
 def write_snapshot(path: str | Path, source: HostSource | None = None) -> dict[str, Any]:
     """Record ``source`` (default: this host) and write it to ``path`` as JSON."""
     if source is None:
-        from producers.collectors.live import LiveSource
+        from hoststream.producers.collectors.live import LiveSource
 
         source = LiveSource()
     snapshot = record_snapshot(source)

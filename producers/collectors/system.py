@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producers.collectors.names import (
+from hoststream.producers.collectors.names import (
     BOOT_TIME,
     CONTEXT_SWITCHES,
     FORKS,
@@ -13,8 +13,8 @@ from producers.collectors.names import (
     PROCS_BLOCKED,
     PROCS_RUNNING,
 )
-from producers.collectors.sources import SystemSource
-from schemas.records import MetricKind, Sample
+from hoststream.producers.collectors.sources import SystemSource
+from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = ["SystemCollector"]
 

@@ -9,7 +9,7 @@ all derived from (seed, host, timestamp) by counter-based hashing
 
 from __future__ import annotations
 
-from producers.simulation.fleet import SimulatedFleet
-from producers.simulation.profile import HostProfile, host_id, make_profile
+from hoststream.producers.simulation.fleet import SimulatedFleet
+from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
 
 __all__ = ["HostProfile", "SimulatedFleet", "host_id", "make_profile"]

@@ -28,7 +28,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from producers.simulation.hashing import derive, unit, units
+from hoststream.producers.simulation.hashing import derive, unit, units
 
 __all__ = ["EPISODE_LEVEL", "FLOOR", "MAX_LEVEL", "Activity", "ActivityParams"]
 

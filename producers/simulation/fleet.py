@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from producers.simulation.model import HostModel
-from producers.simulation.profile import HostProfile, host_id, make_profile
-from schemas.records import FAMILIES, MetricEvent, Sample
+from hoststream.producers.simulation.model import HostModel
+from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
+from hoststream.schemas.records import FAMILIES, MetricEvent, Sample
 
 __all__ = ["SimulatedFleet"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from producers.collectors.names import (
+from hoststream.producers.collectors.names import (
     BOOT_TIME,
     CONTEXT_SWITCHES,
     CPU_MODES,
@@ -30,10 +30,10 @@ from producers.collectors.names import (
     PROCS_RUNNING,
     meminfo_metric,
 )
-from producers.simulation.activity import MAX_LEVEL, Activity
-from producers.simulation.hashing import derive, units
-from producers.simulation.profile import HostProfile
-from schemas.records import FAMILIES, MetricKind, Sample
+from hoststream.producers.simulation.activity import MAX_LEVEL, Activity
+from hoststream.producers.simulation.hashing import derive, units
+from hoststream.producers.simulation.profile import HostProfile
+from hoststream.schemas.records import FAMILIES, MetricKind, Sample
 
 __all__ = ["HostModel"]
 

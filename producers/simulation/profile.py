@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from producers.simulation.activity import ActivityParams
-from producers.simulation.hashing import derive, unit
+from hoststream.producers.simulation.activity import ActivityParams
+from hoststream.producers.simulation.hashing import derive, unit
 
 __all__ = [
     "BlockDevice",

@@ -6,8 +6,8 @@ then :mod:`sinks.alerts.routing` (the routing file), :mod:`sinks.alerts.sink`
 :func:`run_alert_sink` is what ``hoststream sink alerts`` calls.
 """
 
-from sinks.alerts.alertmanager import AlertmanagerRouter, alertmanager_alert
-from sinks.alerts.app import (
+from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter, alertmanager_alert
+from hoststream.sinks.alerts.app import (
     ALERT_POLICY,
     build_alert_sink,
     build_routers,
@@ -15,17 +15,17 @@ from sinks.alerts.app import (
     load_routing,
     run_alert_sink,
 )
-from sinks.alerts.errors import (
+from hoststream.sinks.alerts.errors import (
     DeliveryError,
     PermanentDeliveryError,
     RetryableDeliveryError,
     RoutingFileError,
 )
-from sinks.alerts.opsgenie import OpsgenieRouter, opsgenie_close, opsgenie_create
-from sinks.alerts.pagerduty import PagerDutyRouter, pagerduty_event
-from sinks.alerts.router import Router
-from sinks.alerts.routing import Route, RoutingTable, load_routes, parse_routes
-from sinks.alerts.sink import AlertSink, DeliveryPolicy
+from hoststream.sinks.alerts.opsgenie import OpsgenieRouter, opsgenie_close, opsgenie_create
+from hoststream.sinks.alerts.pagerduty import PagerDutyRouter, pagerduty_event
+from hoststream.sinks.alerts.router import Router
+from hoststream.sinks.alerts.routing import Route, RoutingTable, load_routes, parse_routes
+from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 
 __all__ = [
     "ALERT_POLICY",

@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 import httpx
 
-from schemas import AlertEvent, AlertState
-from sinks.alerts.router import iso8601, post_json
+from hoststream.schemas import AlertEvent, AlertState
+from hoststream.sinks.alerts.router import iso8601, post_json
 
 __all__ = ["DEFAULT_FIRING_TTL_S", "AlertmanagerRouter", "alertmanager_alert", "label_name"]
 

@@ -17,17 +17,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import consumer_config
-from schemas import AlertEvent, codec_for, registry_client_for
-from sinks.alerts.alertmanager import AlertmanagerRouter
-from sinks.alerts.opsgenie import OpsgenieRouter
-from sinks.alerts.pagerduty import PagerDutyRouter
-from sinks.alerts.router import Router
-from sinks.alerts.routing import DEFAULT_ROUTES_FILE, RoutingTable, load_routes
-from sinks.alerts.sink import AlertSink, DeliveryPolicy
-from sinks.consumer import BatchPolicy, SinkConsumer
-from sinks.decoding import TopicDecoder
-from sinks.dlq import DeadLetterQueue
-from sinks.metrics import SinkMetrics
+from hoststream.schemas import AlertEvent, codec_for, registry_client_for
+from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
+from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
+from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
+from hoststream.sinks.alerts.router import Router
+from hoststream.sinks.alerts.routing import DEFAULT_ROUTES_FILE, RoutingTable, load_routes
+from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
+from hoststream.sinks.decoding import TopicDecoder
+from hoststream.sinks.dlq import DeadLetterQueue
+from hoststream.sinks.metrics import SinkMetrics
 
 __all__ = [
     "ALERT_POLICY",
@@ -188,7 +188,7 @@ def run_alert_sink(
         settings, registry=registry, group_id=group_id, routes_file=routes_file, policy=policy
     )
     if stop is None:
-        from producers.agent import install_stop_signals
+        from hoststream.producers.agent import install_stop_signals
 
         stop = threading.Event()
         install_stop_signals(stop)

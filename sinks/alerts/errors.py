@@ -10,7 +10,7 @@ a routing key or API key (see :func:`sinks.alerts.router.redact`).
 from __future__ import annotations
 
 from hoststream.errors import ConfigurationError
-from sinks.errors import SinkError
+from hoststream.sinks.errors import SinkError
 
 __all__ = [
     "DeliveryError",

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from schemas import AlertEvent, AlertState
-from sinks.alerts.router import iso8601, post_json, summary_of
+from hoststream.schemas import AlertEvent, AlertState
+from hoststream.sinks.alerts.router import iso8601, post_json, summary_of
 
 __all__ = [
     "DEFAULT_URL",

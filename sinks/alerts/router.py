@@ -19,8 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
-from schemas import AlertEvent
-from sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
+from hoststream.schemas import AlertEvent
+from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = ["Router", "iso8601", "post_json", "redact", "summary_of"]
 

@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
+from hoststream.schemas import AlertEvent
+from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
+from hoststream.sinks.alerts.router import Router
+from hoststream.sinks.alerts.routing import RoutingTable
+from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
+from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
+from hoststream.sinks.retry import Backoff
 from hoststream.tracing import get_tracer, tracing_enabled
-from schemas import AlertEvent
-from sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
-from sinks.alerts.router import Router
-from sinks.alerts.routing import RoutingTable
-from sinks.base import BatchingSink, Rejection, SinkRecord
-from sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
-from sinks.retry import Backoff
 
 __all__ = ["AlertSink", "DeliveryPolicy"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from sinks.migrations import m0001_initial, m0002_api_indexes
+from hoststream.sinks.migrations import m0001_initial, m0002_api_indexes
 
 __all__ = ["MIGRATIONS", "Migration", "apply_migrations", "is_cockroach", "regional_statements"]
 

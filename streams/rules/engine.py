@@ -16,10 +16,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from schemas.records import AlertEvent, AlertState, WindowAggregate
-from streams.rules.model import Rule, RuleSet
-from streams.state import FamilyState
-from streams.windows import WindowSize
+from hoststream.schemas.records import AlertEvent, AlertState, WindowAggregate
+from hoststream.streams.rules.model import Rule, RuleSet
+from hoststream.streams.state import FamilyState
+from hoststream.streams.windows import WindowSize
 
 __all__ = ["RuleEngine", "dedup_key"]
 

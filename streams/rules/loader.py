@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from streams.errors import RuleFileError
-from streams.rules.model import RuleSet
+from hoststream.streams.errors import RuleFileError
+from hoststream.streams.rules.model import RuleSet
 
 __all__ = ["DEFAULT_RULES", "load_rules", "parse_rules"]
 
@@ -135,7 +135,9 @@ def load_rules(path: Path | str | None = None) -> RuleSet:
         RuleFileError: the file cannot be read or is invalid; says where and why.
     """
     if path is None:
-        text = resources.files("streams.rules").joinpath(DEFAULT_RULES).read_text("utf-8")
+        text = (
+            resources.files("hoststream.streams.rules").joinpath(DEFAULT_RULES).read_text("utf-8")
+        )
         return parse_rules(text, f"streams/rules/{DEFAULT_RULES}")
     try:
         text = Path(path).read_text(encoding="utf-8")

@@ -9,8 +9,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.records import WindowAggregate
-from streams.windows import WindowSize
+from hoststream.schemas.records import WindowAggregate
+from hoststream.streams.windows import WindowSize
 
 __all__ = ["AGGREGATES", "COMPARISONS", "Rule", "RuleSet", "Selector"]
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from api.auth import issue_jwt, new_api_key
+from hoststream.api.auth import issue_jwt, new_api_key
 from hoststream.config import Settings
 
 SECRET = "integration-test-secret-" + "x" * 32

@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
-from producers.agent import HostEvents, create_metric_topics
-from producers.collectors import RecordedSource, default_collectors
-from producers.publisher import EventPublisher
-from schemas import MetricEvent, codec_for
-from sinks import build_sink
+from hoststream.producers.agent import HostEvents, create_metric_topics
+from hoststream.producers.collectors import RecordedSource, default_collectors
+from hoststream.producers.publisher import EventPublisher
+from hoststream.schemas import MetricEvent, codec_for
+from hoststream.sinks import build_sink
 
 SNAPSHOT = Path(__file__).parents[2] / "unit" / "producers" / "data" / "debian12_vm_2cpu.json"
 HOST_LABELS = {"role": "api-test"}

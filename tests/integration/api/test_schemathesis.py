@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from api.app import create_app
-from api.auth import AUDIENCE, ISSUER
+from hoststream.api.app import create_app
+from hoststream.api.auth import AUDIENCE, ISSUER
 from hoststream.config import Settings
 
 from .conftest import SECRET

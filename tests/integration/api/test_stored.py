@@ -12,8 +12,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry
 
 from hoststream.kafka import TopicSpec, ensure_topics, producer_config
-from schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
-from sinks import build_sink
+from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
+from hoststream.sinks import build_sink
 
 
 def aggregate(host: str, start_ms: int, cpu: str, value: float) -> WindowAggregate:

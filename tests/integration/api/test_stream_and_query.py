@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.kafka import TopicSpec, ensure_topics, producer_config
-from schemas import MetricKind, WindowAggregate, codec_for
+from hoststream.schemas import MetricKind, WindowAggregate, codec_for
 
 
 def aggregate(host: str, metric: str, start_ms: int) -> WindowAggregate:

@@ -25,7 +25,7 @@ import pytest
 from psycopg import sql
 
 from hoststream.config import Settings
-from producers.simulation import SimulatedFleet
+from hoststream.producers.simulation import SimulatedFleet
 
 DASHBOARDS = (
     Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "provisioning" / "dashboards"
@@ -171,7 +171,7 @@ def expand_sql_macros(raw: str) -> str:
 
 
 def test_alert_sql_runs_against_the_sql_sinks_schema(services: Settings, unique: str) -> None:
-    migrations = pytest.importorskip("sinks.migrations")
+    migrations = pytest.importorskip("hoststream.sinks.migrations")
     queries = targets(load("alerts"), "rawSql")
     assert len(queries) >= 4
     with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:

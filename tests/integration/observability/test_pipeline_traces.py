@@ -27,14 +27,14 @@ from confluent_kafka import Message, Producer
 
 from hoststream.config import Settings
 from hoststream.kafka import admin_client, metric_topic, producer_config
+from hoststream.producers.agent import PRODUCE_SPAN
+from hoststream.schemas.records import FAMILIES
+from hoststream.sinks.consumer import write_span_name
+from hoststream.sinks.dlq import HEADER_SINK, dead_letter_topic
 from hoststream.stack.jaeger import Jaeger
-from producers.agent import PRODUCE_SPAN
-from schemas.records import FAMILIES
-from sinks.consumer import write_span_name
-from sinks.dlq import HEADER_SINK, dead_letter_topic
-from streams.processor import PROCESS_SPAN
-from streams.topics import prepare_topics
-from streams.windows import parse_windows
+from hoststream.streams.processor import PROCESS_SPAN
+from hoststream.streams.topics import prepare_topics
+from hoststream.streams.windows import parse_windows
 from tests.integration.observability.helpers import REPO, Scrape, free_port, scrape, stop
 from tests.kafka_helpers import drain
 from tests.unit.observability.helpers import documented_metrics

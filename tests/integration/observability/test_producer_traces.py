@@ -13,9 +13,9 @@ import httpx
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic
+from hoststream.producers.agent import COLLECT_SPAN, PRODUCE_SPAN
+from hoststream.schemas.records import FAMILIES
 from hoststream.stack.jaeger import Jaeger
-from producers.agent import COLLECT_SPAN, PRODUCE_SPAN
-from schemas.records import FAMILIES
 from tests.kafka_helpers import drain
 
 

@@ -25,11 +25,11 @@ from confluent_kafka import Producer
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic, producer_config
+from hoststream.producers.agent import create_metric_topics
+from hoststream.producers.publisher import EventPublisher
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import MetricEvent, MetricKind, codec_for
 from hoststream.stack import Stack
-from producers.agent import create_metric_topics
-from producers.publisher import EventPublisher
-from producers.simulation import SimulatedFleet
-from schemas import MetricEvent, MetricKind, codec_for
 from tests.conftest import PORT_OFFSET, STATE_DIR
 from tests.kafka_helpers import drain
 from tests.unit.streams.reference import counter_rate, expected, windows_of

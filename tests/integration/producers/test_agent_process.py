@@ -12,8 +12,8 @@ from collections import defaultdict
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic
-from schemas import MetricEvent, codec_for
-from schemas.records import FAMILIES
+from hoststream.schemas import MetricEvent, codec_for
+from hoststream.schemas.records import FAMILIES
 from tests.kafka_helpers import drain
 
 

@@ -12,10 +12,10 @@ import pytest
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic
+from hoststream.producers.agent import create_metric_topics
+from hoststream.producers.publisher import EventPublisher
+from hoststream.schemas import MetricEvent, Sample, codec_for
 from hoststream.stack import Stack
-from producers.agent import create_metric_topics
-from producers.publisher import EventPublisher
-from schemas import MetricEvent, Sample, codec_for
 from tests.conftest import PORT_OFFSET, STATE_DIR
 from tests.kafka_helpers import drain
 

@@ -10,11 +10,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.config import Settings
 from hoststream.kafka import metric_topic
-from producers.agent import HostEvents, create_metric_topics
-from producers.collectors import RecordedSource, default_collectors
-from producers.publisher import EventPublisher
-from schemas import MetricEvent, codec_for
-from schemas.records import FAMILIES
+from hoststream.producers.agent import HostEvents, create_metric_topics
+from hoststream.producers.collectors import RecordedSource, default_collectors
+from hoststream.producers.publisher import EventPublisher
+from hoststream.schemas import MetricEvent, codec_for
+from hoststream.schemas.records import FAMILIES
 from tests.kafka_helpers import drain
 
 SNAPSHOT = Path(__file__).parents[2] / "unit" / "producers" / "data" / "debian12_vm_2cpu.json"

@@ -22,7 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.config import Settings
-from schemas import (
+from hoststream.schemas import (
     AlertEvent,
     AlertState,
     AvroSchema,

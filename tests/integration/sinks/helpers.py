@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.kafka import admin_client, consumer_config, producer_config
-from schemas import MetricEvent, MetricKind, Sample, codec_for
-from sinks import BatchPolicy, SinkConsumer, build_sink
+from hoststream.schemas import MetricEvent, MetricKind, Sample, codec_for
+from hoststream.sinks import BatchPolicy, SinkConsumer, build_sink
 
 HERE = Path(__file__).resolve().parent
 #: samples per event made by :func:`event`

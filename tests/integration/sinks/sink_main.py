@@ -9,7 +9,7 @@ import logging
 import sys
 
 from hoststream.config import load_settings
-from sinks import BatchPolicy, run_sink
+from hoststream.sinks import BatchPolicy, run_sink
 
 if __name__ == "__main__":
     kind, group, topic, max_records = sys.argv[1:5]

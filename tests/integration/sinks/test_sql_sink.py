@@ -16,11 +16,11 @@ from psycopg import sql
 import tests.conftest as root
 from hoststream.config import Settings
 from hoststream.kafka import producer_config
+from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
+from hoststream.sinks.base import SinkRecord
+from hoststream.sinks.migrations import MIGRATIONS
+from hoststream.sinks.sql import SqlSink
 from hoststream.stack import Stack
-from schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
-from sinks.base import SinkRecord
-from sinks.migrations import MIGRATIONS
-from sinks.sql import SqlSink
 from tests.kafka_helpers import drain
 
 from .helpers import ThreadedSink, group_settings, small_policy, wait_committed, wait_for

@@ -13,8 +13,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.config import Settings
 from hoststream.kafka import producer_config
-from schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
-from sinks.dlq import (
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
+from hoststream.sinks.dlq import (
     HEADER_ERROR,
     HEADER_ERROR_CLASS,
     HEADER_SOURCE_OFFSET,

@@ -25,10 +25,10 @@ from hoststream.kafka import (
     metric_topic,
     producer_config,
 )
-from schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
-from schemas.records import FAMILIES
-from streams.topics import aggregate_topic, prepare_topics
-from streams.windows import DEFAULT_WINDOWS, WindowSize
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
+from hoststream.schemas.records import FAMILIES
+from hoststream.streams.topics import aggregate_topic, prepare_topics
+from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize
 
 REPO = Path(__file__).resolve().parents[3]
 MIN = 60_000
@@ -203,7 +203,7 @@ def stream_settings(services: Settings, unique: str) -> Iterator[Settings]:
 def start_worker(
     stream_settings: Settings, unique: str, tmp_path: Path
 ) -> Iterator[Callable[..., Worker]]:
-    """Start ``python -m streams`` for this test's topics; every worker is stopped at the end."""
+    """Start ``python -m hoststream.streams`` for this test's topics; workers stop at the end."""
     workers: list[Worker] = []
 
     def start(*args: str) -> Worker:
@@ -221,7 +221,7 @@ def start_worker(
                 [
                     sys.executable,
                     "-m",
-                    "streams",
+                    "hoststream.streams",
                     "--app-id",
                     f"{unique}-streams",
                     "--max-future",

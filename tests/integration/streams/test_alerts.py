@@ -9,9 +9,9 @@ from confluent_kafka import Consumer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.kafka import consumer_config
-from schemas import AlertEvent, AlertState, MetricEvent, MetricKind, Sample, codec_for
-from streams.rules import dedup_key
-from streams.topics import alerts_topic
+from hoststream.schemas import AlertEvent, AlertState, MetricEvent, MetricKind, Sample, codec_for
+from hoststream.streams.rules import dedup_key
+from hoststream.streams.topics import alerts_topic
 from tests.integration.streams.conftest import MIN, produce
 
 RULES = """\

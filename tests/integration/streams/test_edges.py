@@ -8,11 +8,11 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from hoststream.kafka import metric_topic, producer_config
-from schemas import MetricEvent, Sample
-from streams.aggregator import WindowAggregator
-from streams.metrics import StreamMetrics
-from streams.topics import dead_letter_topic
-from streams.windows import DEFAULT_WINDOWS
+from hoststream.schemas import MetricEvent, Sample
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.topics import dead_letter_topic
+from hoststream.streams.windows import DEFAULT_WINDOWS
 from tests.integration.streams.conftest import MIN, key_of, produce, read_aggregates
 from tests.kafka_helpers import drain
 

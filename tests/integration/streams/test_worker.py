@@ -8,11 +8,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.kafka import admin_client
-from schemas import WindowAggregate
-from streams.aggregator import WindowAggregator
-from streams.cpu import CPU_BUSY_RATIO
-from streams.metrics import StreamMetrics
-from streams.windows import DEFAULT_WINDOWS
+from hoststream.schemas import WindowAggregate
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.cpu import CPU_BUSY_RATIO
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.windows import DEFAULT_WINDOWS
 from tests.integration.streams.conftest import (
     MIN,
     closers,

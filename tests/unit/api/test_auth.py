@@ -9,8 +9,14 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from api.auth import Authenticator, InvalidTokenError, issue_jwt, load_api_keys, new_api_key
-from api.ratelimit import RateLimiter
+from hoststream.api.auth import (
+    Authenticator,
+    InvalidTokenError,
+    issue_jwt,
+    load_api_keys,
+    new_api_key,
+)
+from hoststream.api.ratelimit import RateLimiter
 from hoststream.errors import ConfigurationError
 
 SECRET = SecretStr("s" * 48)

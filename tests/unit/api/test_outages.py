@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from api.app import create_app
-from api.auth import Authenticator, issue_jwt
-from api.context import ApiContext
-from api.ratelimit import RateLimiter
-from api.store import encode_cursor
+from hoststream.api.app import create_app
+from hoststream.api.auth import Authenticator, issue_jwt
+from hoststream.api.context import ApiContext
+from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.store import encode_cursor
 from hoststream.config import Settings
 
 SECRET = SecretStr("u" * 48)

@@ -15,12 +15,12 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 from starlette.requests import ClientDisconnect
 
-from api.app import create_app
-from api.auth import Authenticator, issue_jwt
-from api.context import ApiContext
-from api.ratelimit import RateLimiter
-from api.routes import stream
-from api.routes.stream import MAX_CLIENTS, MAX_CLIENTS_PER_SUBJECT, StreamSlots
+from hoststream.api.app import create_app
+from hoststream.api.auth import Authenticator, issue_jwt
+from hoststream.api.context import ApiContext
+from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.routes import stream
+from hoststream.api.routes.stream import MAX_CLIENTS, MAX_CLIENTS_PER_SUBJECT, StreamSlots
 from hoststream.config import Settings
 
 SECRET = SecretStr("v" * 48)

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from api.app import create_app
-from api.context import ApiContext
-from api.tracing import instrument
+from hoststream.api.app import create_app
+from hoststream.api.context import ApiContext
+from hoststream.api.tracing import instrument
 from hoststream.config import Settings
 from hoststream.tracing import flush_tracing
 
@@ -39,7 +39,7 @@ def test_each_request_is_a_server_span_continuing_the_callers_trace(
         assert client.get("/api/v1/hosts", headers={"traceparent": traceparent}).status_code == 401
         assert client.get("/api/v1/hosts").status_code == 401
         assert client.get("/metrics").status_code == 200
-        with json_lines("api.app") as lines:
+        with json_lines("hoststream.api.app") as lines:
             assert client.get("/boom").status_code == 500
     flush_tracing()
     server = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from producers.publisher import PublisherMetrics
-from sinks.alerts.routing import parse_routes
-from sinks.alerts.sink import AlertSink
-from sinks.metrics import SinkMetrics
-from streams.metrics import StreamMetrics
+from hoststream.producers.publisher import PublisherMetrics
+from hoststream.sinks.alerts.routing import parse_routes
+from hoststream.sinks.alerts.sink import AlertSink
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.streams.metrics import StreamMetrics
 
 from .helpers import MetricRow, Receiver, documented_metrics
 
@@ -43,9 +43,9 @@ def alert_sink_metrics() -> dict[str, MetricRow]:
 
 
 def api_metrics() -> dict[str, MetricRow]:
-    import api.app  # registers its metrics in the default registry, as the API serves them
+    import hoststream.api.app  # registers its metrics in the default registry
 
-    assert api.app.REQUESTS is not None
+    assert hoststream.api.app.REQUESTS is not None
     return registered(REGISTRY, "hoststream_api_")
 
 

@@ -10,9 +10,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from hoststream.config import Settings
+from hoststream.producers.agent import COLLECT_SPAN, PRODUCE_SPAN, run_producer
+from hoststream.schemas.records import MetricEvent
 from hoststream.tracing import flush_tracing, get_tracer
-from producers.agent import COLLECT_SPAN, PRODUCE_SPAN, run_producer
-from schemas.records import MetricEvent
 
 
 class TwoFamilies:

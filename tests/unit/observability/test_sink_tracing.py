@@ -7,15 +7,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
+from hoststream.sinks.alerts.routing import parse_routes
+from hoststream.sinks.alerts.sink import AlertSink
+from hoststream.sinks.base import SinkRecord
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer, write_span_name
+from hoststream.sinks.dlq import HEADER_SINK, DeadLetterQueue
+from hoststream.sinks.errors import SinkUnavailableError
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.sinks.retry import Backoff
 from hoststream.tracing import flush_tracing, get_tracer
-from sinks.alerts.routing import parse_routes
-from sinks.alerts.sink import AlertSink
-from sinks.base import SinkRecord
-from sinks.consumer import BatchPolicy, SinkConsumer, write_span_name
-from sinks.dlq import HEADER_SINK, DeadLetterQueue
-from sinks.errors import SinkUnavailableError
-from sinks.metrics import SinkMetrics
-from sinks.retry import Backoff
 from tests.unit.sinks.alerts.alerts_data import firing
 from tests.unit.sinks.doubles import (
     FakeClock,
@@ -61,7 +61,7 @@ def test_a_written_batch_is_one_span_linked_to_its_messages_and_dead_letters_nam
     loop, sink, producer, consumer = rig(
         [(b"1", headers_1), (b"x", headers_1), (b"13", headers_2), (b"4", headers_2)]
     )
-    with json_lines("sinks.dlq") as lines:
+    with json_lines("hoststream.sinks.dlq") as lines:
         loop.step()
     assert sink.stored == [1, 4]
     assert consumer.committed == {("m", 0): 4}
@@ -90,7 +90,7 @@ def test_each_attempt_is_a_span_and_a_failed_one_carries_the_error(
     _, headers = producer_tick()
     loop, sink, _, consumer = rig([(b"1", headers), (b"2", headers)])
     sink.failures = [SinkUnavailableError("VictoriaMetrics answered 503")]
-    with json_lines("sinks.consumer") as lines:
+    with json_lines("hoststream.sinks.consumer") as lines:
         loop.step()  # the write fails: paused, retry later
         assert loop.paused
         loop._clock.sleep(5)

@@ -10,11 +10,11 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
+from hoststream.schemas import MetricEvent, Sample, codec_for
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.processor import CLOSE_QUIET_SPAN, PROCESS_SPAN, BatchProcessor
 from hoststream.tracing import flush_tracing, inject_traceparent
-from schemas import MetricEvent, Sample, codec_for
-from streams.aggregator import WindowAggregator
-from streams.metrics import StreamMetrics
-from streams.processor import CLOSE_QUIET_SPAN, PROCESS_SPAN, BatchProcessor
 
 from .helpers import ids, json_lines, producer_tick, traceparent_ids
 
@@ -89,7 +89,7 @@ def test_a_batch_span_links_to_each_producer_tick_and_names_itself_on_what_it_em
         Message("metrics.system", 0, b"\x00garbage", list(headers_2)),
         message(T0 + 60_000, headers_2),  # closes the first window
     ]
-    with json_lines("streams.processor") as lines:
+    with json_lines("hoststream.streams.processor") as lines:
         assert h.process(batch) == 1
     flush_tracing()
     [span] = [s for s in spans.get_finished_spans() if s.name == PROCESS_SPAN]

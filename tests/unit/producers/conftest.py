@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.collectors import RecordedSource
+from hoststream.producers.collectors import RecordedSource
 
 DATA = Path(__file__).parent / "data"
 

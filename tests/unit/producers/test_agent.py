@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hoststream.config import Settings
-from producers.agent import HostEvents, collectors_for
-from producers.collectors import RecordedSource, default_collectors
+from hoststream.producers.agent import HostEvents, collectors_for
+from hoststream.producers.collectors import RecordedSource, default_collectors
 
 SNAPSHOT = Path(__file__).parent / "data" / "debian12_vm_2cpu.json"
 

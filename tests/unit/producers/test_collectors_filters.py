@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hoststream.errors import ConfigurationError
-from producers.collectors import (
+from hoststream.producers.collectors import (
     DEFAULT_DISK_DEVICE_EXCLUDE,
     DiskCollector,
     NameFilter,
     NetworkCollector,
 )
-from schemas.records import Sample
+from hoststream.schemas.records import Sample
 
 
 def mounts(samples: list[Sample]) -> list[tuple[str, str, str]]:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from producers.collectors import LiveSource, default_collectors
-from schemas.records import FAMILIES, MetricKind, Sample
+from hoststream.producers.collectors import LiveSource, default_collectors
+from hoststream.schemas.records import FAMILIES, MetricKind, Sample
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from producers.collectors import default_collectors
-from schemas.records import MetricKind
+from hoststream.producers.collectors import default_collectors
+from hoststream.schemas.records import MetricKind
 from tests.unit.producers.conftest import DATA
 
 _LINE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from producers.collectors import LiveSource, default_collectors
-from producers.collectors.procfs import (
+from hoststream.producers.collectors import LiveSource, default_collectors
+from hoststream.producers.collectors.procfs import (
     count_process_states,
     parse_kernel_stat,
     parse_meminfo,

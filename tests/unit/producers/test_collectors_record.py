@@ -7,10 +7,15 @@ import sys
 
 import pytest
 
-from producers.collectors import LiveSource, RecordedSource, default_collectors, record_snapshot
-from producers.collectors.record import main
-from producers.collectors.sources import HostSource
-from schemas.records import Sample
+from hoststream.producers.collectors import (
+    LiveSource,
+    RecordedSource,
+    default_collectors,
+    record_snapshot,
+)
+from hoststream.producers.collectors.record import main
+from hoststream.producers.collectors.sources import HostSource
+from hoststream.schemas.records import Sample
 
 
 def collect_all(source: HostSource) -> list[Sample]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.collectors import (
+from hoststream.producers.collectors import (
     CpuCollector,
     DiskCollector,
     MemoryCollector,
@@ -13,7 +13,7 @@ from producers.collectors import (
     SystemCollector,
     default_collectors,
 )
-from schemas.records import FAMILIES, MetricKind, Sample
+from hoststream.schemas.records import FAMILIES, MetricKind, Sample
 
 COUNTER, GAUGE = MetricKind.COUNTER, MetricKind.GAUGE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.scheduler import AlignedTicker
+from hoststream.producers.scheduler import AlignedTicker
 
 
 class FakeClock:

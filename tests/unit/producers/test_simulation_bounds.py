@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from producers.collectors import default_collectors
-from producers.collectors.names import CPU_MODES, MEMINFO_FIELDS, PROCESS_STATES_ALWAYS
-from producers.simulation import SimulatedFleet
-from producers.simulation.activity import Activity
-from schemas.records import FAMILIES, MetricKind, Sample
+from hoststream.producers.collectors import default_collectors
+from hoststream.producers.collectors.names import CPU_MODES, MEMINFO_FIELDS, PROCESS_STATES_ALWAYS
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.producers.simulation.activity import Activity
+from hoststream.schemas.records import FAMILIES, MetricKind, Sample
 
 T0 = 1_795_790_000_000
 INTERVAL = 10_000

@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from producers.simulation import SimulatedFleet, host_id, make_profile
-from producers.simulation.hashing import derive, unit, units
-from schemas.records import MetricEvent
+from hoststream.producers.simulation import SimulatedFleet, host_id, make_profile
+from hoststream.producers.simulation.hashing import derive, unit, units
+from hoststream.schemas.records import MetricEvent
 
 T0 = 1_795_790_000_000  # 2026-11-27 14:33:20 UTC
 INTERVAL = 10_000

@@ -17,7 +17,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError, SerializationError
-from schemas import (
+from hoststream.schemas import (
     SINGLE_OBJECT_MAGIC,
     AlertEvent,
     AlertState,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hoststream.errors import SerializationError
-from schemas import (
+from hoststream.schemas import (
     AlertEvent,
     AvroSchema,
     MetricEvent,
@@ -18,7 +18,7 @@ from schemas import (
     schema_for,
     schema_versions,
 )
-from schemas._loader import SCHEMA_STEMS, released_versions
+from hoststream.schemas._loader import SCHEMA_STEMS, released_versions
 
 RECORD_TYPES = [MetricEvent, WindowAggregate, AlertEvent]
 FULL_NAMES = {
@@ -120,7 +120,7 @@ def test_rabin_implementation_matches_published_vectors(text: str, expected: int
 @pytest.mark.parametrize("record_type", RECORD_TYPES)
 def test_fingerprint_is_crc64_avro_of_canonical_form_little_endian(record_type: type) -> None:
     schema = schema_for(record_type)
-    avsc = resources.files("schemas").joinpath(f"{SCHEMA_STEMS[record_type]}.avsc")
+    avsc = resources.files("hoststream.schemas").joinpath(f"{SCHEMA_STEMS[record_type]}.avsc")
     independent = canonical_form(json.loads(avsc.read_text(encoding="utf-8")))
     assert schema.canonical_form == independent
     assert schema.fingerprint == rabin64(independent.encode()).to_bytes(8, "little")

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
-from sinks.base import BatchingSink, Rejection, SinkRecord
-from sinks.errors import InvalidRecordError
+from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
+from hoststream.sinks.errors import InvalidRecordError
 
 
 class FakeClock:

@@ -8,8 +8,8 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sinks.consumer import BatchPolicy, SinkConsumer
-from sinks.dlq import (
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
+from hoststream.sinks.dlq import (
     HEADER_ERROR,
     HEADER_ERROR_CLASS,
     HEADER_SOURCE_OFFSET,
@@ -17,9 +17,9 @@ from sinks.dlq import (
     HEADER_SOURCE_TOPIC,
     DeadLetterQueue,
 )
-from sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
-from sinks.metrics import SinkMetrics
-from sinks.retry import Backoff
+from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.metrics import SinkMetrics
+from hoststream.sinks.retry import Backoff
 
 from .doubles import (
     FakeClock,

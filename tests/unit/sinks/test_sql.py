@@ -7,11 +7,11 @@ import math
 import psycopg.errors
 import pytest
 
-from schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
-from sinks.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
-from sinks.migrations import MIGRATIONS, regional_statements
-from sinks.sql import SqlSink, _ContentError, upsert_statement
-from sinks.sql_rows import (
+from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
+from hoststream.sinks.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.migrations import MIGRATIONS, regional_statements
+from hoststream.sinks.sql import SqlSink, _ContentError, upsert_statement
+from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
     ALERT_COLUMNS,
     aggregate_row,
@@ -194,7 +194,7 @@ class _Flaky:
 def test_serialization_failures_are_retried_at_once_then_handed_back(monkeypatch) -> None:
     sink = SqlSink("postgresql://unused", serialization_retries=3)
     monkeypatch.setattr(sink, "_connection", lambda: (object(), None))
-    monkeypatch.setattr("sinks.sql.time.sleep", lambda s: None)
+    monkeypatch.setattr("hoststream.sinks.sql.time.sleep", lambda s: None)
     work = _Flaky(2)
     sink._run(work)
     assert work.calls == 3

@@ -8,10 +8,10 @@ import json
 import httpx
 import pytest
 
-from schemas import MetricEvent, Sample
-from sinks.base import SinkRecord
-from sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
-from sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.schemas import MetricEvent, Sample
+from hoststream.sinks.base import SinkRecord
+from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 
 NOW_S = 1_800_000_000.0
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from schemas import MetricEvent, MetricKind, Sample, WindowAggregate
-from sinks.errors import InvalidRecordError
-from sinks.vm_series import (
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate
+from hoststream.sinks.errors import InvalidRecordError
+from hoststream.sinks.vm_series import (
     TimeBounds,
     aggregate_lines,
     aggregate_series_name,

@@ -8,11 +8,11 @@ import pytest
 
 from hoststream.config import Settings
 from hoststream.errors import SerializationError
-from sinks.app import default_group, default_topics
-from sinks.base import Rejection, SinkRecord
-from sinks.decoding import TopicDecoder
-from sinks.dlq import DeadLetterQueue, dead_letter_topic
-from sinks.errors import InvalidRecordError, SinkUnavailableError
+from hoststream.sinks.app import default_group, default_topics
+from hoststream.sinks.base import Rejection, SinkRecord
+from hoststream.sinks.decoding import TopicDecoder
+from hoststream.sinks.dlq import DeadLetterQueue, dead_letter_topic
+from hoststream.sinks.errors import InvalidRecordError, SinkUnavailableError
 
 from .doubles import FakeProducer
 
@@ -95,7 +95,7 @@ def test_an_unknown_sink_kind_names_the_setting() -> None:
     from prometheus_client import CollectorRegistry
 
     from hoststream.errors import ConfigurationError
-    from sinks.app import build_sink
+    from hoststream.sinks.app import build_sink
 
     with pytest.raises(ConfigurationError, match="unknown sink 'alert'"):
         build_sink("alert", Settings(), registry=CollectorRegistry())  # type: ignore[arg-type]

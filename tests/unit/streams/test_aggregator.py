@@ -8,11 +8,11 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry
 
-from schemas.records import MetricEvent, MetricKind, Sample, WindowAggregate
-from streams.aggregator import WindowAggregator
-from streams.cpu import CPU_BUSY_RATIO
-from streams.metrics import StreamMetrics
-from streams.state import FamilyState
+from hoststream.schemas.records import MetricEvent, MetricKind, Sample, WindowAggregate
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.cpu import CPU_BUSY_RATIO
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.state import FamilyState
 from tests.unit.streams.reference import expected, windows_of
 
 T0 = 1_798_761_600_000  # 2027-01-01T00:00:00Z, a multiple of every window size

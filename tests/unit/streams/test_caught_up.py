@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from streams.app import caught_up_partitions
+from hoststream.streams.app import caught_up_partitions
 
 CPU0, MEM0, CPU1 = TP("metrics.cpu", 0), TP("metrics.memory", 0), TP("metrics.cpu", 1)
 

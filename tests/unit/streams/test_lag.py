@@ -8,8 +8,8 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.lag import ConsumerLag, measure, partition_lag
-from streams.metrics import StreamMetrics
+from hoststream.streams.lag import ConsumerLag, measure, partition_lag
+from hoststream.streams.metrics import StreamMetrics
 
 CPU0, CPU1, MEM0 = TP("metrics.cpu", 0), TP("metrics.cpu", 1), TP("metrics.memory", 0)
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
-from schemas import MetricEvent, Sample, WindowAggregate, codec_for
-from streams.aggregator import WindowAggregator
-from streams.metrics import StreamMetrics
-from streams.processor import BatchProcessor, Rejection
-from streams.state import FamilyState
+from hoststream.schemas import MetricEvent, Sample, WindowAggregate, codec_for
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.processor import BatchProcessor, Rejection
+from hoststream.streams.state import FamilyState
 
 T0 = 1_798_761_600_000
 SETTINGS = Settings(schema_registry_url=None)

@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from schemas.records import AlertState, MetricKind, WindowAggregate
-from streams.errors import RuleFileError
-from streams.rules import RuleEngine, dedup_key, load_rules, parse_rules
-from streams.state import FamilyState
+from hoststream.schemas.records import AlertState, MetricKind, WindowAggregate
+from hoststream.streams.errors import RuleFileError
+from hoststream.streams.rules import RuleEngine, dedup_key, load_rules, parse_rules
+from hoststream.streams.state import FamilyState
 
 T0 = 1_798_761_600_000
 MIN = 60_000
@@ -247,7 +247,7 @@ def test_worker_refuses_an_invalid_rule_file_with_exit_status_2(tmp_path) -> Non
         "rules:\n  - name: A\n    selector: {metric: m}\n    for: -1\n    nodata: true\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "streams", "--rules", str(rules)],
+        [sys.executable, "-m", "hoststream.streams", "--rules", str(rules)],
         check=False,
         capture_output=True,
         text=True,

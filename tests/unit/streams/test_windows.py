@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hoststream.errors import ConfigurationError
-from streams.windows import WindowSize, parse_windows
+from hoststream.streams.windows import WindowSize, parse_windows
 
 
 @pytest.mark.parametrize(

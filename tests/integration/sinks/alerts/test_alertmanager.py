@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from sinks.alerts.alertmanager import AlertmanagerRouter
-from sinks.alerts.errors import PermanentDeliveryError
+from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
+from hoststream.sinks.alerts.errors import PermanentDeliveryError
 from tests.unit.sinks.alerts.alerts_data import firing, resolved
 
 

@@ -17,11 +17,11 @@ from pydantic import SecretStr
 
 from hoststream.config import Settings
 from hoststream.kafka import TopicSpec, admin_client, ensure_topics, producer_config
-from schemas import AlertEvent, codec_for
-from sinks.alerts import build_alert_sink
-from sinks.alerts.sink import DeliveryPolicy
-from sinks.consumer import BatchPolicy
-from sinks.dlq import HEADER_ERROR, HEADER_SINK
+from hoststream.schemas import AlertEvent, codec_for
+from hoststream.sinks.alerts import build_alert_sink
+from hoststream.sinks.alerts.sink import DeliveryPolicy
+from hoststream.sinks.consumer import BatchPolicy
+from hoststream.sinks.dlq import HEADER_ERROR, HEADER_SINK
 from tests.integration.sinks.helpers import ThreadedSink, committed, end_offsets, wait_for
 from tests.kafka_helpers import drain
 from tests.unit.sinks.alerts.alerts_data import GENIE_KEY, PD_KEY, firing, resolved

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from sinks.alerts.errors import PermanentDeliveryError
-from sinks.alerts.opsgenie import OpsgenieRouter
-from sinks.alerts.pagerduty import PagerDutyRouter
-from sinks.alerts.routing import parse_routes
-from sinks.alerts.sink import AlertSink, DeliveryPolicy
-from sinks.base import SinkRecord
+from hoststream.sinks.alerts.errors import PermanentDeliveryError
+from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
+from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
+from hoststream.sinks.alerts.routing import parse_routes
+from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
+from hoststream.sinks.base import SinkRecord
 from tests.fakes import FakeOpsgenie, FakePagerDuty
 from tests.unit.sinks.alerts.alerts_data import GENIE_KEY, PD_KEY, firing, resolved
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import AlertEvent, AlertState
+from hoststream.schemas import AlertEvent, AlertState
 
 #: 2026-11-27T14:00:00.000Z
 STARTS_AT = 1_795_788_000_000

@@ -7,9 +7,9 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings as _Settings
 from hoststream.errors import ConfigurationError
-from sinks.alerts.app import build_alert_sink, build_routers, load_routing
-from sinks.alerts.errors import RoutingFileError
-from sinks.alerts.opsgenie import EU_URL
+from hoststream.sinks.alerts.app import build_alert_sink, build_routers, load_routing
+from hoststream.sinks.alerts.errors import RoutingFileError
+from hoststream.sinks.alerts.opsgenie import EU_URL
 
 from .alerts_data import GENIE_KEY, PD_KEY, firing
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from sinks.alerts.alertmanager import alertmanager_alert, label_name
-from sinks.alerts.opsgenie import opsgenie_close, opsgenie_create, opsgenie_priority
-from sinks.alerts.pagerduty import pagerduty_event
-from sinks.alerts.router import iso8601
+from hoststream.sinks.alerts.alertmanager import alertmanager_alert, label_name
+from hoststream.sinks.alerts.opsgenie import opsgenie_close, opsgenie_create, opsgenie_priority
+from hoststream.sinks.alerts.pagerduty import pagerduty_event
+from hoststream.sinks.alerts.router import iso8601
 
 from .alerts_data import PD_KEY, STARTS_AT, firing, resolved
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.alerts.errors import RoutingFileError
-from sinks.alerts.routing import DEFAULT_ROUTES_FILE, load_routes, parse_routes
+from hoststream.sinks.alerts.errors import RoutingFileError
+from hoststream.sinks.alerts.routing import DEFAULT_ROUTES_FILE, load_routes, parse_routes
 
 from .alerts_data import firing
 

@@ -10,13 +10,13 @@ import pytest
 from pydantic import SecretStr
 
 from hoststream.config import Settings
-from sinks.alerts.app import build_routers
-from sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
-from sinks.alerts.opsgenie import OpsgenieRouter
-from sinks.alerts.pagerduty import PagerDutyRouter
-from sinks.alerts.routing import parse_routes
-from sinks.alerts.sink import AlertSink, DeliveryPolicy
-from sinks.base import SinkRecord
+from hoststream.sinks.alerts.app import build_routers
+from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
+from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
+from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
+from hoststream.sinks.alerts.routing import parse_routes
+from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
+from hoststream.sinks.base import SinkRecord
 
 from .alerts_data import GENIE_KEY, PD_KEY, firing, resolved
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import AlertEvent
-from sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
-from sinks.alerts.routing import parse_routes
-from sinks.alerts.sink import AlertSink, DeliveryPolicy
-from sinks.base import SinkRecord
-from sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
+from hoststream.schemas import AlertEvent
+from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
+from hoststream.sinks.alerts.routing import parse_routes
+from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
+from hoststream.sinks.base import SinkRecord
+from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
 
 from .alerts_data import firing, resolved
 
