@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from hoststream import __version__
 from hoststream.api.auth import Authenticator
 from hoststream.api.context import ApiContext
-from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.ratelimit import AuthFailureThrottle, RateLimiter
 from hoststream.api.routes import health, hosts, query, stored, stream
 from hoststream.api.tracing import instrument
 from hoststream.config import Settings
@@ -79,6 +79,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
             pool=pool,
             vm=vm,
             kafka_check=_kafka_check(settings),
+            auth_throttle=AuthFailureThrottle(settings.api_auth_failures_per_minute),
         )
         try:
             yield

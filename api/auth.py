@@ -39,6 +39,8 @@ SCOPES = ("read:metrics", "read:alerts")
 ISSUER = "hoststream"
 AUDIENCE = "hoststream-api"
 KEY_PREFIX = "hsk_"
+#: The highest per-token rate limit a key or JWT may name.
+MAX_RATE_LIMIT_PER_MINUTE = 1_000_000
 
 
 class InvalidTokenError(Exception):
@@ -130,12 +132,23 @@ def load_api_keys(path: Path | None) -> list[ApiKey]:
             raise ConfigurationError(
                 "HOSTSTREAM_API_KEYS_FILE", f"entry {n} needs id, sha256 and scopes"
             )
+        rate = entry.get("rate_limit_per_minute")
+        if rate is not None and not _is_rate_limit(rate):
+            raise ConfigurationError(
+                "HOSTSTREAM_API_KEYS_FILE",
+                f"entry {n}: rate_limit_per_minute must be an integer from 1 to"
+                f" {MAX_RATE_LIMIT_PER_MINUTE}",
+            )
+        if not isinstance(entry["scopes"], list):
+            raise ConfigurationError(
+                "HOSTSTREAM_API_KEYS_FILE", f"entry {n}: scopes must be a list"
+            )
         keys.append(
             ApiKey(
                 str(entry["id"]),
                 str(entry["sha256"]),
-                frozenset(entry["scopes"]),
-                entry.get("rate_limit_per_minute"),
+                frozenset(map(str, entry["scopes"])),
+                rate,
             )
         )
     return keys
@@ -195,6 +208,25 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"invalid token: {exc}") from exc
-        scopes = frozenset(str(claims.get("scope", "")).split())
+        # Signed claims are still input: a wrong type is a bad token, never a crash.
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str):
+            raise InvalidTokenError("invalid token: the scope claim must be a string")
         rate = claims.get("rate_limit_per_minute")
-        return Principal(f"jwt:{claims['sub']}", scopes, int(rate) if rate else self._default_rate)
+        if rate is not None and not _is_rate_limit(rate):
+            raise InvalidTokenError(
+                "invalid token: rate_limit_per_minute must be an integer from 1 to"
+                f" {MAX_RATE_LIMIT_PER_MINUTE}"
+            )
+        return Principal(
+            f"jwt:{claims['sub']}", frozenset(scope.split()), rate or self._default_rate
+        )
+
+
+def _is_rate_limit(value: object) -> bool:
+    # bool is an int subclass; True is no rate limit.
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_RATE_LIMIT_PER_MINUTE
+    )

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import httpx
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from hoststream.api.auth import Authenticator, InvalidTokenError, Principal
-from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.ratelimit import AuthFailureThrottle, RateLimiter
 from hoststream.config import Settings
 
-__all__ = ["ApiContext", "context", "require"]
+__all__ = ["AUTH_FAILURES", "AUTH_THROTTLED", "ApiContext", "client_address", "context", "require"]
+
+AUTH_FAILURES = Counter(
+    "hoststream_api_auth_failures_total",
+    "Requests refused with 401: no bearer token (missing) or one that does not verify (invalid).",
+    ["reason"],
+)
+AUTH_THROTTLED = Counter(
+    "hoststream_api_auth_throttled_total",
+    "Requests refused with 429 because their client address failed to authenticate too often.",
+)
 
 
 @dataclass
@@ -29,6 +40,7 @@ class ApiContext:
     pool: AsyncConnectionPool
     vm: httpx.AsyncClient
     kafka_check: Callable[[], Awaitable[None]]
+    auth_throttle: AuthFailureThrottle = field(default_factory=AuthFailureThrottle)
 
 
 def context(request: Request) -> ApiContext:
@@ -43,14 +55,28 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller, checks ``scope`` and the rate limit."""
 
     async def dependency(
+        request: Request,
         ctx: Annotated[ApiContext, Depends(context)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        address = client_address(request)
+        blocked = ctx.auth_throttle.wait_for(address)
+        if blocked > 0:
+            AUTH_THROTTLED.inc()
+            raise HTTPException(
+                429,
+                "too many failed authentications from this address",
+                headers={"Retry-After": RateLimiter.retry_after(blocked)},
+            )
         if credentials is None or credentials.scheme.lower() != "bearer":
+            ctx.auth_throttle.failed(address)
+            AUTH_FAILURES.labels("missing").inc()
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:
             principal = ctx.authenticator.authenticate(credentials.credentials)
         except InvalidTokenError as exc:
+            ctx.auth_throttle.failed(address)
+            AUTH_FAILURES.labels("invalid").inc()
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
         if scope not in principal.scopes:
             raise HTTPException(403, f"this token lacks the scope {scope}")
@@ -62,6 +88,11 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from, as the server saw it (no proxy headers trusted)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 async def run_blocking(func: Callable[[], None]) -> None:

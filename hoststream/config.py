@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     api_cors_origins: list[str] = Field(default_factory=list)
     #: Requests per minute for each token, unless its key or JWT says otherwise.
     api_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    #: Failed authentications (401) one client address may make per minute, in
+    #: bursts of as many; past that it is answered 429 with Retry-After.
+    api_auth_failures_per_minute: int = Field(default=30, ge=1, le=1_000_000)
 
     # Alert routing
     alertmanager_url: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import jwt
 import pytest
@@ -10,13 +11,15 @@ import yaml
 from pydantic import SecretStr
 
 from hoststream.api.auth import (
+    AUDIENCE,
+    ISSUER,
     Authenticator,
     InvalidTokenError,
     issue_jwt,
     load_api_keys,
     new_api_key,
 )
-from hoststream.api.ratelimit import RateLimiter
+from hoststream.api.ratelimit import AuthFailureThrottle, RateLimiter
 from hoststream.errors import ConfigurationError
 
 SECRET = SecretStr("s" * 48)
@@ -89,3 +92,54 @@ def test_rate_limiter_bucket_refills() -> None:
     assert limiter.acquire("b", 3) == 0  # buckets are per subject
     now[0] += 20.0
     assert limiter.acquire("a", 3) == 0
+
+
+def signed(**claims) -> str:
+    now = int(time.time())
+    base = {"sub": "x", "scope": "read:metrics", "iat": now, "exp": now + 60}
+    base.update({"iss": ISSUER, "aud": AUDIENCE})
+    return jwt.encode({**base, **claims}, SECRET.get_secret_value(), algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"rate_limit_per_minute": "fast"},
+        {"rate_limit_per_minute": 1.5},
+        {"rate_limit_per_minute": True},
+        {"rate_limit_per_minute": -1},
+        {"rate_limit_per_minute": 10**30},
+        {"rate_limit_per_minute": [60]},
+        {"scope": ["read:metrics"]},
+        {"sub": 42},
+        {"exp": "tomorrow"},
+    ],
+)
+def test_a_signed_token_with_malformed_claims_is_refused(claims) -> None:
+    with pytest.raises(InvalidTokenError):
+        authenticator().authenticate(signed(**claims))
+
+
+def test_a_signed_rate_limit_claim_is_used() -> None:
+    assert authenticator().authenticate(signed(rate_limit_per_minute=7)).rate_limit_per_minute == 7
+
+
+def test_a_keys_file_with_a_malformed_rate_limit_names_the_setting(tmp_path) -> None:
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(
+        yaml.safe_dump([{"id": "a", "sha256": "0", "scopes": [], "rate_limit_per_minute": "x"}])
+    )
+    with pytest.raises(ConfigurationError, match="rate_limit_per_minute"):
+        load_api_keys(keys_file)
+
+
+def test_failed_authentications_are_throttled_per_address() -> None:
+    now = [0.0]
+    throttle = AuthFailureThrottle(3, RateLimiter(clock=lambda: now[0]))
+    for _ in range(3):
+        assert throttle.wait_for("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+    assert throttle.wait_for("10.0.0.1") == pytest.approx(20.0)
+    assert throttle.wait_for("10.0.0.2") == 0  # another address is not affected
+    now[0] += 20.0
+    assert throttle.wait_for("10.0.0.1") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 from fastapi import FastAPI
@@ -11,6 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from hoststream.api.app import create_app
 from hoststream.api.context import ApiContext
+from hoststream.api.ratelimit import AuthFailureThrottle
 from hoststream.api.tracing import instrument
 from hoststream.config import Settings
 from hoststream.tracing import flush_tracing
@@ -18,9 +20,13 @@ from hoststream.tracing import flush_tracing
 from .helpers import ids, json_lines, producer_tick
 
 
+def unreachable_context() -> ApiContext:
+    """A context whose clients no request below reaches: 401s and routes of the test's own."""
+    return cast(ApiContext, SimpleNamespace(auth_throttle=AuthFailureThrottle()))
+
+
 def app_with_a_failing_route() -> FastAPI:
-    # No request below reaches a client of the context: 401s and a route of the test's own.
-    app = create_app(Settings(), context=cast(ApiContext, object()))
+    app = create_app(Settings(), context=unreachable_context())
 
     @app.get("/boom")
     async def boom() -> dict[str, Any]:
@@ -62,7 +68,7 @@ def test_each_request_is_a_server_span_continuing_the_callers_trace(
 
 
 def test_without_tracing_the_app_is_not_instrumented() -> None:
-    app = create_app(Settings(), context=cast(ApiContext, object()))
+    app = create_app(Settings(), context=unreachable_context())
     assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
     assert instrument(app) is False
     with TestClient(app) as client:
