@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from types import FrameType
@@ -56,19 +56,39 @@ class EventSource(Protocol):
     @property
     def families(self) -> Sequence[str]: ...
 
-    def events(self, timestamp_ms: int, interval_ms: int) -> Iterable[MetricEvent]: ...
+    def events(self, timestamp_ms: int, interval_ms: int) -> Iterable[MetricEvent]:
+        """The events of the tick scheduled at ``timestamp_ms``.
+
+        Each event's own ``timestamp_ms`` is the instant its values stand for:
+        the scheduled instant for simulated hosts, the read time for a real one.
+        """
+        ...
 
 
 class HostEvents:
     """This host's collectors as an :class:`EventSource`, numbering events per family.
 
+    Each event is stamped with the wall-clock instant its family was read, to
+    the millisecond, not with the tick's scheduled instant: a counter's value
+    then sits at the time it had that value, as node_exporter's scrapes do.
     A collector that fails is logged and skipped for that tick; the others still report.
+
+    Args:
+        collectors: one per family, in the order they are read.
+        host_id: the events' key and ``host``.
+        host_labels: static labels every event carries.
+        clock: wall-clock seconds (``time.time``); replaced in tests.
     """
 
     def __init__(
-        self, collectors: Sequence[Collector], host_id: str, host_labels: dict[str, str]
+        self,
+        collectors: Sequence[Collector],
+        host_id: str,
+        host_labels: dict[str, str],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.collectors = list(collectors)
+        self._clock = clock
         self._families = [c.family for c in self.collectors]
         self.host_id = host_id
         self.host_labels = dict(host_labels)
@@ -79,8 +99,10 @@ class HostEvents:
         return self._families
 
     def events(self, timestamp_ms: int, interval_ms: int) -> Iterable[MetricEvent]:
+        """The events of one tick; ``timestamp_ms`` (the scheduled instant) is not used."""
         for collector in self.collectors:
             family = collector.family
+            read_at_ms = round(self._clock() * 1000)
             try:
                 samples = collector.collect()
             except Exception:  # a broken /proc file must not stop the other families
@@ -89,7 +111,7 @@ class HostEvents:
             yield MetricEvent(
                 host=self.host_id,
                 family=family,
-                timestamp_ms=timestamp_ms,
+                timestamp_ms=read_at_ms,
                 samples=tuple(samples),
                 interval_ms=interval_ms,
                 seq=self._seq[family],
