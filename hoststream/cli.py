@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,12 +19,14 @@ from typer.exceptions import TyperException
 
 from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
+from hoststream.runtime import run_component
 from hoststream.stack import Stack
 from hoststream.telemetry import configure_logging, serve_metrics
 from hoststream.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 if TYPE_CHECKING:
     from hoststream.producers.agent import EventSource
+    from hoststream.sinks import SinkKind
 
 __all__ = ["app", "main"]
 
@@ -223,23 +226,15 @@ def sink(
     """Run one sink: raw samples and aggregates to VictoriaMetrics, aggregates and alerts
     to SQL, or alerts to PagerDuty, Opsgenie and Alertmanager."""
     cfg = settings(alert_routes_file=routes)
-    configure_logging(f"sink-{kind.value}", cfg.log_level, cfg.log_format)
-    configure_tracing(cfg, f"sink-{kind.value}")
-    try:
-        if kind is SinkName.alerts:
-            from hoststream.sinks.alerts import run_alert_sink
+    if kind is SinkName.alerts:
+        from hoststream.sinks.alerts import run_alert_sink
 
-            run_alert_sink(cfg, metrics_port=cfg.metrics_port)
-            return
-        from hoststream.sinks import run_sink
+        run_component("sink-alerts", cfg, run_alert_sink)
+        return
+    from hoststream.sinks import run_sink
 
-        run_sink(
-            "victoriametrics" if kind is SinkName.victoriametrics else "sql",
-            cfg,
-            metrics_port=cfg.metrics_port,
-        )
-    finally:
-        shutdown_tracing()
+    sink_kind: SinkKind = "victoriametrics" if kind is SinkName.victoriametrics else "sql"
+    run_component(f"sink-{kind.value}", cfg, partial(run_sink, kind=sink_kind))
 
 
 @app.command("api")
@@ -318,13 +313,13 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ConfigurationError as exc:
-        console.print(f"[red]configuration error:[/] {exc}", highlight=False)
+        console.print(f"[red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except StackError as exc:
-        console.print(f"[red]stack error:[/] {exc}", highlight=False)
+        console.print(f"[red]stack error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except HoststreamError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

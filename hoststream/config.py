@@ -1,8 +1,16 @@
-"""Typed, validated, frozen configuration.
+"""Typed, validated, frozen configuration, declared in sections.
 
 Sources, strongest first: ``HOSTSTREAM_*`` environment variables, then the YAML
 file given with ``--config``, then the defaults below. A wrong value fails at
 start-up with a message that names the setting (see :func:`load_settings`).
+
+Each section (:class:`KafkaSection`, :class:`ProducerSection`,
+:class:`StreamsSection`, ...) declares its settings with their types, limits
+and documentation; :class:`Settings` is all of them at once, so a setting is
+read as ``settings.<name>`` and set as ``HOSTSTREAM_<NAME>`` or ``<name>:`` in
+the YAML file. A function that needs one section only can take that section's
+type, and any :class:`Settings` will do. :func:`settings_table` lists every
+setting by section, for the docs.
 """
 
 from __future__ import annotations
@@ -10,121 +18,97 @@ from __future__ import annotations
 import os
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from hoststream.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "API_PORT",
+    "AlertingSection",
+    "ApiSection",
+    "KafkaSection",
+    "LocalStackSection",
+    "ProducerSection",
+    "SchemaRegistrySection",
+    "SettingInfo",
+    "Settings",
+    "StoresSection",
+    "StreamsSection",
+    "TelemetrySection",
+    "load_settings",
+    "settings_table",
+]
 
 ENV_PREFIX = "HOSTSTREAM_"
 
+#: The API's port when ``HOSTSTREAM_API_PORT`` is unset, before the stack's port offset.
+API_PORT = 8000
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+#: A port a component listens on; 0 asks the system for a free one (the component logs it).
+ListenPort = Annotated[int, Field(ge=0, le=65535)]
+#: A list given as ``a,b,c`` in a variable, or as a YAML list.
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the ``--config`` YAML file; keys are the setting names without the prefix."""
+class _Section(BaseModel):
+    """One group of settings; :class:`Settings` inherits every section."""
 
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+    #: The section's heading in :func:`settings_table` and the docs.
+    title: ClassVar[str] = ""
 
 
-class Settings(BaseSettings):
-    """All of hoststream's settings. Environment: ``HOSTSTREAM_<NAME>``."""
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
+
+class KafkaSection(_Section):
+    """How every component reaches Kafka, and how hoststream's topics are made."""
+
+    title: ClassVar[str] = "Kafka"
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Brokers to bootstrap from, host:port[,host:port...]."
     )
-
-    #: Values read from the ``--config`` file; set by :func:`load_settings`.
-    yaml_values: ClassVar[dict[str, Any]] = {}
-
-    # Kafka
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
-    kafka_sasl_mechanism: SaslMechanism | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: Path | None = None
-    kafka_ssl_certificate_location: Path | None = None
-    kafka_ssl_key_location: Path | None = None
-    kafka_ssl_key_password: SecretStr | None = None
-    topic_prefix: str = ""
-    topic_partitions: int = Field(default=6, ge=1, le=10_000)
-    topic_replication_factor: int = Field(default=1, ge=1, le=16)
-
-    # Schema registry (unset: Avro single-object encoding, no registry)
-    schema_registry_url: str | None = None
-    schema_registry_username: str | None = None
-    schema_registry_password: SecretStr | None = None
-
-    # Stores
-    vm_url: str = "http://127.0.0.1:8428"
-    sql_dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/hoststream")
-
-    # Telemetry (unset: no export)
-    otlp_endpoint: str | None = None
-    #: Also send log records over OTLP to ``otlp_endpoint`` (the JSON lines stay as they are).
-    otlp_logs: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "console"
-    #: Port of this component's Prometheus ``/metrics`` on 127.0.0.1 (unset: not served).
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
-
-    # Producer
-    host_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=253)
-    host_labels: dict[str, str] = Field(default_factory=dict)
-    collect_interval_s: float = Field(default=10.0, gt=0, le=3600)
-    producer_buffer_max_messages: int = Field(default=100_000, ge=100)
-    # Collector filters, regular expressions. Unset: node_exporter 1.5's defaults
-    # (pseudo filesystems, loop and ram devices left out); empty: leave out nothing.
-    collect_mount_points_exclude: str | None = None
-    collect_fs_types_exclude: str | None = None
-    collect_disk_device_exclude: str | None = None
-    collect_network_device_exclude: str | None = None
-
-    # API
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
-    #: Signs and verifies the API's JWTs (HS256). Unset: ``<state_dir>/api-secret``
-    #: if that file exists (``hoststream run`` creates it for development).
-    api_secret: SecretStr | None = None
-    #: YAML list of API keys, stored hashed (see ``hoststream token --api-key``).
-    api_keys_file: Path | None = None
-    #: Origins allowed to call the API from a browser (CORS); empty: none.
-    api_cors_origins: list[str] = Field(default_factory=list)
-    #: Requests per minute for each token, unless its key or JWT says otherwise.
-    api_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
-    #: Failed authentications (401) one client address may make per minute, in
-    #: bursts of as many; past that it is answered 429 with Retry-After.
-    api_auth_failures_per_minute: int = Field(default=30, ge=1, le=1_000_000)
-
-    # Alert routing
-    alertmanager_url: str | None = None
-    alert_routes_file: Path | None = None
-    pagerduty_routing_key: SecretStr | None = None
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
-    opsgenie_api_key: SecretStr | None = None
-    opsgenie_url: str = "https://api.opsgenie.com"
-
-    # Local stack
-    state_dir: Path = Path(".hoststream")
-    lib_dir: Path | None = None  # default: <state_dir>/lib
-    java_home: Path | None = None  # default: the first suitable JDK found
-    #: Added to every port of the local stack, for a second stack on one machine.
-    stack_port_offset: int = Field(default=0, ge=0, le=20000)
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (SASL only)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA certificate file (TLS).")
+    kafka_ssl_certificate_location: Path | None = Field(
+        None, description="Client certificate file (TLS client authentication)."
+    )
+    kafka_ssl_key_location: Path | None = Field(None, description="Client key file.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Client key password.")
+    topic_prefix: str = Field(
+        "", description="Put before every topic and consumer group name, e.g. `prod.`."
+    )
+    topic_partitions: int = Field(
+        6, ge=1, le=10_000, description="Partitions of the topics hoststream creates."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, le=16, description="Replication factor of the topics hoststream creates."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -134,6 +118,102 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
         return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_legal(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The full name of one of hoststream's topics, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+
+class SchemaRegistrySection(_Section):
+    """The schema registry; unset: Avro single-object encoding, no registry."""
+
+    title: ClassVar[str] = "Schema registry"
+
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible registry URL; unset: no registry."
+    )
+    schema_registry_username: str | None = Field(None, description="Registry user name.")
+    schema_registry_password: SecretStr | None = Field(None, description="Registry password.")
+
+
+class StoresSection(_Section):
+    """Where the sinks write and the API reads."""
+
+    title: ClassVar[str] = "Stores"
+
+    vm_url: str = Field("http://127.0.0.1:8428", description="VictoriaMetrics base URL.")
+    sql_dsn: SecretStr = Field(
+        SecretStr("postgresql://postgres@127.0.0.1:5432/hoststream"),
+        description="CockroachDB/PostgreSQL connection string.",
+    )
+
+
+class TelemetrySection(_Section):
+    """Logs, traces and each component's Prometheus ``/metrics``."""
+
+    title: ClassVar[str] = "Telemetry"
+
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for traces; unset: no export."
+    )
+    otlp_logs: bool = Field(
+        False, description="Also send log records over OTLP to the endpoint above."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "console", description="`console` (text) or `json` (one object per line, for Loki)."
+    )
+    metrics_port: ListenPort | None = Field(
+        None,
+        description="Port of the component's `/metrics` on 127.0.0.1; 0: any free port "
+        "(logged); unset: not served. `hoststream run` sets it per component.",
+    )
+
+
+class ProducerSection(_Section):
+    """The agent on every host (``hoststream produce``)."""
+
+    title: ClassVar[str] = "Producer"
+
+    host_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=253,
+        description="This host's name in every event; default: the hostname.",
+    )
+    host_labels: dict[str, str] = Field(
+        default_factory=dict, description='Static labels of this host, JSON: `{"role": "db"}`.'
+    )
+    collect_interval_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds between collections (`--interval`)."
+    )
+    producer_buffer_max_messages: int = Field(
+        100_000, ge=100, description="Events kept while Kafka is away; beyond: dropped, counted."
+    )
+    # Collector filters, regular expressions. Unset: node_exporter 1.5's defaults
+    # (pseudo filesystems, loop and ram devices left out); empty: leave out nothing.
+    collect_mount_points_exclude: str | None = Field(
+        None, description="Regex of mount points left out; unset: node_exporter's default."
+    )
+    collect_fs_types_exclude: str | None = Field(
+        None, description="Regex of filesystem types left out; unset: node_exporter's default."
+    )
+    collect_disk_device_exclude: str | None = Field(
+        None, description="Regex of disk devices left out; unset: node_exporter's default."
+    )
+    collect_network_device_exclude: str | None = Field(
+        None, description="Regex of network devices left out; unset: none."
+    )
 
     @field_validator(
         "collect_mount_points_exclude",
@@ -150,17 +230,217 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a regular expression: {exc}") from exc
         return value
 
-    @field_validator("topic_prefix")
+
+class StreamsSection(_Section):
+    """The stream processor (``hoststream stream``); each has a command-line option too."""
+
+    title: ClassVar[str] = "Stream processor"
+
+    stream_app_id: str | None = Field(
+        None,
+        description="Faust app id and consumer group (`--app-id`); "
+        "default `<topic prefix>hoststream-streams`.",
+    )
+    stream_windows: CommaList = Field(
+        ("1m", "5m"), description="Window sizes, e.g. `10s,1m,5m` (`--windows`)."
+    )
+    stream_grace_s: float = Field(
+        10.0, ge=0, le=3600, description="Seconds a late sample still counts (`--grace`)."
+    )
+    stream_families: CommaList = Field(
+        (),
+        description="Metric families to read, one `metrics.<family>` topic each; "
+        "unset: every family.",
+    )
+    stream_batch_size: int = Field(
+        1000, ge=1, le=1_000_000, description="At most this many messages a batch (`--batch-size`)."
+    )
+    stream_batch_within_s: float = Field(
+        0.5, gt=0, le=60, description="A batch is processed after this long (`--batch-within`)."
+    )
+    stream_tick_s: float = Field(
+        1.0, gt=0, le=3600, description="How often quiet hosts' windows are closed on wall time."
+    )
+    stream_max_future_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Events stamped further ahead of the clock are dead-lettered "
+        "(`--max-future`); 0: no limit.",
+    )
+    stream_session_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds before a silent worker's partitions move (`--session-timeout`).",
+    )
+    stream_lag_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the consumer-lag gauge is refreshed."
+    )
+    stream_relative_accuracy: float = Field(
+        0.01, gt=0, lt=1, description="Guaranteed relative error of the quantiles."
+    )
+    stream_rules_file: Path | None = Field(
+        None, description="Alert rules YAML (`--rules`); unset: the built-in host rules."
+    )
+    stream_alerts: bool = Field(
+        True, description="Evaluate alert rules; false: aggregates only (`--no-alerts`)."
+    )
+
+    @field_validator("stream_windows", "stream_families", mode="before")
     @classmethod
-    def _prefix_is_legal(cls, value: str) -> str:
-        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        if not set(value) <= allowed:
-            raise ValueError("may hold only letters, digits, '.', '_' and '-'")
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("stream_windows")
+    @classmethod
+    def _windows_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Imported here: the streams package imports this module.
+        from hoststream.streams.windows import parse_windows
+
+        try:
+            return tuple(size.label for size in parse_windows(value, "stream_windows"))
+        except ConfigurationError as exc:
+            raise ValueError(exc.problem) from exc
+
+    @field_validator("stream_families")
+    @classmethod
+    def _families_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from hoststream.schemas.records import FAMILIES
+
+        if set(value) - set(FAMILIES):
+            raise ValueError(f"expected some of {', '.join(FAMILIES)}")
         return value
 
-    def topic(self, name: str) -> str:
-        """The full name of one of hoststream's topics, with the configured prefix."""
-        return f"{self.topic_prefix}{name}"
+
+class ApiSection(_Section):
+    """The query API (``hoststream api``)."""
+
+    title: ClassVar[str] = "API"
+
+    api_host: str = Field("127.0.0.1", description="Address the API listens on (`--host`).")
+    api_port: ListenPort = Field(
+        API_PORT,
+        description=f"Port (`--port`); default {API_PORT} + `HOSTSTREAM_STACK_PORT_OFFSET`; "
+        "0: any free port (logged).",
+    )
+    #: Unset: ``<state_dir>/api-secret`` if that file exists (``hoststream run`` creates it).
+    api_secret: SecretStr | None = Field(
+        None,
+        description="Signs and verifies the API's JWTs (HS256); "
+        "unset: `<state dir>/api-secret` if it exists.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="YAML list of hashed API keys (`hoststream token --api-key`)."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (JSON)."
+    )
+    api_rate_limit_per_minute: int = Field(
+        600, ge=1, le=1_000_000, description="Requests a minute per token, unless it says more."
+    )
+    api_auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        le=1_000_000,
+        description="Failed authentications (401) one client address may make a minute, in "
+        "bursts of as many; past that it is answered 429 with Retry-After.",
+    )
+
+
+class AlertingSection(_Section):
+    """Where ``hoststream sink alerts`` sends alerts."""
+
+    title: ClassVar[str] = "Alerting"
+
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL (API v2).")
+    alert_routes_file: Path | None = Field(
+        None, description="Routing YAML (`--routes`); unset: the built-in routes."
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        None, description="PagerDuty Events API v2 routing key."
+    )
+    pagerduty_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API URL."
+    )
+    opsgenie_api_key: SecretStr | None = Field(None, description="Opsgenie API key.")
+    opsgenie_url: str = Field("https://api.opsgenie.com", description="Opsgenie API base URL.")
+
+
+class LocalStackSection(_Section):
+    """The local services of ``hoststream stack`` and ``hoststream run``."""
+
+    title: ClassVar[str] = "Local stack"
+
+    state_dir: Path = Field(
+        Path(".hoststream"), description="Data, logs and pid files of the local stack."
+    )
+    lib_dir: Path | None = Field(
+        None, description="Kafka and registry jars; default `<state dir>/lib`."
+    )
+    java_home: Path | None = Field(None, description="JDK to run them; default: the first found.")
+    stack_port_offset: int = Field(
+        0,
+        ge=0,
+        le=20000,
+        description="Added to every port of the stack and of the components, for a second "
+        "stack on one machine.",
+    )
+
+
+#: The sections, in the order the docs list them.
+SECTIONS: tuple[type[_Section], ...] = (
+    KafkaSection,
+    SchemaRegistrySection,
+    StoresSection,
+    TelemetrySection,
+    ProducerSection,
+    StreamsSection,
+    ApiSection,
+    AlertingSection,
+    LocalStackSection,
+)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the ``--config`` YAML file; keys are the setting names without the prefix."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(
+    KafkaSection,
+    SchemaRegistrySection,
+    StoresSection,
+    TelemetrySection,
+    ProducerSection,
+    StreamsSection,
+    ApiSection,
+    AlertingSection,
+    LocalStackSection,
+    BaseSettings,
+):
+    """All of hoststream's settings, every section at once. Environment: ``HOSTSTREAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    #: Values read from the ``--config`` file; set by :func:`load_settings`.
+    yaml_values: ClassVar[dict[str, Any]] = {}
+
+    def model_post_init(self, context: Any, /) -> None:
+        # The API's default port moves with the stack's offset, as every port
+        # of the stack does, so a second checkout's pipeline can run beside the first.
+        if "api_port" not in self.model_fields_set and self.stack_port_offset:
+            object.__setattr__(self, "api_port", API_PORT + self.stack_port_offset)
 
     @classmethod
     def settings_customise_sources(
@@ -172,6 +452,44 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlSource(settings_cls, cls.yaml_values))
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One setting as the docs show it."""
+
+    section: str
+    name: str
+    env: str
+    default: str
+    description: str
+
+
+def settings_table() -> list[SettingInfo]:
+    """Every setting, section by section, with its variable, default and description."""
+    rows: list[SettingInfo] = []
+    for section in SECTIONS:
+        for name, field in section.model_fields.items():
+            if field.default_factory is not None:
+                default = "(computed)"
+            elif field.default is None or field.default == ():
+                default = "unset"
+            elif isinstance(field.default, tuple):
+                default = ",".join(field.default)
+            elif isinstance(field.default, SecretStr):
+                default = "(secret)"
+            else:
+                default = str(field.default)
+            rows.append(
+                SettingInfo(
+                    section.title,
+                    name,
+                    f"{ENV_PREFIX}{name.upper()}",
+                    default,
+                    field.description or "",
+                )
+            )
+    return rows
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -197,12 +515,20 @@ def _unknown_env_settings() -> list[str]:
     return sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k.upper() not in known)
 
 
+def setting_error(exc: ValidationError) -> ConfigurationError:
+    """The first problem of a failed validation, naming its ``HOSTSTREAM_*`` setting."""
+    first = exc.errors()[0]
+    name = ".".join(str(p) for p in first["loc"][:1]) or "settings"
+    return ConfigurationError(f"{ENV_PREFIX}{name.upper()}", first["msg"])
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings, raising :class:`ConfigurationError` naming the first bad setting.
 
     Args:
         config_file: optional YAML file; environment variables override its values.
-        overrides: values that win over every source (command-line options).
+        overrides: values that win over every source (command-line options);
+            None means "not given".
     """
     yaml_data = _read_yaml(config_file) if config_file else {}
     # A typo in a variable name would otherwise be ignored silently.
@@ -213,7 +539,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         loaded: Settings = settings_cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}", first["msg"]) from exc
+        raise setting_error(exc) from exc
     return loaded

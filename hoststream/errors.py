@@ -9,6 +9,7 @@ __all__ = [
     "ConfigurationError",
     "DeliveryError",
     "HoststreamError",
+    "ListenError",
     "PrerequisiteMissingError",
     "SchemaRegistryUnavailableError",
     "SerializationError",
@@ -28,6 +29,17 @@ class ConfigurationError(HoststreamError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class ListenError(HoststreamError):
+    """A component could not open its port; the message names the port and its setting."""
+
+    def __init__(self, host: str, port: int, setting: str, what: str, cause: OSError) -> None:
+        self.host = host
+        self.port = port
+        self.setting = setting
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot serve {what} on {host}:{port} ({setting}): {reason}")
 
 
 class PrerequisiteMissingError(HoststreamError):

@@ -1,23 +1,24 @@
 """Entry points: build a sink's consumer loop from the settings, and run it.
 
-``hoststream sink victoriametrics|sql`` calls :func:`run_sink`; tests and
-``hoststream run`` may call :func:`build_sink` and drive the loop themselves.
+``hoststream sink victoriametrics|sql`` runs :func:`run_sink` through
+:func:`hoststream.runtime.run_component`; tests may call :func:`build_sink`
+and drive the loop themselves.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from confluent_kafka import Consumer
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import consumer_config
+from hoststream.runtime import Runtime
 from hoststream.schemas import (
     AlertEvent,
     MetricEvent,
@@ -115,29 +116,24 @@ def build_sink(
 
 
 def run_sink(
+    runtime: Runtime,
     kind: SinkKind,
-    settings: Settings,
     *,
-    stop: threading.Event | None = None,
-    metrics_port: int | None = None,
-    metrics_addr: str = "127.0.0.1",
     group_id: str | None = None,
     topics: Sequence[str] | None = None,
     policy: BatchPolicy | None = None,
     sql_schema: str | None = None,
     consumer_overrides: Mapping[str, Any] | None = None,
 ) -> None:
-    """Run one sink until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None.
+    """Run one sink until ``runtime.stop`` is set: the body of ``hoststream sink``.
 
-    On stop the current batch is written and committed (within the shutdown
-    timeout), then the consumer leaves its group.
+    Start it with :func:`hoststream.runtime.run_component`, which stops it on
+    SIGTERM/SIGINT and serves its metrics. On stop the current batch is written
+    and committed (within the shutdown timeout), then the consumer leaves its group.
 
     Args:
+        runtime: the component's runtime: settings, metrics registry, stop event.
         kind: ``victoriametrics`` or ``sql``.
-        settings: hoststream's settings.
-        stop: set it to stop; None installs SIGTERM and SIGINT handlers that do.
-        metrics_port: serve the Prometheus metrics on this port (None: not served).
-        metrics_addr: the address the metrics are served on.
         group_id: the consumer group (default: :func:`default_group`).
         topics: topics or ``^`` regexes (default: :func:`default_topics`).
         policy: batch limits.
@@ -148,11 +144,11 @@ def run_sink(
         ConfigurationError: ``kind`` is unknown, or a setting is invalid.
         SinkFatalError: the destination refuses every write (credentials, URL).
     """
-    registry = CollectorRegistry()
+    settings = runtime.settings
     loop = build_sink(
         kind,
         settings,
-        registry=registry,
+        registry=runtime.registry,
         group_id=group_id,
         topics=topics,
         policy=policy,
@@ -166,12 +162,5 @@ def run_sink(
             loop.sink.migrate()
         except SinkUnavailableError as exc:
             log.warning("schema migrations postponed: %s", exc)
-    if stop is None:
-        from hoststream.producers.agent import install_stop_signals
-
-        stop = threading.Event()
-        install_stop_signals(stop)
-    if metrics_port is not None:
-        start_http_server(metrics_port, addr=metrics_addr, registry=registry)
     log.info("sink %s consuming %s", kind, ", ".join(topics or default_topics(kind, settings)))
-    loop.run(stop)
+    loop.run(runtime.stop)

@@ -1,22 +1,23 @@
 """Entry points: build the alert sink's consumer loop from the settings, and run it.
 
-``hoststream sink alerts`` calls :func:`run_alert_sink`; tests and
-``hoststream run`` may call :func:`build_alert_sink` and drive the loop.
+``hoststream sink alerts`` runs :func:`run_alert_sink` through
+:func:`hoststream.runtime.run_component`; tests may call
+:func:`build_alert_sink` and drive the loop.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.kafka import consumer_config
+from hoststream.runtime import Runtime
 from hoststream.schemas import AlertEvent, codec_for, registry_client_for
 from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
@@ -156,25 +157,20 @@ def build_alert_sink(
 
 
 def run_alert_sink(
-    settings: Settings,
+    runtime: Runtime,
     *,
-    stop: threading.Event | None = None,
-    metrics_port: int | None = None,
-    metrics_addr: str = "127.0.0.1",
     group_id: str | None = None,
     routes_file: Path | None = None,
     policy: BatchPolicy | None = None,
 ) -> None:
-    """Run the alert sink until ``stop`` is set, or until SIGTERM/SIGINT when it is None.
+    """Run the alert sink until ``runtime.stop`` is set: the body of ``hoststream sink alerts``.
 
-    On stop the current batch is delivered and committed (within the shutdown
-    timeout), then the consumer leaves its group.
+    Start it with :func:`hoststream.runtime.run_component`. On stop the current
+    batch is delivered and committed (within the shutdown timeout), then the
+    consumer leaves its group.
 
     Args:
-        settings: hoststream's settings.
-        stop: set it to stop; None installs SIGTERM and SIGINT handlers that do.
-        metrics_port: serve the Prometheus metrics on this port (None: not served).
-        metrics_addr: the address the metrics are served on.
+        runtime: the component's runtime: settings, metrics registry, stop event.
         group_id: the consumer group (default: :func:`default_alert_group`).
         routes_file: the routing file (default: ``HOSTSTREAM_ALERT_ROUTES_FILE``,
             else the built-in one).
@@ -183,16 +179,12 @@ def run_alert_sink(
     Raises:
         ConfigurationError: no receiver configured, or an invalid routing file.
     """
-    registry = CollectorRegistry()
     loop = build_alert_sink(
-        settings, registry=registry, group_id=group_id, routes_file=routes_file, policy=policy
+        runtime.settings,
+        registry=runtime.registry,
+        group_id=group_id,
+        routes_file=routes_file,
+        policy=policy,
     )
-    if stop is None:
-        from hoststream.producers.agent import install_stop_signals
-
-        stop = threading.Event()
-        install_stop_signals(stop)
-    if metrics_port is not None:
-        start_http_server(metrics_port, addr=metrics_addr, registry=registry)
-    log.info("sink alerts consuming %s", settings.topic("alerts"))
-    loop.run(stop)
+    log.info("sink alerts consuming %s", runtime.settings.topic("alerts"))
+    loop.run(runtime.stop)
