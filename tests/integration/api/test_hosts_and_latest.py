@@ -6,7 +6,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +17,9 @@ from hoststream.producers.collectors import RecordedSource, default_collectors
 from hoststream.producers.publisher import EventPublisher
 from hoststream.schemas import MetricEvent, codec_for
 from hoststream.sinks import build_sink
+from tests.support.paths import DATA
 
-SNAPSHOT = Path(__file__).parents[2] / "unit" / "producers" / "data" / "debian12_vm_2cpu.json"
+SNAPSHOT = DATA / "debian12_vm_2cpu.json"
 HOST_LABELS = {"role": "api-test"}
 
 

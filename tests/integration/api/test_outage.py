@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import free_port, running_api
+from tests.support.api import running_api
+from tests.support.processes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from schemathesis.checks import not_a_server_error
 from hoststream.api.app import create_app
 from hoststream.api.auth import AUDIENCE, ISSUER
 from hoststream.config import Settings
-
-from .conftest import SECRET
+from tests.support.api import SECRET
 
 #: The stream never ends by design; tests/unit/api/test_stream.py covers its bounds.
 STREAM = "/api/v1/stream/aggregates"

@@ -30,9 +30,10 @@ from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricEvent, MetricKind, codec_for
 from hoststream.stack import Stack
-from tests.conftest import PORT_OFFSET, STATE_DIR
-from tests.kafka_helpers import drain
-from tests.unit.streams.reference import counter_rate, expected, windows_of
+from tests.support.kafka import drain
+from tests.support.paths import STATE_DIR
+from tests.support.reference import counter_rate, expected, windows_of
+from tests.support.services import PORT_OFFSET
 
 INTERVAL_MS = 10_000
 WINDOW_MS = 60_000

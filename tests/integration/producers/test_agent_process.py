@@ -14,7 +14,7 @@ from hoststream.config import Settings
 from hoststream.kafka import metric_topic
 from hoststream.schemas import MetricEvent, codec_for
 from hoststream.schemas.records import FAMILIES
-from tests.kafka_helpers import drain
+from tests.support.kafka import drain
 
 
 def produce_process(services: Settings, prefix: str, *args: str) -> subprocess.Popen[str]:

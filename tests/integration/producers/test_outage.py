@@ -16,8 +16,9 @@ from hoststream.producers.agent import create_metric_topics
 from hoststream.producers.publisher import EventPublisher
 from hoststream.schemas import MetricEvent, Sample, codec_for
 from hoststream.stack import Stack
-from tests.conftest import PORT_OFFSET, STATE_DIR
-from tests.kafka_helpers import drain
+from tests.support.kafka import drain
+from tests.support.paths import STATE_DIR
+from tests.support.services import PORT_OFFSET
 
 BUFFER = 200
 

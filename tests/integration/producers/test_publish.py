@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -15,9 +13,10 @@ from hoststream.producers.collectors import RecordedSource, default_collectors
 from hoststream.producers.publisher import EventPublisher
 from hoststream.schemas import MetricEvent, codec_for
 from hoststream.schemas.records import FAMILIES
-from tests.kafka_helpers import drain
+from tests.support.kafka import drain
+from tests.support.paths import DATA
 
-SNAPSHOT = Path(__file__).parents[2] / "unit" / "producers" / "data" / "debian12_vm_2cpu.json"
+SNAPSHOT = DATA / "debian12_vm_2cpu.json"
 
 
 def test_each_family_round_trips_exactly(services: Settings, unique: str) -> None:

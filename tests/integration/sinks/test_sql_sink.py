@@ -13,7 +13,6 @@ from confluent_kafka import Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg import sql
 
-import tests.conftest as root
 from hoststream.config import Settings
 from hoststream.kafka import producer_config
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate, codec_for
@@ -21,9 +20,10 @@ from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.migrations import MIGRATIONS
 from hoststream.sinks.sql import SqlSink
 from hoststream.stack import Stack
-from tests.kafka_helpers import drain
-
-from .helpers import ThreadedSink, group_settings, small_policy, wait_committed, wait_for
+from tests.support.kafka import drain
+from tests.support.paths import STATE_DIR
+from tests.support.services import PORT_OFFSET
+from tests.support.sinks import ThreadedSink, group_settings, small_policy, wait_committed, wait_for
 
 NOW_MS = int(time.time()) // 60 * 60_000
 
@@ -255,8 +255,9 @@ def test_a_database_outage_pauses_the_sink_which_then_resumes_and_loses_nothing(
     services: Settings, make_topic, unique: str, schema: str
 ) -> None:
     """PostgreSQL stops for ~20 s: nothing is committed meanwhile, everything is stored after."""
-    offset = {"port_offset": root.PORT_OFFSET} if hasattr(root, "PORT_OFFSET") else {}
-    [postgres] = [s for s in Stack(root.STATE_DIR, **offset).services() if s.name == "postgres"]
+    [postgres] = [
+        s for s in Stack(STATE_DIR, port_offset=PORT_OFFSET).services() if s.name == "postgres"
+    ]
     settings = group_settings(services, unique)
     topic = make_topic("metrics.agg.1m", partitions=2)
     before = [aggregate(f"h{h}", m) for h in range(3) for m in range(5)]

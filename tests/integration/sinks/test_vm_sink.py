@@ -21,9 +21,8 @@ from hoststream.sinks.dlq import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
-from tests.kafka_helpers import drain
-
-from .helpers import (
+from tests.support.kafka import drain
+from tests.support.sinks import (
     SAMPLES_PER_EVENT,
     ThreadedSink,
     committed,
@@ -40,7 +39,7 @@ from .helpers import (
     wait_started,
     wait_vm_total,
 )
-from .tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 
 def test_every_valid_sample_is_stored_under_node_exporter_names_and_poison_is_dead_lettered(

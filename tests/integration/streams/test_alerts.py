@@ -12,7 +12,7 @@ from hoststream.kafka import consumer_config
 from hoststream.schemas import AlertEvent, AlertState, MetricEvent, MetricKind, Sample, codec_for
 from hoststream.streams.rules import dedup_key
 from hoststream.streams.topics import alerts_topic
-from tests.integration.streams.conftest import MIN, produce
+from tests.support.streams import MIN, produce
 
 RULES = """\
 rules:

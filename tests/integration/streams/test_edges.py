@@ -13,8 +13,8 @@ from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.topics import dead_letter_topic
 from hoststream.streams.windows import DEFAULT_WINDOWS
-from tests.integration.streams.conftest import MIN, key_of, produce, read_aggregates
-from tests.kafka_helpers import drain
+from tests.support.kafka import drain
+from tests.support.streams import MIN, key_of, produce, read_aggregates
 
 
 def test_quiet_host_gets_its_last_windows_on_wall_clock(stream_settings, start_worker) -> None:

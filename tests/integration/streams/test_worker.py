@@ -13,7 +13,8 @@ from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.cpu import CPU_BUSY_RATIO
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.windows import DEFAULT_WINDOWS
-from tests.integration.streams.conftest import (
+from tests.support.reference import expected, windows_of
+from tests.support.streams import (
     MIN,
     closers,
     committed_offsets,
@@ -22,7 +23,6 @@ from tests.integration.streams.conftest import (
     produce,
     read_aggregates,
 )
-from tests.unit.streams.reference import expected, windows_of
 
 GRACE_S = 10
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hoststream.config import Settings
 from hoststream.producers.agent import HostEvents, collectors_for
 from hoststream.producers.collectors import RecordedSource, default_collectors
+from tests.support.paths import DATA
 
-SNAPSHOT = Path(__file__).parent / "data" / "debian12_vm_2cpu.json"
+SNAPSHOT = DATA / "debian12_vm_2cpu.json"
 
 
-EDGE_CASES = Path(__file__).parent / "data" / "edge_cases.json"
+EDGE_CASES = DATA / "edge_cases.json"
 
 
 def disk_devices(settings: Settings) -> set[str]:

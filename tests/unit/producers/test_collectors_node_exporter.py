@@ -13,7 +13,7 @@ import pytest
 
 from hoststream.producers.collectors import default_collectors
 from hoststream.schemas.records import MetricKind
-from tests.unit.producers.conftest import DATA
+from tests.support.paths import DATA
 
 _LINE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

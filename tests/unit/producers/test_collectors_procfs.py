@@ -17,7 +17,7 @@ from hoststream.producers.collectors.procfs import (
     parse_mounts,
     process_state,
 )
-from tests.unit.producers.conftest import DATA
+from tests.support.paths import DATA
 
 PROC = DATA / "proc"
 

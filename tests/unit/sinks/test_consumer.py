@@ -20,8 +20,7 @@ from hoststream.sinks.dlq import (
 from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
-
-from .doubles import (
+from tests.support.doubles.kafka import (
     FakeClock,
     FakeConsumer,
     FakeProducer,

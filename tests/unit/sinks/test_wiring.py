@@ -13,8 +13,7 @@ from hoststream.sinks.base import Rejection, SinkRecord
 from hoststream.sinks.decoding import TopicDecoder
 from hoststream.sinks.dlq import DeadLetterQueue, dead_letter_topic
 from hoststream.sinks.errors import InvalidRecordError, SinkUnavailableError
-
-from .doubles import FakeProducer
+from tests.support.doubles.kafka import FakeProducer
 
 
 def test_the_longest_matching_prefix_decodes() -> None:

@@ -13,7 +13,7 @@ from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.cpu import CPU_BUSY_RATIO
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.state import FamilyState
-from tests.unit.streams.reference import expected, windows_of
+from tests.support.reference import expected, windows_of
 
 T0 = 1_798_761_600_000  # 2027-01-01T00:00:00Z, a multiple of every window size
 MIN = 60_000

@@ -10,7 +10,7 @@ from ddsketch import DDSketch
 
 from hoststream.streams.sketch import QuantileSketch
 from hoststream.streams.summary import Summary
-from tests.unit.streams.reference import exact_quantile
+from tests.support.reference import exact_quantile
 
 QS = (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0)
 

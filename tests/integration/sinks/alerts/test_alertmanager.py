@@ -11,7 +11,7 @@ import pytest
 
 from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
 from hoststream.sinks.alerts.errors import PermanentDeliveryError
-from tests.unit.sinks.alerts.alerts_data import firing, resolved
+from tests.support.alerts import firing, resolved
 
 
 def listed(url: str, alertname: str) -> list[dict]:

@@ -1,7 +1,7 @@
 """``alerts`` events through Kafka and the alert sink to Alertmanager, PagerDuty and Opsgenie.
 
 Alertmanager is the real one; PagerDuty and Opsgenie are the local fakes
-(test doubles) of :mod:`tests.fakes`.
+(test doubles) of :mod:`tests.support.doubles`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from hoststream.sinks.alerts import build_alert_sink
 from hoststream.sinks.alerts.sink import DeliveryPolicy
 from hoststream.sinks.consumer import BatchPolicy
 from hoststream.sinks.dlq import HEADER_ERROR, HEADER_SINK
-from tests.integration.sinks.helpers import ThreadedSink, committed, end_offsets, wait_for
-from tests.kafka_helpers import drain
-from tests.unit.sinks.alerts.alerts_data import GENIE_KEY, PD_KEY, firing, resolved
+from tests.support.alerts import GENIE_KEY, PD_KEY, firing, resolved
+from tests.support.kafka import drain
+from tests.support.sinks import ThreadedSink, committed, end_offsets, wait_for
 
 ROUTES = "default:\n  receivers: [pagerduty, opsgenie, alertmanager]\n"
 

@@ -14,8 +14,8 @@ from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 from hoststream.sinks.base import SinkRecord
-from tests.fakes import FakeOpsgenie, FakePagerDuty
-from tests.unit.sinks.alerts.alerts_data import GENIE_KEY, PD_KEY, firing, resolved
+from tests.support.alerts import GENIE_KEY, PD_KEY, firing, resolved
+from tests.support.doubles import FakeOpsgenie, FakePagerDuty
 
 FAST = DeliveryPolicy(attempts=3, initial_s=0.05, max_s=0.2)
 

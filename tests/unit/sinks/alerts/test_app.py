@@ -10,8 +10,7 @@ from hoststream.errors import ConfigurationError
 from hoststream.sinks.alerts.app import build_alert_sink, build_routers, load_routing
 from hoststream.sinks.alerts.errors import RoutingFileError
 from hoststream.sinks.alerts.opsgenie import EU_URL
-
-from .alerts_data import GENIE_KEY, PD_KEY, firing
+from tests.support.alerts import GENIE_KEY, PD_KEY, firing
 
 
 def Settings(**values) -> _Settings:

@@ -9,8 +9,7 @@ from hoststream.sinks.alerts.alertmanager import alertmanager_alert, label_name
 from hoststream.sinks.alerts.opsgenie import opsgenie_close, opsgenie_create, opsgenie_priority
 from hoststream.sinks.alerts.pagerduty import pagerduty_event
 from hoststream.sinks.alerts.router import iso8601
-
-from .alerts_data import PD_KEY, STARTS_AT, firing, resolved
+from tests.support.alerts import PD_KEY, STARTS_AT, firing, resolved
 
 
 def test_iso8601_is_utc_with_milliseconds():

@@ -6,8 +6,7 @@ import pytest
 
 from hoststream.sinks.alerts.errors import RoutingFileError
 from hoststream.sinks.alerts.routing import DEFAULT_ROUTES_FILE, load_routes, parse_routes
-
-from .alerts_data import firing
+from tests.support.alerts import firing
 
 ALL = ["pagerduty", "opsgenie", "alertmanager"]
 

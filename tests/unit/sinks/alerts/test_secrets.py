@@ -17,8 +17,7 @@ from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 from hoststream.sinks.base import SinkRecord
-
-from .alerts_data import GENIE_KEY, PD_KEY, firing, resolved
+from tests.support.alerts import GENIE_KEY, PD_KEY, firing, resolved
 
 SECRETS = (PD_KEY, GENIE_KEY)
 

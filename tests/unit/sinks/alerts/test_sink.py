@@ -10,8 +10,7 @@ from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
-
-from .alerts_data import firing, resolved
+from tests.support.alerts import firing, resolved
 
 ROUTES = """\
 routes:
