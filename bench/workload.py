@@ -11,11 +11,12 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client, client_config, metric_topic
+from hoststream.kafka import admin_client, client_config
 from hoststream.producers.agent import create_metric_topics
 from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import FAMILIES, MetricEvent, codec_for
+from hoststream.topics import metric_topic
 
 
 @dataclass

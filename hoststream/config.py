@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from hoststream.errors import ConfigurationError
+from hoststream.topics import prefixed
 
 __all__ = [
     "API_PORT",
@@ -129,7 +130,7 @@ class KafkaSection(_Section):
 
     def topic(self, name: str) -> str:
         """The full name of one of hoststream's topics, with the configured prefix."""
-        return f"{self.topic_prefix}{name}"
+        return prefixed(self, name)
 
 
 class SchemaRegistrySection(_Section):

@@ -1,20 +1,44 @@
-"""Every error hoststream raises on purpose derives from :class:`HoststreamError`.
+"""Every error hoststream raises on purpose, under one root: :class:`HoststreamError`.
 
 Each class says what happened; the message says what to do about it.
+
+- :class:`ConfigurationError`: a setting is wrong; the command line exits with
+  status 2 and the message names the setting.
+- Sinks (:class:`SinkError`) tell their consumer loop what to do with a batch:
+  :class:`SinkUnavailableError` / :class:`SinkBackpressureError` mean nothing
+  is known to be wrong with the data (pause, back off, write the same batch
+  again, so writes must be idempotent); :class:`InvalidRecordError` sends one
+  record to the dead-letter topic and the pipeline goes on;
+  :class:`SinkFatalError` stops the sink without committing until a person acts.
+- Alert deliveries (:class:`DeliveryError`): the sink retries a
+  :class:`RetryableDeliveryError` and dead-letters a
+  :class:`PermanentDeliveryError`. Messages never carry a routing key or API
+  key (see :func:`hoststream.sinks.alerts.router.redact`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "ConfigurationFileError",
     "DeliveryError",
     "HoststreamError",
+    "InvalidRecordError",
     "ListenError",
+    "PermanentDeliveryError",
     "PrerequisiteMissingError",
+    "RetryableDeliveryError",
+    "RoutingFileError",
+    "RuleFileError",
     "SchemaRegistryUnavailableError",
     "SerializationError",
     "ServiceStartError",
+    "SinkBackpressureError",
+    "SinkError",
+    "SinkFatalError",
+    "SinkUnavailableError",
     "StackError",
+    "StreamsError",
 ]
 
 
@@ -42,6 +66,17 @@ class ListenError(HoststreamError):
         super().__init__(f"cannot serve {what} on {host}:{port} ({setting}): {reason}")
 
 
+class ConfigurationFileError(ConfigurationError):
+    """A file a setting names is invalid; the message gives the file, the line and the reason."""
+
+    def __init__(self, setting: str, path: str, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(setting, f"{where}: {reason}")
+
+
 class PrerequisiteMissingError(HoststreamError):
     """A program or file hoststream needs is not installed; the message says how to get it."""
 
@@ -62,5 +97,64 @@ class SchemaRegistryUnavailableError(HoststreamError):
     """The schema registry did not answer; nothing is known to be wrong with the data: retry."""
 
 
-class DeliveryError(HoststreamError):
-    """Kafka did not acknowledge a message."""
+class StreamsError(HoststreamError):
+    """The stream processor could not set itself up; the message says what is missing."""
+
+
+class RuleFileError(StreamsError, ConfigurationFileError):
+    """An alert rule file (setting ``--rules``) is invalid; the CLI exits with status 2."""
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        ConfigurationFileError.__init__(self, "--rules", path, line, reason)
+
+
+class SinkError(HoststreamError):
+    """Root of the errors a sink raises."""
+
+
+class SinkUnavailableError(SinkError):
+    """The destination did not answer or failed; retry the same batch later."""
+
+
+class SinkBackpressureError(SinkUnavailableError):
+    """The destination asked to slow down; retry the same batch after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, reason: str = "the destination is overloaded") -> None:
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(f"{reason}; retrying in {self.retry_after:.1f}s")
+
+
+class InvalidRecordError(SinkError):
+    """A record can never be stored (bad bytes, wrong schema, a value the destination refuses)."""
+
+
+class SinkFatalError(SinkError):
+    """The destination refuses every write until its configuration is fixed; the sink stops."""
+
+
+class RoutingFileError(ConfigurationFileError):
+    """The alert routing file is invalid; the message names the file, the line and the reason."""
+
+    def __init__(self, path: str, line: int | None, reason: str) -> None:
+        super().__init__("HOSTSTREAM_ALERT_ROUTES_FILE", path, line, reason)
+
+
+class DeliveryError(SinkError):
+    """An alert did not reach one receiver."""
+
+    def __init__(self, receiver: str, reason: str) -> None:
+        self.receiver = receiver
+        self.reason = reason
+        super().__init__(f"{receiver}: {reason}")
+
+
+class RetryableDeliveryError(DeliveryError):
+    """The receiver failed or asked to slow down; send the same alert again later."""
+
+    def __init__(self, receiver: str, reason: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(receiver, reason)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused this alert for good; it goes to the dead-letter topic."""

@@ -1,7 +1,8 @@
-"""Kafka client set-up shared by every component: security, tuning, topics.
+"""Kafka client set-up shared by every component: security, tuning, topic creation.
 
 Producers and consumers are confluent-kafka (librdkafka) clients; only bytes
-cross this layer, the codecs in :mod:`schemas` make them.
+cross this layer, the codecs in :mod:`schemas` make them. Topic names are
+in :mod:`hoststream.topics`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,8 @@ __all__ = [
     "client_config",
     "consumer_config",
     "ensure_topics",
-    "metric_topic",
     "producer_config",
 ]
-
-
-def metric_topic(settings: Settings, family: str) -> str:
-    """``metrics.<family>``, with the configured prefix."""
-    return settings.topic(f"metrics.{family}")
 
 
 def client_config(settings: Settings) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Protocol
 from opentelemetry.trace import SpanKind, Tracer
 
 from hoststream.config import Settings
-from hoststream.kafka import TopicSpec, ensure_topics, metric_topic
+from hoststream.kafka import TopicSpec, ensure_topics
 from hoststream.producers.collectors import (
     DEFAULT_DISK_DEVICE_EXCLUDE,
     DEFAULT_FS_TYPES_EXCLUDE,
@@ -28,6 +28,7 @@ from hoststream.producers.collectors import (
 from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.scheduler import AlignedTicker
 from hoststream.schemas.records import MetricEvent
+from hoststream.topics import metric_topic
 from hoststream.tracing import inject_traceparent
 
 __all__ = [

@@ -19,8 +19,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic, producer_config
+from hoststream.kafka import producer_config
 from hoststream.schemas.records import MetricEvent
+from hoststream.topics import metric_topic
 from hoststream.tracing import MessageHeaders
 
 __all__ = ["EventPublisher", "PublisherMetrics"]

@@ -8,7 +8,6 @@ and drive the loop themselves.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -16,7 +15,7 @@ from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
-from hoststream.errors import ConfigurationError
+from hoststream.errors import ConfigurationError, SinkUnavailableError
 from hoststream.kafka import consumer_config
 from hoststream.runtime import Runtime
 from hoststream.schemas import (
@@ -30,10 +29,17 @@ from hoststream.sinks.base import BatchingSink
 from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.decoding import TopicDecoder
 from hoststream.sinks.dlq import DeadLetterQueue
-from hoststream.sinks.errors import SinkUnavailableError
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.topics import (
+    aggregate_topic_prefix,
+    aggregate_topics_pattern,
+    alerts_topic,
+    metric_topic_prefix,
+    metric_topics_pattern,
+    sink_group,
+)
 
 __all__ = ["SinkKind", "build_sink", "default_group", "default_topics", "run_sink"]
 
@@ -44,7 +50,7 @@ SinkKind = Literal["victoriametrics", "sql"]
 
 def default_group(kind: SinkKind, settings: Settings) -> str:
     """The consumer group of a sink kind: ``<prefix>hoststream-sink-<kind>``."""
-    return settings.topic(f"hoststream-sink-{kind}")
+    return sink_group(settings, kind)
 
 
 def default_topics(kind: SinkKind, settings: Settings) -> list[str]:
@@ -53,11 +59,10 @@ def default_topics(kind: SinkKind, settings: Settings) -> list[str]:
     The patterns name every ``metrics.<family>`` and ``metrics.agg.<window>``
     topic that exists or appears later, but never a ``.dlq`` topic.
     """
-    prefix = re.escape(settings.topic_prefix)
-    aggregates = rf"^{prefix}metrics\.agg\.[0-9]+(ms|s|m|h|d)$"
+    aggregates = aggregate_topics_pattern(settings)
     if kind == "victoriametrics":
-        return [rf"^{prefix}metrics\.[a-z]+$", aggregates]
-    return [aggregates, settings.topic("alerts")]
+        return [metric_topics_pattern(settings), aggregates]
+    return [aggregates, alerts_topic(settings)]
 
 
 def build_sink(
@@ -88,18 +93,19 @@ def build_sink(
     if kind not in ("victoriametrics", "sql"):
         raise ConfigurationError("sink", f"unknown sink {kind!r}; expected victoriametrics or sql")
     client = registry_client_for(settings)
-    prefix = settings.topic_prefix
     aggregates = codec_for(settings, WindowAggregate, client=client).deserializer
     sink: BatchingSink[Any]
     if kind == "victoriametrics":
         events = codec_for(settings, MetricEvent, client=client).deserializer
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
-        decoder = TopicDecoder({f"{prefix}metrics.agg.": aggregates, f"{prefix}metrics.": events})
+        decoder = TopicDecoder(
+            {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events}
+        )
         sink = VictoriaMetricsSink(settings.vm_url)
     else:
         alerts = codec_for(settings, AlertEvent, client=client).deserializer
         decoder = TopicDecoder(
-            {f"{prefix}metrics.agg.": aggregates, settings.topic("alerts"): alerts}
+            {aggregate_topic_prefix(settings): aggregates, alerts_topic(settings): alerts}
         )
         sink = SqlSink(settings.sql_dsn.get_secret_value(), schema=sql_schema)
     group = group_id or default_group(kind, settings)

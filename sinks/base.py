@@ -5,7 +5,8 @@ loop in :mod:`sinks.consumer` does everything else: polling, batching by size
 and time, decoding, retrying with backoff, dead-lettering and committing. A
 batch's offsets are committed only after :meth:`BatchingSink.write` returned,
 so a sink that raises has stored nothing as far as Kafka is concerned and will
-be handed the same records again: writes must be idempotent.
+be handed the same records again: writes must be idempotent. A record refused
+for good is returned as a :class:`~hoststream.dead_letters.Rejection`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchingSink", "Headers", "Rejection", "SinkRecord"]
+from hoststream.dead_letters import Rejection
+
+__all__ = ["BatchingSink", "Headers", "SinkRecord"]
 
 T = TypeVar("T")
 
@@ -36,18 +39,6 @@ class SinkRecord(Generic[T]):
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A record refused for good, and why; it goes to the dead-letter topic.
-
-    ``record.decoded`` is None when the record's bytes could not be decoded.
-    """
-
-    record: SinkRecord[Any]
-    reason: str
-    error: str = "InvalidRecordError"
-
-
 class BatchingSink(ABC, Generic[T]):
     """A destination for decoded records.
 
@@ -58,7 +49,7 @@ class BatchingSink(ABC, Generic[T]):
     name: str = "sink"
 
     def check(self, value: T) -> None:
-        """Raise :class:`~sinks.errors.InvalidRecordError` if ``value`` can never be stored.
+        """Raise :class:`~hoststream.errors.InvalidRecordError` if ``value`` can never be stored.
 
         Called once per record before it joins a batch, so values the
         destination would refuse (or, worse, drop silently) are dead-lettered
@@ -66,12 +57,12 @@ class BatchingSink(ABC, Generic[T]):
         """
 
     @abstractmethod
-    def write(self, batch: Sequence[SinkRecord[T]]) -> Sequence[Rejection]:
+    def write(self, batch: Sequence[SinkRecord[T]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         """Store every record of ``batch`` that can be stored; return the ones refused for good.
 
         Raises:
             SinkUnavailableError: the destination is down or overloaded
-                (:class:`~sinks.errors.SinkBackpressureError` says for how
+                (:class:`~hoststream.errors.SinkBackpressureError` says for how
                 long); the whole batch will be written again.
             SinkFatalError: nothing can be stored until a person fixes the
                 configuration.

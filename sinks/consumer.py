@@ -32,10 +32,16 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
-from hoststream.sinks.base import BatchingSink, Headers, Rejection, SinkRecord
+from hoststream.dead_letters import Rejection
+from hoststream.errors import (
+    InvalidRecordError,
+    SchemaRegistryUnavailableError,
+    SerializationError,
+    SinkBackpressureError,
+    SinkUnavailableError,
+)
+from hoststream.sinks.base import BatchingSink, Headers, SinkRecord
 from hoststream.sinks.dlq import DeadLetterQueue
-from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
 from hoststream.tracing import batch_span
@@ -97,7 +103,7 @@ class _Pending(Generic[T]):
     value: bytes | None
     headers: Headers
     record: SinkRecord[T] | None = None
-    rejection: Rejection | None = None
+    rejection: Rejection[SinkRecord[Any]] | None = None
 
     @property
     def tp(self) -> _Partition:
@@ -112,7 +118,7 @@ class _Batch(Generic[T]):
     size_bytes: int = 0
     started_at: float = 0.0
     written: bool = False  # the sink stored it: a retry must not write it again
-    rejections: list[Rejection] = field(default_factory=list)
+    rejections: list[Rejection[SinkRecord[Any]]] = field(default_factory=list)
     dead_lettered: bool = False
 
     def drop(self, partitions: set[_Partition]) -> int:
@@ -397,7 +403,7 @@ class SinkConsumer(Generic[T]):
             self._dlq.send(batch.rejections)
             batch.dead_lettered = True
             for rejection in batch.rejections:
-                self._metrics.dead_lettered(rejection.error)
+                self._metrics.dead_lettered(rejection.error_class)
         self._commit(batch.items)
         self._batch = _Batch()
         backlog, self._backlog = self._backlog, []

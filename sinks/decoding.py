@@ -7,9 +7,9 @@ from typing import Any
 
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from hoststream.errors import InvalidRecordError
 from hoststream.schemas import RecordDeserializer
 from hoststream.sinks.base import Headers
-from hoststream.sinks.errors import InvalidRecordError
 
 __all__ = ["TopicDecoder"]
 

@@ -1,61 +1,30 @@
-"""The dead-letter topic: ``<source topic>.dlq``, the original bytes, headers saying why.
+"""Sending a sink's rejected records to ``<source topic>.dlq``.
 
 A rejected record is produced with its original key, value and headers plus
-the ``hoststream.dlq.*`` headers below; the consumer loop commits the source
-offset only after every dead-letter message of the batch is acknowledged.
-
-With tracing on, the dead letter's ``traceparent`` is replaced by the one of
-the sink's batch span it is sent from, which links to the original's parent:
-the trace shows the failed write, and through its link the producer.
+the ``hoststream.dlq.*`` headers of :mod:`hoststream.dead_letters`; the
+consumer loop commits the source offset only after every dead-letter message
+of the batch is acknowledged. The dead letter's ``traceparent`` names the
+sink's batch span it is sent from.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hoststream.config import Settings
+from hoststream.dead_letters import Rejection, dead_letter_headers
+from hoststream.errors import SinkUnavailableError
 from hoststream.kafka import TopicSpec, ensure_topics, producer_config
-from hoststream.sinks.base import Headers, Rejection
-from hoststream.sinks.errors import SinkUnavailableError
-from hoststream.tracing import inject_traceparent
+from hoststream.sinks.base import Headers, SinkRecord
+from hoststream.topics import dead_letter_topic
 
-__all__ = [
-    "DLQ_SUFFIX",
-    "HEADER_ERROR",
-    "HEADER_ERROR_CLASS",
-    "HEADER_FAILED_AT",
-    "HEADER_SINK",
-    "HEADER_SOURCE_OFFSET",
-    "HEADER_SOURCE_PARTITION",
-    "HEADER_SOURCE_TOPIC",
-    "DeadLetterQueue",
-    "dead_letter_topic",
-    "ensure_dead_letter_topics",
-]
+__all__ = ["DeadLetterQueue", "ensure_dead_letter_topics"]
 
 log = logging.getLogger(__name__)
-
-DLQ_SUFFIX = ".dlq"
-HEADER_ERROR = "hoststream.dlq.error"
-HEADER_ERROR_CLASS = "hoststream.dlq.error.class"
-HEADER_SOURCE_TOPIC = "hoststream.dlq.source.topic"
-HEADER_SOURCE_PARTITION = "hoststream.dlq.source.partition"
-HEADER_SOURCE_OFFSET = "hoststream.dlq.source.offset"
-HEADER_SINK = "hoststream.dlq.sink"
-HEADER_FAILED_AT = "hoststream.dlq.failed.at.ms"
-
-# A reason is for people reading the topic; a multi-kilobyte traceback would
-# only bloat every dead letter.
-_MAX_REASON_BYTES = 2000
-
-
-def dead_letter_topic(source_topic: str) -> str:
-    """``<source topic>.dlq`` (CONTRACT.md)."""
-    return f"{source_topic}{DLQ_SUFFIX}"
 
 
 def ensure_dead_letter_topics(settings: Settings, source_topics: Iterable[str]) -> list[str]:
@@ -111,24 +80,12 @@ class DeadLetterQueue:
 
         return cls(producer, sink, create_topic=create)
 
-    def headers(self, rejection: Rejection) -> Headers:
+    def headers(self, rejection: Rejection[SinkRecord[Any]]) -> Headers:
         """The original headers, the ``hoststream.dlq.*`` ones, the current span's traceparent."""
         record = rejection.record
-        reason = rejection.reason.encode("utf-8", "replace")[:_MAX_REASON_BYTES]
-        return inject_traceparent(
-            [
-                *record.headers,
-                (HEADER_ERROR, reason),
-                (HEADER_ERROR_CLASS, rejection.error.encode()),
-                (HEADER_SOURCE_TOPIC, record.topic.encode()),
-                (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
-                (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
-                (HEADER_SINK, self._sink.encode()),
-                (HEADER_FAILED_AT, str(int(time.time() * 1000)).encode()),
-            ]
-        )
+        return dead_letter_headers(record.headers, rejection, record, self._sink)
 
-    def send(self, rejections: Sequence[Rejection]) -> None:
+    def send(self, rejections: Sequence[Rejection[SinkRecord[Any]]]) -> None:
         """Produce every rejection and return once all are acknowledged.
 
         Raises:

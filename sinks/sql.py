@@ -21,8 +21,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
-from hoststream.sinks.errors import SinkFatalError, SinkUnavailableError
+from hoststream.dead_letters import Rejection
+from hoststream.errors import SinkFatalError, SinkUnavailableError
+from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.migrations import apply_migrations
 from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
@@ -131,7 +132,7 @@ class SqlSink(BatchingSink[SqlRecord]):
     def check(self, value: SqlRecord) -> None:
         validate(value, int(self._clock() * 1000), self._max_future_ms)
 
-    def write(self, batch: Sequence[SinkRecord[SqlRecord]]) -> Sequence[Rejection]:
+    def write(self, batch: Sequence[SinkRecord[SqlRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         return self._write(list(batch))
 
     def close(self) -> None:
@@ -150,7 +151,7 @@ class SqlSink(BatchingSink[SqlRecord]):
 
     # -- writing ------------------------------------------------------------
 
-    def _write(self, records: list[SinkRecord[SqlRecord]]) -> list[Rejection]:
+    def _write(self, records: list[SinkRecord[SqlRecord]]) -> list[Rejection[SinkRecord[Any]]]:
         if not records:
             return []
         try:

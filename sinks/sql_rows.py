@@ -14,8 +14,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from hoststream.errors import InvalidRecordError
 from hoststream.schemas import AlertEvent, WindowAggregate
-from hoststream.sinks.errors import InvalidRecordError
 
 __all__ = [
     "AGGREGATE_COLUMNS",

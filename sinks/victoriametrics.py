@@ -18,12 +18,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 
+from hoststream.dead_letters import Rejection
+from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, WindowAggregate
-from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
-from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.vm_series import TimeBounds, aggregate_lines, event_lines, validate
 
 __all__ = ["VictoriaMetricsSink", "VmRecord"]
@@ -85,7 +87,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
     def check(self, value: VmRecord) -> None:
         validate(value, TimeBounds(int(self._clock() * 1000), self._max_age_s, self._max_future_s))
 
-    def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection]:
+    def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         encoded = [(record, self._encode(record.decoded)) for record in batch]
         return self._write(encoded)
 
@@ -103,7 +105,9 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             for line in lines
         )
 
-    def _write(self, encoded: list[tuple[SinkRecord[VmRecord], bytes]]) -> list[Rejection]:
+    def _write(
+        self, encoded: list[tuple[SinkRecord[VmRecord], bytes]]
+    ) -> list[Rejection[SinkRecord[Any]]]:
         """Send ``encoded``; on a content error, bisect to find and reject the culprits."""
         if not encoded:
             return []

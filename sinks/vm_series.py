@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hoststream.errors import InvalidRecordError
 from hoststream.schemas import MetricEvent, WindowAggregate
-from hoststream.sinks.errors import InvalidRecordError
 from hoststream.streams.windows import WindowSize
 
 __all__ = [

@@ -12,7 +12,6 @@ Where to start reading:
 
 from hoststream.streams.aggregator import DEFAULT_GRACE_MS, Outcome, WindowAggregator
 from hoststream.streams.cpu import CPU_BUSY_RATIO
-from hoststream.streams.errors import StreamsError
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
 from hoststream.streams.state import FamilyState
@@ -28,7 +27,6 @@ __all__ = [
     "Outcome",
     "QuantileSketch",
     "StreamMetrics",
-    "StreamsError",
     "Summary",
     "WindowAggregator",
     "WindowSize",

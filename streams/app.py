@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from faust.streams import Stream
 from faust.types import TP
 
 from hoststream.config import Settings
+from hoststream.dead_letters import Position, Rejection, dead_letter_headers
 from hoststream.errors import ConfigurationError
-from hoststream.kafka import metric_topic
 from hoststream.schemas import (
     AlertEvent,
     MetricEvent,
@@ -40,17 +39,12 @@ from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
 from hoststream.streams.lag import ConsumerLag, measure
 from hoststream.streams.metrics import StreamMetrics
-from hoststream.streams.processor import BatchProcessor, Rejection, SourceMessage
+from hoststream.streams.processor import BatchProcessor, SourceMessage
 from hoststream.streams.rules import RuleEngine, RuleSet, load_rules
 from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
-from hoststream.streams.topics import (
-    TABLE_NAME,
-    aggregate_topic,
-    alerts_topic,
-    dead_letter_topic,
-    prepare_topics,
-)
+from hoststream.streams.topics import TABLE_NAME, prepare_topics
 from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.topics import aggregate_topic, alerts_topic, dead_letter_topic, metric_topic
 from hoststream.tracing import MessageHeaders, inject_traceparent
 
 __all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "caught_up_partitions", "run_worker"]
@@ -228,24 +222,18 @@ def build_app(
         # Acknowledged before the states that no longer hold these windows are written.
         await asyncio.gather(*pending)
 
-    async def reject(message: SourceMessage, rejection: Rejection) -> None:
+    async def reject(rejection: Rejection[SourceMessage]) -> None:
+        message = rejection.record
         aggregator.metrics.rejected_messages.labels(message.topic).inc()
-        # The header names of sinks/dlq.py, so one tool reads every dead letter.
         original = getattr(message, "headers", None) or []
         # Called inside the batch's span: the dead letter's traceparent names
         # that span (which links to the producer's) instead of the original.
         headers = _faust_headers(
-            inject_traceparent(
-                [
-                    *(original.items() if isinstance(original, dict) else original),
-                    ("hoststream.dlq.error", rejection.reason.encode()[:2000]),
-                    ("hoststream.dlq.error.class", rejection.error_class.encode()),
-                    ("hoststream.dlq.source.topic", message.topic.encode()),
-                    ("hoststream.dlq.source.partition", str(message.partition).encode()),
-                    ("hoststream.dlq.source.offset", str(getattr(message, "offset", -1)).encode()),
-                    ("hoststream.dlq.sink", b"streams"),
-                    ("hoststream.dlq.failed.at.ms", str(time.time_ns() // 1_000_000).encode()),
-                ]
+            dead_letter_headers(
+                original.items() if isinstance(original, dict) else original,
+                rejection,
+                Position(message.topic, message.partition, getattr(message, "offset", -1)),
+                "streams",
             )
         )
         fut = await dead_letters[message.topic].send(

@@ -26,11 +26,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Protocol, cast
 
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from hoststream.dead_letters import Rejection
 from hoststream.errors import SerializationError
 from hoststream.schemas import RecordDeserializer
 from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
@@ -40,7 +40,7 @@ from hoststream.streams.rules.engine import RuleEngine
 from hoststream.streams.state import FamilyState
 from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
 
-__all__ = ["CLOSE_QUIET_SPAN", "PROCESS_SPAN", "BatchProcessor", "Rejection", "SourceMessage"]
+__all__ = ["CLOSE_QUIET_SPAN", "PROCESS_SPAN", "BatchProcessor", "SourceMessage"]
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,7 @@ class SourceMessage(Protocol):
 
 
 Emit = Callable[[Sequence[WindowAggregate], Sequence[AlertEvent]], Awaitable[None]]
-Reject = Callable[[SourceMessage, "Rejection"], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a message was not aggregated: the error's class name and a sentence."""
-
-    error_class: str
-    reason: str
+Reject = Callable[[Rejection[SourceMessage]], Awaitable[None]]
 
 
 class BatchProcessor:
@@ -139,25 +131,29 @@ class BatchProcessor:
         """(topic, partition) to the offset after the last message processed there."""
         return dict(self._next_offset)
 
-    def _decode_message(self, message: SourceMessage, now: int) -> MetricEvent | Rejection:
+    def _decode_message(
+        self, message: SourceMessage, now: int
+    ) -> MetricEvent | Rejection[SourceMessage]:
         ctx = SerializationContext(message.topic, MessageField.VALUE)
         try:
             event = self._decode(message.value, ctx)
         except SerializationError as exc:
-            return Rejection(type(exc).__name__, str(exc))
+            return Rejection(message, str(exc), type(exc).__name__)
         expected = self._family_of_topic.get(message.topic)
         if event.family != expected:
             # Its state would be keyed by a family whose topic partition it is not on.
             return Rejection(
-                "WrongTopic",
+                message,
                 f"a {event.family!r} event on topic {message.topic!r}, which carries {expected!r}",
+                "WrongTopic",
             )
         if self._max_future_ms is not None and event.timestamp_ms > now + self._max_future_ms:
             return Rejection(
-                "FutureTimestamp",
+                message,
                 f"timestamp {event.timestamp_ms} is {(event.timestamp_ms - now) / 1000:.0f} s"
                 f" ahead of this worker's clock (limit {self._max_future_ms / 1000:.0f} s);"
                 f" check the clock of host {event.host!r}",
+                "FutureTimestamp",
             )
         return event
 
@@ -200,7 +196,7 @@ class BatchProcessor:
             decoded = self._decode_message(message, now)
             if isinstance(decoded, Rejection):
                 log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
-                await self._reject(message, decoded)
+                await self._reject(decoded)
                 rejected += 1
                 continue
             key = state_key(message.partition, decoded.family, decoded.host)

@@ -1,4 +1,4 @@
-"""The topics the stream processor reads and writes, and their creation."""
+"""The topics the stream processor creates: Faust's own and those of :mod:`hoststream.topics`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ import time
 from collections.abc import Iterable, Sequence
 
 from hoststream.config import Settings
-from hoststream.errors import ConfigurationError
-from hoststream.kafka import TopicSpec, admin_client, ensure_topics, metric_topic
-from hoststream.streams.errors import StreamsError
+from hoststream.errors import ConfigurationError, StreamsError
+from hoststream.kafka import TopicSpec, admin_client, ensure_topics
 from hoststream.streams.windows import WindowSize
+from hoststream.topics import aggregate_topic, alerts_topic, dead_letter_topic, metric_topic
 
 __all__ = [
     "TABLE_NAME",
-    "aggregate_topic",
-    "alerts_topic",
     "changelog_topic",
-    "dead_letter_topic",
     "leader_topic",
     "prepare_topics",
 ]
@@ -24,16 +21,6 @@ __all__ = [
 
 #: Name of the Faust table of window states; its changelog is ``<app id>-windows-changelog``.
 TABLE_NAME = "windows"
-
-
-def alerts_topic(settings: Settings) -> str:
-    """``alerts``, with the configured prefix."""
-    return settings.topic("alerts")
-
-
-def aggregate_topic(settings: Settings, size: WindowSize) -> str:
-    """``metrics.agg.<window>``, e.g. ``metrics.agg.1m``, with the configured prefix."""
-    return settings.topic(f"metrics.agg.{size.label}")
 
 
 def changelog_topic(app_id: str) -> str:
@@ -44,11 +31,6 @@ def changelog_topic(app_id: str) -> str:
 def leader_topic(app_id: str) -> str:
     # Faust's assignor elects a leader through this one-partition topic.
     return f"{app_id}-__assignor-__leader"
-
-
-def dead_letter_topic(source_topic: str) -> str:
-    """``<source topic>.dlq`` (CONTRACT.md)."""
-    return f"{source_topic}.dlq"
 
 
 def _partition_counts(settings: Settings, names: list[str], timeout_s: float) -> dict[str, int]:

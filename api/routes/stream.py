@@ -32,10 +32,12 @@ from starlette.types import Receive, Scope, Send
 from hoststream.api.auth import Principal
 from hoststream.api.context import ApiContext, context, require
 from hoststream.api.routes.hosts import HOST_PATTERN
+from hoststream.config import Settings
 from hoststream.errors import HoststreamError
 from hoststream.kafka import client_config
 from hoststream.schemas import WindowAggregate, codec_for
 from hoststream.streams.windows import WindowSize
+from hoststream.topics import aggregate_topics_pattern
 
 __all__ = ["MAX_CLIENTS", "MAX_CLIENTS_PER_SUBJECT", "StreamSlots", "router"]
 
@@ -163,8 +165,8 @@ class _EventStream(StreamingResponse):
             self._subscription.close()
 
 
-def _aggregate_topics(consumer: Consumer, prefix: str) -> dict[str, list[int]]:
-    pattern = re.compile(rf"^{re.escape(prefix)}metrics\.agg\.[0-9]+(ms|s|m|h|d)$")
+def _aggregate_topics(consumer: Consumer, settings: Settings) -> dict[str, list[int]]:
+    pattern = re.compile(aggregate_topics_pattern(settings))
     metadata = consumer.list_topics(timeout=5)
     return {
         name: sorted(topic.partitions)
@@ -214,9 +216,8 @@ async def stream_aggregates(
         _SLOTS.release(principal.subject)
         raise
     subscription = _Subscription(consumer, _SLOTS, principal.subject)
-    prefix = settings.topic_prefix
     try:
-        topics = await subscription.call(lambda c: _aggregate_topics(c, prefix))
+        topics = await subscription.call(lambda c: _aggregate_topics(c, settings))
         await subscription.call(lambda c: _assign_at_end(c, topics))
         decode = codec_for(settings, WindowAggregate).deserializer
     except (KafkaException, HoststreamError) as exc:
@@ -239,7 +240,7 @@ async def stream_aggregates(
                 if now - last_refresh > TOPIC_REFRESH_S:
                     last_refresh = now
                     try:
-                        current = await subscription.call(lambda c: _aggregate_topics(c, prefix))
+                        current = await subscription.call(lambda c: _aggregate_topics(c, settings))
                     except KafkaException:
                         current = known  # Kafka is away; keep what we have and retry later
                     # A topic born after the client connected is read from its start.

@@ -15,12 +15,6 @@ from hoststream.sinks.alerts.app import (
     load_routing,
     run_alert_sink,
 )
-from hoststream.sinks.alerts.errors import (
-    DeliveryError,
-    PermanentDeliveryError,
-    RetryableDeliveryError,
-    RoutingFileError,
-)
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter, opsgenie_close, opsgenie_create
 from hoststream.sinks.alerts.pagerduty import PagerDutyRouter, pagerduty_event
 from hoststream.sinks.alerts.router import Router
@@ -31,15 +25,11 @@ __all__ = [
     "ALERT_POLICY",
     "AlertSink",
     "AlertmanagerRouter",
-    "DeliveryError",
     "DeliveryPolicy",
     "OpsgenieRouter",
     "PagerDutyRouter",
-    "PermanentDeliveryError",
-    "RetryableDeliveryError",
     "Route",
     "Router",
-    "RoutingFileError",
     "RoutingTable",
     "alertmanager_alert",
     "build_alert_sink",

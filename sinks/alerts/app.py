@@ -29,6 +29,7 @@ from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.decoding import TopicDecoder
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
+from hoststream.topics import alerts_topic, sink_group
 
 __all__ = [
     "ALERT_POLICY",
@@ -48,7 +49,7 @@ ALERT_POLICY = BatchPolicy(max_records=100, max_delay_s=0.1)
 
 def default_alert_group(settings: Settings) -> str:
     """``<prefix>hoststream-sink-alerts``, like the other sinks' groups."""
-    return settings.topic("hoststream-sink-alerts")
+    return sink_group(settings, "alerts")
 
 
 def build_routers(settings: Settings) -> dict[str, Router]:
@@ -87,7 +88,7 @@ def load_routing(
 
     Raises:
         ConfigurationError: no receiver is configured, or the file is invalid
-            (:class:`~sinks.alerts.errors.RoutingFileError` names its line).
+            (:class:`~hoststream.errors.RoutingFileError` names its line).
     """
     if not available:
         raise ConfigurationError(
@@ -139,7 +140,7 @@ def build_alert_sink(
     unused = sorted(set(routers) - routes.receivers)
     if unused:
         log.warning("receiver(s) %s are configured but no route names them", unused)
-    topic = settings.topic("alerts")
+    topic = alerts_topic(settings)
     decoder = TopicDecoder(
         {topic: codec_for(settings, AlertEvent, client=registry_client_for(settings)).deserializer}
     )
@@ -186,5 +187,5 @@ def run_alert_sink(
         routes_file=routes_file,
         policy=policy,
     )
-    log.info("sink alerts consuming %s", runtime.settings.topic("alerts"))
+    log.info("sink alerts consuming %s", alerts_topic(runtime.settings))
     loop.run(runtime.stop)

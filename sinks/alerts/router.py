@@ -2,8 +2,8 @@
 
 A router sends one alert event (firing or resolved) to one receiver and
 returns once the receiver accepted it, or raises
-:class:`~sinks.alerts.errors.RetryableDeliveryError` /
-:class:`~sinks.alerts.errors.PermanentDeliveryError`. Retrying, ordering and
+:class:`~hoststream.errors.RetryableDeliveryError` /
+:class:`~hoststream.errors.PermanentDeliveryError`. Retrying, ordering and
 dead-lettering live in the sink, so a new receiver is one module with one
 class (Opsgenie's API is being retired in April 2027; its successor will be
 such a module).
@@ -19,8 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
+from hoststream.errors import PermanentDeliveryError, RetryableDeliveryError
 from hoststream.schemas import AlertEvent
-from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = ["Router", "iso8601", "post_json", "redact", "summary_of"]
 

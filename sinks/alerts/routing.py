@@ -29,8 +29,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hoststream.errors import RoutingFileError
 from hoststream.schemas import AlertEvent
-from hoststream.sinks.alerts.errors import RoutingFileError
 
 __all__ = [
     "DEFAULT_ROUTES_FILE",

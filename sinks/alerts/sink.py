@@ -9,12 +9,12 @@ receiver it is routed to, or was refused for good and dead-lettered.
   keys go in parallel, and a receiver that is down holds up no other.
 - Transient failures (no answer, 429, 5xx) are retried here a few times with
   exponential backoff and jitter; if the receiver is still failing, the batch
-  fails with :class:`~sinks.errors.SinkUnavailableError` and the loop pauses,
+  fails with :class:`~hoststream.errors.SinkUnavailableError` and the loop pauses,
   backs off and hands the same batch back. Deliveries that already succeeded
   are remembered and not repeated (they would be harmless, being idempotent,
   but a receiver that is up should not be flooded while another is down).
 - Permanent failures (other 4xx) make the record a
-  :class:`~sinks.base.Rejection`: it goes to ``alerts.dlq`` with the receiver
+  :class:`~hoststream.dead_letters.Rejection`: it goes to ``alerts.dlq`` with the receiver
   and its answer in the headers; the other receivers still get the alert.
 
 Tracing: the consumer loop's ``write alerts`` span is current while a batch is
@@ -29,16 +29,23 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 from prometheus_client import CollectorRegistry, Counter
 
+from hoststream.dead_letters import Rejection
+from hoststream.errors import (
+    InvalidRecordError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    SinkBackpressureError,
+    SinkUnavailableError,
+)
 from hoststream.schemas import AlertEvent
-from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 from hoststream.sinks.alerts.router import Router
 from hoststream.sinks.alerts.routing import RoutingTable
-from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
-from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
+from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.retry import Backoff
 from hoststream.tracing import get_tracer, tracing_enabled
 
@@ -134,7 +141,9 @@ class AlertSink(BatchingSink[AlertEvent]):
         if not value.dedup_key:
             raise InvalidRecordError("an alert event without a dedup_key cannot be routed")
 
-    def write(self, batch: Sequence[SinkRecord[AlertEvent]]) -> Sequence[Rejection]:
+    def write(
+        self, batch: Sequence[SinkRecord[AlertEvent]]
+    ) -> Sequence[Rejection[SinkRecord[Any]]]:
         outcomes = self._loop.run_until_complete(self._write(batch))
         retries = [o.retry for o in outcomes.values() if o.retry is not None]
         if retries:

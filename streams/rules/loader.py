@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from hoststream.streams.errors import RuleFileError
+from hoststream.errors import RuleFileError
 from hoststream.streams.rules.model import RuleSet
 
 __all__ = ["DEFAULT_RULES", "load_rules", "parse_rules"]

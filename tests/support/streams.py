@@ -25,13 +25,13 @@ from hoststream.kafka import (
     admin_client,
     consumer_config,
     ensure_topics,
-    metric_topic,
     producer_config,
 )
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
 from hoststream.schemas.records import FAMILIES
-from hoststream.streams.topics import aggregate_topic, prepare_topics
+from hoststream.streams.topics import prepare_topics
 from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize
+from hoststream.topics import aggregate_topic, metric_topic
 from tests.support.paths import REPO
 
 MIN = 60_000

@@ -24,12 +24,13 @@ import pytest
 from confluent_kafka import Producer
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic, producer_config
+from hoststream.kafka import producer_config
 from hoststream.producers.agent import create_metric_topics
 from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricEvent, MetricKind, codec_for
 from hoststream.stack import Stack
+from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 from tests.support.paths import STATE_DIR
 from tests.support.reference import counter_rate, expected, windows_of

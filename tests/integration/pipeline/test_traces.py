@@ -26,15 +26,16 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client, metric_topic, producer_config
+from hoststream.dead_letters import HEADER_SINK
+from hoststream.kafka import admin_client, producer_config
 from hoststream.producers.agent import PRODUCE_SPAN
 from hoststream.schemas.records import FAMILIES
 from hoststream.sinks.consumer import write_span_name
-from hoststream.sinks.dlq import HEADER_SINK, dead_letter_topic
 from hoststream.stack.jaeger import Jaeger
 from hoststream.streams.processor import PROCESS_SPAN
 from hoststream.streams.topics import prepare_topics
 from hoststream.streams.windows import parse_windows
+from hoststream.topics import dead_letter_topic, metric_topic
 from tests.support.kafka import drain
 from tests.support.metrics_table import documented_metrics
 from tests.support.paths import REPO

@@ -11,9 +11,9 @@ import time
 from collections import defaultdict
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic
 from hoststream.schemas import MetricEvent, codec_for
 from hoststream.schemas.records import FAMILIES
+from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 
 

@@ -11,11 +11,11 @@ import os
 import pytest
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic
 from hoststream.producers.agent import create_metric_topics
 from hoststream.producers.publisher import EventPublisher
 from hoststream.schemas import MetricEvent, Sample, codec_for
 from hoststream.stack import Stack
+from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 from tests.support.paths import STATE_DIR
 from tests.support.services import PORT_OFFSET

@@ -7,12 +7,12 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic
 from hoststream.producers.agent import HostEvents, create_metric_topics
 from hoststream.producers.collectors import RecordedSource, default_collectors
 from hoststream.producers.publisher import EventPublisher
 from hoststream.schemas import MetricEvent, codec_for
 from hoststream.schemas.records import FAMILIES
+from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 from tests.support.paths import DATA
 

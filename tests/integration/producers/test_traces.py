@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 
 from hoststream.config import Settings
-from hoststream.kafka import metric_topic
 from hoststream.producers.agent import COLLECT_SPAN, PRODUCE_SPAN
 from hoststream.schemas.records import FAMILIES
 from hoststream.stack.jaeger import Jaeger
+from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 
 

@@ -12,15 +12,15 @@ from confluent_kafka import Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.config import Settings
-from hoststream.kafka import producer_config
-from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
-from hoststream.sinks.dlq import (
+from hoststream.dead_letters import (
     HEADER_ERROR,
     HEADER_ERROR_CLASS,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
+from hoststream.kafka import producer_config
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
 from tests.support.kafka import drain
 from tests.support.sinks import (
     SAMPLES_PER_EVENT,

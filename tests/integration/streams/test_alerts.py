@@ -11,7 +11,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from hoststream.kafka import consumer_config
 from hoststream.schemas import AlertEvent, AlertState, MetricEvent, MetricKind, Sample, codec_for
 from hoststream.streams.rules import dedup_key
-from hoststream.streams.topics import alerts_topic
+from hoststream.topics import alerts_topic
 from tests.support.streams import MIN, produce
 
 RULES = """\

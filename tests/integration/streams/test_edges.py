@@ -7,12 +7,12 @@ import time
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from hoststream.kafka import metric_topic, producer_config
+from hoststream.kafka import producer_config
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
-from hoststream.streams.topics import dead_letter_topic
 from hoststream.streams.windows import DEFAULT_WINDOWS
+from hoststream.topics import dead_letter_topic, metric_topic
 from tests.support.kafka import drain
 from tests.support.streams import MIN, key_of, produce, read_aggregates
 

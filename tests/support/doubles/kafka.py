@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
-from hoststream.errors import SchemaRegistryUnavailableError, SerializationError
-from hoststream.sinks.base import BatchingSink, Rejection, SinkRecord
-from hoststream.sinks.errors import InvalidRecordError
+from hoststream.dead_letters import Rejection
+from hoststream.errors import InvalidRecordError, SchemaRegistryUnavailableError, SerializationError
+from hoststream.sinks.base import BatchingSink, SinkRecord
 
 
 class FakeClock:

@@ -8,16 +8,16 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
-from hoststream.sinks.dlq import (
+from hoststream.dead_letters import (
     HEADER_ERROR,
     HEADER_ERROR_CLASS,
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
-    DeadLetterQueue,
 )
-from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
+from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
+from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
 from tests.support.doubles.kafka import (

@@ -8,12 +8,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
+from hoststream.dead_letters import HEADER_SINK
+from hoststream.errors import SinkUnavailableError
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink
 from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.consumer import BatchPolicy, SinkConsumer, write_span_name
-from hoststream.sinks.dlq import HEADER_SINK, DeadLetterQueue
-from hoststream.sinks.errors import SinkUnavailableError
+from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
 from hoststream.tracing import flush_tracing, get_tracer

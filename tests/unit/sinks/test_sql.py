@@ -7,8 +7,8 @@ import math
 import psycopg.errors
 import pytest
 
+from hoststream.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
-from hoststream.sinks.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.sinks.migrations import MIGRATIONS, regional_statements
 from hoststream.sinks.sql import SqlSink, _ContentError, upsert_statement
 from hoststream.sinks.sql_rows import (

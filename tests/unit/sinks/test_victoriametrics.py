@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
+from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 
 NOW_S = 1_800_000_000.0

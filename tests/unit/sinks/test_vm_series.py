@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from hoststream.errors import InvalidRecordError
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate
-from hoststream.sinks.errors import InvalidRecordError
 from hoststream.sinks.vm_series import (
     TimeBounds,
     aggregate_lines,

@@ -7,12 +7,13 @@ import re
 import pytest
 
 from hoststream.config import Settings
-from hoststream.errors import SerializationError
+from hoststream.dead_letters import Rejection
+from hoststream.errors import InvalidRecordError, SerializationError, SinkUnavailableError
 from hoststream.sinks.app import default_group, default_topics
-from hoststream.sinks.base import Rejection, SinkRecord
+from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.decoding import TopicDecoder
-from hoststream.sinks.dlq import DeadLetterQueue, dead_letter_topic
-from hoststream.sinks.errors import InvalidRecordError, SinkUnavailableError
+from hoststream.sinks.dlq import DeadLetterQueue
+from hoststream.topics import dead_letter_topic
 from tests.support.doubles.kafka import FakeProducer
 
 

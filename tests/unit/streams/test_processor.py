@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
+from hoststream.dead_letters import Rejection
 from hoststream.schemas import MetricEvent, Sample, WindowAggregate, codec_for
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
-from hoststream.streams.processor import BatchProcessor, Rejection
+from hoststream.streams.processor import BatchProcessor
 from hoststream.streams.state import FamilyState
 
 T0 = 1_798_761_600_000
@@ -46,8 +47,8 @@ class Harness:
             self.emitted += aggregates
             self.alerts += alerts
 
-        async def reject(msg, rejection: Rejection) -> None:
-            self.rejected.append((msg, rejection))
+        async def reject(rejection: Rejection[Message]) -> None:
+            self.rejected.append((rejection.record, rejection))
 
         self.processor = BatchProcessor(
             aggregator,

@@ -62,8 +62,9 @@ class Harness:
             # What streams.app's emit puts on every aggregate and alert it sends.
             self.emitted.append((len(aggregates), traceparent_ids(inject_traceparent([]))))
 
-        async def reject(msg, rejection) -> None:
-            self.rejected.append(traceparent_ids(inject_traceparent(list(msg.headers))))
+        async def reject(rejection) -> None:
+            headers = list(rejection.record.headers)
+            self.rejected.append(traceparent_ids(inject_traceparent(headers)))
 
         self.processor = BatchProcessor(
             WindowAggregator(["1m"], grace_ms=0, metrics=StreamMetrics(CollectorRegistry())),

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
+from hoststream.errors import RuleFileError
 from hoststream.schemas.records import AlertState, MetricKind, WindowAggregate
-from hoststream.streams.errors import RuleFileError
 from hoststream.streams.rules import RuleEngine, dedup_key, load_rules, parse_rules
 from hoststream.streams.state import FamilyState
 

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from hoststream.errors import PermanentDeliveryError
 from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
-from hoststream.sinks.alerts.errors import PermanentDeliveryError
 from tests.support.alerts import firing, resolved
 
 

@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from hoststream.config import Settings
+from hoststream.dead_letters import HEADER_ERROR, HEADER_SINK
 from hoststream.kafka import TopicSpec, admin_client, ensure_topics, producer_config
 from hoststream.schemas import AlertEvent, codec_for
 from hoststream.sinks.alerts import build_alert_sink
 from hoststream.sinks.alerts.sink import DeliveryPolicy
 from hoststream.sinks.consumer import BatchPolicy
-from hoststream.sinks.dlq import HEADER_ERROR, HEADER_SINK
 from tests.support.alerts import GENIE_KEY, PD_KEY, firing, resolved
 from tests.support.kafka import drain
 from tests.support.sinks import ThreadedSink, committed, end_offsets, wait_for

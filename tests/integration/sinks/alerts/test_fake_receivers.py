@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from hoststream.sinks.alerts.errors import PermanentDeliveryError
+from hoststream.errors import PermanentDeliveryError
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
 from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
 from hoststream.sinks.alerts.routing import parse_routes

@@ -6,9 +6,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings as _Settings
-from hoststream.errors import ConfigurationError
+from hoststream.errors import ConfigurationError, RoutingFileError
 from hoststream.sinks.alerts.app import build_alert_sink, build_routers, load_routing
-from hoststream.sinks.alerts.errors import RoutingFileError
 from hoststream.sinks.alerts.opsgenie import EU_URL
 from tests.support.alerts import GENIE_KEY, PD_KEY, firing
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hoststream.sinks.alerts.errors import RoutingFileError
+from hoststream.errors import RoutingFileError
 from hoststream.sinks.alerts.routing import DEFAULT_ROUTES_FILE, load_routes, parse_routes
 from tests.support.alerts import firing
 

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from hoststream.config import Settings
+from hoststream.errors import PermanentDeliveryError, RetryableDeliveryError
 from hoststream.sinks.alerts.app import build_routers
-from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
 from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
 from hoststream.sinks.alerts.routing import parse_routes

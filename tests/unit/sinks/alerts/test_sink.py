@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from hoststream.errors import (
+    InvalidRecordError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    SinkBackpressureError,
+    SinkUnavailableError,
+)
 from hoststream.schemas import AlertEvent
-from hoststream.sinks.alerts.errors import PermanentDeliveryError, RetryableDeliveryError
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.errors import InvalidRecordError, SinkBackpressureError, SinkUnavailableError
 from tests.support.alerts import firing, resolved
 
 ROUTES = """\
@@ -149,7 +154,7 @@ def test_a_refused_alert_is_rejected_once_and_still_reaches_the_other_receivers(
     batch = records(firing("a"))
     [rejection] = sink.write(batch)
     assert rejection.record is batch[0]
-    assert rejection.error == "AlertDeliveryRefused"
+    assert rejection.error_class == "AlertDeliveryRefused"
     assert rejection.reason == "pagerduty: HTTP 400: Event object is invalid"
     assert routers["alertmanager"].sent == [("a", "FIRING")]
     # The next batch starts clean.
