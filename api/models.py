@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "UTC_MS",
     "AggregateOut",
     "AggregatePage",
     "AlertOut",
@@ -18,6 +19,14 @@ __all__ = [
 ]
 
 
+#: Every instant in the API's JSON, in one unit and one form: integer UTC
+#: milliseconds since the Unix epoch, the unit of the Kafka records and of the
+#: ``start``/``end`` query parameters. (The PromQL pass-through endpoints answer
+#: in VictoriaMetrics' own form, seconds, as Prometheus' HTTP API does.)
+UTC_MS = "UTC milliseconds since the Unix epoch (integer)"
+UnixMs = Annotated[int, Field(ge=0, description=UTC_MS, examples=[1_764_590_400_000])]
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, or degraded when a dependency does not answer")
     checks: dict[str, str] = Field(description="each dependency: ok, or why it failed")
@@ -25,14 +34,14 @@ class Health(BaseModel):
 
 class HostOut(BaseModel):
     host: str
-    last_seen: float = Field(description="Unix seconds of the host's newest raw sample")
+    last_seen: UnixMs = Field(description=f"the host's newest raw sample; {UTC_MS}")
 
 
 class LatestSample(BaseModel):
     name: str
     labels: dict[str, str]
     value: float
-    timestamp: float = Field(description="Unix seconds of the sample")
+    timestamp: UnixMs = Field(description=f"when the sample's value was read; {UTC_MS}")
 
 
 class LatestValues(BaseModel):
@@ -46,8 +55,8 @@ class AggregateOut(BaseModel):
     metric: str
     labels: dict[str, str]
     window: str
-    window_start: int = Field(description="UTC milliseconds")
-    window_end: int = Field(description="UTC milliseconds")
+    window_start: UnixMs = Field(description=f"the window's first instant; {UTC_MS}")
+    window_end: UnixMs = Field(description=f"the instant after the window's last; {UTC_MS}")
     count: int
     sum: float
     min: float
@@ -79,8 +88,10 @@ class AlertOut(BaseModel):
     annotations: dict[str, str]
     value: float
     threshold: float
-    starts_at: int = Field(description="UTC milliseconds")
-    ends_at: int | None = None
+    starts_at: UnixMs = Field(description=f"when the alert started firing; {UTC_MS}")
+    ends_at: UnixMs | None = Field(
+        default=None, description=f"when it resolved; null while firing; {UTC_MS}"
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

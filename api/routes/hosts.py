@@ -36,11 +36,16 @@ async def hosts(
     newest = f'tlast_over_time(node_boot_time_seconds{{job="hoststream"}}[{lookback}])'
     rows = await vm_instant(ctx.vm, f"max by (instance) ({newest})")
     found = [
-        HostOut(host=r["metric"]["instance"], last_seen=float(r["value"][1]))
+        HostOut(host=r["metric"]["instance"], last_seen=_ms(r["value"][1]))
         for r in rows
         if "instance" in r["metric"]
     ]
     return sorted(found, key=lambda h: h.host)
+
+
+def _ms(seconds: str | float) -> int:
+    """VictoriaMetrics' Unix seconds (to the millisecond) as the API's UTC milliseconds."""
+    return round(float(seconds) * 1000)
 
 
 def _series_key(metric: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -67,7 +72,7 @@ async def latest(
         vm_instant(ctx.vm, series, at),
         vm_instant(ctx.vm, f"timestamp({series}) keep_metric_names", at),
     )
-    sampled_at = {_series_key(r["metric"]): float(r["value"][1]) for r in stamps}
+    sampled_at = {_series_key(r["metric"]): _ms(r["value"][1]) for r in stamps}
     if not rows:
         raise HTTPException(404, f"no recent {family} samples for host {host!r}")
     samples = [
@@ -79,7 +84,7 @@ async def latest(
             value=float(r["value"][1]),
             # A series missing from the second answer (it vanished between the
             # two reads) falls back to the evaluation time, which is at most 5 minutes on.
-            timestamp=sampled_at.get(_series_key(r["metric"]), float(r["value"][0])),
+            timestamp=sampled_at.get(_series_key(r["metric"]), _ms(r["value"][0])),
         )
         for r in rows
     ]

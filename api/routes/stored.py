@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from hoststream.api.auth import Principal
 from hoststream.api.context import ApiContext, context, require
-from hoststream.api.models import AggregateOut, AggregatePage, AlertOut, AlertPage
+from hoststream.api.models import UTC_MS, AggregateOut, AggregatePage, AlertOut, AlertPage
 from hoststream.api.routes.hosts import HOST_PATTERN
 from hoststream.api.store import (
     AggregateQuery,
@@ -72,9 +72,13 @@ async def aggregates(
     metric: Annotated[str, Query(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")],
     window: Annotated[str, Query(max_length=10)] = "1m",
     start: Annotated[
-        int | None, Query(ge=0, le=MAX_TIME_MS, description="UTC milliseconds")
+        int | None,
+        Query(ge=0, le=MAX_TIME_MS, description=f"first window start; {UTC_MS}; default end - 1 h"),
     ] = None,
-    end: Annotated[int | None, Query(ge=0, le=MAX_TIME_MS, description="UTC milliseconds")] = None,
+    end: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_TIME_MS, description=f"windows start before it; {UTC_MS}; default now"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AggregatePage:

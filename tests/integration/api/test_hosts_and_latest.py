@@ -58,10 +58,15 @@ def stored_host(api_server) -> tuple[str, int, list[MetricEvent]]:
     """A host whose recorded snapshot went through Kafka and the VM sink: (id, ms, events)."""
     settings = api_server.settings
     host = f"api-latest-{uuid.uuid4().hex[:8]}"
-    # Whole seconds, so last_seen compares exactly; recent, because an instant
-    # query only looks back 5 minutes.
-    timestamp_ms = (int(time.time()) - 20) * 1000
-    source = HostEvents(default_collectors(RecordedSource.from_file(SNAPSHOT)), host, HOST_LABELS)
+    # Recent, because an instant query only looks back 5 minutes.
+    timestamp_ms = int(time.time() * 1000) - 20_000
+    # The clock stamps every family with that instant, so times compare exactly.
+    source = HostEvents(
+        default_collectors(RecordedSource.from_file(SNAPSHOT)),
+        host,
+        HOST_LABELS,
+        clock=lambda: timestamp_ms / 1000,
+    )
     events = list(source.events(timestamp_ms, 10_000))
     create_metric_topics(settings, source.families)
     publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer)
@@ -78,7 +83,7 @@ def test_hosts_lists_the_host_with_its_newest_sample_time(api_server, stored_hos
     response = api_server.get("/api/v1/hosts")
     assert response.status_code == 200, response.text
     found = [h for h in response.json() if h["host"] == host]
-    assert found == [{"host": host, "last_seen": timestamp_ms / 1000}]
+    assert found == [{"host": host, "last_seen": timestamp_ms}]
 
 
 def test_latest_returns_exactly_what_the_collectors_produced(api_server, stored_host) -> None:
@@ -94,7 +99,7 @@ def test_latest_returns_exactly_what_the_collectors_produced(api_server, stored_
             for s in body["samples"]
         )
         want = sorted(
-            (s.name, sorted({**HOST_LABELS, **s.labels}.items()), s.value, timestamp_ms / 1000)
+            (s.name, sorted({**HOST_LABELS, **s.labels}.items()), s.value, timestamp_ms)
             for s in event.samples
         )
         assert got == want, event.family

@@ -136,7 +136,7 @@ def test_latest_reports_each_samples_own_time(client_for) -> None:
     response = client_for(mock_vm(vm)).get("/api/v1/metrics/system/latest", params={"host": "h1"})
     assert response.status_code == 200
     assert response.json()["samples"] == [
-        {"name": "node_load1", "labels": {}, "value": 0.5, "timestamp": 990.25}
+        {"name": "node_load1", "labels": {}, "value": 0.5, "timestamp": 990_250}
     ]
     assert len(evaluated_at) == 1  # value and time describe the same instant
 
