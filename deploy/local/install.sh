@@ -33,6 +33,8 @@ missing=()
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+# node_exporter 1.5.0: the reference the collectors are tested against (never run as a service).
+command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     die "Debian packages missing: ${missing[*]}; run as root: apt-get install ${missing[*]}"
@@ -41,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
   # The packages' own services are not wanted: hoststream starts its own on loopback.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in victoria-metrics postgresql prometheus-alertmanager; do
+  for svc in victoria-metrics postgresql prometheus-alertmanager prometheus-node-exporter; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 from hoststream.errors import ConfigurationError
 from hoststream.schemas.records import Sample
 
-__all__ = ["Collector", "NameFilter", "compile_pattern"]
+__all__ = ["Collector", "FamilyCollector", "NameFilter", "Part", "compile_pattern"]
+
+log = logging.getLogger(__name__)
 
 
 class Collector(Protocol):
@@ -23,6 +27,46 @@ class Collector(Protocol):
     def family(self) -> str: ...
 
     def collect(self) -> list[Sample]: ...
+
+
+class Part(Protocol):
+    """One of node_exporter's collectors inside a family: ``collect()`` returns its samples."""
+
+    def collect(self) -> list[Sample]: ...
+
+
+class FamilyCollector:
+    """A family made of parts (node_exporter collectors), read in order.
+
+    A part that fails is left out of that collection and the others still
+    report, as node_exporter reports a failed collector and serves the rest;
+    its first failure is logged with the traceback, later ones at debug level.
+
+    Args:
+        family: the family (and topic) name.
+        parts: what to read, in order.
+    """
+
+    def __init__(self, family: str, parts: Sequence[Part]) -> None:
+        self.family = family
+        self.parts = tuple(parts)
+        self._failed: set[int] = set()
+
+    def collect(self) -> list[Sample]:
+        samples: list[Sample] = []
+        for index, part in enumerate(self.parts):
+            try:
+                samples += part.collect()
+            except Exception:  # one unreadable file must not cost the family
+                if index in self._failed:
+                    log.debug("%s: %r failed again", self.family, part, exc_info=True)
+                else:
+                    self._failed.add(index)
+                    log.exception("%s: %r failed; its series are left out", self.family, part)
+        return samples
+
+    def __repr__(self) -> str:
+        return f"FamilyCollector({self.family!r}, {[type(p).__name__ for p in self.parts]})"
 
 
 def compile_pattern(parameter: str, pattern: str | None) -> re.Pattern[str] | None:

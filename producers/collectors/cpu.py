@@ -6,14 +6,15 @@ from hoststream.producers.collectors.names import CPU_MODES, CPU_SECONDS
 from hoststream.producers.collectors.sources import CpuSource
 from hoststream.schemas.records import MetricKind, Sample
 
-__all__ = ["CpuCollector"]
+__all__ = ["CPU_GUEST_SECONDS", "CpuCollector"]
+
+CPU_GUEST_SECONDS = "node_cpu_guest_seconds_total"
+# psutil's attribute, and node_exporter's mode label for it.
+_GUEST_MODES = (("guest", "user"), ("guest_nice", "nice"))
 
 
 class CpuCollector:
     """``node_cpu_seconds_total{cpu, mode}``, one counter per CPU and mode.
-
-    Args:
-        source: anything with psutil's ``cpu_times(percpu=True)``.
 
     The ``cpu`` label is the CPU's position in psutil's list, which is the
     kernel's CPU number unless some CPUs are offline (node_exporter uses the
@@ -44,4 +45,11 @@ class CpuCollector:
                 samples.append(
                     Sample(CPU_SECONDS, float(value), self._label(cpu, mode), MetricKind.COUNTER)
                 )
+            for attr, mode in _GUEST_MODES:
+                value = getattr(times, attr, None)
+                if value is not None:
+                    labels = self._label(cpu, mode)
+                    samples.append(
+                        Sample(CPU_GUEST_SECONDS, float(value), labels, MetricKind.COUNTER)
+                    )
         return samples

@@ -13,6 +13,7 @@ from hoststream.producers.collectors import (
     SystemCollector,
     default_collectors,
 )
+from hoststream.producers.collectors.names import MEMINFO_FIELDS
 from hoststream.schemas.records import FAMILIES, MetricKind, Sample
 
 COUNTER, GAUGE = MetricKind.COUNTER, MetricKind.GAUGE
@@ -25,11 +26,13 @@ def by_key(samples: list[Sample]) -> dict[tuple[str, tuple[tuple[str, str], ...]
 
 
 def test_cpu_seconds_per_cpu_and_mode(vm):
-    samples = CpuCollector(vm).collect()
+    everything = CpuCollector(vm).collect()
+    samples = [s for s in everything if s.name == "node_cpu_seconds_total"]
+    guest = [s for s in everything if s.name == "node_cpu_guest_seconds_total"]
 
     assert len(samples) == 2 * 8
-    assert {s.name for s in samples} == {"node_cpu_seconds_total"}
-    assert {s.kind for s in samples} == {COUNTER}
+    assert len(everything) == len(samples) + len(guest)
+    assert {s.kind for s in everything} == {COUNTER}
     got = {(s.labels["cpu"], s.labels["mode"]): s.value for s in samples}
     assert got[("0", "user")] == 72.52
     assert got[("0", "idle")] == 1406.85
@@ -39,8 +42,11 @@ def test_cpu_seconds_per_cpu_and_mode(vm):
         "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
     }  # fmt: skip
     # guest time is already inside user time on Linux; node_exporter reports it
-    # under another name, and so it is not a mode here.
-    assert all(set(s.labels) == {"cpu", "mode"} for s in samples)
+    # under another name, and so it is not a mode of node_cpu_seconds_total.
+    assert all(set(s.labels) == {"cpu", "mode"} for s in everything)
+    assert {(s.labels["cpu"], s.labels["mode"]) for s in guest} == {
+        ("0", "user"), ("0", "nice"), ("1", "user"), ("1", "nice"),
+    }  # fmt: skip
 
 
 def test_cpu_skips_modes_a_platform_does_not_report(vm):
@@ -55,7 +61,7 @@ def test_cpu_skips_modes_a_platform_does_not_report(vm):
 
 
 def test_memory_fields_in_bytes_as_gauges(vm):
-    samples = MemoryCollector(vm).collect()
+    samples = MemoryCollector(vm, MEMINFO_FIELDS).collect()
 
     assert [(s.name, s.value) for s in samples] == [
         ("node_memory_MemTotal_bytes", 25276518400.0),
@@ -76,9 +82,22 @@ def test_memory_leaves_out_fields_the_host_lacks(vm):
     snapshot = dict(vm.snapshot)
     snapshot["meminfo"] = {"MemTotal": 1024, "MemFree": 512}
 
-    samples = MemoryCollector(RecordedSource(snapshot)).collect()
+    samples = MemoryCollector(RecordedSource(snapshot), MEMINFO_FIELDS).collect()
 
     assert [s.name for s in samples] == ["node_memory_MemTotal_bytes", "node_memory_MemFree_bytes"]
+
+
+def test_memory_sends_every_field_by_default_under_node_exporters_names(vm):
+    snapshot = dict(vm.snapshot)
+    snapshot["meminfo"] = {"MemTotal": 1024, "Active(anon)": 2048, "HugePages_Total": 3}
+
+    samples = MemoryCollector(RecordedSource(snapshot)).collect()
+
+    assert [(s.name, s.value) for s in samples] == [
+        ("node_memory_MemTotal_bytes", 1024.0),
+        ("node_memory_Active_anon_bytes", 2048.0),
+        ("node_memory_HugePages_Total", 3.0),  # a count of pages: no unit
+    ]
 
 
 def test_filesystems_sizes_from_statvfs_with_default_filters(vm):
@@ -199,7 +218,7 @@ def test_default_collectors_cover_every_family_in_order(vm):
 def test_collect_reads_the_source_afresh_each_time(vm):
     snapshot = dict(vm.snapshot)
     source = RecordedSource(snapshot)
-    collector = MemoryCollector(source)
+    collector = MemoryCollector(source, MEMINFO_FIELDS)
     first = collector.collect()
     snapshot["meminfo"] = {**snapshot["meminfo"], "MemFree": 1024}
 
