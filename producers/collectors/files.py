@@ -4,7 +4,7 @@ Most of node_exporter's collectors are parsers of these files, and so are
 hoststream's (:mod:`~hoststream.producers.collectors.kernel`,
 :mod:`~hoststream.producers.collectors.netstats`, ...). They read through a
 :class:`FileSource`, so unit tests hand them a recorded tree
-(``tests/unit/producers/data/host``) and assert exact values.
+(``tests/support/data/host``) and assert exact values.
 """
 
 from __future__ import annotations

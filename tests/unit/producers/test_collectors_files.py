@@ -1,6 +1,6 @@
 """node_exporter's /proc and /sys collectors against a recorded tree: exact names, labels, values.
 
-``data/host`` holds files copied from a Debian 12 VM (kernel 6.18), plus a
+``tests/support/data/host`` holds files copied from a Debian 12 VM (kernel 6.18), plus a
 hand-written hwmon chip and /proc/schedstat, which that VM does not have.
 """
 
@@ -42,7 +42,7 @@ from hoststream.producers.collectors.netstats import (
     UdpQueuesPart,
 )
 from hoststream.schemas.records import MetricKind, Sample
-from tests.unit.producers.conftest import DATA
+from tests.support.paths import DATA
 
 COUNTER, GAUGE = MetricKind.COUNTER, MetricKind.GAUGE
 
