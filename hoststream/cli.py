@@ -170,6 +170,7 @@ def produce(
         f"produced {report.events} events ({report.samples} samples) in "
         f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
         f"{report.samples_per_second:.0f} samples/s; dropped {report.dropped}, "
+        f"invalid samples not sent {report.invalid_samples}, "
         f"unacknowledged at exit {report.unflushed}, ticks {report.ticks} "
         f"(skipped {report.skipped_ticks}), CPU {report.cpu_ms_per_tick:.1f} ms per tick",
         highlight=False,

@@ -47,6 +47,7 @@ __all__ = [
     "StoresSection",
     "StreamsSection",
     "TelemetrySection",
+    "ValidationSection",
     "load_settings",
     "settings_table",
 ]
@@ -313,6 +314,45 @@ class StreamsSection(_Section):
         return value
 
 
+class ValidationSection(_Section):
+    """The validation contract's limits, the same at every hop (docs/validation.md)."""
+
+    title: ClassVar[str] = "Validation"
+
+    validation_max_host_id_length: int = Field(
+        253, ge=1, le=4096, description="Characters of a host id (253: the longest DNS name)."
+    )
+    validation_max_metric_name_length: int = Field(
+        200, ge=1, le=4096, description="Characters of a metric name."
+    )
+    validation_max_label_name_length: int = Field(
+        100, ge=1, le=4096, description="Characters of a label name."
+    )
+    validation_max_label_value_length: int = Field(
+        1024,
+        ge=1,
+        le=16384,
+        description="Characters of a label value (VictoriaMetrics truncates past its "
+        "-maxLabelValueLen, 16384, silently).",
+    )
+    validation_max_labels_per_series: int = Field(
+        30,
+        ge=4,
+        le=1000,
+        description="Labels of a stored series, counting __name__, instance and job "
+        "(VictoriaMetrics' -maxLabelsPerTimeseries drops the rest silently).",
+    )
+    validation_max_age_s: float = Field(
+        7 * 86_400.0,
+        gt=0,
+        description="How far behind the consumer's clock a timestamp may be; keep it within "
+        "the stores' retention.",
+    )
+    validation_max_future_s: float = Field(
+        600.0, ge=0, description="How far ahead of the consumer's clock a timestamp may be."
+    )
+
+
 class ApiSection(_Section):
     """The query API (``hoststream api``)."""
 
@@ -396,6 +436,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     TelemetrySection,
     ProducerSection,
     StreamsSection,
+    ValidationSection,
     ApiSection,
     AlertingSection,
     LocalStackSection,
@@ -423,6 +464,7 @@ class Settings(
     TelemetrySection,
     ProducerSection,
     StreamsSection,
+    ValidationSection,
     ApiSection,
     AlertingSection,
     LocalStackSection,

@@ -151,6 +151,8 @@ class ProducerReport:
     events: int = 0
     samples: int = 0
     dropped: int = 0
+    #: Samples not sent because they broke the validation contract.
+    invalid_samples: int = 0
     unflushed: int = 0
     collect_seconds: float = 0.0
     elapsed_seconds: float = 0.0
@@ -237,6 +239,7 @@ def run_producer(
                 return
             stop.wait(min(left, 0.2))
 
+    invalid_before = (publisher.invalid_samples, publisher.invalid_events)
     ticker = AlignedTicker(interval_s, speedup=speedup, sleep=sleep, stopped=should_stop)
     period_s = interval_s / speedup
     interval_ms = round(interval_s * 1000)
@@ -290,6 +293,10 @@ def run_producer(
                 span.set_attribute("messaging.batch.message_count", sent)
                 span.set_attribute("hoststream.events.dropped", dropped)
         publisher.service()
+    # publish() takes an event whose samples were all invalid without sending it.
+    report.invalid_samples = publisher.invalid_samples - invalid_before[0]
+    report.samples = max(0, report.samples - report.invalid_samples)
+    report.events -= publisher.invalid_events - invalid_before[1]
     report.elapsed_seconds = time.monotonic() - started
     report.cpu_seconds = _process_cpu_seconds() - cpu_started
     report.unflushed = publisher.flush(flush_timeout_s)

@@ -4,6 +4,11 @@ librdkafka's local queue is the bounded buffer: while the brokers are away,
 events wait there (``message.timeout.ms=0``: no expiry), and once it is full
 new events are dropped and counted rather than growing memory. Logging of
 drops and failures is summarised once per interval, not once per event.
+
+Every event is validated before it is sent (:mod:`hoststream.schemas.validation`):
+an invalid sample is dropped, counted and summarised in the log, and the rest
+of its event goes on; an event whose host id or host labels are invalid is not
+sent at all. Consumers would dead-letter what this leaves out.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from hoststream.config import Settings
 from hoststream.kafka import producer_config
 from hoststream.schemas.records import MetricEvent
+from hoststream.schemas.validation import Validator, Violation
 from hoststream.topics import metric_topic
 from hoststream.tracing import MessageHeaders
 
@@ -54,6 +60,12 @@ class PublisherMetrics:
             ["family", "error"],
             **kwargs,
         )
+        self.invalid_samples = Counter(
+            "hoststream_producer_invalid_samples_total",
+            "Samples not sent because they break the validation contract, by rule broken.",
+            ["family", "error"],
+            **kwargs,
+        )
         self.buffered = Gauge(
             "hoststream_producer_buffered_events",
             "Events waiting in the local buffer for Kafka's acknowledgement.",
@@ -69,6 +81,7 @@ class EventPublisher:
         serializer: turns an event into the value bytes (a codec from :mod:`schemas`).
         metrics: where to count produced, dropped and failed events.
         producer: a ready producer; by default one built from ``settings``.
+        validator: the validation contract; by default the settings' limits.
     """
 
     def __init__(
@@ -78,12 +91,20 @@ class EventPublisher:
         metrics: PublisherMetrics | None = None,
         producer: Producer | None = None,
         summary_interval_s: float = 10.0,
+        *,
+        validator: Validator | None = None,
     ) -> None:
         self._settings = settings
+        self._validator = validator if validator is not None else Validator.from_settings(settings)
         self._serializer = serializer
         self.metrics = metrics or PublisherMetrics(CollectorRegistry())
-        self._producer = producer or Producer(
-            producer_config(settings, **{"message.timeout.ms": 0, "error_cb": self._on_error})
+        # Not `producer or ...`: an empty producer is falsy (len() counts its queue).
+        self._producer = (
+            producer
+            if producer is not None
+            else Producer(
+                producer_config(settings, **{"message.timeout.ms": 0, "error_cb": self._on_error})
+            )
         )
         self._topics: dict[str, str] = {}
         self._summary_interval_s = summary_interval_s
@@ -91,8 +112,13 @@ class EventPublisher:
         self._dropped_since_summary = 0
         self._failed_since_summary = 0
         self._last_error: str | None = None
+        self._invalid_since_summary = 0
+        self._last_invalid: Violation | None = None
         self._last_summary = time.monotonic()
         self.acknowledged = 0
+        #: Samples never sent because they were invalid, and events of which none was left.
+        self.invalid_samples = 0
+        self.invalid_events = 0
 
     def _topic(self, family: str) -> str:
         topic = self._topics.get(family)
@@ -101,7 +127,11 @@ class EventPublisher:
         return topic
 
     def publish(self, event: MetricEvent, headers: MessageHeaders | None = None) -> bool:
-        """Queue one event; False if the buffer was full and it was dropped.
+        """Queue one event's valid samples; False only if the buffer was full and it was dropped.
+
+        Invalid samples (or a whole event with an invalid host id or host
+        labels) are not sent; they are counted in :attr:`invalid_samples` and
+        the log's summary, and True is returned: retrying cannot help.
 
         Args:
             event: the event; its host id is the message key.
@@ -109,6 +139,10 @@ class EventPublisher:
                 span (:func:`hoststream.tracing.inject_traceparent`); None: none.
         """
         topic = self._topic(event.family)
+        valid = self._valid(event, topic)
+        if valid is None:
+            return True
+        event = valid
         value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
         family = event.family
         try:
@@ -128,6 +162,26 @@ class EventPublisher:
             return False
         self._producer.poll(0)
         return True
+
+    def _valid(self, event: MetricEvent, topic: str) -> MetricEvent | None:
+        """``event`` without its invalid samples; None when nothing of it may be sent."""
+        # The producer's own clock stamped the event: no time window to check here.
+        whole = self._validator.check_event_fields(event, topic, now_ms=event.timestamp_ms)
+        if whole is not None:
+            violations = [whole] * max(1, len(event.samples))
+            kept: MetricEvent | None = None
+        else:
+            checked, violations = self._validator.valid_samples(event)
+            kept = checked if checked.samples or not event.samples else None
+        if violations:
+            for violation in violations:
+                self.metrics.invalid_samples.labels(event.family, violation.error).inc()
+            self.invalid_samples += len(violations)
+            self.invalid_events += kept is None
+            with self._lock:
+                self._invalid_since_summary += len(violations)
+                self._last_invalid = violations[-1]
+        return kept
 
     def _on_delivery(self, family: str, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -154,9 +208,20 @@ class EventPublisher:
         with self._lock:
             dropped, failed = self._dropped_since_summary, self._failed_since_summary
             error = self._last_error
+            invalid, last_invalid = self._invalid_since_summary, self._last_invalid
             self._dropped_since_summary = self._failed_since_summary = 0
+            self._invalid_since_summary = 0
             self._last_error = None
+            self._last_invalid = None
             self._last_summary = now
+        if invalid and last_invalid is not None:
+            log.warning(
+                "last %.0fs: %d invalid sample(s) not sent; last: %s: %s",
+                self._summary_interval_s,
+                invalid,
+                last_invalid.error,
+                last_invalid.reason,
+            )
         if dropped or failed or error:
             log.warning(
                 "last %.0fs: %d event(s) dropped (buffer full), %d delivery failure(s), "

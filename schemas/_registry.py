@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 MAGIC_BYTE = 0
+#: Schema ids remembered as never decoding, at most (then forgotten, and asked again).
+_MAX_REFUSED_IDS = 10_000
 _HEADER = struct.Struct(">BI")
 
 
@@ -186,7 +188,7 @@ class RegistryAvroDeserializer(Generic[R]):
     per id), so data written with older or newer compatible versions decodes.
     """
 
-    __slots__ = ("_client", "_record_type", "_schema", "_writers")
+    __slots__ = ("_client", "_record_type", "_refused", "_schema", "_writers")
 
     def __init__(
         self,
@@ -206,6 +208,10 @@ class RegistryAvroDeserializer(Generic[R]):
         self._schema = schema if schema is not None else schema_for(record_type)
         # schema id -> (writer schema, reader schema or None when they are the same)
         self._writers: dict[int, tuple[AvroSchema, AvroSchema | None]] = {}
+        # schema id -> why values naming it never decode here (unknown to the
+        # registry, not Avro, another record): a flood of such messages must
+        # not cost a registry request and a schema parse each.
+        self._refused: dict[int, str] = {}
 
     @property
     def schema(self) -> AvroSchema:
@@ -228,6 +234,9 @@ class RegistryAvroDeserializer(Generic[R]):
             )
         entry = self._writers.get(schema_id)
         if entry is None:
+            refused = self._refused.get(schema_id)
+            if refused is not None:
+                raise SerializationError(f"value{describe(ctx)} {refused}")
             entry = self._resolve(schema_id, ctx)
         return decode(
             data, _HEADER.size, entry[0], entry[1], record_type=self._record_type, ctx=ctx
@@ -240,29 +249,42 @@ class RegistryAvroDeserializer(Generic[R]):
             registered = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                raise SerializationError(
-                    f"value{describe(ctx)} names schema id {schema_id}, which the registry"
-                    " does not know"
+                raise self._refuse(
+                    schema_id, ctx, f"names schema id {schema_id}, which the registry does not know"
                 ) from exc
             raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
         except _TRANSPORT_ERRORS as exc:
             raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
         if registered.schema_type not in (None, "AVRO") or registered.schema_str is None:
-            raise SerializationError(
-                f"value{describe(ctx)} names schema id {schema_id}, a"
-                f" {registered.schema_type} schema, not Avro"
+            raise self._refuse(
+                schema_id,
+                ctx,
+                f"names schema id {schema_id}, a {registered.schema_type} schema, not Avro",
             )
-        writer = AvroSchema.from_json(
-            registered.schema_str, source=f"registry schema id {schema_id}"
-        )
+        try:
+            writer = AvroSchema.from_json(
+                registered.schema_str, source=f"registry schema id {schema_id}"
+            )
+        except SerializationError as exc:
+            raise self._refuse(schema_id, ctx, f"names schema id {schema_id}: {exc}") from exc
         if writer.full_name not in self._schema.names:
             # Caught here rather than by fastavro for a message that says what happened.
-            raise SerializationError(
-                f"value{describe(ctx)} was written with schema id {schema_id}, a"
-                f" {writer.full_name}, which does not resolve to {self._schema.full_name};"
-                " was it produced to the wrong topic?"
+            raise self._refuse(
+                schema_id,
+                ctx,
+                f"was written with schema id {schema_id}, a {writer.full_name}, which does not"
+                f" resolve to {self._schema.full_name}; was it produced to the wrong topic?",
             )
         same = writer.canonical_form == self._schema.canonical_form
         entry = (writer, None if same else self._schema)
         self._writers[schema_id] = entry
         return entry
+
+    def _refuse(
+        self, schema_id: int, ctx: SerializationContext | None, why: str
+    ) -> SerializationError:
+        """The error for a schema id that never decodes here, remembered for the next value."""
+        if len(self._refused) >= _MAX_REFUSED_IDS:
+            self._refused.clear()
+        self._refused[schema_id] = why
+        return SerializationError(f"value{describe(ctx)} {why}")

@@ -305,6 +305,21 @@ def test_registry_deserializer_refuses_a_record_of_another_type(registry: Counti
         RegistryAvroDeserializer(registry, MetricEvent)(alert, ctx_for("metrics.cpu"))
 
 
+def test_a_flood_of_undecodable_schema_ids_asks_the_registry_once_per_id(
+    registry: CountingRegistry,
+) -> None:
+    alert = RegistryAvroSerializer(registry, AlertEvent)(alert_event(), ctx_for("alerts"))
+    unknown = b"\x00\x00\x00\x99\x99" + alert[5:]
+    deserializer = RegistryAvroDeserializer(registry, MetricEvent)
+    registry.calls.clear()
+    for _ in range(50):
+        with pytest.raises(SerializationError, match="wrong topic"):
+            deserializer(alert, ctx_for("metrics.cpu"))
+        with pytest.raises(SerializationError, match="does not know"):
+            deserializer(unknown, ctx_for("metrics.cpu"))
+    assert registry.calls["get_schema"] == 2
+
+
 def test_single_object_refuses_a_record_of_another_type() -> None:
     alert = SingleObjectAvroSerializer(AlertEvent)(alert_event())
     with pytest.raises(SerializationError, match=r"none of the 1 known version.*MetricEvent"):

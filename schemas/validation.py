@@ -1,0 +1,555 @@
+"""The validation contract: what a record must be to enter, or leave, any hop.
+
+One set of rules, applied identically by the producer (a bad sample is
+counted, logged and never sent), the stream processor and every sink (a bad
+record goes to ``<topic>.dlq`` with the rule it broke). Every rule is listed
+in docs/validation.md; every limit is a setting (:class:`ValidationLimits`).
+
+Start with :class:`Validator`: ``validator.check(record, topic, now_ms)``
+returns None for a valid record and a :class:`Violation` (the rule broken and
+a sentence) otherwise; :meth:`Validator.check_batch` does a whole batch at
+one clock reading. Nothing here raises for bad input: a rejection is a value,
+so a fuzzer or a columnar caller can count on it.
+
+The rules, for every record kind:
+
+- host id: 1 to ``max_host_id_length`` characters, letters, digits and
+  ``. _ : -``, starting with a letter or digit (a DNS name, an IPv4 or IPv6
+  address); the API looks hosts up by the same pattern.
+- metric names: Prometheus' ``[a-zA-Z_:][a-zA-Z0-9_:]*``, at most
+  ``max_metric_name_length``.
+- label names: Prometheus' ``[a-zA-Z_][a-zA-Z0-9_]*``, not starting with
+  ``__`` (reserved), not ``instance`` or ``job`` (set from the host id by the
+  VictoriaMetrics sink), at most ``max_label_name_length``.
+- label values: at most ``max_label_value_length`` characters, no control
+  characters (PostgreSQL's TEXT cannot hold NUL; the others are collector bugs).
+- labels per series: the stored series (``__name__``, ``instance``, ``job``,
+  the host labels and the sample's labels) has at most ``max_labels_per_series``
+  labels: VictoriaMetrics' ``-maxLabelsPerTimeseries`` (default 30) drops the
+  rest silently.
+- values: finite; a counter's value (and an aggregate's counter rate) is not
+  negative.
+- timestamps: within ``[now - max_age_s, now + max_future_s]`` of the
+  consumer's clock.
+- topic: an event's family is its topic's (``metrics.<family>``), an
+  aggregate's window its topic's (``metrics.agg.<window>``), an alert on
+  ``alerts``.
+- no series twice in one event; an aggregate's window is
+  ``[start, start + size)`` with ``start`` a multiple of ``size`` and a count
+  of at least one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeVar
+
+from hoststream.schemas.records import AlertEvent, MetricEvent, MetricKind, Sample, WindowAggregate
+
+if TYPE_CHECKING:
+    from hoststream.config import Settings
+
+__all__ = [
+    "RESERVED_LABELS",
+    "SERIES_LABELS",
+    "Record",
+    "ValidationLimits",
+    "Validator",
+    "Violation",
+]
+
+Record = MetricEvent | WindowAggregate | AlertEvent
+
+#: Labels the VictoriaMetrics sink sets on every series itself.
+RESERVED_LABELS = frozenset({"instance", "job"})
+#: Labels every stored series has besides its own: ``__name__``, ``instance``, ``job``.
+SERIES_LABELS = 3
+
+_HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_FAMILY = re.compile(r"[a-z][a-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WINDOW_LABEL = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+# Names and label pairs seen valid are remembered, so a steady stream of
+# the same series costs a set lookup per label; bounded, then forgotten.
+_CACHE_LIMIT = 200_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationLimits:
+    """The contract's limits; each is a setting ``HOSTSTREAM_VALIDATION_<NAME>``.
+
+    Args:
+        max_host_id_length: characters of a host id (253: the longest DNS name).
+        max_metric_name_length: characters of a metric name.
+        max_label_name_length: characters of a label name.
+        max_label_value_length: characters of a label value (VictoriaMetrics
+            truncates past ``-maxLabelValueLen``, 16384, silently).
+        max_labels_per_series: labels of a stored series, counting ``__name__``,
+            ``instance`` and ``job`` (VictoriaMetrics' ``-maxLabelsPerTimeseries``).
+        max_age_s: how far behind the consumer's clock a timestamp may be; keep
+            it within the stores' retention (VictoriaMetrics' ``-retentionPeriod``).
+        max_future_s: how far ahead of the consumer's clock a timestamp may be.
+    """
+
+    max_host_id_length: int = 253
+    max_metric_name_length: int = 200
+    max_label_name_length: int = 100
+    max_label_value_length: int = 1024
+    max_labels_per_series: int = 30
+    max_age_s: float = 7 * 86_400.0
+    max_future_s: float = 600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ValidationLimits:
+        return cls(
+            max_host_id_length=settings.validation_max_host_id_length,
+            max_metric_name_length=settings.validation_max_metric_name_length,
+            max_label_name_length=settings.validation_max_label_name_length,
+            max_label_value_length=settings.validation_max_label_value_length,
+            max_labels_per_series=settings.validation_max_labels_per_series,
+            max_age_s=settings.validation_max_age_s,
+            max_future_s=settings.validation_max_future_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A broken rule: ``error`` names it (the dead-letter error class), ``reason`` explains."""
+
+    error: str
+    reason: str
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a reason, shortened: a 10 kB value must not make a 10 kB header."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+class Validator:
+    """Checks records against the contract.
+
+    Args:
+        limits: the contract's limits.
+        topic_prefix: ``HOSTSTREAM_TOPIC_PREFIX``, to tell a record's topic.
+        clock_ms: the consumer's clock, UTC milliseconds; used when a check is
+            not given ``now_ms``.
+    """
+
+    def __init__(
+        self,
+        limits: ValidationLimits | None = None,
+        *,
+        topic_prefix: str = "",
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.limits = limits if limits is not None else ValidationLimits()
+        self._prefix = topic_prefix
+        self._clock_ms = clock_ms if clock_ms is not None else _wall_clock_ms
+        self._max_age_ms = int(self.limits.max_age_s * 1000)
+        self._max_future_ms = int(self.limits.max_future_s * 1000)
+        self._good_names: set[str] = set()
+        self._good_labels: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, clock_ms: Callable[[], int] | None = None
+    ) -> Validator:
+        return cls(
+            ValidationLimits.from_settings(settings),
+            topic_prefix=settings.topic_prefix,
+            clock_ms=clock_ms,
+        )
+
+    # -- whole records ------------------------------------------------------
+
+    def check(
+        self, record: object, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        """The first rule ``record`` breaks, or None.
+
+        Args:
+            record: a decoded :class:`MetricEvent`, :class:`WindowAggregate` or
+                :class:`AlertEvent`; anything else is a violation.
+            topic: the topic it was read from (None: not checked).
+            now_ms: the consumer's clock (None: read it now).
+        """
+        now = self._clock_ms() if now_ms is None else now_ms
+        if isinstance(record, MetricEvent):
+            return self.check_event(record, topic, now)
+        if isinstance(record, WindowAggregate):
+            return self.check_aggregate(record, topic, now)
+        if isinstance(record, AlertEvent):
+            return self.check_alert(record, topic, now)
+        return Violation("UnknownRecord", f"a {type(record).__name__} is no hoststream record")
+
+    def check_batch(
+        self, records: Sequence[object], topics: Sequence[str | None] | str | None = None
+    ) -> list[Violation | None]:
+        """:meth:`check` for each record, at one reading of the clock.
+
+        Args:
+            records: decoded records.
+            topics: each record's topic, or one topic for all, or None.
+        """
+        now = self._clock_ms()
+        if topics is None or isinstance(topics, str):
+            return [self.check(record, topics, now) for record in records]
+        if len(topics) != len(records):
+            raise ValueError(f"{len(records)} records but {len(topics)} topics")
+        return [self.check(r, t, now) for r, t in zip(records, topics, strict=True)]
+
+    def check_event(
+        self, event: MetricEvent, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        found = self.check_event_fields(event, topic, now_ms)
+        if found is not None:
+            return found
+        bad = self._scan_samples(event, first_only=True)
+        return bad[0][1] if bad else None
+
+    def check_event_fields(
+        self, event: MetricEvent, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        """The rules of an event as a whole: topic, host id, timestamp, host labels."""
+        now = self._clock_ms() if now_ms is None else now_ms
+        if topic is not None:
+            expected = self._family_of(topic)
+            if event.family != expected:
+                carries = f"{expected!r} events" if expected is not None else "no events"
+                return Violation(
+                    "WrongTopic",
+                    f"a {_cut(event.family)} event on topic {topic!r}, which carries {carries}",
+                )
+        elif not _FAMILY.fullmatch(event.family):
+            return Violation("InvalidFamily", f"family {_cut(event.family)} is not a family name")
+        return (
+            self._host(event.host)
+            or self._timestamp(event.timestamp_ms, "timestamp_ms", now)
+            or self._labels(event.host_labels, "host_labels")
+        )
+
+    def check_aggregate(
+        self, aggregate: WindowAggregate, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        now = self._clock_ms() if now_ms is None else now_ms
+        a = aggregate
+        if topic is not None:
+            expected = self._window_of(topic)
+            if a.window_size_ms != expected:
+                return Violation(
+                    "WrongTopic",
+                    f"a window of {a.window_size_ms} ms on topic {topic!r}, which carries"
+                    + (f" windows of {expected} ms" if expected is not None else " no aggregates"),
+                )
+        if (
+            a.window_size_ms <= 0
+            or a.window_end != a.window_start + a.window_size_ms
+            or a.window_start % a.window_size_ms
+        ):
+            return Violation(
+                "InvalidWindow",
+                f"window [{a.window_start}, {a.window_end}) is not an aligned window of"
+                f" window_size_ms={a.window_size_ms}",
+            )
+        if a.count < 1:
+            return Violation("InvalidWindow", f"count is {a.count}; a window holds a sample")
+        found = (
+            self._host(a.host)
+            or self._metric_name(a.metric)
+            or self._labels(a.labels, f"the labels of {a.metric}")
+            or self._label_count(len(a.labels), a.metric)
+            or self._timestamp(a.window_end, "window_end", now)
+        )
+        if found is not None:
+            return found
+        for name in ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99"):
+            value = getattr(a, name)
+            if not math.isfinite(value):
+                return Violation("NonFiniteValue", f"{name} of {a.metric} is {value}")
+        error = a.quantile_relative_error
+        if not (math.isfinite(error) and 0 <= error < 1):
+            return Violation("NonFiniteValue", f"quantile_relative_error is {error}")
+        if a.rate_per_second is not None:
+            if not math.isfinite(a.rate_per_second):
+                return Violation(
+                    "NonFiniteValue", f"rate_per_second of {a.metric} is {a.rate_per_second}"
+                )
+            if a.rate_per_second < 0:
+                return Violation(
+                    "NegativeCounter",
+                    f"rate_per_second of {a.metric} is {a.rate_per_second}; counter rates"
+                    " are not negative (resets are taken into account)",
+                )
+        if a.kind is MetricKind.COUNTER and a.min < 0:
+            return Violation(
+                "NegativeCounter", f"counter {a.metric} has min {a.min}; counters are not negative"
+            )
+        return None
+
+    def check_alert(
+        self, alert: AlertEvent, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        now = self._clock_ms() if now_ms is None else now_ms
+        e = alert
+        if topic is not None and topic != f"{self._prefix}alerts":
+            return Violation("WrongTopic", f"an alert event on topic {topic!r}")
+        if not e.dedup_key or len(e.dedup_key) > 1024 or _CONTROL.search(e.dedup_key):
+            return Violation(
+                "InvalidAlert", f"dedup_key {_cut(e.dedup_key)} is empty, too long or not text"
+            )
+        for name in ("rule", "severity"):
+            text = getattr(e, name)
+            if not text or len(text) > self.limits.max_label_value_length or _CONTROL.search(text):
+                return Violation(
+                    "InvalidAlert", f"{name} {_cut(text)} is empty, too long or not text"
+                )
+        found = (
+            self._host(e.host)
+            or self._metric_name(e.metric)
+            or self._labels(e.series_labels, "series_labels")
+            or self._labels(e.labels, "labels")
+            or self._annotations(e.annotations)
+        )
+        if found is not None:
+            return found
+        for name in ("starts_at", "window_end", "event_time"):
+            found = self._timestamp(getattr(e, name), name, now)
+            if found is not None:
+                return found
+        if e.ends_at is not None:
+            found = self._timestamp(e.ends_at, "ends_at", now)
+            if found is not None:
+                return found
+        for name in ("value", "threshold"):
+            value = getattr(e, name)
+            if not math.isfinite(value):
+                return Violation("NonFiniteValue", f"{name} of alert {e.rule} is {value}")
+        return None
+
+    # -- parts ----------------------------------------------------------------
+
+    def check_sample(
+        self, sample: Sample, host_label_names: Iterable[str] = ()
+    ) -> Violation | None:
+        """The first rule one sample breaks, or None; ``host_label_names`` join its series."""
+        found = self._metric_name(sample.name) or self._labels(
+            sample.labels, f"the labels of {sample.name}"
+        )
+        if found is not None:
+            return found
+        names = set(sample.labels)
+        names.update(host_label_names)
+        found = self._label_count(len(names), sample.name)
+        if found is not None:
+            return found
+        value = sample.value
+        # isinstance: a value decoded from Avro is a float; one built in code may be anything.
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return Violation("NonFiniteValue", f"the value of {sample.name} is {value!r}")
+        if value < 0 and sample.kind is MetricKind.COUNTER:
+            return Violation(
+                "NegativeCounter", f"counter {sample.name} is {value}; counters are not negative"
+            )
+        return None
+
+    def valid_samples(self, event: MetricEvent) -> tuple[MetricEvent, list[Violation]]:
+        """``event`` without its invalid samples, and what was wrong with them (the producer).
+
+        Rules of the whole event (host id, host labels) are not checked here:
+        :meth:`check_event_fields` does.
+        """
+        bad = self._scan_samples(event, first_only=False)
+        if not bad:
+            return event, []
+        dropped = {index for index, _ in bad}
+        kept = tuple(s for i, s in enumerate(event.samples) if i not in dropped)
+        return replace(event, samples=kept), [violation for _, violation in bad]
+
+    def _scan_samples(self, event: MetricEvent, *, first_only: bool) -> list[tuple[int, Violation]]:
+        """(index, violation) of the event's bad samples; only the first with ``first_only``."""
+        # The hot path of every consumer: what was seen valid before costs a
+        # set lookup; anything else takes the full check (check_sample).
+        host_names = frozenset(event.host_labels)
+        room = self.limits.max_labels_per_series - SERIES_LABELS - len(host_names)
+        good_names, good_labels = self._good_names, self._good_labels
+        counter, isfinite = MetricKind.COUNTER, math.isfinite
+        seen: set[object] = set()
+        bad: list[tuple[int, Violation]] = []
+        for index, sample in enumerate(event.samples):
+            labels = sample.labels
+            value = sample.value
+            fast = (
+                sample.name in good_names
+                and len(labels) <= room
+                and (type(value) is float or type(value) is int)
+                and isfinite(value)
+                and (value >= 0 or sample.kind is not counter)
+                and good_labels.issuperset(labels.items())
+            )
+            found = None if fast else self.check_sample(sample, host_names)
+            if found is None:
+                series = (sample.name, frozenset(labels.items())) if labels else sample.name
+                if series in seen:
+                    found = _duplicate(sample)
+                seen.add(series)
+            if found is not None:
+                bad.append((index, found))
+                if first_only:
+                    break
+        return bad
+
+    def _family_of(self, topic: str) -> str | None:
+        name = topic.removeprefix(self._prefix) if topic.startswith(self._prefix) else None
+        if name is None or not name.startswith("metrics.") or name.startswith("metrics.agg."):
+            return None
+        family = name.removeprefix("metrics.")
+        return family if _FAMILY.fullmatch(family) else None
+
+    def _window_of(self, topic: str) -> int | None:
+        if not topic.startswith(f"{self._prefix}metrics.agg."):
+            return None
+        match = _WINDOW_LABEL.fullmatch(topic.removeprefix(f"{self._prefix}metrics.agg."))
+        if match is None:
+            return None
+        return int(match[1]) * _UNIT_MS[match[2]]
+
+    def _host(self, host: str) -> Violation | None:
+        if not isinstance(host, str):
+            return Violation("InvalidHostId", f"host id {host!r} is not text")
+        if len(host) > self.limits.max_host_id_length:
+            return Violation(
+                "InvalidHostId",
+                f"host id {_cut(host)} is longer than {self.limits.max_host_id_length}",
+            )
+        if not _HOST_ID.fullmatch(host):
+            return Violation(
+                "InvalidHostId",
+                f"host id {_cut(host)} is not letters, digits and . _ : -"
+                " (a letter or digit first)",
+            )
+        return None
+
+    def _metric_name(self, name: str) -> Violation | None:
+        if name in self._good_names:
+            return None
+        if not isinstance(name, str):
+            return Violation("InvalidMetricName", f"metric name {name!r} is not text")
+        if len(name) > self.limits.max_metric_name_length:
+            return Violation(
+                "InvalidMetricName",
+                f"metric name {_cut(name)} is longer than {self.limits.max_metric_name_length}",
+            )
+        if not _METRIC_NAME.fullmatch(name):
+            return Violation(
+                "InvalidMetricName", f"metric name {_cut(name)} breaks [a-zA-Z_:][a-zA-Z0-9_:]*"
+            )
+        self._remember(self._good_names, name)
+        return None
+
+    def _labels(self, labels: Mapping[str, str], where: str) -> Violation | None:
+        good = self._good_labels
+        for item in labels.items():
+            if item in good:
+                continue
+            found = self._label(item[0], item[1], where)
+            if found is not None:
+                return found
+            self._remember(good, item)
+        return None
+
+    def _label(self, name: str, value: str, where: str) -> Violation | None:
+        limits = self.limits
+        if not isinstance(name, str):
+            return Violation("InvalidLabelName", f"label name {name!r} in {where} is not text")
+        if len(name) > limits.max_label_name_length:
+            return Violation(
+                "InvalidLabelName",
+                f"label name {_cut(name)} in {where} is longer than {limits.max_label_name_length}",
+            )
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            return Violation(
+                "InvalidLabelName",
+                f"label name {_cut(name)} in {where} breaks [a-zA-Z_][a-zA-Z0-9_]*"
+                " or starts with the reserved __",
+            )
+        if name in RESERVED_LABELS:
+            return Violation(
+                "InvalidLabelName",
+                f"label name {name!r} in {where} is reserved: hoststream sets it on every series",
+            )
+        if not isinstance(value, str):
+            return Violation("InvalidLabelValue", f"label {name} in {where} is not text")
+        if len(value) > limits.max_label_value_length:
+            return Violation(
+                "InvalidLabelValue",
+                f"label {name} in {where} is {len(value)} characters long, more than"
+                f" {limits.max_label_value_length}",
+            )
+        if _CONTROL.search(value):
+            return Violation(
+                "InvalidLabelValue", f"label {name} in {where} holds a control character"
+            )
+        return None
+
+    def _annotations(self, annotations: Mapping[str, str]) -> Violation | None:
+        for name, value in annotations.items():
+            if not _LABEL_NAME.fullmatch(name) or len(name) > self.limits.max_label_name_length:
+                return Violation("InvalidLabelName", f"annotation name {_cut(name)} is invalid")
+            if "\x00" in value or len(value) > 16 * self.limits.max_label_value_length:
+                return Violation(
+                    "InvalidLabelValue", f"annotation {name} is too long or holds a NUL"
+                )
+        return None
+
+    def _label_count(self, labels: int, name: str) -> Violation | None:
+        total = labels + SERIES_LABELS
+        if total > self.limits.max_labels_per_series:
+            return Violation(
+                "TooManyLabels",
+                f"a series of {_cut(name)} would have {total} labels (with __name__, instance"
+                f" and job), more than {self.limits.max_labels_per_series}",
+            )
+        return None
+
+    def _timestamp(self, ms: int, name: str, now: int) -> Violation | None:
+        if ms < now - self._max_age_ms:
+            return Violation(
+                "StaleTimestamp",
+                f"{name} {ms} is {(now - ms) / 1000:.0f} s behind this consumer's clock"
+                f" (limit {self.limits.max_age_s:.0f} s)",
+            )
+        if ms > now + self._max_future_ms:
+            return Violation(
+                "FutureTimestamp",
+                f"{name} {ms} is {(ms - now) / 1000:.0f} s ahead of this consumer's clock"
+                f" (limit {self.limits.max_future_s:.0f} s); check the producing host's clock",
+            )
+        return None
+
+    @staticmethod
+    def _remember(cache: set[T], item: T) -> None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache.add(item)
+
+
+def _duplicate(sample: Sample) -> Violation:
+    return Violation(
+        "DuplicateSeries",
+        f"series {_cut(sample.name)} {_cut(repr(dict(sample.labels)))} appears twice in one"
+        " event; which value is right is unknown",
+    )
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
