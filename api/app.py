@@ -12,12 +12,13 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from hoststream import __version__
 from hoststream.api.auth import Authenticator
-from hoststream.api.context import ApiContext
+from hoststream.api.context import ApiContext, api_metrics
+from hoststream.api.metrics import ApiMetrics
 from hoststream.api.ratelimit import AuthFailureThrottle, RateLimiter
 from hoststream.api.routes import health, hosts, query, stored, stream
 from hoststream.api.tracing import instrument
@@ -31,14 +32,6 @@ log = logging.getLogger(__name__)
 #: The API only reads; a request body larger than this is refused outright.
 MAX_BODY_BYTES = 16 * 1024
 
-REQUESTS = Counter("hoststream_api_requests_total", "API requests answered.", ["route", "status"])
-LATENCY = Histogram(
-    "hoststream_api_request_seconds",
-    "API request latency.",
-    ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
-
 
 def _kafka_check(settings: Settings) -> Callable[[], Awaitable[None]]:
     admin = admin_client(settings)
@@ -51,8 +44,20 @@ def _kafka_check(settings: Settings) -> Callable[[], Awaitable[None]]:
     return check
 
 
-def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI:
-    """The API for ``settings``; ``context`` replaces the clients (tests)."""
+def create_app(
+    settings: Settings,
+    context: ApiContext | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The API for ``settings``.
+
+    Args:
+        settings: hoststream's settings.
+        context: replaces the clients the lifespan would open (tests).
+        registry: where the API's metrics are registered and what ``/metrics``
+            serves (the component runtime's); default: a registry of the app's own.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +98,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         summary="Host metrics aggregates, alerts and live streams from the hoststream pipeline.",
         lifespan=lifespan,
     )
+    app.state.metrics = ApiMetrics(registry if registry is not None else CollectorRegistry())
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -117,8 +123,9 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             response = JSONResponse({"detail": "internal error"}, status_code=500)
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(route, str(response.status_code)).inc()
-        LATENCY.labels(route).observe(time.perf_counter() - started)
+        metrics = api_metrics(request)
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -10,24 +10,14 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from hoststream.api.auth import Authenticator, InvalidTokenError, Principal
+from hoststream.api.metrics import ApiMetrics
 from hoststream.api.ratelimit import AuthFailureThrottle, RateLimiter
 from hoststream.config import Settings
 
-__all__ = ["AUTH_FAILURES", "AUTH_THROTTLED", "ApiContext", "client_address", "context", "require"]
-
-AUTH_FAILURES = Counter(
-    "hoststream_api_auth_failures_total",
-    "Requests refused with 401: no bearer token (missing) or one that does not verify (invalid).",
-    ["reason"],
-)
-AUTH_THROTTLED = Counter(
-    "hoststream_api_auth_throttled_total",
-    "Requests refused with 429 because their client address failed to authenticate too often.",
-)
+__all__ = ["ApiContext", "api_metrics", "client_address", "context", "require"]
 
 
 @dataclass
@@ -48,6 +38,12 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
+def api_metrics(request: Request) -> ApiMetrics:
+    """The metrics of the app serving ``request`` (see :func:`api.app.create_app`)."""
+    metrics: ApiMetrics = request.app.state.metrics
+    return metrics
+
+
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -59,10 +55,11 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         ctx: Annotated[ApiContext, Depends(context)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        metrics = api_metrics(request)
         address = client_address(request)
         blocked = ctx.auth_throttle.wait_for(address)
         if blocked > 0:
-            AUTH_THROTTLED.inc()
+            metrics.auth_throttled.inc()
             raise HTTPException(
                 429,
                 "too many failed authentications from this address",
@@ -70,13 +67,13 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
             )
         if credentials is None or credentials.scheme.lower() != "bearer":
             ctx.auth_throttle.failed(address)
-            AUTH_FAILURES.labels("missing").inc()
+            metrics.auth_failures.labels("missing").inc()
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:
             principal = ctx.authenticator.authenticate(credentials.credentials)
         except InvalidTokenError as exc:
             ctx.auth_throttle.failed(address)
-            AUTH_FAILURES.labels("invalid").inc()
+            metrics.auth_failures.labels("invalid").inc()
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
         if scope not in principal.scopes:
             raise HTTPException(403, f"this token lacks the scope {scope}")

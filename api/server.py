@@ -1,38 +1,70 @@
-"""Running the API under uvicorn."""
+"""Running the API under uvicorn, as a component of :mod:`hoststream.runtime`."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
 from hoststream.api.app import create_app
-from hoststream.config import Settings
+from hoststream.runtime import Runtime, bind_socket
 
 __all__ = ["run_api"]
 
 log = logging.getLogger(__name__)
 
 
-def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; loopback unless told otherwise."""
-    host = host or settings.api_host
-    port = port or settings.api_port
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped by the component runtime instead of its own signal handlers."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_api(runtime: Runtime) -> None:
+    """Serve until the runtime stops it: the body of ``hoststream api``.
+
+    Start it with :func:`hoststream.runtime.run_component` (``serve_metrics=False``:
+    the API serves its registry at its own ``/metrics``). It listens on
+    ``api_host:api_port``, loopback unless told otherwise; port 0 takes a free
+    port, which is logged.
+
+    Raises:
+        ListenError: the port is taken.
+    """
+    settings = runtime.settings
+    host, port = settings.api_host, settings.api_port
     try:
         exposed = not ipaddress.ip_address(host).is_loopback
     except ValueError:
         exposed = host != "localhost"
     if exposed:
         log.warning("the API listens on %s, beyond this machine; put TLS in front of it", host)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        # Bounded: slow clients cannot hold connections forever.
-        timeout_keep_alive=15,
-        limit_concurrency=500,
+    # Bound here rather than by uvicorn: a taken port is then one clear error,
+    # and port 0 becomes a known one before the first request.
+    sock = bind_socket(host, port, "HOSTSTREAM_API_PORT", "the API")
+    bound = sock.getsockname()[1]
+    server = _Server(
+        uvicorn.Config(
+            create_app(settings, registry=runtime.registry),
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            # Bounded: slow clients cannot hold connections forever.
+            timeout_keep_alive=15,
+            limit_concurrency=500,
+        )
     )
+
+    def stop() -> None:
+        server.should_exit = True
+
+    runtime.on_stop(stop)
+    # Printed even at the default level: with port 0 this line is how to find it.
+    log.warning("API on http://%s:%d (docs at /docs, metrics at /metrics)", host, bound)
+    with sock:
+        server.run(sockets=[sock])

@@ -4,7 +4,7 @@ Contenders, each a fresh consumer group reading the topics from the start, in
 its own process, measured the same way: the group's committed offsets are
 polled until they reach the end of every partition (or a time cap passes).
 
-1. hoststream's stream processor (``python -m hoststream.streams --windows 1m --no-alerts``).
+1. hoststream's stream processor (``hoststream stream --windows 1m --no-alerts``).
 2. A plain Faust agent with a windowed table, one update per sample
    (``bench/peers/faust_plain.py``), as Faust's documentation shows.
 3. Quix Streams' tumbling-window aggregation (``bench/peers/quix_window.py``),
@@ -178,7 +178,8 @@ def _hoststream_cmd(app_id: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "hoststream.streams",
+        "hoststream",
+        "stream",
         "--app-id",
         app_id,
         "--windows",

@@ -21,11 +21,9 @@ from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
 from hoststream.runtime import run_component
 from hoststream.stack import Stack
-from hoststream.telemetry import configure_logging, serve_metrics
-from hoststream.tracing import configure_tracing, shutdown_tracing, tracing_enabled
+from hoststream.telemetry import configure_logging
 
 if TYPE_CHECKING:
-    from hoststream.producers.agent import EventSource
     from hoststream.sinks import SinkKind
 
 __all__ = ["app", "main"]
@@ -107,65 +105,37 @@ def _print_status(stack: Stack) -> bool:
 def produce(
     interval: Annotated[
         float | None,
-        typer.Option(help="Seconds between collections (HOSTSTREAM_COLLECT_INTERVAL_S)."),
+        typer.Option(help="Seconds between collections (HOSTSTREAM_COLLECT_INTERVAL_S; 10)."),
     ] = None,
     simulate_hosts: Annotated[
-        int, typer.Option(help="Produce for N simulated hosts instead of this one.")
-    ] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 1,
+        int | None,
+        typer.Option(
+            help="Produce for N simulated hosts instead of this one (HOSTSTREAM_SIMULATE_HOSTS)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the simulated fleet (HOSTSTREAM_SIMULATE_SEED).")
+    ] = None,
     speedup: Annotated[
-        float, typer.Option(help="Simulated time runs this many times faster (simulation only).")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Simulated time runs this many times faster (HOSTSTREAM_SIMULATE_SPEEDUP)."
+        ),
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until signalled).")
     ] = None,
 ) -> None:
     """Collect this host's metrics (or simulate a fleet) and publish them to Kafka."""
-    import threading
+    from hoststream.producers.app import run_agent
 
-    from hoststream.producers.agent import (
-        HostEvents,
-        collectors_for,
-        create_metric_topics,
-        install_stop_signals,
-        run_producer,
+    cfg = settings(
+        collect_interval_s=interval,
+        simulate_hosts=simulate_hosts,
+        simulate_seed=seed,
+        simulate_speedup=speedup,
     )
-    from hoststream.producers.publisher import EventPublisher, PublisherMetrics
-    from hoststream.schemas import MetricEvent, codec_for
-
-    if simulate_hosts < 0:
-        raise ConfigurationError("--simulate-hosts", "must be 0 or more")
-    if speedup <= 0 or (speedup != 1.0 and not simulate_hosts):
-        raise ConfigurationError("--speedup", "must be positive, and is for simulation only")
-    cfg = settings(collect_interval_s=interval)
-    configure_logging("producer", cfg.log_level, cfg.log_format)
-    tracer = configure_tracing(cfg, "producer")
-    source: EventSource
-    if simulate_hosts:
-        from hoststream.producers.simulation import SimulatedFleet
-
-        source = SimulatedFleet(simulate_hosts, seed=seed)
-    else:
-        source = HostEvents(collectors_for(cfg), cfg.host_id, cfg.host_labels)
-    create_metric_topics(cfg, source.families)
-    publisher = EventPublisher(cfg, codec_for(cfg, MetricEvent).serializer, PublisherMetrics())
-    serve_metrics(cfg.metrics_port)
-    stop = threading.Event()
-    install_stop_signals(stop)
-    try:
-        report = run_producer(
-            cfg,
-            source,
-            publisher,
-            stop,
-            interval_s=cfg.collect_interval_s,
-            speedup=speedup,
-            duration_s=duration,
-            pace=bool(simulate_hosts),
-            tracer=tracer if tracing_enabled() else None,
-        )
-    finally:
-        shutdown_tracing()
+    report = run_component("producer", cfg, partial(run_agent, duration_s=duration))
     console.print(
         f"produced {report.events} events ({report.samples} samples) in "
         f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
@@ -181,33 +151,70 @@ def produce(
 
 @app.command("stream")
 def stream(
-    windows: Annotated[str, typer.Option(help="Window sizes, e.g. 10s,1m,5m.")] = "1m,5m",
-    grace: Annotated[
-        float, typer.Option(help="Seconds a late sample still counts.", min=0, max=3600)
-    ] = 10.0,
-    rules: Annotated[
-        Path | None, typer.Option(help="Alert rules YAML (default: the built-in host rules).")
+    *,
+    app_id: Annotated[
+        str | None,
+        typer.Option(help="Faust app id and consumer group (HOSTSTREAM_STREAM_APP_ID)."),
     ] = None,
-    no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Aggregates only.")] = False,
+    windows: Annotated[
+        str | None,
+        typer.Option(help="Window sizes, e.g. 10s,1m,5m (HOSTSTREAM_STREAM_WINDOWS; 1m,5m)."),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Seconds a late sample still counts (HOSTSTREAM_STREAM_GRACE_S; 10)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="At most this many messages a batch (HOSTSTREAM_STREAM_BATCH_SIZE)."),
+    ] = None,
+    batch_within: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds before a batch is processed anyway (HOSTSTREAM_STREAM_BATCH_WITHIN_S)."
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="Alert rules YAML (HOSTSTREAM_STREAM_RULES_FILE; built-in rules)."),
+    ] = None,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Aggregates only (HOSTSTREAM_STREAM_ALERTS=false).")
+    ] = False,
+    max_future: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an event may be ahead of the clock; 0: no limit "
+            "(HOSTSTREAM_STREAM_MAX_FUTURE_S; 3600)."
+        ),
+    ] = None,
+    session_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds before a silent worker's partitions move "
+            "(HOSTSTREAM_STREAM_SESSION_TIMEOUT_S)."
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics on this port (HOSTSTREAM_METRICS_PORT).")
+    ] = None,
 ) -> None:
     """Run the Faust stream processor: windowed aggregates and alert rules."""
     from hoststream.streams.app import run_worker
 
-    cfg = settings()
-    configure_logging("stream", cfg.log_level, cfg.log_format)
-    configure_tracing(cfg, "stream")
-    try:
-        run_worker(
-            cfg,
-            windows=[w.strip() for w in windows.split(",") if w.strip()],
-            grace_s=grace,
-            rules_file=rules,
-            alerting=not no_alerts,
-            metrics_port=cfg.metrics_port,
-        )
-    finally:
-        # Faust's worker ends by raising SystemExit: this still exports the last spans.
-        shutdown_tracing()
+    cfg = settings(
+        stream_app_id=app_id,
+        stream_windows=windows,
+        stream_grace_s=grace,
+        stream_batch_size=batch_size,
+        stream_batch_within_s=batch_within,
+        stream_rules_file=rules,
+        stream_alerts=False if no_alerts else None,
+        stream_max_future_s=max_future,
+        stream_session_timeout_s=session_timeout,
+        metrics_port=metrics_port,
+    )
+    run_component("stream", cfg, run_worker)
 
 
 class SinkName(StrEnum):
@@ -249,13 +256,8 @@ def api(
     from hoststream.api.server import run_api
 
     cfg = settings(api_host=host, api_port=port)
-    configure_logging("api", cfg.log_level, cfg.log_format)
-    # Before the app is built: create_app instruments it only when tracing is on.
-    configure_tracing(cfg, "api")
-    try:
-        run_api(cfg)
-    finally:
-        shutdown_tracing()
+    # The API's /metrics is on its own port.
+    run_component("api", cfg, run_api, serve_metrics=False)
 
 
 @app.command("token")

@@ -217,6 +217,21 @@ class ProducerSection(_Section):
         None, description="Regex of network devices left out; unset: none."
     )
 
+    simulate_hosts: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Produce for this many simulated hosts instead of this one "
+        "(`--simulate-hosts`); 0: this host.",
+    )
+    simulate_seed: int = Field(1, description="Seed of the simulated fleet (`--seed`).")
+    simulate_speedup: float = Field(
+        1.0,
+        gt=0,
+        le=10_000,
+        description="Simulated time runs this many times faster (`--speedup`).",
+    )
+
     @field_validator(
         "collect_mount_points_exclude",
         "collect_fs_types_exclude",
@@ -234,7 +249,7 @@ class ProducerSection(_Section):
 
 
 class StreamsSection(_Section):
-    """The stream processor (``hoststream stream``); each has a command-line option too."""
+    """The stream processor (``hoststream stream``); most have a command-line option too."""
 
     title: ClassVar[str] = "Stream processor"
 

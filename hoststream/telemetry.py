@@ -27,7 +27,6 @@ __all__ = [
     "configure_logging",
     "current_trace_ids",
     "detach_otlp_log_handler",
-    "serve_metrics",
 ]
 
 
@@ -184,12 +183,3 @@ def configure_logging(component: str, level: str = "INFO", fmt: str = "console")
     # librdkafka and aiokafka are chatty at INFO; so is urllib3, which the OTLP exporter uses.
     for noisy in ("aiokafka", "kafka", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
-
-def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
-    """Serve the default Prometheus registry at ``http://host:port/metrics``."""
-    if port is None:
-        return
-    from prometheus_client import start_http_server
-
-    start_http_server(port, addr=host)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from types import FrameType
 from typing import Protocol
 
 from opentelemetry.trace import SpanKind, Tracer
@@ -38,7 +36,7 @@ __all__ = [
     "HostEvents",
     "ProducerReport",
     "collectors_for",
-    "install_stop_signals",
+    "create_metric_topics",
     "run_producer",
 ]
 
@@ -171,17 +169,6 @@ class ProducerReport:
     def cpu_ms_per_tick(self) -> float:
         """CPU cost of one collection: collecting, encoding and producing all families."""
         return 1000 * self.cpu_seconds / self.ticks if self.ticks else 0.0
-
-
-def install_stop_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT end the loop; what is buffered is then flushed."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: flushing and stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def create_metric_topics(settings: Settings, families: Iterable[str]) -> None:

@@ -38,27 +38,30 @@ Serializer = Callable[[Any, SerializationContext], bytes]
 
 
 class PublisherMetrics:
-    """The producer's Prometheus metrics."""
+    """The producer's Prometheus metrics.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kwargs: dict[str, Any] = {"registry": registry} if registry is not None else {}
+    Args:
+        registry: where to register (the component runtime's).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.produced = Counter(
             "hoststream_producer_events_total",
             "Metric events acknowledged by Kafka.",
             ["family"],
-            **kwargs,
+            registry=registry,
         )
         self.dropped = Counter(
             "hoststream_producer_events_dropped_total",
             "Metric events dropped because the local buffer was full.",
             ["family"],
-            **kwargs,
+            registry=registry,
         )
         self.failed = Counter(
             "hoststream_producer_delivery_failures_total",
             "Metric events Kafka did not acknowledge.",
             ["family", "error"],
-            **kwargs,
+            registry=registry,
         )
         self.invalid_samples = Counter(
             "hoststream_producer_invalid_samples_total",
@@ -69,7 +72,7 @@ class PublisherMetrics:
         self.buffered = Gauge(
             "hoststream_producer_buffered_events",
             "Events waiting in the local buffer for Kafka's acknowledgement.",
-            **kwargs,
+            registry=registry,
         )
 
 

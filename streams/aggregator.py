@@ -26,9 +26,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from hoststream.schemas.records import MetricEvent, MetricKind, WindowAggregate
 from hoststream.streams.cpu import cpu_busy_aggregates
-from hoststream.streams.metrics import StreamMetrics, default_metrics
+from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
 from hoststream.streams.state import FamilyState, Pane, Rollup, SeriesKey, series_key
 from hoststream.streams.summary import Summary
@@ -71,7 +73,7 @@ class WindowAggregator:
             relative_accuracy: guaranteed relative error of p50 to p99.
             derive_cpu_utilisation: also emit ``hoststream_cpu_busy_ratio``
                 from ``node_cpu_seconds_total`` (see :mod:`streams.cpu`).
-            metrics: the counters to update; default: the process-wide ones.
+            metrics: the counters to update; default: a registry of their own (not served).
         """
         if grace_ms < 0:
             raise ValueError(f"grace must be 0 or more, got {grace_ms} ms")
@@ -82,7 +84,7 @@ class WindowAggregator:
         self.grace_ms = grace_ms
         self.relative_accuracy = relative_accuracy
         self.derive_cpu_utilisation = derive_cpu_utilisation
-        self.metrics = metrics if metrics is not None else default_metrics()
+        self.metrics = metrics if metrics is not None else StreamMetrics(CollectorRegistry())
 
     def new_state(self, host: str, family: str) -> FamilyState:
         return FamilyState(host=host, family=family)

@@ -1,12 +1,15 @@
 """The Faust application: metric topics in, ``metrics.agg.<window>`` out.
 
-:func:`build_app` wires the pieces: one agent reads every ``metrics.<family>``
-topic in batches and hands them to :class:`~streams.processor.BatchProcessor`;
-a timer closes the windows of quiet hosts on wall-clock time, another
-reports the consumer lag of the partitions this worker owns; window states
-live in a Faust table whose changelog topic lets a restarted worker (or the
-one that inherits a partition) carry on where the last left off.
-:func:`run_worker` is what ``hoststream stream`` runs.
+:func:`build_app` wires the pieces, each a small function below: one agent
+reads every ``metrics.<family>`` topic in batches and hands them to
+:class:`~streams.processor.BatchProcessor`, whose closed windows and alerts
+:class:`_Emitter` sends and whose rejects :class:`_DeadLetters` sends; a timer
+closes the windows of quiet hosts on wall-clock time, another reports the
+consumer lag of the partitions this worker owns; window states live in a
+Faust table whose changelog topic lets a restarted worker (or the one that
+inherits a partition) carry on where the last left off. Every option is in
+the settings' streams section. :func:`run_worker` is what ``hoststream stream``
+runs, through :func:`hoststream.runtime.run_component`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import faust
 from confluent_kafka.serialization import MessageField, SerializationContext
 from faust.streams import Stream
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.dead_letters import Position, Rejection, dead_letter_headers
 from hoststream.errors import ConfigurationError
+from hoststream.runtime import Runtime
 from hoststream.schemas import (
     AlertEvent,
     MetricEvent,
+    RecordSerializer,
     WindowAggregate,
     codec_for,
     registry_client_for,
@@ -36,14 +42,13 @@ from hoststream.schemas import (
 from hoststream.schemas.records import FAMILIES
 from hoststream.streams._broker import broker_credentials, broker_urls
 from hoststream.streams._table import SourcePartitionedTable
-from hoststream.streams.aggregator import DEFAULT_GRACE_MS, WindowAggregator
+from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.lag import ConsumerLag, measure
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor, SourceMessage
 from hoststream.streams.rules import RuleEngine, RuleSet, load_rules
-from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
 from hoststream.streams.topics import TABLE_NAME, prepare_topics
-from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
+from hoststream.streams.windows import WindowSize, parse_windows
 from hoststream.topics import aggregate_topic, alerts_topic, dead_letter_topic, metric_topic
 from hoststream.tracing import MessageHeaders, inject_traceparent
 
@@ -71,85 +76,93 @@ def _faust_headers(headers: MessageHeaders) -> list[tuple[str, bytes]]:
     return cast(list[tuple[str, bytes]], headers)
 
 
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigurationError(name, f"must be positive, got {value}")
-
-
 def build_app(
     settings: Settings,
     *,
-    app_id: str | None = None,
-    windows: Sequence[str | WindowSize] = DEFAULT_WINDOWS,
-    grace_s: float = DEFAULT_GRACE_MS / 1000,
-    families: Sequence[str] = FAMILIES,
-    batch_size: int = 1000,
-    batch_within_s: float = 0.5,
-    tick_s: float = 1.0,
-    relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
     rules: RuleSet | None = None,
-    max_future_s: float | None = 3600.0,
-    session_timeout_s: float = 30.0,
-    datadir: Path | None = None,
     metrics: StreamMetrics | None = None,
-    lag_interval_s: float = 5.0,
+    datadir: Path | None = None,
 ) -> StreamApp:
     """Create the topics the processor needs and configure the Faust application.
 
+    Every option comes from the settings' streams section (``stream_*``:
+    windows, grace, families, batching, timers, ``max_future``, session
+    timeout, app id). Workers with the same app id share the partitions; the
+    window table's changelog is ``<app id>-windows-changelog``.
+
     Args:
-        settings: hoststream's settings (Kafka, topic prefix, schema registry).
-        app_id: Faust application id and consumer group; default
-            ``<topic prefix>hoststream-streams``. Workers with the same id share
-            the partitions; the window table's changelog is ``<app id>-windows-changelog``.
-        windows: window sizes, e.g. ``("1m", "5m")``; each a multiple of the smallest.
-        grace_s: how long after a window's end its late samples are still merged.
-        families: the metric families to read, one ``metrics.<family>`` topic each.
-        batch_size: at most this many messages per batch.
-        batch_within_s: a batch is processed after this long even when not full.
-        tick_s: how often quiet hosts are checked for windows to close on wall time.
-        relative_accuracy: guaranteed relative error of the quantiles.
+        settings: hoststream's settings (Kafka, topic prefix, schema registry, streams).
         rules: alert rules to evaluate on closed windows, with events to
             ``alerts``; None: no alerting (and no ``alerts`` topic).
-        max_future_s: events stamped further ahead of the wall clock go to the
-            dead-letter topic (a wrong host clock would stall its windows); None: no limit.
-        session_timeout_s: how long the group waits for a worker that stopped
-            heartbeating (killed, or hung) before its partitions move.
+        metrics: Prometheus metrics, in the component's registry; default: a
+            registry of their own (not served).
         datadir: Faust's working directory; default ``<state_dir>/faust/<app id>``.
-        metrics: Prometheus counters; default: the process-wide ones.
-        lag_interval_s: how often the consumer-lag gauge of the owned source
-            partitions is refreshed.
 
     Raises:
-        ConfigurationError: an option is invalid; the message names it.
+        ConfigurationError: the rules need a window size that is not configured.
     """
-    app_id = app_id or settings.topic(DEFAULT_APP_ID)
-    sizes = parse_windows(windows, "--windows")
-    if grace_s < 0:
-        raise ConfigurationError("--grace", f"must be 0 or more, got {grace_s}")
-    _check_positive("--batch-size", batch_size)
-    _check_positive("--batch-within", batch_within_s)
-    _check_positive("--tick", tick_s)
-    _check_positive("--session-timeout", session_timeout_s)
-    _check_positive("lag_interval_s", lag_interval_s)
-    if max_future_s is not None:
-        _check_positive("--max-future", max_future_s)
-    unknown = sorted(set(families) - set(FAMILIES))
-    if unknown or not families:
-        raise ConfigurationError("--families", f"expected some of {', '.join(FAMILIES)}")
-
-    grace_ms = round(grace_s * 1000)
-    engine = None if rules is None else RuleEngine(rules, grace_ms=grace_ms)
-    if engine is not None:
-        missing = sorted(engine.windows_needed() - {w.ms for w in sizes})
-        if missing:
-            names = ", ".join(WindowSize(ms).label for ms in missing)
-            raise ConfigurationError("--windows", f"the alert rules need the windows {names}")
+    app_id = settings.stream_app_id or settings.topic(DEFAULT_APP_ID)
+    sizes = parse_windows(settings.stream_windows, "HOSTSTREAM_STREAM_WINDOWS")
+    families = settings.stream_families or FAMILIES
+    grace_ms = round(settings.stream_grace_s * 1000)
+    engine = _rule_engine(rules, sizes, grace_ms)
     partitions = prepare_topics(
         settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
     )
+    app = _faust_app(settings, app_id, partitions, datadir)
+    table = _window_table(app, partitions)
+    topics = _StreamTopics.declare(app, settings, families, sizes)
+    aggregator = WindowAggregator(
+        sizes,
+        grace_ms=grace_ms,
+        relative_accuracy=settings.stream_relative_accuracy,
+        metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
+    )
+    registry = registry_client_for(settings)
+    max_future_s = settings.stream_max_future_s
+    processor = BatchProcessor(
+        aggregator,
+        table,
+        decode=codec_for(settings, MetricEvent, client=registry).deserializer,
+        emit=_Emitter(
+            topics,
+            codec_for(settings, WindowAggregate, client=registry).serializer,
+            codec_for(settings, AlertEvent, client=registry).serializer,
+        ).emit,
+        reject=_DeadLetters(topics, aggregator.metrics).reject,
+        family_of_topic=topics.family_of_topic,
+        rules=engine,
+        max_future_ms=round(max_future_s * 1000) if max_future_s else None,
+    )
+    _add_aggregating_agent(app, topics, processor, settings)
+    _add_quiet_host_timer(app, topics, processor, settings.stream_tick_s)
+    _add_lag_timer(
+        app, topics, ConsumerLag(aggregator.metrics.consumer_lag), settings.stream_lag_interval_s
+    )
+    return StreamApp(app, processor, sizes, partitions)
+
+
+def _rule_engine(
+    rules: RuleSet | None, sizes: Sequence[WindowSize], grace_ms: int
+) -> RuleEngine | None:
+    """The rules' engine, once the windows they need are known to be computed."""
+    if rules is None:
+        return None
+    engine = RuleEngine(rules, grace_ms=grace_ms)
+    missing = sorted(engine.windows_needed() - {w.ms for w in sizes})
+    if missing:
+        names = ", ".join(WindowSize(ms).label for ms in missing)
+        raise ConfigurationError(
+            "HOSTSTREAM_STREAM_WINDOWS", f"the alert rules need the windows {names}"
+        )
+    return engine
+
+
+def _faust_app(settings: Settings, app_id: str, partitions: int, datadir: Path | None) -> faust.App:
     workdir = datadir or settings.state_dir / "faust" / app_id
     workdir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
-    app = faust.App(
+    session_timeout_s = settings.stream_session_timeout_s
+    return faust.App(
         app_id,
         broker=broker_urls(settings),
         broker_credentials=broker_credentials(settings),
@@ -166,6 +179,9 @@ def build_app(
         producer_acks=-1,
         processing_guarantee="at_least_once",
     )
+
+
+def _window_table(app: faust.App, partitions: int) -> SourcePartitionedTable:
     table = SourcePartitionedTable(
         app,
         name=TABLE_NAME,
@@ -175,26 +191,67 @@ def build_app(
         help="Open windows per (host, family), see streams.state.FamilyState.",
     )
     app.tables.add(table)
-    family_of_topic = {metric_topic(settings, f): f for f in families}
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
-    raw |= {"key_serializer": "raw", "value_serializer": "raw"}
-    source = app.topic(*family_of_topic, **raw)
-    outputs = {size.ms: app.topic(aggregate_topic(settings, size), **raw) for size in sizes}
-    dead_letters = {name: app.topic(dead_letter_topic(name), **raw) for name in family_of_topic}
+    return table
 
-    registry = registry_client_for(settings)
-    decode = codec_for(settings, MetricEvent, client=registry).deserializer
-    encode = codec_for(settings, WindowAggregate, client=registry).serializer
-    encode_alert = codec_for(settings, AlertEvent, client=registry).serializer
-    alerts_out = app.topic(alerts_topic(settings), **raw)
-    aggregator = WindowAggregator(
-        sizes,
-        grace_ms=grace_ms,
-        relative_accuracy=relative_accuracy,
-        metrics=metrics,
-    )
 
-    async def emit(aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]) -> None:
+@dataclass(frozen=True)
+class _StreamTopics:
+    """The Faust topics of one application: sources in, aggregates, alerts and dead letters out."""
+
+    app: faust.App
+    family_of_topic: dict[str, str]
+    source: faust.TopicT
+    outputs: dict[int, faust.TopicT]
+    alerts: faust.TopicT
+    dead_letters: dict[str, faust.TopicT]
+
+    @classmethod
+    def declare(
+        cls,
+        app: faust.App,
+        settings: Settings,
+        families: Sequence[str],
+        sizes: Sequence[WindowSize],
+    ) -> _StreamTopics:
+        family_of_topic = {metric_topic(settings, f): f for f in families}
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+        raw |= {"key_serializer": "raw", "value_serializer": "raw"}
+        return cls(
+            app,
+            family_of_topic,
+            source=app.topic(*family_of_topic, **raw),
+            outputs={size.ms: app.topic(aggregate_topic(settings, size), **raw) for size in sizes},
+            alerts=app.topic(alerts_topic(settings), **raw),
+            dead_letters={
+                name: app.topic(dead_letter_topic(name), **raw) for name in family_of_topic
+            },
+        )
+
+    def owned_sources(self) -> list[TP]:
+        """The source partitions assigned to this worker."""
+        return sorted(
+            TP(tp.topic, tp.partition)
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.family_of_topic
+        )
+
+
+class _Emitter:
+    """Sends closed windows to ``metrics.agg.<window>`` and alert events to ``alerts``."""
+
+    def __init__(
+        self,
+        topics: _StreamTopics,
+        encode: RecordSerializer[WindowAggregate],
+        encode_alert: RecordSerializer[AlertEvent],
+    ) -> None:
+        self.topics = topics
+        self.encode = encode
+        self.encode_alert = encode_alert
+
+    async def emit(
+        self, aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]
+    ) -> None:
         # The processor calls this inside the span of the batch (or timer tick)
         # that closed these windows: each message names that span, so a sink's
         # write links back to it. With tracing off there is no header at all.
@@ -206,15 +263,16 @@ def build_app(
 
         pending = []
         for aggregate in aggregates:
-            topic = outputs[aggregate.window_size_ms]
+            topic = self.topics.outputs[aggregate.window_size_ms]
             ctx = SerializationContext(topic.get_topic_name(), MessageField.VALUE)
-            value = encode(aggregate, ctx)
+            value = self.encode(aggregate, ctx)
             pending.append(
                 await topic.send(key=aggregate.host.encode(), value=value, headers=headers())
             )
+        alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
-            value = encode_alert(alert, ctx)
+            value = self.encode_alert(alert, ctx)
             pending.append(
                 await alerts_out.send(key=alert.dedup_key.encode(), value=value, headers=headers())
             )
@@ -222,9 +280,17 @@ def build_app(
         # Acknowledged before the states that no longer hold these windows are written.
         await asyncio.gather(*pending)
 
-    async def reject(rejection: Rejection[SourceMessage]) -> None:
+
+class _DeadLetters:
+    """Sends a message that cannot be aggregated to ``<source topic>.dlq``, saying why."""
+
+    def __init__(self, topics: _StreamTopics, metrics: StreamMetrics) -> None:
+        self.topics = topics
+        self.metrics = metrics
+
+    async def reject(self, rejection: Rejection[SourceMessage]) -> None:
         message = rejection.record
-        aggregator.metrics.rejected_messages.labels(message.topic).inc()
+        self.metrics.rejected_messages.labels(message.topic).inc()
         original = getattr(message, "headers", None) or []
         # Called inside the batch's span: the dead letter's traceparent names
         # that span (which links to the producer's) instead of the original.
@@ -236,43 +302,35 @@ def build_app(
                 "streams",
             )
         )
-        fut = await dead_letters[message.topic].send(
+        fut = await self.topics.dead_letters[message.topic].send(
             key=getattr(message, "key", None), value=message.value, headers=headers
         )
         await fut
 
-    processor = BatchProcessor(
-        aggregator,
-        table,
-        decode=decode,
-        emit=emit,
-        reject=reject,
-        family_of_topic=family_of_topic,
-        rules=engine,
-        max_future_ms=None if max_future_s is None else round(max_future_s * 1000),
-    )
 
-    @app.agent(source, name="aggregate")
+def _add_aggregating_agent(
+    app: faust.App, topics: _StreamTopics, processor: BatchProcessor, settings: Settings
+) -> None:
+    batch_size, within_s = settings.stream_batch_size, settings.stream_batch_within_s
+
+    @app.agent(topics.source, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         # take_events is on the concrete Stream only; Faust passes one.
-        batches = cast(Stream[bytes], stream).take_events(batch_size, within=batch_within_s)
+        batches = cast(Stream[bytes], stream).take_events(batch_size, within=within_s)
         async for events in batches:
             await processor.process([event.message for event in events])
 
-    def owned_sources() -> list[TP]:
-        return sorted(
-            TP(tp.topic, tp.partition)
-            for tp in app.assignor.assigned_actives()
-            if tp.topic in family_of_topic
-        )
 
+def _add_quiet_host_timer(
+    app: faust.App, topics: _StreamTopics, processor: BatchProcessor, tick_s: float
+) -> None:
     @app.timer(interval=tick_s, name="close-quiet-hosts")  # type: ignore[untyped-decorator]
     async def close_quiet_hosts() -> None:
         # During a rebalance or recovery the table is incomplete: closing now
         # would emit windows whose states are about to be replaced.
         if app.rebalancing or app.in_recovery:
             return
-        sources = owned_sources()
+        sources = topics.owned_sources()
         if not sources:
             return
         try:
@@ -289,22 +347,24 @@ def build_app(
         if caught_up:
             await processor.close_quiet(caught_up)
 
-    lag = ConsumerLag(aggregator.metrics.consumer_lag)
 
+def _add_lag_timer(
+    app: faust.App, topics: _StreamTopics, lag: ConsumerLag, interval_s: float
+) -> None:
     @app.on_partitions_assigned.connect
     async def forget_lost_partitions(_app: object, /, *args: Any, **_: Any) -> None:
         # Sent with the new assignment, which replaces the old one: a partition
         # not in it is another worker's now, and its lag that worker's to report.
         assigned: Iterable[TP] = args[0] if args else ()
-        lag.retain(tp for tp in assigned if tp.topic in family_of_topic)
+        lag.retain(tp for tp in assigned if tp.topic in topics.family_of_topic)
 
-    @app.timer(interval=lag_interval_s, name="consumer-lag")  # type: ignore[untyped-decorator]
+    @app.timer(interval=interval_s, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_consumer_lag() -> None:
         # Positions are being reset (or the table restored, with the source
         # partitions paused); the next tick after that has the new assignment.
         if app.rebalancing or app.in_recovery:
             return
-        owned = owned_sources()
+        owned = topics.owned_sources()
         lag.retain(owned)
         # Committed by Faust since the last rebalance (its monitor clears them then).
         committed = {
@@ -314,71 +374,45 @@ def build_app(
         lags = await measure(app.consumer, owned, committed)
         if app.rebalancing or app.in_recovery:
             return  # began while the broker answered: some of these may be lost already
-        still = set(owned_sources())
+        still = set(topics.owned_sources())
         lag.update({tp: n for tp, n in lags.items() if tp in still})
 
-    return StreamApp(app, processor, sizes, partitions)
+
+class _Worker(faust.Worker):
+    """Faust's worker, stopped by the component runtime instead of its own signal handlers."""
+
+    def __init__(self, runtime: Runtime, app: faust.App, **options: Any) -> None:
+        super().__init__(app, **options)
+        self._runtime = runtime
+
+    def install_signal_handlers(self) -> None:
+        # SIGTERM/SIGINT belong to the runtime; it may call this from its
+        # handler, so the stop is only scheduled on the worker's loop.
+        def stop() -> None:
+            self.loop.call_soon_threadsafe(self._on_sigterm)
+
+        self._runtime.on_stop(stop)
 
 
-def run_worker(
-    settings: Settings,
-    *,
-    app_id: str | None = None,
-    windows: Sequence[str | WindowSize] = DEFAULT_WINDOWS,
-    grace_s: float = DEFAULT_GRACE_MS / 1000,
-    families: Sequence[str] = FAMILIES,
-    batch_size: int = 1000,
-    batch_within_s: float = 0.5,
-    rules_file: Path | None = None,
-    alerting: bool = True,
-    max_future_s: float | None = 3600.0,
-    session_timeout_s: float = 30.0,
-    metrics_port: int | None = None,
-) -> None:
-    """Run the stream processor until SIGINT or SIGTERM (``hoststream stream``).
+def run_worker(runtime: Runtime) -> None:
+    """Run the stream processor until the runtime stops it: the body of ``hoststream stream``.
 
-    Args:
-        settings: hoststream's settings.
-        app_id: see :func:`build_app`.
-        windows: see :func:`build_app`.
-        grace_s: see :func:`build_app`.
-        families: see :func:`build_app`.
-        batch_size: see :func:`build_app`.
-        batch_within_s: see :func:`build_app`.
-        rules_file: alert rules (YAML); None: the default rules,
-            ``streams/rules/default.yaml``.
-        alerting: False: no alert rules at all.
-        max_future_s: see :func:`build_app`.
-        session_timeout_s: see :func:`build_app`.
-        metrics_port: serve the processor's Prometheus metrics on this port
-            (``/metrics``); None: not served.
+    Start it with :func:`hoststream.runtime.run_component`. The alert rules are
+    the settings' ``stream_rules_file`` (default ``streams/rules/default.yaml``),
+    or none with ``stream_alerts`` off.
 
     Raises:
         ConfigurationError: an option or setting is invalid.
         RuleFileError: the rule file is invalid; says at which line and why.
     """
-    rules = load_rules(rules_file) if alerting else None
-    stream_app = build_app(
-        settings,
-        app_id=app_id,
-        windows=windows,
-        grace_s=grace_s,
-        families=families,
-        batch_size=batch_size,
-        batch_within_s=batch_within_s,
-        session_timeout_s=session_timeout_s,
-        rules=rules,
-        max_future_s=max_future_s,
-    )
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr="127.0.0.1")
+    settings = runtime.settings
+    rules = load_rules(settings.stream_rules_file) if settings.stream_alerts else None
+    stream_app = build_app(settings, rules=rules, metrics=StreamMetrics(runtime.registry))
     log.info(
         "stream processor %s: windows %s, grace %.1fs, %d partitions, %d alert rules",
         stream_app.app.conf.id,
         ", ".join(w.label for w in stream_app.windows),
-        grace_s,
+        settings.stream_grace_s,
         stream_app.partitions,
         len(rules.rules) if rules else 0,
     )
@@ -387,13 +421,14 @@ def run_worker(
     handlers = list(logging.getLogger().handlers)
     if handlers:
         stream_app.app.conf.loghandlers = handlers
-    worker = faust.Worker(
+    worker = _Worker(
+        runtime,
         stream_app.app,
         loglevel=settings.log_level,
         quiet=True,
         logging_config={"version": 1, "incremental": True} if handlers else None,
     )
-    # Returns by raising SystemExit once the worker has stopped on a signal.
+    # Returns by raising SystemExit once the worker has stopped.
     worker.execute_from_commandline()
 
 

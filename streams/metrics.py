@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-__all__ = ["StreamMetrics", "default_metrics"]
+__all__ = ["StreamMetrics"]
 
 
 class StreamMetrics:
     """Counters of what the stream processor took in, dropped and emitted, and its lag."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         """Register the counters.
 
         Args:
-            registry: where to register; default: prometheus_client's global
-                registry. Tests pass their own to read exact values.
+            registry: where to register (the component runtime's); tests pass
+                their own to read exact values.
         """
-        registry = REGISTRY if registry is None else registry
         self.events = Counter(
             "hoststream_stream_events",
             "Metric events aggregated, by family.",
@@ -62,14 +61,3 @@ class StreamMetrics:
             ["topic", "partition"],
             registry=registry,
         )
-
-
-_default: StreamMetrics | None = None
-
-
-def default_metrics() -> StreamMetrics:
-    """The process-wide metrics in prometheus_client's global registry (created once)."""
-    global _default  # noqa: PLW0603  # one registration per process, on first use
-    if _default is None:
-        _default = StreamMetrics()
-    return _default

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hoststream.api.context import ApiContext, context
+from hoststream.api.context import ApiContext, api_metrics, context
 from hoststream.api.models import Health
 
 __all__ = ["router"]
@@ -50,5 +50,5 @@ async def health(ctx: Annotated[ApiContext, Depends(context)], response: Respons
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(api_metrics(request).registry), media_type=CONTENT_TYPE_LATEST)

@@ -206,7 +206,7 @@ def stream_settings(services: Settings, unique: str) -> Iterator[Settings]:
 def start_worker(
     stream_settings: Settings, unique: str, tmp_path: Path
 ) -> Iterator[Callable[..., Worker]]:
-    """Start ``python -m hoststream.streams`` for this test's topics; workers stop at the end."""
+    """Start ``hoststream stream`` for this test's topics; workers stop at the end."""
     workers: list[Worker] = []
 
     def start(*args: str) -> Worker:
@@ -224,7 +224,8 @@ def start_worker(
                 [
                     sys.executable,
                     "-m",
-                    "hoststream.streams",
+                    "hoststream",
+                    "stream",
                     "--app-id",
                     f"{unique}-streams",
                     "--max-future",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 
+from hoststream.api.metrics import ApiMetrics
 from hoststream.producers.publisher import PublisherMetrics
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink
@@ -43,10 +44,7 @@ def alert_sink_metrics() -> dict[str, MetricRow]:
 
 
 def api_metrics() -> dict[str, MetricRow]:
-    import hoststream.api.app  # registers its metrics in the default registry
-
-    assert hoststream.api.app.REQUESTS is not None
-    return registered(REGISTRY, "hoststream_api_")
+    return registered(_with(ApiMetrics), "hoststream_api_")
 
 
 COMPONENTS = {

@@ -247,7 +247,7 @@ def test_worker_refuses_an_invalid_rule_file_with_exit_status_2(tmp_path) -> Non
         "rules:\n  - name: A\n    selector: {metric: m}\n    for: -1\n    nodata: true\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "hoststream.streams", "--rules", str(rules)],
+        [sys.executable, "-m", "hoststream", "stream", "--rules", str(rules)],
         check=False,
         capture_output=True,
         text=True,

@@ -1,0 +1,69 @@
+"""Entry point: build the producer from the settings and run it until stopped.
+
+``hoststream produce`` runs :func:`run_agent` through
+:func:`hoststream.runtime.run_component`: this host's collectors (or a
+simulated fleet), the metric topics, the publisher with its metrics in the
+component's registry, and the aligned loop of :func:`producers.agent.run_producer`.
+"""
+
+from __future__ import annotations
+
+from hoststream.errors import ConfigurationError
+from hoststream.producers.agent import (
+    EventSource,
+    HostEvents,
+    ProducerReport,
+    collectors_for,
+    create_metric_topics,
+    run_producer,
+)
+from hoststream.producers.publisher import EventPublisher, PublisherMetrics
+from hoststream.runtime import Runtime
+from hoststream.schemas import MetricEvent, codec_for
+from hoststream.tracing import tracing_enabled
+
+__all__ = ["event_source", "run_agent"]
+
+
+def event_source(runtime: Runtime) -> EventSource:
+    """This host's collectors, or the simulated fleet the settings ask for.
+
+    Raises:
+        ConfigurationError: a speed-up without simulated hosts.
+    """
+    settings = runtime.settings
+    if not settings.simulate_hosts:
+        if settings.simulate_speedup != 1.0:
+            raise ConfigurationError(
+                "HOSTSTREAM_SIMULATE_SPEEDUP", "is for simulated hosts only (--simulate-hosts)"
+            )
+        return HostEvents(collectors_for(settings), settings.host_id, settings.host_labels)
+    from hoststream.producers.simulation import SimulatedFleet
+
+    return SimulatedFleet(settings.simulate_hosts, seed=settings.simulate_seed)
+
+
+def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerReport:
+    """Collect and publish until the runtime stops it or ``duration_s`` passes.
+
+    On stop, what is buffered is flushed (up to the flush timeout); the report
+    says how much was not acknowledged.
+    """
+    settings = runtime.settings
+    source = event_source(runtime)
+    create_metric_topics(settings, source.families)
+    publisher = EventPublisher(
+        settings, codec_for(settings, MetricEvent).serializer, PublisherMetrics(runtime.registry)
+    )
+    return run_producer(
+        settings,
+        source,
+        publisher,
+        runtime.stop,
+        interval_s=settings.collect_interval_s,
+        speedup=settings.simulate_speedup,
+        duration_s=duration_s,
+        # Load tests want a steady rate, not one burst a tick.
+        pace=bool(settings.simulate_hosts),
+        tracer=runtime.tracer if tracing_enabled() else None,
+    )
