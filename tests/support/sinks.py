@@ -194,7 +194,7 @@ def sink_process(
 
 def wait_started(process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
     """Until the child logged that it consumes: before that a SIGTERM finds no handler."""
-    marker = f" {process.pid} INFO sinks.app: sink "
+    marker = f" {process.pid} INFO hoststream.sinks.app: sink "
     wait_for(
         lambda: process.poll() is not None or marker in log.read_text(errors="replace"),
         timeout_s,
