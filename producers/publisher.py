@@ -67,7 +67,7 @@ class PublisherMetrics:
             "hoststream_producer_invalid_samples_total",
             "Samples not sent because they break the validation contract, by rule broken.",
             ["family", "error"],
-            **kwargs,
+            registry=registry,
         )
         self.buffered = Gauge(
             "hoststream_producer_buffered_events",
