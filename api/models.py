@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from hoststream.schemas.statistics import STATISTICS
 
 __all__ = [
     "UTC_MS",
     "AggregateOut",
     "AggregatePage",
+    "AggregateWindow",
     "AlertOut",
     "AlertPage",
     "Health",
@@ -50,28 +53,36 @@ class LatestValues(BaseModel):
     samples: list[LatestSample]
 
 
-class AggregateOut(BaseModel):
+class AggregateWindow(BaseModel):
+    """Which series and window an aggregate describes; :data:`AggregateOut` adds the statistics."""
+
     host: str
     metric: str
     labels: dict[str, str]
     window: str
     window_start: UnixMs = Field(description=f"the window's first instant; {UTC_MS}")
     window_end: UnixMs = Field(description=f"the instant after the window's last; {UTC_MS}")
-    count: int
-    sum: float
-    min: float
-    max: float
-    mean: float
-    last: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    rate_per_second: float | None = None
+
+
+def _statistic_fields() -> dict[str, Any]:
+    # (type, default) as create_model takes them; only an optional one may be null.
+    return {
+        stat.field: (stat.python_type | None, None) if stat.optional else (stat.python_type, ...)
+        for stat in STATISTICS
+    }
+
+
+#: One window aggregate: :class:`AggregateWindow` and every statistic, in their one order.
+AggregateOut = create_model(
+    "AggregateOut",
+    __base__=AggregateWindow,
+    __module__=__name__,
+    **_statistic_fields(),
+)
 
 
 class AggregatePage(BaseModel):
-    items: list[AggregateOut]
+    items: list[AggregateOut]  # type: ignore[valid-type]  # a model built by create_model
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null on the last page"
     )

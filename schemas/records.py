@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from hoststream.schemas.statistics import STATISTICS
+
 __all__ = [
     "FAMILIES",
     "AlertEvent",
@@ -135,24 +137,24 @@ class WindowAggregate:
             "window_size_ms": self.window_size_ms,
             "window_start": self.window_start,
             "window_end": self.window_end,
-            "count": self.count,
-            "sum": float(self.sum),
-            "min": float(self.min),
-            "max": float(self.max),
-            "mean": float(self.mean),
-            "last": float(self.last),
-            "p50": float(self.p50),
-            "p90": float(self.p90),
-            "p95": float(self.p95),
-            "p99": float(self.p99),
+            **self.statistics(),
             "quantile_relative_error": float(self.quantile_relative_error),
-            "rate_per_second": None
-            if self.rate_per_second is None
-            else float(self.rate_per_second),
         }
+
+    def statistics(self) -> dict[str, int | float | None]:
+        """Every statistic by its field name (:data:`~hoststream.schemas.statistics.STATISTICS`)."""
+        values: dict[str, int | float | None] = {}
+        for stat in STATISTICS:
+            value = getattr(self, stat.field)
+            values[stat.field] = None if value is None else stat.python_type(value)
+        return values
 
     @classmethod
     def from_avro(cls, record: Mapping[str, Any]) -> WindowAggregate:
+        # An optional statistic (the rate) may be missing from the record.
+        statistics: dict[str, Any] = {
+            s.field: record.get(s.field) if s.optional else record[s.field] for s in STATISTICS
+        }
         return cls(
             host=record["host"],
             metric=record["metric"],
@@ -160,19 +162,9 @@ class WindowAggregate:
             window_size_ms=record["window_size_ms"],
             window_start=_millis(record["window_start"]),
             window_end=_millis(record["window_end"]),
-            count=record["count"],
-            sum=record["sum"],
-            min=record["min"],
-            max=record["max"],
-            mean=record["mean"],
-            last=record["last"],
-            p50=record["p50"],
-            p90=record["p90"],
-            p95=record["p95"],
-            p99=record["p99"],
             quantile_relative_error=record["quantile_relative_error"],
             labels=record.get("labels", {}),
-            rate_per_second=record.get("rate_per_second"),
+            **statistics,
         )
 
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from hoststream.schemas.records import AlertEvent, MetricEvent, MetricKind, Sample, WindowAggregate
+from hoststream.schemas.statistics import STATISTICS
 
 if TYPE_CHECKING:
     from hoststream.config import Settings
@@ -272,8 +273,11 @@ class Validator:
         )
         if found is not None:
             return found
-        for name in ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99"):
-            value = getattr(a, name)
+        # The float statistics; the count is checked above, the optional rate below.
+        for stat in STATISTICS:
+            if stat.integer or stat.optional:
+                continue
+            name, value = stat.field, getattr(a, stat.field)
             if not math.isfinite(value):
                 return Violation("NonFiniteValue", f"{name} of {a.metric} is {value}")
         error = a.quantile_relative_error

@@ -36,6 +36,7 @@ from hoststream.sinks.sql_rows import (
     latest_per_key,
     validate,
 )
+from hoststream.sinks.sql_schema import ALERTS, STAMPED, WINDOW_AGGREGATES
 
 __all__ = ["SqlSink", "upsert_statement"]
 
@@ -57,9 +58,9 @@ def upsert_statement(table: str, rows: int) -> sql.Composed:
     """
     columns: tuple[str, ...]
     key: tuple[str, ...]
-    if table == "window_aggregates":
+    if table == WINDOW_AGGREGATES.name:
         columns, key, guard = AGGREGATE_COLUMNS, AGGREGATE_KEY, sql.SQL("")
-    elif table == "alerts":
+    elif table == ALERTS.name:
         columns, key = ALERT_COLUMNS, ALERT_KEY
         guard = sql.SQL(" WHERE alerts.event_time <= excluded.event_time")
     else:
@@ -68,7 +69,7 @@ def upsert_statement(table: str, rows: int) -> sql.Composed:
     updates: list[sql.Composable] = [
         sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c not in key
     ]
-    updates.append(sql.SQL("updated_at = now()"))
+    updates.append(sql.SQL("{} = now()").format(sql.SQL(STAMPED)))
     return sql.SQL(
         "INSERT INTO {table} ({columns}) VALUES {rows}"
         " ON CONFLICT ({key}) DO UPDATE SET {updates}{guard}"
@@ -171,8 +172,8 @@ class SqlSink(BatchingSink[SqlRecord]):
         step = self._rows_per_statement
         with conn.transaction(), conn.cursor() as cursor:
             for table, rows in (
-                ("window_aggregates", [aggregate_row(a) for a in aggregates]),
-                ("alerts", [alert_row(e) for e in alerts]),
+                (WINDOW_AGGREGATES.name, [aggregate_row(a) for a in aggregates]),
+                (ALERTS.name, [alert_row(e) for e in alerts]),
             ):
                 for start in range(0, len(rows), step):
                     chunk = rows[start : start + step]

@@ -16,6 +16,8 @@ from psycopg.types.json import Jsonb
 
 from hoststream.errors import InvalidRecordError
 from hoststream.schemas import AlertEvent, WindowAggregate
+from hoststream.schemas.statistics import STATISTIC_FIELDS
+from hoststream.sinks.sql_schema import ALERTS, WINDOW_AGGREGATES
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -32,41 +34,10 @@ __all__ = [
 
 SqlRecord = WindowAggregate | AlertEvent
 
-AGGREGATE_KEY = ("host", "metric", "labels_key", "window_size_ms", "window_start")
-AGGREGATE_COLUMNS = (
-    *AGGREGATE_KEY,
-    "window_end",
-    "labels",
-    "kind",
-    "count",
-    "sum",
-    "min",
-    "max",
-    "mean",
-    "last",
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "quantile_relative_error",
-    "rate_per_second",
-)
-ALERT_KEY = ("dedup_key", "starts_at", "state")
-ALERT_COLUMNS = (
-    *ALERT_KEY,
-    "rule",
-    "severity",
-    "host",
-    "metric",
-    "series_labels",
-    "labels",
-    "annotations",
-    "value",
-    "threshold",
-    "ends_at",
-    "window_end",
-    "event_time",
-)
+AGGREGATE_KEY = WINDOW_AGGREGATES.key
+AGGREGATE_COLUMNS = WINDOW_AGGREGATES.written
+ALERT_KEY = ALERTS.key
+ALERT_COLUMNS = ALERTS.written
 
 # 2000-01-01T00:00:00Z: hoststream has no data from before; earlier means a unit mix-up.
 _EARLIEST_MS = 946_684_800_000
@@ -92,18 +63,8 @@ def aggregate_row(a: WindowAggregate) -> tuple[Any, ...]:
         _utc(a.window_end),
         Jsonb(dict(a.labels)),
         a.kind.value,
-        a.count,
-        a.sum,
-        a.min,
-        a.max,
-        a.mean,
-        a.last,
-        a.p50,
-        a.p90,
-        a.p95,
-        a.p99,
+        *(getattr(a, field) for field in STATISTIC_FIELDS),
         a.quantile_relative_error,
-        a.rate_per_second,
     )
 
 
@@ -193,8 +154,8 @@ def validate(record: SqlRecord, now_ms: int, max_future_ms: int) -> None:
             raise InvalidRecordError(f"count is {a.count}; a window holds at least one sample")
         _timestamp(a.window_start, "window_start", newest)
         _strings([a.host, a.metric, *a.labels, *a.labels.values()], "a label or name")
-        # The statistics: every column after ``count``.
-        _finite([(name, getattr(a, name)) for name in AGGREGATE_COLUMNS[9:]])
+        numbers = (*STATISTIC_FIELDS, "quantile_relative_error")
+        _finite([(name, getattr(a, name)) for name in numbers])
         return
     e = record
     if not e.dedup_key:

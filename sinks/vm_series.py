@@ -16,6 +16,7 @@ from typing import Any
 
 from hoststream.errors import InvalidRecordError
 from hoststream.schemas import MetricEvent, WindowAggregate
+from hoststream.schemas.statistics import STATISTICS
 from hoststream.streams.windows import WindowSize
 
 __all__ = [
@@ -32,19 +33,7 @@ __all__ = [
 JOB = "hoststream"
 
 #: stat suffix -> WindowAggregate field. ``rate`` exists for counters only.
-AGGREGATE_STATS: Mapping[str, str] = {
-    "count": "count",
-    "sum": "sum",
-    "min": "min",
-    "max": "max",
-    "avg": "mean",
-    "last": "last",
-    "p50": "p50",
-    "p90": "p90",
-    "p95": "p95",
-    "p99": "p99",
-    "rate": "rate_per_second",
-}
+AGGREGATE_STATS: Mapping[str, str] = {s.series: s.field for s in STATISTICS}
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -16,8 +16,10 @@ ratio sums the rates over all CPUs before dividing, so every CPU weighs the same
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from hoststream.schemas.records import MetricKind, WindowAggregate
+from hoststream.schemas.statistics import STATISTIC_FIELDS
 from hoststream.streams.state import SeriesKey
 from hoststream.streams.summary import Summary
 
@@ -30,6 +32,11 @@ CPU_BUSY_RATIO = "hoststream_cpu_busy_ratio"
 
 def _busy(idle: float, total: float) -> float:
     return min(1.0, max(0.0, 1.0 - idle / total))
+
+
+def _one_value(value: float) -> dict[str, Any]:
+    # One exact value: every statistic is that value, but the count and the rate.
+    return {**dict.fromkeys(STATISTIC_FIELDS, value), "count": 1, "rate_per_second": None}
 
 
 def cpu_busy_aggregates(
@@ -74,19 +81,9 @@ def cpu_busy_aggregates(
             window_size_ms=window_size_ms,
             window_start=window_start,
             window_end=window_start + window_size_ms,
-            count=1,
-            sum=value,
-            min=value,
-            max=value,
-            mean=value,
-            last=value,
-            p50=value,
-            p90=value,
-            p95=value,
-            p99=value,
             quantile_relative_error=0.0,
             labels=labels,
-            rate_per_second=None,
+            **_one_value(value),
         )
         for labels, value in ratios
     ]

@@ -96,25 +96,11 @@ async def aggregates(
         rows, position = await fetch_aggregates(ctx.pool, query)
     except psycopg.Error as exc:
         raise _unavailable(exc) from exc
+    # A row's columns carry the model's field names (the store selects them
+    # through the table's definition); only the instants are renamed, to milliseconds.
     items = [
         AggregateOut(
-            host=r["host"],
-            metric=r["metric"],
-            labels=r["labels"],
-            window=window,
-            window_start=r["window_start_ms"],
-            window_end=r["window_end_ms"],
-            count=r["count"],
-            sum=r["sum"],
-            min=r["min"],
-            max=r["max"],
-            mean=r["mean"],
-            last=r["last"],
-            p50=r["p50"],
-            p90=r["p90"],
-            p95=r["p95"],
-            p99=r["p99"],
-            rate_per_second=r["rate_per_second"],
+            **r, window=window, window_start=r["window_start_ms"], window_end=r["window_end_ms"]
         )
         for r in rows
     ]
@@ -139,16 +125,7 @@ async def alerts(
         raise _unavailable(exc) from exc
     items = [
         AlertOut(
-            dedup_key=r["dedup_key"],
-            rule=r["rule"],
-            state=r["state"].lower(),
-            severity=r["severity"],
-            host=r["host"],
-            metric=r["metric"],
-            labels=r["labels"],
-            annotations=r["annotations"],
-            value=r["value"],
-            threshold=r["threshold"],
+            **{**r, "state": r["state"].lower()},
             starts_at=r["starts_at_ms"],
             ends_at=r["ends_at_ms"],
         )

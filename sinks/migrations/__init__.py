@@ -4,8 +4,12 @@ Each migration is a module ``mNNNN_<name>.py`` with ``NAME`` and
 ``STATEMENTS`` (DDL that PostgreSQL and CockroachDB both accept, each
 idempotent), and optionally ``REGIONAL_TABLES``: on a CockroachDB cluster
 with regions those become ``REGIONAL BY ROW`` after the database gets its
-primary region. Add a migration by adding a module and listing it below;
-never edit one that has shipped.
+primary region. The tables themselves are defined once, in
+:mod:`hoststream.sinks.sql_schema`; the first migration creates them from
+there. A change to a table is a new migration whose statements bring existing
+databases to the new definition (``ADD COLUMN IF NOT EXISTS``, so they are
+no-ops on a database the first one just created); add it as a module and list
+it below, and never edit the statements of one that has shipped.
 """
 
 from __future__ import annotations

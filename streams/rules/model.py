@@ -10,6 +10,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hoststream.schemas.records import WindowAggregate
+from hoststream.schemas.statistics import STATISTICS
 from hoststream.streams.windows import WindowSize
 
 __all__ = ["AGGREGATES", "COMPARISONS", "Rule", "RuleSet", "Selector"]
@@ -21,6 +22,8 @@ Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 Severity = Literal["critical", "error", "warning", "info"]
 
 AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+# A rule names a statistic by its short name (``rate``), the record by its field.
+_FIELD_OF = {stat.name: stat.field for stat in STATISTICS}
 COMPARISONS: Mapping[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -124,9 +127,8 @@ class Rule(_Frozen):
 
     def value_of(self, aggregate: WindowAggregate) -> float | None:
         """The number the rule compares: the chosen field; None when the window has none."""
-        if self.aggregate == "rate":
-            return aggregate.rate_per_second
-        return float(getattr(aggregate, str(self.aggregate)))
+        value = getattr(aggregate, _FIELD_OF[str(self.aggregate)])
+        return None if value is None else float(value)
 
     def breaches(self, value: float) -> bool:
         assert self.comparison is not None
