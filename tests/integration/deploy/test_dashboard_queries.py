@@ -2,20 +2,26 @@
 
 Two simulated hosts' samples (the producer's own simulation: node_exporter
 names, labels and kinds, counters that grow) are imported into VictoriaMetrics
-under this test's own instance names; each PromQL target of the fleet and host
-dashboards must then return data for them, and every other PromQL target must
-at least parse. The alert dashboard's SQL runs against the SQL sink's schema,
-made by its migrations in a schema of this test's own.
+under this test's own instance names; each PromQL target of the fleet
+dashboard must then return data for them. The host dashboard is checked on
+this machine's own collections (the collectors `hoststream produce` runs),
+rendered by the VictoriaMetrics sink's own ``event_lines``, with its ``job``,
+``nodename`` and ``instance`` variables filled from ``node_uname_info`` as
+Grafana fills them. Every other PromQL target must at least parse. The alert
+dashboard's SQL runs against the SQL sink's schema, made by its migrations in
+a schema of this test's own.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +31,9 @@ import pytest
 from psycopg import sql
 
 from hoststream.config import Settings
+from hoststream.producers.agent import HostEvents, collectors_for
 from hoststream.producers.simulation import SimulatedFleet
+from hoststream.sinks.vm_series import event_lines
 
 DASHBOARDS = (
     Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "provisioning" / "dashboards"
@@ -50,9 +58,10 @@ def targets(dashboard: dict[str, Any], key: str) -> list[tuple[str, str]]:
     return found
 
 
-def substitute(query: str, instance: str) -> str:
+def substitute(query: str, instance: str, **variables: str) -> str:
     """What Grafana sends, for ``$instance`` = ``instance`` (a regex for multi-value)."""
-    query = re.sub(r"\$\{instance(?::\w+)?\}|\$instance\b", instance, query)
+    for name, value in {"instance": instance, **variables}.items():
+        query = re.sub(rf"\$\{{{name}(?::\w+)?\}}|\${name}\b", value, query)
     return query.replace("$__rate_interval", RATE_INTERVAL).replace("$__interval", f"{STEP_S}s")
 
 
@@ -90,6 +99,51 @@ def hosts(services: Settings) -> Iterator[tuple[list[str], float]]:
         )
 
 
+@pytest.fixture(scope="module")
+def real_host(services: Settings) -> Iterator[tuple[str, float]]:
+    """This machine's collections, written as the VictoriaMetrics sink writes them.
+
+    Eight collections of every family, stamped ``STEP_S`` apart up to now (the
+    values are real reads, taken in quick succession), under an instance name
+    of this run only. Yields that instance and the last sample's time.
+    """
+    instance = f"dash-real-{uuid.uuid4().hex[:10]}"
+    source = HostEvents(collectors_for(Settings()), instance, {})
+    now_ms = int(time.time()) // STEP_S * STEP_S * 1000
+    lines = []
+    for step in range(STEPS):
+        ts = now_ms - (STEPS - 1 - step) * STEP_S * 1000
+        for event in source.events(ts, STEP_S * 1000):
+            for line in event_lines(replace(event, timestamp_ms=ts)):
+                lines.append(json.dumps(line))
+    response = httpx.post(
+        f"{services.vm_url}/api/v1/import", content="\n".join(lines) + "\n", timeout=30
+    )
+    assert response.status_code == 204, response.text
+    httpx.get(f"{services.vm_url}/internal/force_flush", timeout=10)
+    yield instance, now_ms / 1000
+    httpx.post(
+        f"{services.vm_url}/api/v1/admin/tsdb/delete_series",
+        data={"match[]": f'{{instance="{instance}"}}'},
+        timeout=30,
+    )
+
+
+def label_values(services: Settings, variable: dict[str, Any], **filled: str) -> list[str]:
+    """A ``label_values(selector, label)`` variable's options, as Grafana asks VictoriaMetrics."""
+    match = re.fullmatch(r"label_values\((?:(.+), )?(\w+)\)", variable["query"]["query"])
+    assert match is not None, variable
+    selector, label = match.groups()
+    params = {}
+    if selector:
+        params["match[]"] = substitute(selector, ".*", **filled)
+    url = f"{services.vm_url}/api/v1/label/{label}/values"
+    response = httpx.get(url, params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    values: list[str] = response.json()["data"]
+    return values
+
+
 def query(services: Settings, expr: str, at: float) -> dict[str, Any]:
     response = httpx.post(
         f"{services.vm_url}/api/v1/query", data={"query": expr, "time": str(at)}, timeout=30
@@ -124,12 +178,11 @@ def test_the_instance_variable_lists_the_hosts(services: Settings, hosts) -> Non
     assert set(instances) <= set(response.json()["data"])
 
 
-@pytest.mark.parametrize("name", ["fleet-overview", "host-detail"])
-def test_every_node_exporter_query_returns_data(services: Settings, hosts, name: str) -> None:
+def test_every_fleet_query_returns_data(services: Settings, hosts) -> None:
     instances, at = hosts
-    dash = load(name)
-    # The host dashboard shows one host; the fleet dashboard both, as Grafana's regex.
-    instance = instances[0] if name == "host-detail" else "|".join(instances)
+    dash = load("fleet-overview")
+    # The fleet dashboard shows both hosts, as Grafana's regex.
+    instance = "|".join(instances)
     exprs = targets(dash, "expr")
     assert len(exprs) >= 10
     empty = []
@@ -140,6 +193,34 @@ def test_every_node_exporter_query_returns_data(services: Settings, hosts, name:
         elif "instance" in expr and data["resultType"] == "vector":
             seen = {s["metric"].get("instance") for s in data["result"]} - {None}
             assert seen <= set(instances), f"{title}: series of other hosts {seen}"
+    assert not empty, f"panels without data: {empty}"
+
+
+def test_host_variables_are_filled_from_node_uname_info(services: Settings, real_host) -> None:
+    instance, _ = real_host
+    variables = {v["name"]: v for v in load("host-detail")["templating"]["list"]}
+    nodename = os.uname().nodename
+
+    assert "hoststream" in label_values(services, variables["job"])
+    assert nodename in label_values(services, variables["nodename"], job="hoststream")
+    assert instance in label_values(
+        services, variables["instance"], job="hoststream", nodename=nodename
+    )
+
+
+def test_every_host_query_returns_data_for_a_real_host(services: Settings, real_host) -> None:
+    instance, at = real_host
+    filled = {"job": "hoststream", "nodename": os.uname().nodename}
+    exprs = targets(load("host-detail"), "expr")
+    assert len(exprs) >= 30
+    empty = []
+    for title, expr in exprs:
+        data = query(services, substitute(expr, instance, **filled), at)
+        if not finite_values(data):
+            empty.append((title, expr))
+        elif data["resultType"] == "vector":
+            seen = {s["metric"].get("instance") for s in data["result"]} - {None}
+            assert seen <= {instance}, f"{title}: series of other hosts {seen}"
     assert not empty, f"panels without data: {empty}"
 
 

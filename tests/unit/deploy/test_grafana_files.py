@@ -158,7 +158,9 @@ def test_every_target_has_a_known_datasource_and_known_variables(path: Path) -> 
 
 
 def test_fleet_and_host_dashboards_use_node_exporter_names_and_the_job() -> None:
-    for stem in ("fleet-overview", "host-detail"):
+    # The fleet dashboard is hoststream's own (job="hoststream"); the host
+    # dashboard picks its job like node_exporter dashboards do.
+    for stem, job in (("fleet-overview", 'job="hoststream"'), ("host-detail", 'job="$job"')):
         exprs = [
             t["expr"]
             for p in panels(load(GRAFANA / "dashboards" / f"{stem}.json"))
@@ -166,8 +168,32 @@ def test_fleet_and_host_dashboards_use_node_exporter_names_and_the_job() -> None
         ]
         assert exprs
         for expr in exprs:
-            assert 'job="hoststream"' in expr, expr
+            assert job in expr, expr
             assert re.search(r"\bnode_\w+", expr), expr
+
+
+def test_host_dashboard_variables_are_node_exporter_dashboards_ones() -> None:
+    dashboard = load(GRAFANA / "dashboards" / "host-detail.json")
+    queries = {
+        v["name"]: v["query"]["query"]
+        for v in dashboard["templating"]["list"]
+        if isinstance(v["query"], dict)
+    }
+    assert queries["job"] == "label_values(node_uname_info, job)"
+    assert queries["nodename"] == 'label_values(node_uname_info{job="$job"}, nodename)'
+    assert queries["instance"] == (
+        'label_values(node_uname_info{job="$job", nodename="$nodename"}, instance)'
+    )
+    exprs = " ".join(t["expr"] for p in panels(dashboard) for t in p.get("targets", []))
+    # What an operator expects of a host dashboard.
+    for series in (
+        "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_Slab_bytes",
+        "node_disk_read_bytes_total", "node_disk_io_time_seconds_total", "node_disk_io_now",
+        "node_filesystem_avail_bytes", "node_network_receive_bytes_total",
+        "node_network_receive_errs_total", "node_pressure_cpu_waiting_seconds_total",
+        "node_boot_time_seconds",
+    ):  # fmt: skip
+        assert series in exprs, series
 
 
 # --- Loki shipping ------------------------------------------------------------
