@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from hoststream.producers.collectors.procfs import (
-    count_process_states,
+    ProcessStates,
     parse_kernel_stat,
     parse_meminfo,
     parse_mounts,
@@ -73,6 +73,7 @@ class LiveSource:
         self._proc = Path(proc_root)
         self._statvfs = statvfs
         self._has_proc = (self._proc / "stat").is_file()
+        self._process_states: ProcessStates | None = None
 
     def _read(self, name: str) -> str:
         return (self._proc / name).read_text(encoding="ascii", errors="replace")
@@ -140,7 +141,9 @@ class LiveSource:
 
     def process_states(self) -> Mapping[str, int] | None:
         if self._has_proc:
-            return count_process_states(self._proc)
+            if self._process_states is None:
+                self._process_states = ProcessStates(self._proc)
+            return self._process_states()
         counts: dict[str, int] = {}
         for proc in self._psutil.process_iter(["status"]):
             letter = _PSUTIL_STATUS_LETTERS.get(proc.info["status"], "?")

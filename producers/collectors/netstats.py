@@ -103,24 +103,27 @@ class NetDevPart:
 
 
 # (series, /sys/class/net/<device>/<file>, kind); read as integers (decimal or 0x hex).
-_NETCLASS_VALUES = (
+_NETCLASS_INDEX = (("node_network_iface_id", "ifindex", GAUGE),)
+#: Fixed while the interface exists.
+_NETCLASS_FIXED = (
     ("node_network_address_assign_type", "addr_assign_type", GAUGE),
+    ("node_network_device_id", "dev_id", GAUGE),
+    ("node_network_name_assign_type", "name_assign_type", GAUGE),
+    ("node_network_protocol_type", "type", GAUGE),
+)
+_NETCLASS_VALUES = (
     ("node_network_carrier", "carrier", GAUGE),
     ("node_network_carrier_changes_total", "carrier_changes", COUNTER),
     ("node_network_carrier_up_changes_total", "carrier_up_count", COUNTER),
     ("node_network_carrier_down_changes_total", "carrier_down_count", COUNTER),
-    ("node_network_device_id", "dev_id", GAUGE),
     ("node_network_dormant", "dormant", GAUGE),
     ("node_network_flags", "flags", GAUGE),
-    ("node_network_iface_id", "ifindex", GAUGE),
     ("node_network_iface_link", "iflink", GAUGE),
     ("node_network_iface_link_mode", "link_mode", GAUGE),
     ("node_network_mtu_bytes", "mtu", GAUGE),
-    ("node_network_name_assign_type", "name_assign_type", GAUGE),
     ("node_network_net_dev_group", "netdev_group", GAUGE),
     ("node_network_speed_bytes", "speed", GAUGE),
     ("node_network_transmit_queue_length", "tx_queue_len", GAUGE),
-    ("node_network_protocol_type", "type", GAUGE),
 )
 
 
@@ -141,12 +144,32 @@ class NetClassPart:
     def __init__(self, files: FileSource, *, device_exclude: str | None = None) -> None:
         self._files = files
         self._devices = NameFilter(device_exclude, exclude_parameter="netclass_device_exclude")
+        # Properties fixed for an interface's life, by device: read again only
+        # when the device's ifindex changes (it was deleted and made anew).
+        self._fixed: dict[str, tuple[int, list[Sample]]] = {}
 
     def _text(self, base: str, name: str) -> str | None:
         try:
             return self._files.read(f"{base}/{name}").strip()
         except OSError:
             return None
+
+    def _values(
+        self, base: str, labels: dict[str, str], wanted: tuple[tuple[str, str, MetricKind], ...]
+    ) -> list[Sample]:
+        samples = []
+        for name, attr, kind in wanted:
+            raw = self._text(base, attr)
+            if not raw:
+                continue
+            try:
+                value = int(raw, 0)
+            except ValueError:
+                continue
+            if attr == "speed":
+                value = value * 1_000_000 // 8  # Mbit/s to bytes/s
+            samples.append(Sample(name, float(value), labels, kind))
+        return samples
 
     def collect(self) -> list[Sample]:
         try:
@@ -172,17 +195,21 @@ class NetClassPart:
                 "ifalias": self._text(base, "ifalias") or "",
             }
             samples.append(Sample("node_network_info", 1.0, info_labels(info), GAUGE))
-            for name, attr, kind in _NETCLASS_VALUES:
-                raw = self._text(base, attr)
-                if not raw:
-                    continue
-                try:
-                    value = int(raw, 0)
-                except ValueError:
-                    continue
-                if attr == "speed":
-                    value = value * 1_000_000 // 8  # Mbit/s to bytes/s
-                samples.append(Sample(name, float(value), labels, kind))
+            indexed = self._values(base, labels, _NETCLASS_INDEX)
+            index = indexed[0] if indexed else None
+            cached = self._fixed.get(device)
+            if index is None or cached is None or cached[0] != index.value:
+                fixed = self._values(base, labels, _NETCLASS_FIXED)
+                if index is not None:
+                    self._fixed[device] = (int(index.value), fixed)
+            else:
+                fixed = cached[1]
+            if index is not None:
+                samples.append(index)
+            samples += fixed
+            samples += self._values(base, labels, _NETCLASS_VALUES)
+        for gone in self._fixed.keys() - set(devices):
+            del self._fixed[gone]
         return samples
 
 
@@ -207,15 +234,29 @@ class NetstatPart:
     def __init__(self, files: FileSource, fields: str = DEFAULT_NETSTAT_FIELDS) -> None:
         self._files = files
         self._fields = re.compile(fields)
-        self._wanted: dict[str, str | None] = {}  # key -> series name, or None when filtered
+        # Per header line: the positions of the wanted fields in its value line,
+        # with their series and kind. The kernel's headers do not change while it runs.
+        self._columns: dict[str, list[tuple[int, str, MetricKind]]] = {}
+        self._snmp6: dict[str, tuple[str, MetricKind] | None] = {}
 
-    def _name(self, key: str) -> str | None:
-        if key not in self._wanted:
-            self._wanted[key] = f"node_netstat_{key}" if self._fields.search(key) else None
-        return self._wanted[key]
+    def _series(self, key: str) -> tuple[str, MetricKind] | None:
+        if not self._fields.search(key):
+            return None
+        return f"node_netstat_{key}", GAUGE if key in _NETSTAT_GAUGES else COUNTER
+
+    def _wanted(self, header: str) -> list[tuple[int, str, MetricKind]]:
+        columns = self._columns.get(header)
+        if columns is None:
+            proto, _, names = header.partition(":")
+            columns = self._columns[header] = [
+                (index, *series)
+                for index, name in enumerate(names.split())
+                if (series := self._series(f"{proto}_{name}")) is not None
+            ]
+        return columns
 
     def collect(self) -> list[Sample]:
-        values: list[tuple[str, str]] = []
+        samples = []
         for path in ("/proc/net/netstat", "/proc/net/snmp"):
             try:
                 lines = self._files.read(path).splitlines()
@@ -223,25 +264,29 @@ class NetstatPart:
                 continue
             # Pairs of lines: "Proto: Name Name ..." then "Proto: value value ...".
             for header, row in zip(lines[::2], lines[1::2], strict=False):
-                proto, _, names = header.partition(":")
-                values += [
-                    (f"{proto}_{n}", v)
-                    for n, v in zip(names.split(), row.partition(":")[2].split(), strict=False)
-                ]
+                columns = self._wanted(header)
+                if columns:
+                    values = row.partition(":")[2].split()
+                    samples += [
+                        Sample(name, float(values[index]), {}, kind)
+                        for index, name, kind in columns
+                        if index < len(values)
+                    ]
         try:
-            for line in self._files.read("/proc/net/snmp6").splitlines():
-                parts = line.split()
-                six = parts[0].find("6") if parts else -1
-                if six > 0 and len(parts) == 2:
-                    values.append((f"{parts[0][: six + 1]}_{parts[0][six + 1 :]}", parts[1]))
+            snmp6 = self._files.read("/proc/net/snmp6").splitlines()
         except OSError:
-            pass
-        samples = []
-        for key, raw in values:
-            name = self._name(key)
-            if name is not None:
-                kind = GAUGE if key in _NETSTAT_GAUGES else COUNTER
-                samples.append(Sample(name, float(raw), {}, kind))
+            snmp6 = []
+        for line in snmp6:
+            key, _, raw = line.partition(" ")
+            if key not in self._snmp6:
+                # "Udp6InDatagrams" is protocol "Udp6", field "InDatagrams".
+                six = key.find("6")
+                self._snmp6[key] = (
+                    self._series(f"{key[: six + 1]}_{key[six + 1 :]}") if six > 0 else None
+                )
+            series = self._snmp6[key]
+            if series is not None:
+                samples.append(Sample(series[0], float(raw), {}, series[1]))
         return samples
 
 

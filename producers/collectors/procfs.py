@@ -7,6 +7,7 @@ walks a /proc tree given as a parameter so tests can hand it a recorded one.
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hoststream.producers.collectors.sources import KernelStat
 
 __all__ = [
     "MountEntry",
+    "ProcessStates",
     "count_process_states",
     "parse_kernel_stat",
     "parse_meminfo",
@@ -126,3 +128,81 @@ def count_process_states(proc_root: Path) -> dict[str, int]:
             continue
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+class ProcessStates:
+    """Counts processes per state, keeping each process's stat file open between calls.
+
+    Reading an open ``/proc/<pid>/stat`` again at offset 0 (``pread``) shows
+    the process's state now: one system call per process instead of the three
+    of :func:`count_process_states` (about a third of its cost). A process that
+    exited makes the read fail (``ESRCH``), even when its pid was reused, and
+    its file is closed and opened anew.
+
+    Args:
+        proc_root: where /proc is mounted.
+        max_open: at most this many files stay open (default: 512, or a quarter
+            of the process's file limit if that is lower); the rest are opened
+            and closed on each call.
+    """
+
+    def __init__(self, proc_root: Path | str = "/proc", max_open: int | None = None) -> None:
+        self._root = os.fspath(proc_root)
+        if max_open is None:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            max_open = 512 if soft == resource.RLIM_INFINITY else min(512, soft // 4)
+        self._max_open = max_open
+        self._open: dict[str, int] = {}
+
+    def _read_fresh(self, name: str) -> bytes | None:
+        try:
+            fd = os.open(f"{self._root}/{name}/stat", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, 1024, 0)
+        except OSError:
+            os.close(fd)
+            return None
+        if len(self._open) < self._max_open:
+            self._open[name] = fd
+        else:
+            os.close(fd)
+        return data
+
+    def __call__(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        listed = [name for name in os.listdir(self._root) if name.isdigit()]
+        for name in listed:
+            fd = self._open.get(name)
+            data: bytes | None = None
+            if fd is not None:
+                try:
+                    data = os.pread(fd, 1024, 0)
+                except OSError:  # exited: the pid may now be another process's
+                    data = None
+                if not data:
+                    os.close(fd)
+                    del self._open[name]
+                    data = None
+            if data is None:
+                data = self._read_fresh(name)
+                if data is None:  # exited between the listing and the read
+                    continue
+            try:
+                state = process_state(data)
+            except (ValueError, IndexError):
+                continue
+            counts[state] = counts.get(state, 0) + 1
+        for gone in self._open.keys() - set(listed):
+            os.close(self._open.pop(gone))
+        return counts
+
+    def close(self) -> None:
+        """Close every file kept open."""
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
+
+    def __del__(self) -> None:
+        self.close()
