@@ -1,4 +1,8 @@
-"""Run the benchmarks, write JSON and PNG results to bench/results/, print a summary."""
+"""Run the benchmarks, write JSON and PNG results to bench/results/, print a summary.
+
+The local stack is started if needed; with a running stack's ``stack.env``
+sourced (``HOSTSTREAM_KAFKA_BOOTSTRAP`` set), that stack is used instead.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
     args = parser.parse_args()
-    stack = Stack(REPO / ".hoststream")
-    env = {**os.environ, **stack.up()}
+    if "HOSTSTREAM_KAFKA_BOOTSTRAP" in os.environ:
+        # A stack already running elsewhere (its stack.env sourced): measure against it.
+        env = dict(os.environ)
+    else:
+        env = {**os.environ, **Stack(REPO / ".hoststream").up()}
     results: list[Result] = []
     for name in args.only.split(","):
         for result in SUITES[name](env):

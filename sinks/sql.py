@@ -1,8 +1,11 @@
 """CockroachDB/PostgreSQL: window aggregates and alert events, written idempotently.
 
-Each batch is one transaction of multi-row ``INSERT ... ON CONFLICT ... DO
-UPDATE`` statements (a form both databases accept), so writing a batch twice
-leaves the same rows. CockroachDB asks clients to retry transactions that
+Each batch is one transaction per table: ``COPY`` into a temporary staging
+table, then one ``INSERT ... SELECT ... ON CONFLICT ... DO UPDATE`` from it
+(forms both databases accept), so writing a batch twice leaves the same rows.
+``COPY`` costs the client and the server far less per row than a statement's
+parameters, and the two statements never change, so nothing is re-planned
+per batch. CockroachDB asks clients to retry transactions that
 lose a conflict (SQLSTATE 40001); the sink retries those itself, and
 reports a lost or refused connection as "unavailable" so the consumer loop
 pauses and retries with backoff. The schema is created and upgraded by the
@@ -24,13 +27,16 @@ from psycopg import sql
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkFatalError, SinkUnavailableError
 from hoststream.sinks.base import BatchingSink, SinkRecord
-from hoststream.sinks.migrations import apply_migrations
+from hoststream.sinks.migrations import apply_migrations, is_cockroach
 from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
     AGGREGATE_KEY,
+    AGGREGATE_STAGING,
     ALERT_COLUMNS,
     ALERT_KEY,
+    ALERT_STAGING,
     SqlRecord,
+    Staging,
     aggregate_row,
     alert_row,
     latest_per_key,
@@ -38,7 +44,14 @@ from hoststream.sinks.sql_rows import (
 )
 from hoststream.sinks.sql_schema import ALERTS, STAMPED, WINDOW_AGGREGATES
 
-__all__ = ["SqlSink", "upsert_statement"]
+__all__ = [
+    "SqlSink",
+    "clear_statement",
+    "copy_statement",
+    "staging_statements",
+    "staging_table",
+    "upsert_statement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,34 +62,105 @@ class _ContentError(Exception):
     """The database refused the data of a statement (SQLSTATE class 22 or 23)."""
 
 
-@cache
-def upsert_statement(table: str, rows: int) -> sql.Composed:
-    """``INSERT INTO <table> ... VALUES (...) x rows ON CONFLICT (<key>) DO UPDATE SET ...``.
+def _table(table: str) -> tuple[tuple[str, ...], tuple[str, ...], Staging]:
+    if table == WINDOW_AGGREGATES.name:
+        return AGGREGATE_COLUMNS, AGGREGATE_KEY, AGGREGATE_STAGING
+    if table == ALERTS.name:
+        return ALERT_COLUMNS, ALERT_KEY, ALERT_STAGING
+    raise ValueError(f"no upsert for table {table!r}")
 
+
+def _staged(table: str) -> list[tuple[str, str]]:
+    """The staged columns of ``table``: name and staging type, in row order."""
+    columns, _, staging = _table(table)
+    return [(c, t) for c in columns if (t := staging[c][0]) is not None]
+
+
+def staging_table(table: str) -> str:
+    """The session's temporary table that a batch for ``table`` is copied into."""
+    _table(table)
+    return f"staged_{table}"
+
+
+@cache
+def staging_statements(table: str, *, cockroach: bool) -> tuple[sql.Composed, ...]:
+    """Create the session's staging table for ``table``.
+
+    PostgreSQL empties it at every commit. CockroachDB has temporary tables
+    only behind a session setting and knows no ``ON COMMIT`` clause, so there
+    :func:`clear_statement` empties it inside the batch's transaction.
+    """
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in _staged(table)
+    )
+    create = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}){}").format(
+        sql.Identifier(staging_table(table)),
+        columns,
+        sql.SQL("") if cockroach else sql.SQL(" ON COMMIT DELETE ROWS"),
+    )
+    if cockroach:
+        return (sql.SQL("SET experimental_enable_temp_tables = 'on'").format(), create)
+    return (create,)
+
+
+@cache
+def copy_statement(table: str) -> sql.Composed:
+    """``COPY staged_<table> (...) FROM STDIN``: the rows of :mod:`sinks.sql_rows`, as text."""
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(staging_table(table)),
+        sql.SQL(", ").join(sql.Identifier(c) for c, _ in _staged(table)),
+    )
+
+
+@cache
+def clear_statement(table: str) -> sql.Composed:
+    """Empty the staging table (CockroachDB, where it is not emptied on commit)."""
+    return sql.SQL("DELETE FROM {}").format(sql.Identifier(staging_table(table)))
+
+
+@cache
+def upsert_statement(table: str, rows: int = 0) -> sql.Composed:
+    """``INSERT INTO <table> ... SELECT ... FROM <staged rows> ON CONFLICT (<key>) DO UPDATE``.
+
+    The staged rows are the staging table, or with ``rows`` > 0 a ``VALUES``
+    list of that many rows of parameters (one row at a time, for comparison).
     Aggregates: a later emission of the same window (late samples) replaces
     the earlier one. Alerts: an older event never overwrites a newer one.
     """
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-    if table == WINDOW_AGGREGATES.name:
-        columns, key, guard = AGGREGATE_COLUMNS, AGGREGATE_KEY, sql.SQL("")
-    elif table == ALERTS.name:
-        columns, key = ALERT_COLUMNS, ALERT_KEY
-        guard = sql.SQL(" WHERE alerts.event_time <= excluded.event_time")
+    columns, key, staging = _table(table)
+    guard = (
+        sql.SQL(" WHERE alerts.event_time <= excluded.event_time")
+        if table == ALERTS.name
+        else sql.SQL("")
+    )
+    staged = _staged(table)
+    source: sql.Composable
+    if rows > 0:
+        row = sql.SQL("({})").format(
+            sql.SQL(", ").join(sql.SQL("CAST(%s AS {})").format(sql.SQL(t)) for _, t in staged)
+        )
+        source = sql.SQL("(VALUES {}) AS staged ({})").format(
+            sql.SQL(", ").join([row] * rows),
+            sql.SQL(", ").join(sql.Identifier(c) for c, _ in staged),
+        )
     else:
-        raise ValueError(f"no upsert for table {table!r}")
-    row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        source = sql.Identifier(staging_table(table))
+    values = [
+        sql.SQL(staging[c][1]).format(sql.Identifier(c) if staging[c][0] else sql.SQL(""))
+        for c in columns
+    ]
     updates: list[sql.Composable] = [
         sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c not in key
     ]
     updates.append(sql.SQL("{} = now()").format(sql.SQL(STAMPED)))
     return sql.SQL(
-        "INSERT INTO {table} ({columns}) VALUES {rows}"
+        "INSERT INTO {table} ({columns}) SELECT {values} FROM {source}"
         " ON CONFLICT ({key}) DO UPDATE SET {updates}{guard}"
     ).format(
         table=sql.Identifier(table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        rows=sql.SQL(", ").join([row] * rows),
+        values=sql.SQL(", ").join(values),
+        source=source,
         key=sql.SQL(", ").join(map(sql.Identifier, key)),
         updates=sql.SQL(", ").join(updates),
         guard=guard,
@@ -96,7 +180,6 @@ class SqlSink(BatchingSink[SqlRecord]):
         statement_timeout_ms: the longest one statement may run.
         serialization_retries: how often a transaction that hit SQLSTATE 40001
             is retried at once before the batch is handed back for backoff.
-        rows_per_statement: rows per multi-row INSERT.
         max_future_s: records stamped further ahead of this clock are refused.
         clock: seconds since the epoch; tests pass a fixed one.
     """
@@ -112,7 +195,6 @@ class SqlSink(BatchingSink[SqlRecord]):
         connect_timeout_s: float = 5.0,
         statement_timeout_ms: int = 30_000,
         serialization_retries: int = 5,
-        rows_per_statement: int = 500,
         max_future_s: float = 600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -122,10 +204,10 @@ class SqlSink(BatchingSink[SqlRecord]):
         self._connect_timeout_s = connect_timeout_s
         self._statement_timeout_ms = statement_timeout_ms
         self._serialization_retries = serialization_retries
-        self._rows_per_statement = rows_per_statement
         self._max_future_ms = int(max_future_s * 1000)
         self._clock = clock
         self._conn: psycopg.Connection[Any] | None = None
+        self._cockroach = False
         self._migrated = False
 
     # -- contract -----------------------------------------------------------
@@ -169,16 +251,19 @@ class SqlSink(BatchingSink[SqlRecord]):
 
     def _store(self, conn: psycopg.Connection[Any], records: list[SqlRecord]) -> None:
         aggregates, alerts = latest_per_key(records)
-        step = self._rows_per_statement
         with conn.transaction(), conn.cursor() as cursor:
             for table, rows in (
                 (WINDOW_AGGREGATES.name, [aggregate_row(a) for a in aggregates]),
                 (ALERTS.name, [alert_row(e) for e in alerts]),
             ):
-                for start in range(0, len(rows), step):
-                    chunk = rows[start : start + step]
-                    params = [value for row in chunk for value in row]
-                    cursor.execute(upsert_statement(table, len(chunk)), params)
+                if not rows:
+                    continue
+                with cursor.copy(copy_statement(table)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute(upsert_statement(table))
+                if self._cockroach:
+                    cursor.execute(clear_statement(table))
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], None]) -> list[int] | None:
         """Run ``work`` on a migrated connection, sorting failures by what to do about them."""
@@ -230,6 +315,10 @@ class SqlSink(BatchingSink[SqlRecord]):
                 if not self._migrated:
                     applied = apply_migrations(conn, primary_region=self._primary_region)
                     self._migrated = True
+                self._cockroach = is_cockroach(conn)
+                for table in (WINDOW_AGGREGATES.name, ALERTS.name):
+                    for statement in staging_statements(table, cockroach=self._cockroach):
+                        conn.execute(statement)
             except BaseException:
                 conn.close()
                 raise

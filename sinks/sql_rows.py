@@ -2,6 +2,12 @@
 
 Pure functions, so the SQL sink's statements and validation are tested
 without a database.
+
+A row travels in plain types, the ones ``COPY`` and a staging table carry
+cheaply: timestamps as UTC milliseconds and label sets as JSON text. The
+upsert turns them into ``TIMESTAMPTZ`` and ``JSONB`` on the database side
+(:data:`AGGREGATE_STAGING`, :data:`ALERT_STAGING`), so the client builds no
+datetime or JSONB object per row.
 """
 
 from __future__ import annotations
@@ -9,22 +15,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from hoststream.errors import InvalidRecordError
 from hoststream.schemas import AlertEvent, WindowAggregate
 from hoststream.schemas.statistics import STATISTIC_FIELDS
-from hoststream.sinks.sql_schema import ALERTS, WINDOW_AGGREGATES
+from hoststream.sinks.sql_schema import ALERTS, WINDOW_AGGREGATES, Table
 
 __all__ = [
     "AGGREGATE_COLUMNS",
     "AGGREGATE_KEY",
+    "AGGREGATE_STAGING",
     "ALERT_COLUMNS",
     "ALERT_KEY",
+    "ALERT_STAGING",
     "SqlRecord",
+    "Staging",
     "aggregate_row",
     "alert_row",
     "canonical_labels",
@@ -33,11 +39,44 @@ __all__ = [
 ]
 
 SqlRecord = WindowAggregate | AlertEvent
+#: Per column: its type in the staging table (None: not staged), and the SQL
+#: expression over the staged columns that gives the stored value.
+Staging = dict[str, tuple[str | None, str]]
 
 AGGREGATE_KEY = WINDOW_AGGREGATES.key
 AGGREGATE_COLUMNS = WINDOW_AGGREGATES.written
 ALERT_KEY = ALERTS.key
 ALERT_COLUMNS = ALERTS.written
+
+# Timestamps travel as UTC milliseconds, label sets as canonical JSON text.
+_MS_TO_TIMESTAMP = "to_timestamp(CAST({0} AS DOUBLE PRECISION) / 1000)"
+_JSON_TO_JSONB = "CAST({0} AS JSONB)"
+
+
+def _staging(table: Table, computed: Mapping[str, str]) -> Staging:
+    """Each written column of ``table`` staged in a plain type, unless ``computed`` gives it."""
+    staging: Staging = {}
+    for name, sql_type in table.columns:
+        if name not in table.written:
+            continue
+        if name in computed:
+            staging[name] = (None, computed[name])
+            continue
+        plain = sql_type.removesuffix(" NOT NULL")
+        if plain == "TIMESTAMPTZ":
+            staging[name] = ("BIGINT", _MS_TO_TIMESTAMP)
+        elif plain == "JSONB":
+            staging[name] = ("TEXT", _JSON_TO_JSONB)
+        else:
+            staging[name] = (plain, "{0}")
+    return staging
+
+
+#: How the columns of ``window_aggregates`` are staged: ``labels`` is not sent,
+#: as ``labels_key`` is its canonical JSON already.
+AGGREGATE_STAGING = _staging(WINDOW_AGGREGATES, {"labels": 'CAST("labels_key" AS JSONB)'})
+#: How the columns of ``alerts`` are staged.
+ALERT_STAGING = _staging(ALERTS, {})
 
 # 2000-01-01T00:00:00Z: hoststream has no data from before; earlier means a unit mix-up.
 _EARLIEST_MS = 946_684_800_000
@@ -48,20 +87,15 @@ def canonical_labels(labels: Mapping[str, str]) -> str:
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def aggregate_row(a: WindowAggregate) -> tuple[Any, ...]:
-    """The values of :data:`AGGREGATE_COLUMNS`, in order."""
+    """The staged values of :data:`AGGREGATE_COLUMNS`, in order, ``labels`` left out."""
     return (
         a.host,
         a.metric,
         canonical_labels(a.labels),
         a.window_size_ms,
-        _utc(a.window_start),
-        _utc(a.window_end),
-        Jsonb(dict(a.labels)),
+        a.window_start,
+        a.window_end,
         a.kind.value,
         *(getattr(a, field) for field in STATISTIC_FIELDS),
         a.quantile_relative_error,
@@ -69,23 +103,23 @@ def aggregate_row(a: WindowAggregate) -> tuple[Any, ...]:
 
 
 def alert_row(e: AlertEvent) -> tuple[Any, ...]:
-    """The values of :data:`ALERT_COLUMNS`, in order."""
+    """The staged values of :data:`ALERT_COLUMNS`, in order."""
     return (
         e.dedup_key,
-        _utc(e.starts_at),
+        e.starts_at,
         e.state.value,
         e.rule,
         e.severity,
         e.host,
         e.metric,
-        Jsonb(dict(e.series_labels)),
-        Jsonb(dict(e.labels)),
-        Jsonb(dict(e.annotations)),
+        canonical_labels(e.series_labels),
+        canonical_labels(e.labels),
+        canonical_labels(e.annotations),
         e.value,
         e.threshold,
-        None if e.ends_at is None else _utc(e.ends_at),
-        _utc(e.window_end),
-        _utc(e.event_time),
+        e.ends_at,
+        e.window_end,
+        e.event_time,
     )
 
 

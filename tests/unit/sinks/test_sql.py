@@ -10,10 +10,19 @@ import pytest
 from hoststream.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
 from hoststream.sinks.migrations import MIGRATIONS, regional_statements
-from hoststream.sinks.sql import SqlSink, _ContentError, upsert_statement
+from hoststream.sinks.sql import (
+    SqlSink,
+    _ContentError,
+    clear_statement,
+    copy_statement,
+    staging_statements,
+    upsert_statement,
+)
 from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
+    AGGREGATE_STAGING,
     ALERT_COLUMNS,
+    ALERT_STAGING,
     aggregate_row,
     alert_row,
     canonical_labels,
@@ -75,18 +84,20 @@ def test_labels_are_canonical_json_whatever_their_order() -> None:
     assert canonical_labels({}) == "{}"
 
 
-def test_rows_match_their_columns() -> None:
-    row = aggregate_row(aggregate(rate_per_second=None))
-    assert len(row) == len(AGGREGATE_COLUMNS)
-    named = dict(zip(AGGREGATE_COLUMNS, row, strict=True))
+def test_rows_match_their_staged_columns() -> None:
+    staged = [c for c in AGGREGATE_COLUMNS if AGGREGATE_STAGING[c][0] is not None]
+    assert "labels" not in staged  # computed from labels_key by the database
+    named = dict(zip(staged, aggregate_row(aggregate(rate_per_second=None)), strict=True))
     assert named["labels_key"] == '{"cpu":"0","mode":"idle"}'
-    assert named["window_start"].timestamp() * 1000 == NOW_MS - 120_000
+    assert named["window_start"] == NOW_MS - 120_000
     assert named["kind"] == "GAUGE"
     assert named["rate_per_second"] is None
-    arow = dict(zip(ALERT_COLUMNS, alert_row(alert()), strict=True))
+    assert [c for c in ALERT_COLUMNS if ALERT_STAGING[c][0] is not None] == list(ALERT_COLUMNS)
+    arow = dict(zip(ALERT_COLUMNS, alert_row(alert(labels={"b": "2", "a": "1"})), strict=True))
     assert arow["state"] == "FIRING"
     assert arow["ends_at"] is None
-    assert arow["event_time"].timestamp() * 1000 == NOW_MS - 60_000
+    assert arow["event_time"] == NOW_MS - 60_000
+    assert arow["labels"] == '{"a":"1","b":"2"}'
 
 
 def test_the_latest_record_per_key_wins() -> None:
@@ -100,21 +111,43 @@ def test_the_latest_record_per_key_wins() -> None:
 
 
 def test_upserts_update_on_conflict_and_alerts_never_go_back_in_time() -> None:
-    text = upsert_statement("alerts", 3).as_string(None)
+    text = upsert_statement("alerts").as_string(None)
     assert text.startswith('INSERT INTO "alerts" ("dedup_key", "starts_at", "state", ')
-    assert text.count("%s") == 3 * len(ALERT_COLUMNS)
+    assert ' FROM "staged_alerts" ON CONFLICT' in text
+    assert "%s" not in text
+    assert 'to_timestamp(CAST("starts_at" AS DOUBLE PRECISION) / 1000)' in text
+    assert 'CAST("annotations" AS JSONB)' in text
     assert (
         'ON CONFLICT ("dedup_key", "starts_at", "state") DO UPDATE SET "rule" = excluded."rule"'
         in text
     )
     assert text.endswith("updated_at = now() WHERE alerts.event_time <= excluded.event_time")
-    agg = upsert_statement("window_aggregates", 1).as_string(None)
+    agg = upsert_statement("window_aggregates", 2).as_string(None)
     assert 'ON CONFLICT ("host", "metric", "labels_key", "window_size_ms", "window_start")' in agg
+    assert agg.count("CAST(%s AS ") == 2 * (len(AGGREGATE_COLUMNS) - 1)
+    assert 'CAST("labels_key" AS JSONB)' in agg
     assert '"mean" = excluded."mean"' in agg
     assert '"host" = excluded' not in agg
     assert "WHERE" not in agg
     with pytest.raises(ValueError, match="no upsert"):
         upsert_statement("users; DROP TABLE x", 1)
+
+
+def test_batches_are_copied_into_a_staging_table_emptied_per_transaction() -> None:
+    (postgres,) = staging_statements("alerts", cockroach=False)
+    text = postgres.as_string(None)
+    assert text.startswith('CREATE TEMP TABLE IF NOT EXISTS "staged_alerts" ("dedup_key" TEXT, ')
+    assert '"starts_at" BIGINT' in text
+    assert text.endswith(" ON COMMIT DELETE ROWS")
+    # CockroachDB: temporary tables behind a setting, no ON COMMIT; emptied by DELETE.
+    setting, create = staging_statements("window_aggregates", cockroach=True)
+    assert setting.as_string(None) == "SET experimental_enable_temp_tables = 'on'"
+    assert "ON COMMIT" not in create.as_string(None)
+    assert '"labels"' not in create.as_string(None)
+    assert clear_statement("alerts").as_string(None) == 'DELETE FROM "staged_alerts"'
+    copy = copy_statement("window_aggregates").as_string(None)
+    assert copy.startswith('COPY "staged_window_aggregates" ("host", "metric", "labels_key", ')
+    assert copy.endswith(' "quantile_relative_error") FROM STDIN')
 
 
 @pytest.mark.parametrize(
