@@ -160,6 +160,35 @@ def test_writing_the_same_batch_twice_leaves_the_same_rows(services: Settings, s
     assert current == [("RESOLVED",)]
 
 
+def test_timestamps_and_labels_are_stored_exactly(services: Settings, schema: str) -> None:
+    """Staged as milliseconds and JSON text, they come out as the same instants and label sets."""
+    odd_ms = NOW_MS - 59_999  # no whole second: a float conversion would show
+    event = alert("k2", AlertState.RESOLVED, odd_ms)
+    sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        assert (
+            sink.write([rec(aggregate("h1", 1, labels={"b": "é", "a": '"q"'})), rec(event)]) == []
+        )
+    finally:
+        sink.close()
+    [(start, end, labels, key)] = rows(
+        services,
+        schema,
+        "SELECT window_start, window_end, labels, labels_key FROM window_aggregates",
+    )
+    assert int(start.timestamp() * 1000) == NOW_MS - 120_000
+    assert int(end.timestamp() * 1000) == NOW_MS - 60_000
+    assert labels == {"a": '"q"', "b": "é"}
+    assert key == '{"a":"\\"q\\"","b":"é"}'
+    [(ends_at, event_time, series_labels)] = rows(
+        services, schema, "SELECT ends_at, event_time, series_labels FROM alerts"
+    )
+    assert round(ends_at.timestamp() * 1000) == odd_ms
+    assert ends_at == event_time
+    assert ends_at.microsecond % 1000 == 0
+    assert series_labels == {"cpu": "0"}
+
+
 def test_records_the_database_refuses_are_found_and_rejected_alone(
     services: Settings, schema: str
 ) -> None:
