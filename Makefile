@@ -1,4 +1,4 @@
-# hoststream: `make run` and `make test` are the two set-up commands (CONTRACT.md).
+# hoststream: `make run` and `make test` are the two set-up commands (docs/contract.md).
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=

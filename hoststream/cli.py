@@ -1,4 +1,4 @@
-"""The ``hoststream`` command line (CONTRACT.md).
+"""The ``hoststream`` command line (docs/contract.md).
 
 Exit status: 0 on success, 2 on bad usage or configuration (one line naming the
 setting), 1 on a runtime failure.

@@ -7,7 +7,7 @@ is set, spans are exported over OTLP/HTTP to that endpoint, and otherwise the
 returned tracer is OpenTelemetry's no-op tracer: no spans are recorded and
 :func:`inject_traceparent` adds no header, so tracing costs nothing when off.
 
-A trace crosses Kafka in the W3C ``traceparent`` message header (CONTRACT.md):
+A trace crosses Kafka in the W3C ``traceparent`` message header (docs/contract.md):
 the producer calls :func:`inject_traceparent` inside its batch span, a consumer
 of one message continues that trace with :func:`extract_context`, and a consumer
 of a batch with many parents links them with :func:`links_from_headers`

@@ -1,7 +1,7 @@
 """How records become VictoriaMetrics series: names, labels, timestamps, validation.
 
 Raw samples keep node_exporter's names and labels, plus ``instance="<host>"``
-and ``job="hoststream"`` (CONTRACT.md). Aggregates follow Prometheus'
+and ``job="hoststream"`` (docs/contract.md). Aggregates follow Prometheus'
 recording-rule naming, ``<metric>:<stat>_<window>``, e.g. ``node_load1:avg_1m``
 or ``node_network_receive_bytes_total:rate_5m``, stamped at the window's end
 as a recording rule evaluated then would be. docs/sinks.md lists the stats.

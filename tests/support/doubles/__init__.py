@@ -1,6 +1,12 @@
-"""Test doubles of outside HTTP services that cannot run on this machine.
+"""Test doubles: every stand-in the tests use instead of a real thing lives here.
 
-They are NOT the real services: each is a small local HTTP server on a
+- ``kafka``: in-memory Kafka clients, a recording sink and a fake clock, for unit
+  tests of the sink loop only.
+- ``alerts``: an alert receiver that accepts everything, for unit tests only.
+- ``pagerduty``, ``opsgenie`` (on ``http``): outside HTTP services that cannot run
+  on this machine, exported here.
+
+The HTTP doubles are NOT the real services: each is a small local HTTP server on a
 loopback port, written from the service's published request and response
 formats, that checks request bodies and refuses malformed ones the way the
 service documents. Use them to test what hoststream sends and how it reacts
