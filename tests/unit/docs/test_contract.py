@@ -1,4 +1,8 @@
-"""docs/contract.md's tables of commands and settings against the command line and Settings."""
+"""docs/contract.md's tables of commands and settings against the command line and Settings.
+
+After adding or changing a setting, ``python -m tests.unit.docs.test_contract``
+rewrites the settings table from :func:`hoststream.config.settings_table`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,18 @@ from hoststream.cli import app
 from hoststream.config import settings_table
 from tests.support.paths import REPO
 
-CONTRACT = REPO / "docs" / "contract.md"
+PAGE = REPO / "docs" / "contract.md"
+
+
+def find_block(text: str, name: str) -> re.Match[str]:
+    """The lines between ``<!-- NAME: ... -->`` and ``<!-- end NAME -->`` (group 1)."""
+    match = re.search(rf"<!-- {name}: [^>]*-->\n(.*?)<!-- end {name} -->", text, re.S)
+    assert match, f"docs/contract.md has no {name} block"
+    return match
 
 
 def block(name: str) -> str:
-    """The lines between ``<!-- NAME: ... -->`` and ``<!-- end NAME -->``."""
-    text = CONTRACT.read_text(encoding="utf-8")
-    match = re.search(rf"<!-- {name}: [^>]*-->\n(.*?)<!-- end {name} -->", text, re.S)
-    assert match, f"docs/contract.md has no {name} block"
-    return match.group(1)
+    return find_block(PAGE.read_text(encoding="utf-8"), name).group(1)
 
 
 def settings_rows() -> str:
@@ -31,7 +38,7 @@ def settings_rows() -> str:
             section = row.section
             lines.append(f"| **{section}** | | |")
         meaning = row.description.replace("|", "\\|")
-        lines.append(f"| `{row.env}` | {row.default} | {meaning} |")
+        lines.append(f"| `{row.env}` | {row.default or 'empty'} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 
@@ -80,3 +87,9 @@ def test_the_settings_table_is_every_setting_with_its_default_and_meaning() -> N
     assert block("settings") == settings_rows(), (
         "regenerate the settings table of docs/contract.md:\n" + settings_rows()
     )
+
+
+if __name__ == "__main__":
+    page = PAGE.read_text(encoding="utf-8")
+    start, end = find_block(page, "settings").span(1)
+    PAGE.write_text(page[:start] + settings_rows() + page[end:], encoding="utf-8")
