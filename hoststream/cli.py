@@ -184,8 +184,8 @@ def stream(
     max_future: Annotated[
         float | None,
         typer.Option(
-            help="Seconds an event may be ahead of the clock; 0: no limit "
-            "(HOSTSTREAM_STREAM_MAX_FUTURE_S; 3600)."
+            help="Seconds an event may be ahead of the clock "
+            "(HOSTSTREAM_STREAM_MAX_FUTURE_S; default HOSTSTREAM_VALIDATION_MAX_FUTURE_S, 600)."
         ),
     ] = None,
     session_timeout: Annotated[

@@ -278,11 +278,11 @@ class StreamsSection(_Section):
     stream_tick_s: float = Field(
         1.0, gt=0, le=3600, description="How often quiet hosts' windows are closed on wall time."
     )
-    stream_max_future_s: float = Field(
-        3600.0,
+    stream_max_future_s: float | None = Field(
+        None,
         ge=0,
         description="Events stamped further ahead of the clock are dead-lettered "
-        "(`--max-future`); 0: no limit.",
+        "(`--max-future`); unset: HOSTSTREAM_VALIDATION_MAX_FUTURE_S.",
     )
     stream_session_timeout_s: float = Field(
         30.0,

@@ -8,7 +8,9 @@ in docs/validation.md; every limit is a setting (:class:`ValidationLimits`).
 Start with :class:`Validator`: ``validator.check(record, topic, now_ms)``
 returns None for a valid record and a :class:`Violation` (the rule broken and
 a sentence) otherwise; :meth:`Validator.check_batch` does a whole batch at
-one clock reading. Nothing here raises for bad input: a rejection is a value,
+one clock reading, and :meth:`Validator.check_columns` an event decoded
+into columns (names and labels judged once per layout, values as one vector).
+Nothing here raises for bad input: a rejection is a value,
 so a fuzzer or a columnar caller can count on it.
 
 The rules, for every record kind:
@@ -44,9 +46,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hoststream.schemas.records import AlertEvent, MetricEvent, MetricKind, Sample, WindowAggregate
 from hoststream.schemas.statistics import STATISTICS
@@ -160,6 +162,7 @@ class Validator:
         self._max_future_ms = int(self.limits.max_future_s * 1000)
         self._good_names: set[str] = set()
         self._good_labels: set[tuple[str, str]] = set()
+        self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
 
     @classmethod
     def from_settings(
@@ -170,6 +173,10 @@ class Validator:
             topic_prefix=settings.topic_prefix,
             clock_ms=clock_ms,
         )
+
+    def now_ms(self) -> int:
+        """The consumer's clock, UTC milliseconds: read it once to judge a batch."""
+        return self._clock_ms()
 
     # -- whole records ------------------------------------------------------
 
@@ -233,11 +240,13 @@ class Validator:
                 )
         elif not _FAMILY.fullmatch(event.family):
             return Violation("InvalidFamily", f"family {_cut(event.family)} is not a family name")
-        return (
-            self._host(event.host)
-            or self._timestamp(event.timestamp_ms, "timestamp_ms", now)
-            or self._labels(event.host_labels, "host_labels")
-        )
+        found = self._host(event.host)
+        if found is not None:
+            return found
+        found = self._timestamp(event.timestamp_ms, "timestamp_ms", now)
+        if found is not None:
+            return Violation(found.error, f"{found.reason}; check the clock of host {event.host!r}")
+        return self._labels(event.host_labels, "host_labels")
 
     def check_aggregate(
         self, aggregate: WindowAggregate, topic: str | None = None, now_ms: int | None = None
@@ -365,6 +374,84 @@ class Validator:
                 "NegativeCounter", f"counter {sample.name} is {value}; counters are not negative"
             )
         return None
+
+    def check_columns(
+        self,
+        *,
+        host: str,
+        family: str,
+        timestamp_ms: int,
+        series: Sequence[tuple[tuple[str, Iterable[tuple[str, str]]], MetricKind]],
+        values: Any,
+        layout: Hashable | None = None,
+        host_labels: Mapping[str, str] | None = None,
+        topic: str | None = None,
+        now_ms: int | None = None,
+    ) -> Violation | None:
+        """:meth:`check_event` for an event decoded into columns (the columnar stream path).
+
+        Args:
+            host, family, timestamp_ms: the event's header fields.
+            series: per sample, ``((name, label pairs), kind)``.
+            values: the samples' values, a NumPy float array in ``series`` order.
+            layout: an id of ``series`` together with ``host_labels`` (a
+                decoder template): what was judged of one layout is not
+                judged again, so a known layout costs two vector operations.
+            host_labels: the event's host labels.
+            topic: the topic it was read from (None: not checked).
+            now_ms: the consumer's clock (None: read it now).
+        """
+        import numpy as np
+
+        event = MetricEvent(host, family, timestamp_ms, (), host_labels=host_labels or {})
+        found = self.check_event_fields(event, topic, now_ms)
+        if found is not None:
+            return found
+        judged = self._layouts.get(layout) if layout is not None else None
+        if judged is None:
+            judged = self._judge_layout(series, event.host_labels)
+            if layout is not None:
+                self._remember_layout(layout, judged)
+        violation, counters = judged
+        if violation is not None:
+            return violation
+        finite = np.isfinite(values)
+        if not finite.all():
+            at = int(np.argmin(finite))
+            return Violation(
+                "NonFiniteValue", f"the value of {_cut(series[at][0][0])} is {values[at]}"
+            )
+        if len(counters):
+            negative = values[counters] < 0
+            if negative.any():
+                at = int(counters[int(np.argmax(negative))])
+                return Violation(
+                    "NegativeCounter",
+                    f"counter {_cut(series[at][0][0])} is {values[at]}; counters are not negative",
+                )
+        return None
+
+    def _judge_layout(
+        self,
+        series: Sequence[tuple[tuple[str, Iterable[tuple[str, str]]], MetricKind]],
+        host_labels: Mapping[str, str],
+    ) -> tuple[Violation | None, Any]:
+        """The first rule a layout's names and labels break, and its counters' positions."""
+        import numpy as np
+
+        samples = tuple(Sample(name, 0.0, dict(labels), kind) for (name, labels), kind in series)
+        event = MetricEvent("layout", "layout", 0, samples, host_labels=host_labels)
+        counters = np.fromiter(
+            (i for i, (_, kind) in enumerate(series) if kind is MetricKind.COUNTER),
+            dtype=np.intp,
+        )
+        bad = self._scan_samples(event, first_only=True)
+        return (bad[0][1] if bad else None), counters
+
+    def _remember_layout(self, layout: Hashable, judged: tuple[Violation | None, Any]) -> None:
+        if len(self._layouts) >= _CACHE_LIMIT // 100:
+            self._layouts.clear()
+        self._layouts[layout] = judged
 
     def valid_samples(self, event: MetricEvent) -> tuple[MetricEvent, list[Violation]]:
         """``event`` without its invalid samples, and what was wrong with them (the producer).
@@ -536,7 +623,7 @@ class Validator:
             return Violation(
                 "FutureTimestamp",
                 f"{name} {ms} is {(ms - now) / 1000:.0f} s ahead of this consumer's clock"
-                f" (limit {self.limits.max_future_s:.0f} s); check the producing host's clock",
+                f" (limit {self.limits.max_future_s:.0f} s)",
             )
         return None
 

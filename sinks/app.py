@@ -25,6 +25,7 @@ from hoststream.schemas import (
     codec_for,
     registry_client_for,
 )
+from hoststream.schemas.validation import Validator
 from hoststream.sinks.base import BatchingSink
 from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.decoding import TopicDecoder
@@ -118,6 +119,7 @@ def build_sink(
         dead_letters=DeadLetterQueue.from_settings(settings, kind),
         metrics=SinkMetrics(registry, kind),
         policy=policy,
+        validator=Validator.from_settings(settings),
     )
 
 

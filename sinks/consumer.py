@@ -40,6 +40,7 @@ from hoststream.errors import (
     SinkBackpressureError,
     SinkUnavailableError,
 )
+from hoststream.schemas.validation import Validator, Violation
 from hoststream.sinks.base import BatchingSink, Headers, SinkRecord
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
@@ -151,6 +152,10 @@ class SinkConsumer(Generic[T]):
         lag_interval_s: how often the consumer-lag gauge is refreshed.
         clock: monotonic seconds; tests pass a fake one.
         sleep: waits between retries during shutdown; tests pass a fake one.
+        validator: the validation contract every decoded record must meet on
+            its topic (:mod:`hoststream.schemas.validation`); one that breaks
+            it is dead-lettered with the rule as its error class. None: only
+            the sink's own :meth:`~sinks.base.BatchingSink.check`.
     """
 
     def __init__(
@@ -169,8 +174,10 @@ class SinkConsumer(Generic[T]):
         lag_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        validator: Validator | None = None,
     ) -> None:
         self._consumer = consumer
+        self._validator = validator
         self._topics = list(topics)
         self._sink = sink
         self._decode = decoder
@@ -412,29 +419,39 @@ class SinkConsumer(Generic[T]):
 
     def _decode_batch(self, batch: _Batch[T]) -> list[SinkRecord[T]]:
         valid: list[SinkRecord[T]] = []
+        # One reading of the clock judges the whole batch's timestamps.
+        now_ms = self._validator.now_ms() if self._validator is not None else 0
         for item in batch.items:
             if item.record is None and item.rejection is None:
-                self._decode_one(item)
+                self._decode_one(item, now_ms)
                 if item.rejection is not None:
                     batch.rejections.append(item.rejection)
             if item.record is not None:
                 valid.append(item.record)
         return valid
 
-    def _decode_one(self, item: _Pending[T]) -> None:
+    def _decode_one(self, item: _Pending[T], now_ms: int) -> None:
         try:
             value = self._decode(item.topic, item.value, item.headers)
             record = SinkRecord(
                 item.topic, item.partition, item.offset, item.key, item.value, value, item.headers
             )
-            self._sink.check(value)
+            violation = (
+                self._validator.check(value, item.topic, now_ms)
+                if self._validator is not None
+                else None
+            )
+            if violation is None:
+                self._sink.check(value)
         except SchemaRegistryUnavailableError as exc:
             raise SinkUnavailableError(str(exc)) from exc
         except (SerializationError, InvalidRecordError) as exc:
+            violation = Violation(type(exc).__name__, str(exc))
+        if violation is not None:
             raw: SinkRecord[None] = SinkRecord(
                 item.topic, item.partition, item.offset, item.key, item.value, None, item.headers
             )
-            item.rejection = Rejection(raw, str(exc), type(exc).__name__)
+            item.rejection = Rejection(raw, violation.reason, violation.error)
             return
         item.record = record
 

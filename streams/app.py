@@ -15,6 +15,7 @@ runs, through :func:`hoststream.runtime.run_component`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from hoststream.schemas import (
     registry_client_for,
 )
 from hoststream.schemas.records import FAMILIES
+from hoststream.schemas.validation import Validator
 from hoststream.streams._broker import broker_credentials, broker_urls
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import WindowAggregator
@@ -74,6 +76,15 @@ def _faust_headers(headers: MessageHeaders) -> list[tuple[str, bytes]]:
     # inject_traceparent adds bytes, and the headers of consumed messages are
     # bytes from aiokafka already (or None, which it writes back as a null value).
     return cast(list[tuple[str, bytes]], headers)
+
+
+def _validator(settings: Settings) -> Validator:
+    """The validation contract, with ``stream_max_future_s`` as its future limit when set."""
+    validator = Validator.from_settings(settings)
+    if settings.stream_max_future_s is None:
+        return validator
+    limits = dataclasses.replace(validator.limits, max_future_s=settings.stream_max_future_s)
+    return Validator(limits, topic_prefix=settings.topic_prefix)
 
 
 def build_app(
@@ -119,7 +130,6 @@ def build_app(
         metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
     )
     registry = registry_client_for(settings)
-    max_future_s = settings.stream_max_future_s
     processor = BatchProcessor(
         aggregator,
         table,
@@ -132,7 +142,7 @@ def build_app(
         reject=_DeadLetters(topics, aggregator.metrics).reject,
         family_of_topic=topics.family_of_topic,
         rules=engine,
-        max_future_ms=round(max_future_s * 1000) if max_future_s else None,
+        validator=_validator(settings),
     )
     _add_aggregating_agent(app, topics, processor, settings)
     _add_quiet_host_timer(app, topics, processor, settings.stream_tick_s)

@@ -34,6 +34,7 @@ from hoststream.dead_letters import Rejection
 from hoststream.errors import SerializationError
 from hoststream.schemas import RecordDeserializer
 from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
+from hoststream.schemas.validation import Validator
 from hoststream.streams._table import partition_of, state_key
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.rules.engine import RuleEngine
@@ -84,7 +85,7 @@ class BatchProcessor:
         reject: Reject,
         family_of_topic: Mapping[str, str],
         rules: RuleEngine | None = None,
-        max_future_ms: int | None = 3_600_000,
+        validator: Validator | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         """Wire the processor.
@@ -94,13 +95,13 @@ class BatchProcessor:
             table: window states by key ``b"<partition>|<family>|<host>"``.
             decode: the MetricEvent deserializer of the configured wire format.
             emit: sends closed windows and alert events; returns once they are acknowledged.
-            reject: sends an undecodable message to its dead-letter topic, with a reason.
+            reject: sends an undecodable or invalid message to its dead-letter topic, with a reason.
             family_of_topic: the family each source topic carries.
             rules: the alert rules to run on closed windows; None: no alerts.
-            max_future_ms: events stamped further than this ahead of the wall
-                clock are rejected: one event from a host with a wrong clock
-                would otherwise push its watermark ahead and make every later
-                sample late. None: no limit.
+            validator: the validation contract every event must meet (its
+                timestamp within a window around ``clock_ms``: one event from a
+                host with a wrong clock would otherwise push its watermark ahead
+                and make every later sample late); default: the default limits.
             clock_ms: wall-clock milliseconds; tests pass a fake.
         """
         self.aggregator = aggregator
@@ -110,7 +111,7 @@ class BatchProcessor:
         self._reject = reject
         self._family_of_topic = dict(family_of_topic)
         self.rules = rules
-        self._max_future_ms = max_future_ms
+        self._validator = validator if validator is not None else Validator()
         self._clock_ms = clock_ms
         # Wall time each key was last seen. Deliberately not persisted: after a
         # restart every key gets a full quiet period to deliver its backlog
@@ -147,14 +148,10 @@ class BatchProcessor:
                 f"a {event.family!r} event on topic {message.topic!r}, which carries {expected!r}",
                 "WrongTopic",
             )
-        if self._max_future_ms is not None and event.timestamp_ms > now + self._max_future_ms:
-            return Rejection(
-                message,
-                f"timestamp {event.timestamp_ms} is {(event.timestamp_ms - now) / 1000:.0f} s"
-                f" ahead of this worker's clock (limit {self._max_future_ms / 1000:.0f} s);"
-                f" check the clock of host {event.host!r}",
-                "FutureTimestamp",
-            )
+        # The topic's family was checked above, against this worker's own routing.
+        violation = self._validator.check_event(event, None, now)
+        if violation is not None:
+            return Rejection(message, violation.reason, violation.error)
         return event
 
     def _load(self, key: bytes, event: MetricEvent) -> FamilyState:

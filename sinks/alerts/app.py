@@ -19,6 +19,7 @@ from hoststream.errors import ConfigurationError
 from hoststream.kafka import consumer_config
 from hoststream.runtime import Runtime
 from hoststream.schemas import AlertEvent, codec_for, registry_client_for
+from hoststream.schemas.validation import Validator
 from hoststream.sinks.alerts.alertmanager import AlertmanagerRouter
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
 from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
@@ -154,6 +155,7 @@ def build_alert_sink(
         dead_letters=DeadLetterQueue.from_settings(settings, sink.name),
         metrics=SinkMetrics(registry, sink.name),
         policy=policy or ALERT_POLICY,
+        validator=Validator.from_settings(settings),
     )
 
 

@@ -106,14 +106,14 @@ def test_every_valid_sample_is_stored_under_node_exporter_names_and_poison_is_de
         )
         == 3
     )
-    assert (
-        sink.metric(
-            "hoststream_sink_records_dead_lettered_total",
-            sink="victoriametrics",
-            error="InvalidRecordError",
-        )
-        == 2
-    )
+    # The validation contract names the rule each broke (docs/validation.md).
+    for rule in ("NonFiniteValue", "StaleTimestamp"):
+        assert (
+            sink.metric(
+                "hoststream_sink_records_dead_lettered_total", sink="victoriametrics", error=rule
+            )
+            == 1
+        ), rule
 
     # PromQL over node_exporter's names and labels, as a dashboard would ask.
     host = f"{unique}-h1"
@@ -140,7 +140,11 @@ def test_every_valid_sample_is_stored_under_node_exporter_names_and_poison_is_de
         assert int(headers[HEADER_SOURCE_PARTITION]) in (0, 1)
         assert int(headers[HEADER_SOURCE_OFFSET]) >= 0
         assert headers[HEADER_ERROR]
-        assert headers[HEADER_ERROR_CLASS] in (b"SerializationError", b"InvalidRecordError")
+        assert headers[HEADER_ERROR_CLASS] in (
+            b"SerializationError",
+            b"NonFiniteValue",
+            b"StaleTimestamp",
+        )
         assert message.key() in (b"poison", f"{unique}-nan".encode(), f"{unique}-epoch".encode())
     by_key = {m.key(): dict(m.headers()) for m in dead}
     assert b"nan" in by_key[f"{unique}-nan".encode()][HEADER_ERROR]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from hoststream.config import Settings
@@ -309,3 +310,53 @@ def test_what_the_simulated_fleet_sends_is_valid() -> None:
     for tick in range(3):
         for event in fleet.events(T0 + tick * 10_000):
             assert v.check(event, f"metrics.{event.family}") is None, event.host
+
+
+def columns_of(event: MetricEvent) -> dict[str, object]:
+    return {
+        "host": event.host,
+        "family": event.family,
+        "timestamp_ms": event.timestamp_ms,
+        "series": tuple(((s.name, tuple(sorted(s.labels.items()))), s.kind) for s in event.samples),
+        "values": np.array([s.value for s in event.samples], dtype=np.float64),
+        "host_labels": event.host_labels,
+    }
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        metric_event(),
+        event_with(Sample("node_load1", float("nan"))),
+        event_with(Sample("node_intr_total", -2.0, {}, MetricKind.COUNTER)),
+        event_with(Sample("node_load1", 1.0), Sample("node_load1", 2.0)),
+        event_with(Sample("bad-name", 1.0)),
+        event_with(Sample("m", 1.0, {f"l{i}": "x" for i in range(40)})),
+        replace(metric_event(), host="h" * 300),
+        replace(metric_event(), timestamp_ms=0),
+        replace(metric_event(), host_labels={"job": "x"}),
+    ],
+)
+def test_the_columnar_form_judges_as_the_record_form(event: MetricEvent) -> None:
+    v = validator()
+    expected = v.check(event, "metrics.cpu")
+    for layout in (None, "template-1", "template-1"):  # the second time from the cache
+        got = Validator(clock_ms=lambda: T0).check_columns(
+            **columns_of(event), layout=layout, topic="metrics.cpu"
+        )
+        assert (got and got.error) == (expected and expected.error)
+
+
+def test_a_known_layout_judges_only_the_values() -> None:
+    v = validator()
+    good = columns_of(metric_event())
+    assert v.check_columns(**good, layout=7) is None
+    # Same layout id, new values: only the values are looked at again.
+    nan = {**good, "values": np.array([1.0, float("nan"), 0.5])}
+    assert v.check_columns(**nan, layout=7) == Violation(
+        "NonFiniteValue", "the value of 'node_cpu_seconds_total' is nan"
+    )
+    negative = {**good, "values": np.array([1.0, -3.0, 0.5])}
+    violation = v.check_columns(**negative, layout=7)
+    assert violation is not None
+    assert violation.error == "NegativeCounter"

@@ -9,13 +9,14 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.dead_letters import Rejection
-from hoststream.schemas import MetricEvent, Sample, WindowAggregate, codec_for
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor
 from hoststream.streams.state import FamilyState
 
 T0 = 1_798_761_600_000
+NAN = float("nan")
 SETTINGS = Settings(schema_registry_url=None)
 SERIALIZE = codec_for(SETTINGS, MetricEvent).serializer
 
@@ -129,8 +130,30 @@ def test_restart_forgets_wall_clock_and_waits_a_full_quiet_period() -> None:
 
 def test_event_far_ahead_of_the_clock_is_rejected_not_aggregated() -> None:
     h = Harness()
-    h.process([message("a", T0 + 3_600_001, 1.0), message("a", T0 + 3_600_000, 2.0)])
+    # The validation contract's default: 600 s ahead at most.
+    h.process([message("a", T0 + 600_001, 1.0), message("a", T0 + 600_000, 2.0)])
     ((_, rejection),) = h.rejected
     assert rejection.error_class == "FutureTimestamp"
     assert "check the clock of host 'a'" in rejection.reason
-    assert FamilyState.from_bytes(h.table[b"0|system|a"]).watermark == T0 + 3_600_000
+    assert FamilyState.from_bytes(h.table[b"0|system|a"]).watermark == T0 + 600_000
+
+
+def test_an_event_breaking_the_validation_contract_is_rejected_whole() -> None:
+    h = Harness()
+    bad = [
+        MetricEvent("a", "system", T0, (Sample("node_load1", 1.0), Sample("node_load5", NAN))),
+        MetricEvent("a", "system", 0, (Sample("node_load1", 1.0),)),  # 1970
+        MetricEvent("h" * 10_000, "system", T0, (Sample("node_load1", 1.0),)),
+        MetricEvent("a", "system", T0, (Sample("node_intr_total", -1.0, {}, MetricKind.COUNTER),)),
+        MetricEvent("a", "system", T0, (Sample("m", 1.0, {f"l{i}": "x" for i in range(10_000)}),)),
+    ]
+    h.process([Message("metrics.system", 0, SERIALIZE(event)) for event in bad])
+    assert [r.error_class for _, r in h.rejected] == [
+        "NonFiniteValue",
+        "StaleTimestamp",
+        "InvalidHostId",
+        "NegativeCounter",
+        "TooManyLabels",
+    ]
+    assert h.table == {}
+    assert h.emitted == []
