@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
+
+import httpx
 
 from hoststream.config import Settings
 from hoststream.schemas import MetricEvent, codec_for
@@ -17,7 +20,9 @@ from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 
 
-def produce_process(services: Settings, prefix: str, *args: str) -> subprocess.Popen[str]:
+def produce_process(
+    services: Settings, prefix: str, *args: str, metrics_port: int | None = None
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "HOSTSTREAM_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
@@ -26,6 +31,8 @@ def produce_process(services: Settings, prefix: str, *args: str) -> subprocess.P
         "HOSTSTREAM_TOPIC_PARTITIONS": "2",
         "HOSTSTREAM_HOST_ID": "real-host",
     }
+    if metrics_port is not None:
+        env["HOSTSTREAM_METRICS_PORT"] = str(metrics_port)
     return subprocess.Popen(
         [sys.executable, "-m", "hoststream", "produce", *args],
         env=env,
@@ -33,6 +40,32 @@ def produce_process(services: Settings, prefix: str, *args: str) -> subprocess.P
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_acknowledged(port: int, events: int, proc: subprocess.Popen[str]) -> None:
+    """Until the producer's /metrics counts ``events`` acknowledged events (at most 90 s)."""
+    deadline = time.monotonic() + 90
+    total = 0.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            text = ""
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hoststream_producer_events_total{")
+        )
+        if total >= events:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the producer acknowledged {total:g} events, not {events}")
 
 
 def decode_all(settings: Settings, messages) -> list[MetricEvent]:
@@ -70,8 +103,10 @@ def test_real_host_emits_every_family_each_interval(services: Settings, unique: 
 
 def test_sigterm_flushes_every_acknowledged_event(services: Settings, unique: str) -> None:
     prefix = f"{unique}."
-    proc = produce_process(services, prefix, "--interval", "1")
-    time.sleep(8)
+    port = free_port()
+    proc = produce_process(services, prefix, "--interval", "1", metrics_port=port)
+    # Stop once 25 events were acknowledged (five ticks), however long start-up takes.
+    wait_for_acknowledged(port, 25, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
