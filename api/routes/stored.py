@@ -21,6 +21,7 @@ from hoststream.api.store import (
     fetch_aggregates,
     fetch_alerts,
 )
+from hoststream.streams.windows import WindowSize
 
 __all__ = ["MAX_RANGE_MS", "router"]
 
@@ -30,14 +31,18 @@ router = APIRouter()
 MAX_RANGE_MS = 31 * 86_400_000
 #: 9999-12-31T23:59:59.999Z: later instants overflow PostgreSQL's timestamps.
 MAX_TIME_MS = 253_402_300_799_999
-WINDOW_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def window_ms(window: str) -> int:
-    match = re.fullmatch(r"([0-9]{1,6})(ms|s|m|h|d)", window)
-    if not match or int(match.group(1)) == 0:
+    """The length of a window named as its topics and series name it (``1m``), in ms."""
+    try:
+        size = WindowSize.parse(window)
+    except ValueError:  # not a size, or a zero-length one
+        size = None
+    # Stricter than WindowSize.parse, which also takes a bare number of seconds.
+    if size is None or not re.fullmatch(r"[0-9]{1,6}(ms|s|m|h|d)", window):
         raise HTTPException(422, f"window {window!r} is not like 10s, 1m or 5m")
-    return int(match.group(1)) * WINDOW_UNITS[match.group(2)]
+    return size.ms
 
 
 def _cursor(cursor: str | None) -> list[Any] | None:
