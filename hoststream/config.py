@@ -32,10 +32,11 @@ from pydantic_settings import (
 )
 
 from hoststream.errors import ConfigurationError
+from hoststream.ports import API_PORT
 from hoststream.topics import prefixed
 
 __all__ = [
-    "API_PORT",
+    "SECTIONS",
     "AlertingSection",
     "ApiSection",
     "KafkaSection",
@@ -53,9 +54,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "HOSTSTREAM_"
-
-#: The API's port when ``HOSTSTREAM_API_PORT`` is unset, before the stack's port offset.
-API_PORT = 8000
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]

@@ -19,6 +19,7 @@ Each class says what happened; the message says what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "ComponentDiedError",
     "ConfigurationError",
     "ConfigurationFileError",
     "DeliveryError",
@@ -75,6 +76,16 @@ class ConfigurationFileError(ConfigurationError):
         self.reason = reason
         where = f"{path}:{line}" if line is not None else path
         super().__init__(setting, f"{where}: {reason}")
+
+
+class ComponentDiedError(HoststreamError):
+    """A component of ``hoststream run`` exited while the pipeline ran."""
+
+    def __init__(self, component: str, state: str, last_error: str, log: object) -> None:
+        self.component = component
+        self.last_error = last_error
+        where = f" (log: {log})" if log is not None else ""
+        super().__init__(f"{component} {state}: {last_error or 'no output'}{where}")
 
 
 class PrerequisiteMissingError(HoststreamError):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from hoststream.errors import StackError
-from hoststream.ports import COMPONENT_METRICS_PORTS
+from hoststream.ports import scrape_targets
 from hoststream.stack.alertmanager import ALERTMANAGER_PORT, Alertmanager
 from hoststream.stack.base import LocalService, ServiceStatus, StackPaths
 from hoststream.stack.jaeger import Jaeger
@@ -22,8 +22,6 @@ __all__ = ["ALL_SERVICES", "Stack"]
 ALL_SERVICES = ("postgres", "victoriametrics", "alertmanager", "kafka", "schema-registry", "jaeger")
 
 VM_PORT = 8428
-#: The API's default port (HOSTSTREAM_API_PORT); it serves its own /metrics.
-API_PORT = 8000
 PG_PORT = 5432
 REGISTRY_PORT = 8081
 REGISTRY_MANAGEMENT_PORT = 9001
@@ -93,11 +91,7 @@ class Stack:
             if group == "postgres":
                 result.append(postgres)
             elif group == "victoriametrics":
-                result.append(
-                    VictoriaMetrics(
-                        self.paths, VM_PORT + offset, {**COMPONENT_METRICS_PORTS, "api": API_PORT}
-                    )
-                )
+                result.append(VictoriaMetrics(self.paths, VM_PORT + offset, scrape_targets(offset)))
             elif group == "alertmanager":
                 result.append(Alertmanager(self.paths, ALERTMANAGER_PORT + offset))
             elif group == "kafka":

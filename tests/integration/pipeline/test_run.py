@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,33 @@ def test_run_brings_up_every_component_and_feeds_the_pipeline_dashboard(
             if not rows:
                 empty.append(panel["title"])
     assert empty == []
+
+
+def test_run_exits_1_with_the_last_error_of_a_component_that_died(
+    services: Settings, unique: str
+) -> None:
+    with socket.socket() as taken:
+        # Another process holds the API's port: the API dies at start.
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "HOSTSTREAM_TOPIC_PREFIX": f"{unique}.",
+            "HOSTSTREAM_API_PORT": str(port),
+        }
+        run = subprocess.run(
+            # Far longer than the test waits: the run must end because the API died.
+            [sys.executable, "-m", "hoststream", "run", "--duration", "600"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert run.returncode == 1, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: api exited 1: error: cannot serve the API on 127.0.0.1:{port} "
+        "(HOSTSTREAM_API_PORT): Address already in use (log: "
+    ), run.stderr[-3000:]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from hoststream.config import load_settings
+from hoststream.config import SECTIONS, Settings, load_settings, settings_table
 from hoststream.errors import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +84,60 @@ def test_collector_filter_must_be_a_regex(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ConfigurationError) as error:
         load_settings()
     assert error.value.setting == "HOSTSTREAM_COLLECT_DISK_DEVICE_EXCLUDE"
+
+
+def test_every_setting_is_in_exactly_one_section() -> None:
+    names = [name for section in SECTIONS for name in section.model_fields]
+    assert len(names) == len(set(names))
+    assert set(names) == set(Settings.model_fields)
+    assert all(row.description for row in settings_table())
+
+
+def test_stream_options_come_from_the_environment_and_the_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("stream_windows: [5m, 10s]\nstream_grace_s: 2\nstream_alerts: false\n")
+    monkeypatch.setenv("HOSTSTREAM_STREAM_FAMILIES", "cpu, memory")
+    settings = load_settings(config, stream_grace_s=3.0)
+    assert settings.stream_windows == ("10s", "5m")
+    assert settings.stream_families == ("cpu", "memory")
+    assert settings.stream_grace_s == 3.0  # the command line wins
+    assert settings.stream_alerts is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HOSTSTREAM_STREAM_WINDOWS", "1m,7s"),
+        ("HOSTSTREAM_STREAM_WINDOWS", "soon"),
+        ("HOSTSTREAM_STREAM_FAMILIES", "cpu,gpu"),
+        ("HOSTSTREAM_STREAM_GRACE_S", "-1"),
+        ("HOSTSTREAM_STREAM_BATCH_SIZE", "0"),
+        ("HOSTSTREAM_METRICS_PORT", "70000"),
+    ],
+)
+def test_a_wrong_stream_option_names_its_setting(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert error.value.setting == variable
+
+
+def test_a_wrong_command_line_option_exits_2_naming_the_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hoststream", "stream", "--windows", "1m,7s"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "configuration error: HOSTSTREAM_STREAM_WINDOWS: Value error, "
+        "1m is not a multiple of the smallest window 7s"
+    )
