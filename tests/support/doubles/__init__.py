@@ -3,6 +3,8 @@
 - ``kafka``: in-memory Kafka clients, a recording sink and a fake clock, for unit
   tests of the sink loop only.
 - ``alerts``: an alert receiver that accepts everything, for unit tests only.
+- ``clock``: a clock that moves only when a test sleeps; ``faust``: a Faust
+  message for the stream processor's unit tests.
 - ``pagerduty``, ``opsgenie`` (on ``http``): outside HTTP services that cannot run
   on this machine, exported here.
 

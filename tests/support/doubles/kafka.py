@@ -14,17 +14,7 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from hoststream.dead_letters import Rejection
 from hoststream.errors import InvalidRecordError, SchemaRegistryUnavailableError, SerializationError
 from hoststream.sinks.base import BatchingSink, SinkRecord
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.doubles.clock import FakeClock
 
 
 class FakeConsumer:

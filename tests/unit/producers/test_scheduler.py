@@ -10,17 +10,7 @@ import pytest
 from hoststream.producers.agent import HostEvents
 from hoststream.producers.scheduler import AlignedTicker
 from hoststream.schemas.records import MetricKind, Sample
-
-
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.doubles.clock import FakeClock
 
 
 def take(ticker: AlignedTicker, n: int, work: float = 0.0, clock: FakeClock | None = None):

@@ -20,8 +20,8 @@ from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
+from tests.support.doubles.clock import FakeClock
 from tests.support.doubles.kafka import (
-    FakeClock,
     FakeConsumer,
     FakeProducer,
     IntDecoder,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
@@ -14,18 +13,12 @@ from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor
 from hoststream.streams.state import FamilyState
+from tests.support.doubles.faust import Message
 
 T0 = 1_798_761_600_000
 NAN = float("nan")
 SETTINGS = Settings(schema_registry_url=None)
 SERIALIZE = codec_for(SETTINGS, MetricEvent).serializer
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    value: bytes | None
 
 
 def message(host: str, ts: int, value: float, partition: int = 0, family: str = "system"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +15,7 @@ from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import CLOSE_QUIET_SPAN, PROCESS_SPAN, BatchProcessor
 from hoststream.tracing import flush_tracing, inject_traceparent
+from tests.support.doubles.faust import Message
 from tests.support.tracing import ids, json_lines, producer_tick, traceparent_ids
 
 pytestmark = pytest.mark.usefixtures("no_otlp_environment")
@@ -23,14 +23,6 @@ pytestmark = pytest.mark.usefixtures("no_otlp_environment")
 T0 = 1_798_761_600_000
 SETTINGS = Settings(schema_registry_url=None)
 SERIALIZE = codec_for(SETTINGS, MetricEvent).serializer
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class UnreadableHeaders(Message):
