@@ -95,6 +95,7 @@ def build_sink(
         raise ConfigurationError("sink", f"unknown sink {kind!r}; expected victoriametrics or sql")
     client = registry_client_for(settings)
     aggregates = codec_for(settings, WindowAggregate, client=client).deserializer
+    metrics = SinkMetrics(registry, kind)
     sink: BatchingSink[Any]
     if kind == "victoriametrics":
         events = codec_for(settings, MetricEvent, client=client).deserializer
@@ -102,7 +103,7 @@ def build_sink(
         decoder = TopicDecoder(
             {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events}
         )
-        sink = VictoriaMetricsSink(settings.vm_url)
+        sink = VictoriaMetricsSink(settings.vm_url, on_drop=metrics.store_dropped)
     else:
         alerts = codec_for(settings, AlertEvent, client=client).deserializer
         decoder = TopicDecoder(
@@ -117,7 +118,7 @@ def build_sink(
         sink=sink,
         decoder=decoder,
         dead_letters=DeadLetterQueue.from_settings(settings, kind),
-        metrics=SinkMetrics(registry, kind),
+        metrics=metrics,
         policy=policy,
         validator=Validator.from_settings(settings),
     )

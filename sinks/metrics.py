@@ -55,6 +55,13 @@ class SinkMetrics:
             ["sink", "topic", "partition"],
             registry=registry,
         )
+        self._store_dropped = Counter(
+            "hoststream_sink_store_dropped",
+            "Data the destination changed or left out after accepting it, by the"
+            " destination's own counter (VictoriaMetrics: dropped labels, truncated values).",
+            ["sink", "counter"],
+            registry=registry,
+        )
         self._paused = Gauge(
             "hoststream_sink_paused",
             "1 while the sink has paused its partitions because the destination is down.",
@@ -71,6 +78,9 @@ class SinkMetrics:
 
     def dead_lettered(self, error: str, count: int = 1) -> None:
         self._dead_lettered.labels(self.sink, error).inc(count)
+
+    def store_dropped(self, counter: str, count: float) -> None:
+        self._store_dropped.labels(self.sink, counter).inc(count)
 
     def write_seconds(self, seconds: float) -> None:
         self._latency.labels(self.sink).observe(seconds)

@@ -28,6 +28,7 @@ from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkFatalError, SinkUnavailableError
 from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.migrations import apply_migrations, is_cockroach
+from hoststream.sinks.sql_errors import ErrorCause, cause_of
 from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
     AGGREGATE_KEY,
@@ -59,7 +60,7 @@ _SERIALIZATION_FAILURE = "40001"
 
 
 class _ContentError(Exception):
-    """The database refused the data of a statement (SQLSTATE class 22 or 23)."""
+    """The database refused the data of a statement (:data:`ErrorCause.CONTENT`)."""
 
 
 def _table(table: str) -> tuple[tuple[str, ...], tuple[str, ...], Staging]:
@@ -285,9 +286,10 @@ class SqlSink(BatchingSink[SqlRecord]):
 
     def _classify(self, exc: psycopg.Error, sqlstate: str) -> Exception:
         summary = f"{type(exc).__name__} (SQLSTATE {sqlstate or '-'}): {str(exc).strip()[:300]}"
-        if sqlstate[:2] in ("22", "23"):
+        cause = cause_of(exc, sqlstate)
+        if cause is ErrorCause.CONTENT:
             return _ContentError(summary)
-        if sqlstate[:2] in ("28", "42") or sqlstate == "3D000":
+        if cause is ErrorCause.CONFIGURATION:
             return SinkFatalError(
                 f"the database refused hoststream's statements: {summary};"
                 " check HOSTSTREAM_SQL_DSN, the user's privileges and the schema"

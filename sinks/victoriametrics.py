@@ -26,6 +26,7 @@ from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, WindowAggregate
 from hoststream.sinks.base import BatchingSink, SinkRecord
+from hoststream.sinks.vm_drops import DroppedDataWatch
 from hoststream.sinks.vm_series import TimeBounds, aggregate_lines, event_lines, validate
 
 __all__ = ["VictoriaMetricsSink", "VmRecord"]
@@ -61,6 +62,9 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         max_future_s: samples further ahead of this process' clock are dead-lettered.
         compress_level: gzip level; 1 compresses JSON lines ~10x at little CPU.
         clock: seconds since the epoch; tests pass a fixed one.
+        on_drop: called with each of VictoriaMetrics' own counters of data it
+            changed after accepting it (:mod:`sinks.vm_drops`) that grew, and
+            by how much; they are read at most every 10 s, after a write.
     """
 
     name = "victoriametrics"
@@ -75,10 +79,12 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         max_future_s: float = 600.0,
         compress_level: int = 1,
         clock: Callable[[], float] = time.time,
+        on_drop: Callable[[str, float], None] | None = None,
     ) -> None:
         self._import_url = url.rstrip("/") + "/api/v1/import"
         self._own_client = client is None
         self._client = client if client is not None else httpx.Client(timeout=timeout_s)
+        self._drops = DroppedDataWatch(url, self._client, on_drop=on_drop)
         self._max_age_s = max_age_s
         self._max_future_s = max_future_s
         self._compress_level = compress_level
@@ -89,7 +95,9 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
 
     def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         encoded = [(record, self._encode(record.decoded)) for record in batch]
-        return self._write(encoded)
+        refused = self._write(encoded)
+        self._drops.poll()
+        return refused
 
     def close(self) -> None:
         if self._own_client:

@@ -203,12 +203,37 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
         ("3D000", SinkFatalError),  # no such database
         ("57P01", SinkUnavailableError),  # admin shutdown
         ("08006", SinkUnavailableError),  # connection failure
-        ("", SinkUnavailableError),  # could not connect at all
+        ("53300", SinkUnavailableError),  # too many connections
+        ("57014", SinkUnavailableError),  # statement timeout
+        ("40P01", SinkUnavailableError),  # deadlock
+        ("54000", _ContentError),  # program limit exceeded: index row too big
+        ("22021", _ContentError),  # character not in repertoire
+        ("0A000", _ContentError),  # feature not supported: retrying cannot help either
+        ("XX000", _ContentError),
     ],
 )
 def test_database_errors_are_sorted_by_what_to_do(sqlstate: str, expected: type) -> None:
     sink = SqlSink("postgresql://unused")
     assert isinstance(sink._classify(psycopg.Error("x"), sqlstate), expected)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (psycopg.OperationalError("could not connect"), SinkUnavailableError),
+        (psycopg.errors.ConnectionTimeout("timed out"), SinkUnavailableError),
+        (psycopg.InterfaceError("the connection is closed"), SinkUnavailableError),
+        # Raised by the client before sending: a NUL character in text.
+        (
+            psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+            _ContentError,
+        ),
+    ],
+)
+def test_client_side_errors_without_sqlstate_are_sorted_too(
+    error: psycopg.Error, expected: type
+) -> None:
+    assert isinstance(SqlSink("postgresql://unused")._classify(error, ""), expected)
 
 
 class _Flaky:

@@ -31,8 +31,13 @@ class FakeVm:
         self.headers = headers or {}
         self.requests: list[httpx.Request] = []
         self.lines: list[dict] = []
+        self.metrics_reads = 0
+        self.exposition = "vm_metrics_with_dropped_labels_total 0\n"
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            self.metrics_reads += 1
+            return httpx.Response(200, text=self.exposition)
         self.requests.append(request)
         body = gzip.decompress(request.content).decode()
         if "poison" in body:
@@ -98,3 +103,31 @@ def test_a_connection_failure_asks_for_a_retry() -> None:
     )
     with pytest.raises(SinkUnavailableError, match="did not answer"):
         sink.write([record(1)])
+
+
+def test_labels_victoriametrics_drops_after_accepting_are_reported_not_silent(caplog) -> None:
+    vm = FakeVm()
+    now = [0.0]
+    drops: list[tuple[str, float]] = []
+    client = httpx.Client(transport=httpx.MockTransport(vm))
+    sink = VictoriaMetricsSink(
+        "http://vm:8428/", client=client, clock=lambda: NOW_S, on_drop=lambda *d: drops.append(d)
+    )
+    sink._drops._clock = lambda: now[0]  # a fake monotonic clock for the 10 s between reads
+    sink.write([record(1)])  # the first read is the baseline
+    vm.exposition = (
+        "vm_metrics_with_dropped_labels_total 1\n"
+        'vm_rows_ignored_total{reason="big_timestamp"} 3\n'
+        "vm_rows_inserted_total 99\n"
+    )
+    sink.write([record(2)])
+    assert drops == []  # not read again within 10 s
+    now[0] = 11.0
+    with caplog.at_level("ERROR"):
+        sink.write([record(3)])
+    assert sorted(drops) == [
+        ("vm_metrics_with_dropped_labels_total", 1.0),
+        ('vm_rows_ignored_total{reason="big_timestamp"}', 3.0),
+    ]
+    assert "changed or left out data it had accepted" in caplog.text
+    assert vm.metrics_reads == 2
