@@ -8,6 +8,7 @@ with the component's last error line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -18,16 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from hoststream.api.auth import SCOPES, ensure_dev_secret, issue_jwt
 from hoststream.config import Settings
 from hoststream.errors import ComponentDiedError
 from hoststream.ports import scrape_targets
+from hoststream.run_report import (
+    STATUS_WIDTH,
+    Health,
+    RunTotals,
+    Scrape,
+    ServiceHealth,
+    StatusLine,
+    Summary,
+    fleet_query_link,
+    fleet_vmui_link,
+)
 from hoststream.stack import Stack
 
-__all__ = ["Component", "pipeline_components", "run_pipeline"]
+__all__ = ["Component", "pipeline_components", "run_pipeline", "stop_components"]
 
 
 @dataclass
@@ -38,19 +49,19 @@ class Component:
         name: shown in the status line; also the log file's name.
         args: the ``hoststream`` sub-command and its options.
         metrics_port: where the component serves ``/metrics`` on loopback.
-        headline: the counter the status line shows for this component.
         env: settings of this component alone, over the pipeline's environment.
     """
 
     name: str
     args: list[str]
     metrics_port: int
-    headline: str
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log: Path | None = field(default=None, repr=False)
     #: Where this run's lines begin in the log, which earlier runs appended to.
     log_start: int = field(default=0, repr=False)
+    #: The component's most recent ``/metrics``; kept after it stops.
+    last_scrape: Scrape | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str], logdir: Path) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
@@ -90,23 +101,26 @@ class Component:
         errors = [line for line in lines if _ERROR_LINE.search(line)]
         return (errors or lines or [""])[-1]
 
-    def headline_value(self) -> float | None:
-        """The headline counter summed over its labels, scraped from ``/metrics``."""
+    def scrape(self) -> Scrape | None:
+        """Read ``/metrics`` now; the new reading, or None if it did not answer."""
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1.0).text
+            response = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1.0)
         except httpx.HTTPError:
             return None
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == self.headline:
-                    total += sample.value
-        return total
+        if response.status_code != 200:
+            return None
+        self.last_scrape = Scrape.parse(response.text, time.monotonic())
+        return self.last_scrape
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM); :meth:`stop` waits for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -119,39 +133,46 @@ class Component:
 _ERROR_LINE = re.compile(r"\berror\b|^[\w.]+(Error|Exception)\b", re.IGNORECASE)
 
 
+def stop_components(components: list[Component]) -> None:
+    """Stop the producers first, then the rest together, reading each once before it stops.
+
+    Nothing new enters the pipeline while the rest stops. The last reading
+    is what the summary counts (after Ctrl-C, which reached the components
+    too, the previous second's reading stands).
+    """
+    producers = [c for c in components if c.args[0] == "produce"]
+    rest = [c for c in components if c not in producers]
+    for group in (producers, rest):
+        for component in group:
+            component.scrape()
+            component.terminate()
+        for component in group:
+            component.stop()
+
+
 def pipeline_components(cfg: Settings, simulate_hosts: int) -> list[Component]:
     """The pipeline's processes, in start order, on the ports of :mod:`hoststream.ports`."""
     ports = scrape_targets(cfg.stack_port_offset)
 
-    def component(name: str, args: list[str], headline: str) -> Component:
-        return Component(
-            name, args, ports[name], headline, {"HOSTSTREAM_METRICS_PORT": str(ports[name])}
-        )
+    def component(name: str, args: list[str]) -> Component:
+        return Component(name, args, ports[name], {"HOSTSTREAM_METRICS_PORT": str(ports[name])})
 
-    produced = "hoststream_producer_events_total"
     interval = ["--interval", str(cfg.collect_interval_s)]
-    components = [component("producer", ["produce", *interval, "--simulate-hosts", "0"], produced)]
+    components = [component("producer", ["produce", *interval, "--simulate-hosts", "0"])]
     if simulate_hosts:
         components.append(
-            component("simulator", ["produce", "--simulate-hosts", str(simulate_hosts)], produced)
+            component("simulator", ["produce", "--simulate-hosts", str(simulate_hosts)])
         )
-    components.append(component("stream", ["stream"], "hoststream_stream_windows_emitted_total"))
-    written = "hoststream_sink_records_written_total"
+    components.append(component("stream", ["stream"]))
     components += [
-        component("sink-victoriametrics", ["sink", "victoriametrics"], written),
-        component("sink-sql", ["sink", "sql"], written),
+        component("sink-victoriametrics", ["sink", "victoriametrics"]),
+        component("sink-sql", ["sink", "sql"]),
         # Alertmanager is part of the local stack, so there is always a receiver.
-        component("sink-alerts", ["sink", "alerts"], written),
+        component("sink-alerts", ["sink", "alerts"]),
     ]
     # The API serves its own /metrics on its port.
     components.append(
-        Component(
-            "api",
-            ["api"],
-            cfg.api_port,
-            "hoststream_api_requests_total",
-            {"HOSTSTREAM_API_PORT": str(cfg.api_port)},
-        )
+        Component("api", ["api"], cfg.api_port, {"HOSTSTREAM_API_PORT": str(cfg.api_port)})
     )
     return components
 
@@ -176,7 +197,7 @@ def run_pipeline(
     components = pipeline_components(cfg, simulate_hosts)
     for component in components:
         component.start(env, stack.root / "logs")
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     console.print(f"stack up; addresses in {stack.env_file}. Ctrl-C stops the pipeline.")
     console.print(
         "/metrics: "
@@ -191,6 +212,8 @@ def run_pipeline(
         highlight=False,
         soft_wrap=True,
     )
+    # Two columns go to the spinner in front of the line.
+    line = StatusLine(width=STATUS_WIDTH - 2)
     died: Component | None = None
     try:
         with console.status("") as status:
@@ -198,26 +221,83 @@ def run_pipeline(
                 died = next((c for c in components if c.exited), None)
                 if died is not None:
                     break
-                elapsed = time.monotonic() - started
-                parts = [_describe(c) for c in components]
-                healthy = sum(s.healthy for s in stack.status())
-                status.update(
-                    f"[{elapsed:6.0f}s] services healthy {healthy}/{len(stack.services())} | "
-                    + " | ".join(parts)
+                _, markup = line.render(
+                    time.monotonic() - started,
+                    [scrape for c in components if (scrape := c.scrape()) is not None],
+                    _service_health(stack),
+                    [_component_health(c) for c in components],
                 )
+                status.update(markup)
                 time.sleep(1.0)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
-        for component in reversed(components):
-            component.stop()
+        ran_s = time.monotonic() - started
+        stop_components(components)
+    summary = Summary(
+        duration_s=ran_s,
+        totals=RunTotals.from_scrapes(c.last_scrape for c in components if c.last_scrape),
+        samples_stored=_samples_stored(stack_env.get("HOSTSTREAM_VM_URL"), started_wall),
+        links=_links(cfg, stack, stack_env, ran_s),
+    )
+    for text in summary.lines():
+        console.print(text, highlight=False, soft_wrap=True)
     if died is not None:
         raise ComponentDiedError(died.name, died.state, died.last_error_line(), died.log)
 
 
-def _describe(component: Component) -> str:
+def _service_health(stack: Stack) -> list[ServiceHealth]:
+    return [ServiceHealth(s.name, Health.UP if s.healthy else Health.DOWN) for s in stack.status()]
+
+
+def _component_health(component: Component) -> ServiceHealth:
     state = component.state
     if state != "running":
-        return f"{component.name}: [red]{state}[/]"
-    value = component.headline_value()
-    return f"{component.name}: {value:.0f}" if value is not None else f"{component.name}: starting"
+        return ServiceHealth(component.name, Health.DOWN, state)
+    # Scraped just before: a running component that never answered is starting.
+    answered = component.last_scrape is not None
+    return ServiceHealth(component.name, Health.UP if answered else Health.STARTING)
+
+
+def _samples_stored(vm_url: str | None, since: float) -> float | None:
+    """Raw samples VictoriaMetrics holds stamped since ``since`` (Unix s; aggregates excluded)."""
+    if vm_url is None:
+        return None
+    # Every sample of the run is stamped after the components started.
+    window = f"{math.ceil(time.time() - since)}s"
+    query = f'sum(count_over_time({{job="hoststream",__name__!~".*:.*"}}[{window}]))'
+    try:
+        # Samples of the sinks' last batches become searchable on a flush.
+        httpx.get(f"{vm_url}/internal/force_flush", timeout=5.0)
+        body = httpx.get(f"{vm_url}/api/v1/query", params={"query": query}, timeout=10.0).json()
+        result = body["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=3.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _links(
+    cfg: Settings, stack: Stack, stack_env: dict[str, str], ran_s: float
+) -> list[tuple[str, str]]:
+    links = [("API docs", f"http://{cfg.api_host}:{cfg.api_port}/docs")]
+    vm_url = stack_env.get("HOSTSTREAM_VM_URL")
+    if vm_url:
+        if _answers(f"{vm_url}/vmui/"):
+            links.append(("metrics (vmui)", fleet_vmui_link(vm_url, ran_s)))
+        else:
+            # Debian's package is built without the UI (its JavaScript is not
+            # built from source there); the query API answers the same question.
+            links.append(("metrics (query)", fleet_query_link(vm_url)))
+    for status in stack.status():
+        if status.name == "jaeger" and status.healthy:
+            links.append(("traces (Jaeger)", f"{status.address}/search?service=hoststream-stream"))
+        elif status.name == "victorialogs" and status.healthy:
+            links.append(("logs (VictoriaLogs)", f"{status.address}/select/vmui/"))
+    return links

@@ -51,6 +51,12 @@ class PublisherMetrics:
             ["family"],
             registry=registry,
         )
+        self.samples = Counter(
+            "hoststream_producer_samples_total",
+            "Samples in the metric events Kafka acknowledged.",
+            ["family"],
+            registry=registry,
+        )
         self.dropped = Counter(
             "hoststream_producer_events_dropped_total",
             "Metric events dropped because the local buffer was full.",
@@ -147,7 +153,7 @@ class EventPublisher:
             return True
         event = valid
         value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
-        family = event.family
+        family, samples = event.family, len(event.samples)
         try:
             self._producer.produce(
                 topic,
@@ -155,7 +161,7 @@ class EventPublisher:
                 value=value,
                 timestamp=event.timestamp_ms,
                 headers=headers,
-                on_delivery=lambda err, msg: self._on_delivery(family, err, msg),
+                on_delivery=lambda err, msg: self._on_delivery(family, samples, err, msg),
             )
         except BufferError:
             self.metrics.dropped.labels(family).inc()
@@ -186,9 +192,12 @@ class EventPublisher:
                 self._last_invalid = violations[-1]
         return kept
 
-    def _on_delivery(self, family: str, err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(
+        self, family: str, samples: int, err: KafkaError | None, _msg: Message
+    ) -> None:
         if err is None:
             self.metrics.produced.labels(family).inc()
+            self.metrics.samples.labels(family).inc(samples)
             self.acknowledged += 1
             return
         self.metrics.failed.labels(family, err.name()).inc()

@@ -138,6 +138,7 @@ def build_app(
             topics,
             codec_for(settings, WindowAggregate, client=registry).serializer,
             codec_for(settings, AlertEvent, client=registry).serializer,
+            aggregator.metrics,
         ).emit,
         reject=_DeadLetters(topics, aggregator.metrics).reject,
         family_of_topic=topics.family_of_topic,
@@ -254,10 +255,12 @@ class _Emitter:
         topics: _StreamTopics,
         encode: RecordSerializer[WindowAggregate],
         encode_alert: RecordSerializer[AlertEvent],
+        metrics: StreamMetrics,
     ) -> None:
         self.topics = topics
         self.encode = encode
         self.encode_alert = encode_alert
+        self.metrics = metrics
 
     async def emit(
         self, aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]
@@ -287,6 +290,7 @@ class _Emitter:
                 await alerts_out.send(key=alert.dedup_key.encode(), value=value, headers=headers())
             )
             log.info("alert %s %s: %s", alert.state.value, alert.dedup_key, alert.annotations)
+            self.metrics.alerts.labels(alert.state.value.lower()).inc()
         # Acknowledged before the states that no longer hold these windows are written.
         await asyncio.gather(*pending)
 

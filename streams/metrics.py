@@ -48,6 +48,14 @@ class StreamMetrics:
             ["window"],
             registry=registry,
         )
+        self.alerts = Counter(
+            "hoststream_stream_alerts",
+            "Alert events emitted to the alerts topic, by state (firing, resolved).",
+            ["state"],
+            registry=registry,
+        )
+        for state in ("firing", "resolved"):
+            self.alerts.labels(state)
         self.wall_clock_closes = Counter(
             "hoststream_stream_wall_clock_closes",
             "Windows closed on wall-clock time because their host went quiet.",

@@ -67,6 +67,38 @@ def test_run_brings_up_every_component_and_feeds_the_pipeline_dashboard(
     assert run.returncode == 0, run.stderr[-3000:]
     assert re.search(r"development token \(12 h\):\s*\S+\.\S+\.\S+", run.stderr), run.stderr[-2000:]
 
+    # The summary at the end: what flowed, and where to look next.
+    summary = run.stderr[run.stderr.rindex("hoststream ran for") :]
+    counts = dict(
+        re.findall(
+            r"^  (samples produced|samples stored|windows emitted|rows stored)"
+            r" +([\d,]+)",
+            summary,
+            re.MULTILINE,
+        )
+    )
+    assert sorted(counts) == [
+        "rows stored",
+        "samples produced",
+        "samples stored",
+        "windows emitted",
+    ]
+    assert all(int(v.replace(",", "")) > 0 for v in counts.values()), summary
+    assert re.search(r"^  alerts +\d+ fired, \d+ resolved$", summary, re.MULTILINE), summary
+    assert re.search(r"^  dead-lettered +0 messages$", summary, re.MULTILINE), summary
+    assert re.search(r"^  API docs +http://127\.0\.0\.1:\d+/docs$", summary, re.MULTILINE)
+    # VictoriaMetrics' UI where the build has it, its query API otherwise.
+    fleet = re.search(r"^  metrics \((vmui|query)\) +(\S+)$", summary, re.MULTILINE)
+    assert fleet, summary
+    kind, link = fleet.groups()
+    prefix = "/vmui/#/?g0.expr=" if kind == "vmui" else "/api/v1/query?query="
+    assert link.startswith(f"{services.vm_url}{prefix}"), summary
+    answer = httpx.get(link.partition("#")[0], timeout=10)
+    assert answer.status_code == 200, answer.text
+    if kind == "query":
+        hosts = {row["metric"]["instance"] for row in answer.json()["data"]["result"]}
+        assert len(hosts) >= 4, hosts  # this host and the 3 simulated ones
+
     # VictoriaMetrics scraped every component while it ran.
     up = vm_query(services, 'max by (component) (max_over_time(up{job="hoststream-pipeline"}[3m]))')
     components = {row["metric"]["component"]: float(row["value"][1]) for row in up}

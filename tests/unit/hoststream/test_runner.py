@@ -53,7 +53,6 @@ def test_a_dead_component_reports_its_last_error_line_of_this_run(
         "sink-sql",
         ["sink", "sql"],
         taken_port,
-        "hoststream_sink_records_written_total",
         {"HOSTSTREAM_METRICS_PORT": str(taken_port)},
     )
     component.start(env, tmp_path)
