@@ -6,20 +6,13 @@ nothing is stored twice, and the aggregates equal an independent reference.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-import psycopg
 import pytest
 from confluent_kafka import Producer
 
@@ -33,6 +26,7 @@ from hoststream.stack import Stack
 from hoststream.topics import metric_topic
 from tests.support.kafka import drain
 from tests.support.paths import STATE_DIR
+from tests.support.pipeline import Component, sql_rows, vm_raw_samples, wait_for
 from tests.support.reference import counter_rate, expected, windows_of
 from tests.support.services import PORT_OFFSET
 
@@ -40,77 +34,6 @@ INTERVAL_MS = 10_000
 WINDOW_MS = 60_000
 TICKS = 18  # three minutes of data
 POISON = [b"not avro at all", b"\x00\x00\x00\x00", b"\xc3\x01" + b"\x07" * 8 + b"junk"]
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1.0)
-
-
-class Component:
-    """One `hoststream` sub-command as a process, logging to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "hoststream", *self.args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-
-def vm_raw_samples(settings: Settings, hosts: list[str]) -> dict[tuple, list[tuple[int, float]]]:
-    """Every raw (node_exporter-named) sample VictoriaMetrics holds for these hosts."""
-    match = f'{{job="hoststream",instance=~"{"|".join(hosts)}",__name__!~".*:.*"}}'
-    httpx.get(f"{settings.vm_url}/internal/force_flush", timeout=10).raise_for_status()
-    response = httpx.get(f"{settings.vm_url}/api/v1/export", params={"match[]": match}, timeout=60)
-    response.raise_for_status()
-    series: dict[tuple, list[tuple[int, float]]] = {}
-    for line in response.text.splitlines():
-        row = json.loads(line)
-        key = tuple(sorted(row["metric"].items()))
-        series[key] = list(zip(row["timestamps"], row["values"], strict=True))
-    return series
-
-
-def sql_rows(settings: Settings, hosts: list[str]) -> list[dict]:
-    try:
-        with psycopg.connect(settings.sql_dsn.get_secret_value(), connect_timeout=3) as conn:
-            cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-            cur.execute(
-                "SELECT host, metric, labels, window_size_ms, "
-                "(extract(epoch FROM window_start) * 1000)::BIGINT AS window_start, "
-                "count, sum, min, max, mean, last, p50, p99, rate_per_second "
-                "FROM window_aggregates WHERE host = ANY(%s) AND window_size_ms = %s",
-                (hosts, WINDOW_MS),
-            )
-            return cur.fetchall()
-    except psycopg.Error:
-        return []  # not migrated yet, or PostgreSQL is the one stopped on purpose
 
 
 @pytest.mark.skipif(
