@@ -24,6 +24,7 @@ from hoststream.api.routes import health, hosts, query, stored, stream
 from hoststream.api.tracing import instrument
 from hoststream.config import Settings
 from hoststream.kafka import admin_client
+from hoststream.tls import client_ssl_context, vm_auth
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -76,7 +77,12 @@ def create_app(
         # The pool opens in the background: the API starts (and reports health)
         # even while PostgreSQL is down.
         await pool.open(wait=False)
-        vm = httpx.AsyncClient(base_url=settings.vm_url, timeout=10.0)
+        vm = httpx.AsyncClient(
+            base_url=settings.vm_url,
+            timeout=10.0,
+            auth=vm_auth(settings),
+            verify=client_ssl_context(settings),
+        )
         app.state.context = ApiContext(
             settings=settings,
             authenticator=Authenticator.from_settings(settings),

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from hoststream.api.app import create_app
+from hoststream.errors import ConfigurationError
 from hoststream.runtime import Runtime, bind_socket
 
 __all__ = ["run_api"]
@@ -48,23 +49,40 @@ def run_api(runtime: Runtime) -> None:
     # and port 0 becomes a known one before the first request.
     sock = bind_socket(host, port, "HOSTSTREAM_API_PORT", "the API")
     bound = sock.getsockname()[1]
-    server = _Server(
-        uvicorn.Config(
-            create_app(settings, registry=runtime.registry),
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            # Bounded: slow clients cannot hold connections forever.
-            timeout_keep_alive=15,
-            limit_concurrency=500,
+    cert, key = settings.api_tls_cert_file, settings.api_tls_key_file
+    if (cert is None) != (key is None):
+        raise ConfigurationError(
+            "HOSTSTREAM_API_TLS_KEY_FILE" if key is None else "HOSTSTREAM_API_TLS_CERT_FILE",
+            "set both HOSTSTREAM_API_TLS_CERT_FILE and HOSTSTREAM_API_TLS_KEY_FILE, or neither",
         )
+    config = uvicorn.Config(
+        create_app(settings, registry=runtime.registry),
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # Bounded: slow clients cannot hold connections forever.
+        timeout_keep_alive=15,
+        limit_concurrency=500,
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
     )
+    server = _Server(config)
+    if cert is not None and key is not None and runtime.certificates is not None:
+        config.load()
+
+        def reload_certificate(setting: str) -> None:
+            # New connections take the new pair; open ones keep the old one.
+            if setting == "HOSTSTREAM_API_TLS_CERT_FILE" and config.ssl is not None:
+                config.ssl.load_cert_chain(str(cert), str(key))
+
+        runtime.certificates.on_rotation(reload_certificate)
 
     def stop() -> None:
         server.should_exit = True
 
     runtime.on_stop(stop)
     # Printed even at the default level: with port 0 this line is how to find it.
-    log.warning("API on http://%s:%d (docs at /docs, metrics at /metrics)", host, bound)
+    scheme = "https" if cert else "http"
+    log.warning("API on %s://%s:%d (docs at /docs, metrics at /metrics)", scheme, host, bound)
     with sock:
         server.run(sockets=[sock])

@@ -43,6 +43,7 @@ __all__ = [
     "LocalStackSection",
     "ProducerSection",
     "SchemaRegistrySection",
+    "SecuritySection",
     "SettingInfo",
     "Settings",
     "StoresSection",
@@ -50,10 +51,14 @@ __all__ = [
     "TelemetrySection",
     "ValidationSection",
     "load_settings",
+    "secret_settings",
     "settings_table",
 ]
 
 ENV_PREFIX = "HOSTSTREAM_"
+#: ``HOSTSTREAM_<NAME>_FILE`` gives a secret setting as the path of a file holding it,
+#: the convention of Docker and Kubernetes secrets and of secret-store agents.
+FILE_SUFFIX = "_FILE"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -420,6 +425,36 @@ class AlertingSection(_Section):
     opsgenie_url: str = Field("https://api.opsgenie.com", description="Opsgenie API base URL.")
 
 
+class SecuritySection(_Section):
+    """TLS of the HTTP services and certificate checks (Kafka's own are in its section)."""
+
+    title: ClassVar[str] = "Security"
+
+    tls_ca_file: Path | None = Field(
+        None,
+        description="CA certificate that signs the HTTPS services' certificates "
+        "(VictoriaMetrics, the schema registry, the API); unset: the system's.",
+    )
+    api_tls_cert_file: Path | None = Field(
+        None, description="Certificate of the API; set with the key, the API serves HTTPS."
+    )
+    api_tls_key_file: Path | None = Field(None, description="Private key of the API.")
+    vm_username: str | None = Field(None, description="VictoriaMetrics basic-auth user name.")
+    vm_password: SecretStr | None = Field(None, description="VictoriaMetrics basic-auth password.")
+    certificate_warning_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="A certificate that expires within this many days is logged as a warning.",
+    )
+    certificate_check_interval_s: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How often certificate files are checked for expiry and rotation.",
+    )
+
+
 class LocalStackSection(_Section):
     """The local services of ``hoststream stack`` and ``hoststream run``."""
 
@@ -452,6 +487,7 @@ SECTIONS: tuple[type[_Section], ...] = (
     ValidationSection,
     ApiSection,
     AlertingSection,
+    SecuritySection,
     LocalStackSection,
 )
 
@@ -470,6 +506,51 @@ class _YamlSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
 
 
+def secret_settings() -> list[str]:
+    """The names of the settings that hold secrets (``SecretStr``), each of which may be a file."""
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in repr(field.annotation)
+    ]
+
+
+def _read_secret_file(setting: str, path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(setting, f"cannot read {path}: {exc.strerror}") from exc
+    # Secret files usually end with one newline that is not part of the secret.
+    return text.rstrip("\r\n")
+
+
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """Secret settings read from the file ``HOSTSTREAM_<NAME>_FILE`` (or ``<name>_file:``) names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], yaml_data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._yaml = yaml_data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+        values: dict[str, Any] = {}
+        for name in secret_settings():
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            path = environ.get(variable + FILE_SUFFIX)
+            if path is not None and variable in environ:
+                raise ConfigurationError(
+                    variable + FILE_SUFFIX, f"set either {variable} or {variable}{FILE_SUFFIX}"
+                )
+            if path is None and name not in self._yaml:
+                path = self._yaml.get(f"{name}_file")
+            if path is not None:
+                values[name] = _read_secret_file(variable + FILE_SUFFIX, str(path))
+        return values
+
+
 class Settings(
     KafkaSection,
     SchemaRegistrySection,
@@ -480,6 +561,7 @@ class Settings(
     ValidationSection,
     ApiSection,
     AlertingSection,
+    SecuritySection,
     LocalStackSection,
     BaseSettings,
 ):
@@ -507,7 +589,12 @@ class Settings(
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls, cls.yaml_values))
+        return (
+            init_settings,
+            env_settings,
+            _SecretFileSource(settings_cls, cls.yaml_values),
+            _YamlSource(settings_cls, cls.yaml_values),
+        )
 
 
 @dataclass(frozen=True)
@@ -560,7 +647,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigurationError("--config", f"{path} must hold a mapping of settings")
     data = {str(k).lower().removeprefix("hoststream_"): v for k, v in raw.items()}
-    unknown = sorted(set(data) - set(Settings.model_fields))
+    known = set(Settings.model_fields) | {f"{name}_file" for name in secret_settings()}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigurationError(unknown[0], f"unknown setting in {path}")
     return data
@@ -568,6 +656,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _unknown_env_settings() -> list[str]:
     known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    known |= {f"{ENV_PREFIX}{name}{FILE_SUFFIX}".upper() for name in secret_settings()}
     return sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k.upper() not in known)
 
 

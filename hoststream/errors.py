@@ -19,6 +19,7 @@ Each class says what happened; the message says what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "CertificateError",
     "ComponentDiedError",
     "ConfigurationError",
     "ConfigurationFileError",
@@ -54,6 +55,10 @@ class ConfigurationError(HoststreamError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"{setting}: {problem}")
+
+
+class CertificateError(HoststreamError):
+    """A certificate file is unreadable, expired, not yet valid or untrusted; names the file."""
 
 
 class ListenError(HoststreamError):

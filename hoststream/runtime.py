@@ -6,7 +6,9 @@ they share one order of start-up and shutdown:
 1. logging (console or JSON lines, :mod:`hoststream.telemetry`);
 2. tracing (:func:`hoststream.tracing.configure_tracing`, a no-op without an endpoint);
 3. a Prometheus registry of the component's own (no metric is registered at
-   import time), served at ``/metrics`` on ``HOSTSTREAM_METRICS_PORT``;
+   import time), served at ``/metrics`` on ``HOSTSTREAM_METRICS_PORT``, and
+   the certificate files of its settings checked and watched
+   (:func:`hoststream.tls.watch_certificates`);
 4. SIGTERM and SIGINT, which set :attr:`Runtime.stop` and call the callbacks
    a component with an event loop of its own registered with :meth:`Runtime.on_stop`;
 5. the component's body, given the :class:`Runtime`;
@@ -40,9 +42,11 @@ from prometheus_client import (
     start_http_server,
 )
 
+from hoststream.certificates import CertificateWatch
 from hoststream.config import Settings
 from hoststream.errors import ListenError
 from hoststream.telemetry import configure_logging
+from hoststream.tls import watch_certificates
 from hoststream.tracing import configure_tracing, shutdown_tracing
 
 __all__ = ["Runtime", "bind_socket", "new_registry", "run_component"]
@@ -74,6 +78,8 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Where ``/metrics`` is served, once it is (``None``: not served).
     metrics_address: tuple[str, int] | None = None
+    #: The certificate files of the settings, watched (``None``: there are none).
+    certificates: CertificateWatch | None = None
     _callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -200,6 +206,8 @@ def run_component(
     try:
         if serve_metrics:
             metrics_server = _serve_metrics(runtime)
+        # Before the body connects anywhere: a bad certificate is one line naming its file.
+        runtime.certificates = watch_certificates(settings, runtime.registry, runtime.stop)
         with _stop_signals(runtime):
             return body(runtime)
     finally:

@@ -73,6 +73,8 @@ def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
             f"HOSTSTREAM_SCHEMA_REGISTRY_{missing}",
             "set both HOSTSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD, or neither",
         )
+    if settings.tls_ca_file is not None:
+        conf["ssl.ca.location"] = str(settings.tls_ca_file)
     if username is not None and password is not None:
         conf["basic.auth.user.info"] = f"{username}:{password.get_secret_value()}"
     try:

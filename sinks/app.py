@@ -33,6 +33,7 @@ from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.tls import client_ssl_context, vm_auth
 from hoststream.topics import (
     aggregate_topic_prefix,
     aggregate_topics_pattern,
@@ -103,7 +104,12 @@ def build_sink(
         decoder = TopicDecoder(
             {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events}
         )
-        sink = VictoriaMetricsSink(settings.vm_url, on_drop=metrics.store_dropped)
+        sink = VictoriaMetricsSink(
+            settings.vm_url,
+            on_drop=metrics.store_dropped,
+            auth=vm_auth(settings),
+            verify=client_ssl_context(settings),
+        )
     else:
         alerts = codec_for(settings, AlertEvent, client=client).deserializer
         decoder = TopicDecoder(

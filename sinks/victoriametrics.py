@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,6 +66,8 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         on_drop: called with each of VictoriaMetrics' own counters of data it
             changed after accepting it (:mod:`sinks.vm_drops`) that grew, and
             by how much; they are read at most every 10 s, after a write.
+        auth: basic-auth user and password, when VictoriaMetrics asks for them.
+        verify: what the HTTPS certificate is verified with (a context holding the CA).
     """
 
     name = "victoriametrics"
@@ -80,10 +83,16 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         compress_level: int = 1,
         clock: Callable[[], float] = time.time,
         on_drop: Callable[[str, float], None] | None = None,
+        auth: tuple[str, str] | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._import_url = url.rstrip("/") + "/api/v1/import"
         self._own_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout_s)
+        self._client = (
+            client
+            if client is not None
+            else httpx.Client(timeout=timeout_s, auth=auth, verify=verify)
+        )
         self._drops = DroppedDataWatch(url, self._client, on_drop=on_drop)
         self._max_age_s = max_age_s
         self._max_future_s = max_future_s
