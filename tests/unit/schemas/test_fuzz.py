@@ -41,8 +41,7 @@ from hoststream.schemas import (
 from hoststream.schemas.validation import Validator, Violation
 from hoststream.sinks.sql_rows import aggregate_row, alert_row
 from hoststream.sinks.vm_series import aggregate_lines, event_lines
-
-from .test_schema_codecs import T0, alert_event, metric_event, window_aggregate
+from tests.support.records import T0, alert_event, metric_event, window_aggregate
 
 TOPICS = {MetricEvent: "metrics.cpu", WindowAggregate: "metrics.agg.1m", AlertEvent: "alerts"}
 RECORD_TYPES = list(TOPICS)

@@ -14,8 +14,7 @@ from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import FAMILIES, MetricEvent, MetricKind, Sample
 from hoststream.schemas.validation import ValidationLimits, Validator, Violation
 from tests.support.paths import DATA
-
-from .test_schema_codecs import T0, alert_event, metric_event, window_aggregate
+from tests.support.records import T0, alert_event, metric_event, window_aggregate
 
 SNAPSHOT = DATA / "debian12_vm_2cpu.json"
 

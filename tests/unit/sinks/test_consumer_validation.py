@@ -19,7 +19,7 @@ from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from tests.support.doubles.kafka import FakeClock, FakeConsumer, FakeProducer, partition_log
-from tests.unit.schemas.test_schema_codecs import T0, metric_event, window_aggregate
+from tests.support.records import T0, metric_event, window_aggregate
 
 RECORDS: dict[bytes, Any] = {
     b"good": metric_event(),
