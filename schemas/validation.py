@@ -161,6 +161,7 @@ class Validator:
         self._max_age_ms = int(self.limits.max_age_s * 1000)
         self._max_future_ms = int(self.limits.max_future_s * 1000)
         self._good_names: set[str] = set()
+        self._good_hosts: set[str] = set()
         self._good_labels: set[tuple[str, str]] = set()
         self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
 
@@ -515,6 +516,8 @@ class Validator:
         return int(match[1]) * _UNIT_MS[match[2]]
 
     def _host(self, host: str) -> Violation | None:
+        if isinstance(host, str) and host in self._good_hosts:
+            return None
         if not isinstance(host, str):
             return Violation("InvalidHostId", f"host id {host!r} is not text")
         if len(host) > self.limits.max_host_id_length:
@@ -528,10 +531,11 @@ class Validator:
                 f"host id {_cut(host)} is not letters, digits and . _ : -"
                 " (a letter or digit first)",
             )
+        self._remember(self._good_hosts, host)
         return None
 
     def _metric_name(self, name: str) -> Violation | None:
-        if name in self._good_names:
+        if isinstance(name, str) and name in self._good_names:
             return None
         if not isinstance(name, str):
             return Violation("InvalidMetricName", f"metric name {name!r} is not text")
