@@ -3,8 +3,11 @@
 Contenders, each a fresh consumer group reading the topics from the start, in
 its own process, measured the same way: the group's committed offsets are
 polled until they reach the end of every partition (or a time cap passes).
+For each, its CPU seconds (user + system) per million samples and its peak
+resident memory are read from the kernel when it is stopped.
 
-1. hoststream's stream processor (``hoststream stream --windows 1m --no-alerts``).
+1. hoststream's stream processor as it runs in production
+   (``hoststream stream --windows 1m,5m``, default alert rules on).
 2. A plain Faust agent with a windowed table, one update per sample
    (``bench/peers/faust_plain.py``), as Faust's documentation shows.
 3. Quix Streams' tumbling-window aggregation (``bench/peers/quix_window.py``),
@@ -12,11 +15,16 @@ polled until they reach the end of every partition (or a time cap passes).
 4. The ceiling: a bare confluent-kafka consumer that only decodes the Avro values.
 
 Then hoststream's worker runs once more under py-spy for a profile.
+
+``BENCH_STREAMS_BASELINE=<another checkout of hoststream>`` adds that
+checkout's stream processor as a contender (``hoststream_baseline``), so a
+change is measured against the code before it in the same run.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +34,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.common import (
     REPO,
@@ -57,9 +67,22 @@ HOSTSTREAM_CAP_S = 100.0
 PROFILE_S = 20
 
 
-def _launch(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _launch(
+    cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+
+
+def _usage(pid: int) -> tuple[float, float]:
+    """(CPU seconds so far, peak resident memory in MiB) of a running process."""
+    proc = psutil.Process(pid)
+    times = proc.cpu_times()
+    peak_kib = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak_kib = int(line.split()[1])
+    return times.user + times.system, peak_kib / 1024
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -80,30 +103,42 @@ def _measure(
     loaded: LoadedTopics,
     workdir: Path,
     cap_s: float,
+    cwd: Path = REPO,
 ) -> dict[str, Any]:
     progress = GroupProgress(loaded.settings, group, loaded.topics)
     log = workdir / f"{name}.log"
     processed = workdir / f"{name}.progress"
     started = time.monotonic()
-    proc = _launch(cmd, {**env, "BENCH_PROGRESS_FILE": str(processed)}, log)
+    proc = _launch(cmd, {**env, "BENCH_PROGRESS_FILE": str(processed)}, log, cwd)
+    figures: dict[str, Any]
     try:
-        return follow(progress, loaded, started, lambda: proc.poll() is None, cap_s, name)
+        figures = follow(progress, loaded, started, lambda: proc.poll() is None, cap_s, name)
+        samples = figures["samples_done"]
     except SystemExit as exc:
-        if processed.exists():
-            # Its commits lag its work: measure what it says it processed.
-            first, last, samples = map(float, processed.read_text().split())
-            return {
-                "samples_per_s": samples / (last - first) if last > first else 0.0,
-                "samples_done": 0,
-                "samples_processed_uncommitted": round(samples),
-                "seconds": round(time.monotonic() - started, 1),
-                "finished": False,
-                "measured_by": f"its own count of processed samples: {exc}",
-            }
-        raise SystemExit(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}") from None
+        if not processed.exists():
+            _stop(proc)
+            raise SystemExit(f"{exc}:\n{log.read_text(errors='replace')[-3000:]}") from None
+        # Its commits lag its work: measure what it says it processed.
+        first, last, samples = map(float, processed.read_text().split())
+        figures = {
+            "samples_per_s": samples / (last - first) if last > first else 0.0,
+            "samples_done": 0,
+            "samples_processed_uncommitted": round(samples),
+            "seconds": round(time.monotonic() - started, 1),
+            "finished": False,
+            "measured_by": f"its own count of processed samples: {exc}",
+        }
+    try:
+        cpu_s, peak_mib = _usage(proc.pid)
+        figures["cpu_seconds"] = round(cpu_s, 2)
+        figures["cpu_seconds_per_million_samples"] = round(cpu_s * 1e6 / max(samples, 1), 2)
+        figures["peak_rss_mib"] = round(peak_mib, 1)
+    except (psutil.Error, OSError):
+        pass  # it stopped by itself: no figures rather than wrong ones
     finally:
         _stop(proc)
         progress.close()
+    return figures
 
 
 def _profile(
@@ -175,17 +210,8 @@ def _short(frame: str) -> str:
 
 
 def _hoststream_cmd(app_id: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "hoststream",
-        "stream",
-        "--app-id",
-        app_id,
-        "--windows",
-        "1m",
-        "--no-alerts",
-    ]
+    # What it computes in production: 1m and 5m windows rolled up, alert rules on.
+    return [sys.executable, "-m", "hoststream", "stream", "--app-id", app_id, "--windows", "1m,5m"]
 
 
 #: Quix Streams' own virtualenv (deploy/local/install-bench.sh makes it).
@@ -229,6 +255,10 @@ def run(env: dict[str, str]) -> list[Result]:
         contenders: dict[str, tuple[list[str], str]] = {}
         hs_group = f"{prefix}hs"
         contenders["hoststream"] = (_hoststream_cmd(hs_group), hs_group)
+        baseline = os.environ.get("BENCH_STREAMS_BASELINE")
+        if baseline:
+            contenders["hoststream_baseline"] = (_hoststream_cmd(f"{prefix}base"), f"{prefix}base")
+            notes.append(f"hoststream_baseline: the stream processor of {baseline}")
         faust_group = f"{prefix}faust-plain"
         contenders["faust_plain"] = (
             [sys.executable, "-m", "bench.peers.faust_plain", faust_group, *loaded.topics],
@@ -249,10 +279,11 @@ def run(env: dict[str, str]) -> list[Result]:
         )
         figures: dict[str, Any] = {"loaded_samples": loaded.total_samples}
         for name, (cmd, group) in contenders.items():
-            full_cap = HOSTSTREAM_CAP_S if name == "hoststream" else CAP_S
+            full_cap = HOSTSTREAM_CAP_S if name.startswith("hoststream") else CAP_S
             # Smaller data needs less time, but start-up (Quix: ~8 s) does not shrink.
             cap_s = max(30.0, full_cap * min(1.0, 2 * factor))
-            figures[name] = _measure(name, cmd, env, group, loaded, workdir, cap_s)
+            cwd = Path(baseline) if baseline and name == "hoststream_baseline" else REPO
+            figures[name] = _measure(name, cmd, env, group, loaded, workdir, cap_s, cwd)
             print(f"streams: {name}: {figures[name]}", flush=True)
         profile_lines, raw = _profile(env, f"{prefix}hs-profile", loaded, workdir)
         notes += profile_lines
@@ -271,7 +302,7 @@ def run(env: dict[str, str]) -> list[Result]:
     ceiling = figures["ceiling"]["samples_per_s"]
     names = [n for n in contenders if n != "ceiling"]
     ratios = {f"{n}_vs_ceiling": figures[n]["samples_per_s"] / ceiling for n in names}
-    for peer in ("faust_plain", "quix_streams"):
+    for peer in ("faust_plain", "quix_streams", "hoststream_baseline"):
         if peer in figures:
             ratios[f"hoststream_vs_{peer}"] = (
                 figures["hoststream"]["samples_per_s"] / figures[peer]["samples_per_s"]
@@ -283,9 +314,10 @@ def run(env: dict[str, str]) -> list[Result]:
         "hoststream) is stopped and measured over what it committed (finished: false); "
         "one that committed nothing by then is measured by its own count of processed "
         "samples (measured_by)",
-        "hoststream computes count, sum, min, max, mean, last, p50-p99 (DDSketch) and counter "
-        "rates per series, keeps each (host, family) window state in a Faust table with a "
-        "changelog, and writes closed windows to metrics.agg.1m; the Faust peer keeps "
+        "hoststream computes count, sum, min, max, mean, last, exact p50-p99, counter rates "
+        "and CPU busy ratios per series over 1m and 5m windows, evaluates the default alert "
+        "rules, keeps window state in memory with what changed written to a Faust table's "
+        "changelog, and writes closed windows to metrics.agg.1m and .5m; the Faust peer keeps "
         "count/sum/min/max per series in a windowed table, one table write (and changelog "
         "message) per sample, and emits nothing; the Quix peer reduces one window per host "
         "(count/sum/min/max of each of its series, updated once per event, RocksDB state with "
@@ -309,6 +341,7 @@ def plot(figures: dict[str, Any], contenders: list[str]) -> Path:
     """The suite's bar chart, from its figures (also used to redraw a saved result)."""
     labels = {
         "hoststream": "hoststream stream processor",
+        "hoststream_baseline": "hoststream, baseline checkout",
         "faust_plain": "plain Faust windowed table",
         "quix_streams": "Quix Streams tumbling window",
         "ceiling": "bare consumer, Avro decode only",

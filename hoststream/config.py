@@ -296,9 +296,6 @@ class StreamsSection(_Section):
     stream_lag_interval_s: float = Field(
         5.0, gt=0, le=3600, description="How often the consumer-lag gauge is refreshed."
     )
-    stream_relative_accuracy: float = Field(
-        0.01, gt=0, lt=1, description="Guaranteed relative error of the quantiles."
-    )
     stream_rules_file: Path | None = Field(
         None, description="Alert rules YAML (`--rules`); unset: the built-in host rules."
     )

@@ -2,7 +2,7 @@
 
 Where to start reading:
 
-- :mod:`streams.aggregator`: the aggregation core, pure Python, no Kafka.
+- :mod:`streams.aggregator`: the aggregation core, columns and NumPy, no Kafka.
 - :mod:`streams.processor`: batches of Kafka messages to window states and closed windows.
 - :mod:`streams.rules`: alert rules from YAML, evaluated on closed windows.
 - :mod:`streams.app`: the Faust application; :func:`streams.app.run_worker` is what
@@ -10,7 +10,7 @@ Where to start reading:
   is slow and the core does not need it.
 """
 
-from hoststream.streams.aggregator import DEFAULT_GRACE_MS, Outcome, WindowAggregator
+from hoststream.streams.aggregator import DEFAULT_GRACE_MS, ClosedWindows, Outcome, WindowAggregator
 from hoststream.streams.cpu import CPU_BUSY_RATIO
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY, QuantileSketch
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_GRACE_MS",
     "DEFAULT_RELATIVE_ACCURACY",
     "DEFAULT_WINDOWS",
+    "ClosedWindows",
     "FamilyState",
     "Outcome",
     "QuantileSketch",

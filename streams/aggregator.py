@@ -1,10 +1,13 @@
-"""The aggregation core: metric events in, closed window aggregates out. No Kafka.
+"""The aggregation core: metric samples in, closed window aggregates out. No Kafka.
 
 Start here. :class:`WindowAggregator` holds the configuration (window sizes,
-grace period, sketch accuracy) and works on one :class:`~streams.state.FamilyState`
-per (host, family), which the caller stores; the Faust application keeps
-them in a table. Everything here is deterministic: the same events in the same
-order give the same aggregates, whatever redeliveries happen in between.
+grace period) and works on one :class:`~streams.state.FamilyState` per
+(host, family), which the caller keeps. It is columnar: an event's samples
+arrive as arrays (series index, value) with one timestamp
+(:meth:`WindowAggregator.accept`), and :meth:`WindowAggregator.close` reduces
+every window that a batch closed, over all states at once, with NumPy.
+Everything is deterministic: the same events in the same order give the same
+aggregates, whatever redeliveries happen in between.
 
 How a window closes:
 
@@ -12,34 +15,46 @@ How a window closes:
   seen. A window closes once the watermark reaches its end plus the grace
   period. A sample arriving for a closed window is late: it is counted
   (``hoststream_stream_late_samples_total``) and dropped.
-- Wall clock: :meth:`WindowAggregator.close_on_wall_clock` closes what a quiet
-  host left open, once wall time reaches a window's end plus grace. The caller
-  decides when a host is quiet (see :meth:`WindowAggregator.quiet_after_ms`).
+- Wall clock: :meth:`WindowAggregator.close_on_wall_clock` closes what event
+  time left open once wall time reaches a window's end plus grace; the caller
+  decides when that is safe (see :mod:`streams.processor`).
 
-Windows of the smallest configured size ("panes") keep their samples; larger
-windows are rolled up from closed panes, so each sample is summarized once.
+Every window's statistics come from its own samples, kept until the largest
+window holding them closes: count, sum (correctly rounded), min, max, mean,
+last, exact quantiles, and the counter increase with resets. So a larger
+window is exactly the union of its panes, whatever the order they closed in.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
 from hoststream.schemas.records import MetricEvent, MetricKind, WindowAggregate
-from hoststream.streams.cpu import cpu_busy_aggregates
+from hoststream.schemas.statistics import STATISTIC_FIELDS
+from hoststream.streams.cpu import CPU_BUSY_RATIO, CPU_SECONDS, busy_ratios
 from hoststream.streams.metrics import StreamMetrics
-from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY
-from hoststream.streams.state import FamilyState, Pane, Rollup, SeriesKey, series_key
-from hoststream.streams.summary import Summary
+from hoststream.streams.state import Chunk, FamilyState, Float64Array, Int32Array, series_key
 from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
-__all__ = ["DEFAULT_GRACE_MS", "Outcome", "WindowAggregator"]
+__all__ = ["DEFAULT_GRACE_MS", "QUANTILES", "ClosedWindows", "Outcome", "WindowAggregator"]
 
-#: How long after a window's end its samples are still merged.
+#: How long after a window's end its late samples are still merged.
 DEFAULT_GRACE_MS = 10_000
+
+#: The quantiles every aggregate reports, as (field, q).
+QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+
+Int64Array = npt.NDArray[np.int64]
+
+# gkey = (state number * window sizes + size number) << _SERIES_BITS | series index
+_SERIES_BITS = 31
 
 
 @dataclass(slots=True)
@@ -51,15 +66,143 @@ class Outcome:
     invalid_samples: int = 0
 
 
+@dataclass(slots=True)
+class Derived:
+    """An aggregate computed from other aggregates of its window (CPU busy ratio)."""
+
+    state: int
+    size_ms: int
+    start: int
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(slots=True)
+class ClosedWindows:
+    """Windows closed by one call of :meth:`WindowAggregator.close`, as columns.
+
+    Row ``i`` is the window ``[start[i], start[i] + size_ms[i])`` of series
+    ``series[i]`` of ``states[state[i]]``. ``rate`` is NaN where a window has
+    no counter rate. ``derived`` holds the CPU busy ratios of these windows.
+    Rows are sorted by state, window size, series, then start.
+    """
+
+    states: list[FamilyState]
+    state: Int64Array
+    size_ms: Int64Array
+    start: Int64Array
+    series: Int64Array
+    count: Int64Array
+    stats: Float64Array  # columns: sum, min, max, mean, last, p50, p90, p95, p99
+    rate: Float64Array
+    derived: list[Derived]
+
+    STAT_FIELDS = ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99")
+
+    def __len__(self) -> int:
+        return len(self.state) + len(self.derived)
+
+    @classmethod
+    def empty(cls) -> ClosedWindows:
+        nothing = np.zeros(0, dtype=np.int64)
+        return cls(
+            [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 9)), np.zeros(0), []
+        )
+
+    def windows(self) -> set[tuple[int, int, int]]:
+        """(state number, size, start) of every window closed."""
+        out = set(zip(self.state.tolist(), self.size_ms.tolist(), self.start.tolist(), strict=True))
+        out |= {(d.state, d.size_ms, d.start) for d in self.derived}
+        return out
+
+    def aggregate(self, i: int) -> WindowAggregate:
+        """Row ``i`` as a record."""
+        state = self.states[int(self.state[i])]
+        index = int(self.series[i])
+        metric, labels = state.series[index]
+        kind = state.kinds[index]
+        size = int(self.size_ms[i])
+        start = int(self.start[i])
+        s = self.stats[i].tolist()
+        rate = float(self.rate[i])
+        return WindowAggregate(
+            host=state.host,
+            metric=metric,
+            kind=kind,
+            window_size_ms=size,
+            window_start=start,
+            window_end=start + size,
+            count=int(self.count[i]),
+            sum=s[0],
+            min=s[1],
+            max=s[2],
+            mean=s[3],
+            last=s[4],
+            p50=s[5],
+            p90=s[6],
+            p95=s[7],
+            p99=s[8],
+            quantile_relative_error=0.0,
+            labels=dict(labels),
+            rate_per_second=None if math.isnan(rate) else rate,
+        )
+
+    def derived_aggregate(self, d: Derived) -> WindowAggregate:
+        # One exact value: every statistic is that value, but the count and the rate.
+        statistics: dict[str, Any] = dict.fromkeys(STATISTIC_FIELDS, d.value)
+        statistics |= {"count": 1, "rate_per_second": None}
+        return WindowAggregate(
+            host=self.states[d.state].host,
+            metric=d.metric,
+            kind=MetricKind.GAUGE,
+            window_size_ms=d.size_ms,
+            window_start=d.start,
+            window_end=d.start + d.size_ms,
+            quantile_relative_error=0.0,
+            labels=dict(d.labels),
+            **statistics,
+        )
+
+    def by_state(
+        self, wanted: set[tuple[str, int]] | None = None
+    ) -> dict[int, list[WindowAggregate]]:
+        """Records per state number, in the order windows closed for each series.
+
+        Args:
+            wanted: only (metric, window size) pairs in this set; None: all.
+        """
+        out: dict[int, list[WindowAggregate]] = {}
+        for i in range(len(self.state)):
+            if wanted is not None:
+                state = self.states[int(self.state[i])]
+                metric = state.series[int(self.series[i])][0]
+                if (metric, int(self.size_ms[i])) not in wanted:
+                    continue
+            out.setdefault(int(self.state[i]), []).append(self.aggregate(i))
+        for d in self.derived:
+            if wanted is None or (d.metric, d.size_ms) in wanted:
+                out.setdefault(d.state, []).append(self.derived_aggregate(d))
+        for aggregates in out.values():
+            aggregates.sort(key=lambda a: (a.window_size_ms, a.window_end))
+        return out
+
+    def aggregates(self) -> Iterator[WindowAggregate]:
+        """Every row as a record: the series' windows, then the derived ones."""
+        for i in range(len(self.state)):
+            yield self.aggregate(i)
+        for d in self.derived:
+            yield self.derived_aggregate(d)
+
+
 class WindowAggregator:
-    """Tumbling event-time windows per (host, metric, labels), with grace and rollups."""
+    """Tumbling event-time windows per (host, metric, labels), with grace."""
 
     def __init__(
         self,
         windows: Sequence[str | WindowSize] = DEFAULT_WINDOWS,
         *,
         grace_ms: int = DEFAULT_GRACE_MS,
-        relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
         derive_cpu_utilisation: bool = True,
         metrics: StreamMetrics | None = None,
     ) -> None:
@@ -70,56 +213,86 @@ class WindowAggregator:
                 multiple of the smallest.
             grace_ms: how long after a window's end (event time) its late
                 samples are still merged; 0 or more.
-            relative_accuracy: guaranteed relative error of p50 to p99.
             derive_cpu_utilisation: also emit ``hoststream_cpu_busy_ratio``
                 from ``node_cpu_seconds_total`` (see :mod:`streams.cpu`).
             metrics: the counters to update; default: a registry of their own (not served).
         """
         if grace_ms < 0:
             raise ValueError(f"grace must be 0 or more, got {grace_ms} ms")
-        if not 0.0 < relative_accuracy < 1.0:
-            raise ValueError(f"relative accuracy must lie in (0, 1), got {relative_accuracy}")
         self.windows = parse_windows(windows)
         self.pane = self.windows[0]
+        self.largest = self.windows[-1]
         self.grace_ms = grace_ms
-        self.relative_accuracy = relative_accuracy
         self.derive_cpu_utilisation = derive_cpu_utilisation
         self.metrics = metrics if metrics is not None else StreamMetrics(CollectorRegistry())
+        self._sizes = np.asarray([w.ms for w in self.windows], dtype=np.int64)
 
     def new_state(self, host: str, family: str) -> FamilyState:
         return FamilyState(host=host, family=family)
 
+    def closed_until(self, state: FamilyState) -> int | None:
+        """Samples before this are late: their smallest window has closed."""
+        return None if state.horizon is None else self.pane.start_of(state.horizon)
+
+    def accept(
+        self,
+        state: FamilyState,
+        timestamp_ms: int,
+        interval_ms: int,
+        series: Int32Array,
+        values: Float64Array,
+    ) -> tuple[int, int]:
+        """Merge one event's samples into ``state``; return (late, invalid) sample counts.
+
+        Nothing closes here: the caller calls :meth:`close` once per batch with
+        the horizon the states had before it, and lateness of each event is
+        judged against the horizon the events before it reached.
+        """
+        state.interval_ms = interval_ms
+        late = invalid = 0
+        closed_until = self.closed_until(state)
+        if closed_until is not None and timestamp_ms < closed_until:
+            late = len(values)
+        else:
+            finite = np.isfinite(values)
+            if not finite.all():
+                invalid = len(values) - int(finite.sum())
+                series, values = series[finite], values[finite]
+            if len(values):
+                state.chunks.append(Chunk(timestamp_ms, series, values))
+        if state.watermark is None or timestamp_ms > state.watermark:
+            state.watermark = timestamp_ms
+        self._advance(state, state.watermark)
+        return late, invalid
+
+    def _advance(self, state: FamilyState, limit_ms: int) -> None:
+        horizon = limit_ms - self.grace_ms
+        if state.horizon is None or horizon > state.horizon:
+            state.horizon = horizon
+
     def add(self, state: FamilyState, event: MetricEvent) -> Outcome:
-        """Merge one event's samples into ``state``, then close what its time closes."""
+        """Merge one event and close what its time closes (one event at a time)."""
         if (event.host, event.family) != (state.host, state.family):
             raise ValueError(
                 f"event of {event.host}/{event.family} given to the state of"
                 f" {state.host}/{state.family}"
             )
-        outcome = Outcome()
-        family_label = event.family
-        self.metrics.events.labels(family_label).inc()
-        ts = event.timestamp_ms
-        state.interval_ms = event.interval_ms
-        if state.closed_until is not None and ts < state.closed_until:
-            outcome.late_samples = len(event.samples)
-            self.metrics.late_samples.labels(family_label).inc(outcome.late_samples)
-        else:
-            pane = state.panes.setdefault(self.pane.start_of(ts), Pane())
-            for sample in event.samples:
-                value = float(sample.value)
-                if not math.isfinite(value):
-                    outcome.invalid_samples += 1
-                    continue
-                key = series_key(sample.name, sample.labels)
-                # Keyed by timestamp: the same sample delivered twice overwrites itself.
-                pane.points.setdefault(key, {})[ts] = value
-                pane.kinds[key] = sample.kind
-            if outcome.invalid_samples:
-                self.metrics.invalid_samples.labels(family_label).inc(outcome.invalid_samples)
-        state.watermark = ts if state.watermark is None else max(state.watermark, ts)
-        outcome.aggregates = self._close(state, state.watermark)
-        return outcome
+        before = state.horizon
+        series = state.series_indexes((series_key(s.name, s.labels), s.kind) for s in event.samples)
+        values = np.fromiter(
+            (float(s.value) for s in event.samples), dtype=np.float64, count=len(event.samples)
+        )
+        late, invalid = self.accept(state, event.timestamp_ms, event.interval_ms, series, values)
+        self.count_event(event.family, 1, late, invalid)
+        closed = self.close([(state, before)])
+        return Outcome(list(closed.aggregates()), late, invalid)
+
+    def count_event(self, family: str, events: int, late: int, invalid: int) -> None:
+        self.metrics.events.labels(family).inc(events)
+        if late:
+            self.metrics.late_samples.labels(family).inc(late)
+        if invalid:
+            self.metrics.invalid_samples.labels(family).inc(invalid)
 
     def quiet_after_ms(self, state: FamilyState) -> int:
         """How long without events before the state's host counts as quiet.
@@ -130,95 +303,165 @@ class WindowAggregator:
         return max(self.grace_ms, 2 * state.interval_ms)
 
     def next_close_ms(self, state: FamilyState) -> int | None:
-        """When the earliest open window's end plus grace comes; None with nothing open."""
-        ends = [start + self.pane.ms for start in state.panes]
-        ends += [start + size for size, by_start in state.rollups.items() for start in by_start]
+        """The limit (watermark or wall time) at which the earliest open window closes."""
+        ends = []
+        for size in self.windows:
+            frontier = None if state.horizon is None else size.start_of(state.horizon)
+            open_ts = [c.ts for c in state.chunks if frontier is None or c.ts >= frontier]
+            if open_ts:
+                ends.append(size.start_of(min(open_ts)) + size.ms)
         return min(ends) + self.grace_ms if ends else None
 
     def close_on_wall_clock(self, state: FamilyState, now_ms: int) -> list[WindowAggregate]:
-        """Close the windows whose end plus grace has passed in wall-clock time.
+        """Close the windows whose end plus grace has passed in wall-clock time."""
+        return list(self.close_at([(state, now_ms)]).aggregates())
 
-        Call it only for a quiet host: for one that still reports, event time
-        closes windows, and closing them on wall time would drop samples that
-        are merely delayed in Kafka.
-        """
-        closed = self._close(state, now_ms)
-        if closed:
-            self.metrics.wall_clock_closes.inc(
-                len({(a.window_size_ms, a.window_start) for a in closed})
-            )
+    def close_at(self, limits: Iterable[tuple[FamilyState, int]]) -> ClosedWindows:
+        """Close, for each state, what the limit (wall time) closes; counts wall-clock closes."""
+        changes = []
+        for state, limit in limits:
+            changes.append((state, state.horizon))
+            self._advance(state, limit)
+        closed = self.close(changes)
+        if len(closed):
+            self.metrics.wall_clock_closes.inc(len(closed.windows()))
         return closed
 
-    def _close(self, state: FamilyState, limit_ms: int) -> list[WindowAggregate]:
-        """Close every window that ends at or before ``limit_ms - grace``."""
-        horizon = limit_ms - self.grace_ms
-        out: list[WindowAggregate] = []
-        for start in sorted(state.panes):
-            if start + self.pane.ms > horizon:
-                break
-            pane = state.panes.pop(start)
-            summaries = {
-                key: (
-                    pane.kinds[key],
-                    Summary.of_points(list(points.items()), self.relative_accuracy),
-                )
-                for key, points in sorted(pane.points.items())
-                if points
-            }
-            out += self._emit(state.host, self.pane, start, summaries)
-            self._roll_up(state, start, summaries)
-        for size in self.windows[1:]:
-            by_start = state.rollups.get(size.ms, {})
-            for start in sorted(by_start):
-                if start + size.ms > horizon:
-                    break
-                out += self._emit(state.host, size, start, by_start.pop(start).series)
-            if not by_start:
-                state.rollups.pop(size.ms, None)
-        # Every window ending by the horizon is closed now, including ones that
-        # never received a sample: later samples for them are late.
-        boundary = self.pane.start_of(horizon)
-        if state.closed_until is None or boundary > state.closed_until:
-            state.closed_until = boundary
-        return out
+    def close(self, changes: Sequence[tuple[FamilyState, int | None]]) -> ClosedWindows:
+        """Reduce every window closed since each state's earlier horizon.
 
-    def _roll_up(
-        self,
-        state: FamilyState,
-        pane_start: int,
-        summaries: Mapping[SeriesKey, tuple[MetricKind, Summary]],
-    ) -> None:
-        for size in self.windows[1:]:
-            by_start = state.rollups.setdefault(size.ms, {})
-            rollup = by_start.setdefault(size.start_of(pane_start), Rollup())
-            if pane_start in rollup.panes:
+        Args:
+            changes: (state, its horizon before the events or clock that moved it).
+        """
+        states: list[FamilyState] = []
+        times: list[int] = []
+        lengths: list[int] = []
+        groups: list[int] = []
+        series: list[Int32Array] = []
+        values: list[Float64Array] = []
+        n_sizes = len(self.windows)
+        for state, before in changes:
+            after = state.horizon
+            if after is None or (before is not None and after <= before):
                 continue
-            rollup.panes.append(pane_start)
-            for key, (kind, summary) in summaries.items():
-                previous = rollup.series.get(key)
-                merged = summary if previous is None else previous[1].merged(summary)
-                rollup.series[key] = (kind, merged)
+            number = len(states)
+            took = False
+            for j, size in enumerate(self.windows):
+                high = size.start_of(after)
+                low = None if before is None else size.start_of(before)
+                if low is not None and high <= low:
+                    continue
+                group = number * n_sizes + j
+                for chunk in state.chunks:
+                    if chunk.ts < high and (low is None or chunk.ts >= low):
+                        times.append(chunk.ts)
+                        lengths.append(len(chunk.values))
+                        groups.append(group)
+                        series.append(chunk.series)
+                        values.append(chunk.values)
+                        took = True
+            keep_from = self.largest.start_of(after)
+            state.chunks = [c for c in state.chunks if c.ts >= keep_from]
+            if took:
+                states.append(state)
+        if not states:
+            return ClosedWindows.empty()
+        return self._reduce(
+            states,
+            np.repeat(np.asarray(times, dtype=np.int64), lengths),
+            np.repeat(np.asarray(groups, dtype=np.int64), lengths),
+            np.concatenate(series).astype(np.int64),
+            np.concatenate(values),
+        )
 
-    def _emit(
+    def _reduce(
         self,
-        host: str,
-        size: WindowSize,
-        start: int,
-        series: Mapping[SeriesKey, tuple[MetricKind, Summary]],
-    ) -> list[WindowAggregate]:
-        out = [
-            summary.to_aggregate(
-                host=host,
-                metric=metric,
-                labels=dict(labels),
-                kind=kind,
-                window_size_ms=size.ms,
-                window_start=start,
-            )
-            for (metric, labels), (kind, summary) in sorted(series.items())
-        ]
+        states: list[FamilyState],
+        ts: Int64Array,
+        group: Int64Array,
+        series: Int64Array,
+        values: Float64Array,
+    ) -> ClosedWindows:
+        n_sizes = len(self.windows)
+        gkey = (group << _SERIES_BITS) | series
+        # Stable: rows with the same series and timestamp keep their arrival
+        # order, and the last delivered one wins below.
+        order = np.lexsort((ts, gkey))
+        gkey, ts, v = gkey[order], ts[order], values[order]
+        keep = np.ones(len(gkey), dtype=bool)
+        keep[:-1] = (gkey[1:] != gkey[:-1]) | (ts[1:] != ts[:-1])
+        gkey, ts, v = gkey[keep], ts[keep], v[keep]
+        size_ms = self._sizes[(gkey >> _SERIES_BITS) % n_sizes]
+        start = ts - ts % size_ms
+        n = len(v)
+        boundary = np.ones(n, dtype=bool)
+        boundary[1:] = (gkey[1:] != gkey[:-1]) | (start[1:] != start[:-1])
+        first = np.flatnonzero(boundary)
+        last = np.append(first[1:], n) - 1
+        count = last - first + 1
+        # Counter increase: each step up, or the new value after a reset.
+        step = np.zeros(n)
+        step[1:] = np.where(v[1:] >= v[:-1], v[1:] - v[:-1], v[1:])
+        step[boundary] = 0.0
+        increase = np.add.reduceat(step, first)
+        dt = ts[last] - ts[first]
+        # Quantiles: the values of each window sorted, then the order statistic
+        # sorted(values)[floor(q * (n - 1))] picked per window.
+        window_of_row = np.cumsum(boundary) - 1
+        sorted_v = v[np.lexsort((v, window_of_row))]
+        listed = v.tolist()
+        bounds = zip(first.tolist(), (last + 1).tolist(), strict=True)
+        sums = np.asarray([math.fsum(listed[a:b]) for a, b in bounds])
+        stats = np.empty((len(first), 9))
+        stats[:, 0] = sums
+        stats[:, 1] = np.minimum.reduceat(v, first)
+        stats[:, 2] = np.maximum.reduceat(v, first)
+        stats[:, 3] = sums / count
+        stats[:, 4] = v[last]
+        for column, (_, q) in enumerate(QUANTILES, start=5):
+            stats[:, column] = sorted_v[first + np.floor(q * (count - 1)).astype(np.int64)]
+        keys = gkey[first]
+        owner = (keys >> _SERIES_BITS) // n_sizes
+        series_of = keys & ((1 << _SERIES_BITS) - 1)
+        counter = np.asarray(
+            [
+                states[o].kinds[s] is MetricKind.COUNTER
+                for o, s in zip(owner.tolist(), series_of.tolist(), strict=True)
+            ],
+            dtype=bool,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(counter & (count >= 2) & (dt > 0), increase * 1000.0 / dt, np.nan)
+        closed = ClosedWindows(
+            states=states,
+            state=owner,
+            size_ms=size_ms[first],
+            start=start[first],
+            series=series_of,
+            count=count,
+            stats=stats,
+            rate=rate,
+            derived=[],
+        )
         if self.derive_cpu_utilisation:
-            out += cpu_busy_aggregates(host, series, window_size_ms=size.ms, window_start=start)
-        if out:
-            self.metrics.windows_emitted.labels(size.label).inc(len(out))
-        return out
+            closed.derived = self._cpu_busy(closed)
+        for size in self.windows:
+            emitted = int((closed.size_ms == size.ms).sum())
+            emitted += sum(d.size_ms == size.ms for d in closed.derived)
+            if emitted:
+                self.metrics.windows_emitted.labels(size.label).inc(emitted)
+        return closed
+
+    def _cpu_busy(self, closed: ClosedWindows) -> list[Derived]:
+        rates: dict[tuple[int, int, int], list[tuple[tuple[tuple[str, str], ...], float]]] = {}
+        for i in np.flatnonzero(~np.isnan(closed.rate)).tolist():
+            owner = int(closed.state[i])
+            metric, labels = closed.states[owner].series[int(closed.series[i])]
+            if metric == CPU_SECONDS:
+                window = (owner, int(closed.size_ms[i]), int(closed.start[i]))
+                rates.setdefault(window, []).append((labels, float(closed.rate[i])))
+        return [
+            Derived(owner, size, start, CPU_BUSY_RATIO, labels, value)
+            for (owner, size, start), entries in sorted(rates.items())
+            for labels, value in busy_ratios(entries)
+        ]

@@ -44,7 +44,8 @@ from hoststream.schemas.records import FAMILIES
 from hoststream.schemas.validation import Validator
 from hoststream.streams._broker import broker_credentials, broker_urls
 from hoststream.streams._table import SourcePartitionedTable
-from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
+from hoststream.streams.encode import AggregateEncoder
 from hoststream.streams.lag import ConsumerLag, measure
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor, SourceMessage
@@ -126,7 +127,6 @@ def build_app(
     aggregator = WindowAggregator(
         sizes,
         grace_ms=grace_ms,
-        relative_accuracy=settings.stream_relative_accuracy,
         metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
     )
     registry = registry_client_for(settings)
@@ -258,13 +258,13 @@ class _Emitter:
         metrics: StreamMetrics,
     ) -> None:
         self.topics = topics
-        self.encode = encode
+        self.encoder = AggregateEncoder(
+            encode, {size: topic.get_topic_name() for size, topic in topics.outputs.items()}
+        )
         self.encode_alert = encode_alert
         self.metrics = metrics
 
-    async def emit(
-        self, aggregates: Sequence[WindowAggregate], alerts: Sequence[AlertEvent]
-    ) -> None:
+    async def emit(self, closed: ClosedWindows, alerts: Sequence[AlertEvent]) -> None:
         # The processor calls this inside the span of the batch (or timer tick)
         # that closed these windows: each message names that span, so a sink's
         # write links back to it. With tracing off there is no header at all.
@@ -275,13 +275,9 @@ class _Emitter:
             return list(traceparent) or None
 
         pending = []
-        for aggregate in aggregates:
-            topic = self.topics.outputs[aggregate.window_size_ms]
-            ctx = SerializationContext(topic.get_topic_name(), MessageField.VALUE)
-            value = self.encode(aggregate, ctx)
-            pending.append(
-                await topic.send(key=aggregate.host.encode(), value=value, headers=headers())
-            )
+        outputs = self.topics.outputs
+        for size_ms, key, value in self.encoder.encode(closed):
+            pending.append(await outputs[size_ms].send(key=key, value=value, headers=headers()))
         alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)

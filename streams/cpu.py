@@ -15,75 +15,48 @@ ratio sums the rates over all CPUs before dividing, so every CPU weighs the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable
 
-from hoststream.schemas.records import MetricKind, WindowAggregate
-from hoststream.schemas.statistics import STATISTIC_FIELDS
-from hoststream.streams.state import SeriesKey
-from hoststream.streams.summary import Summary
-
-__all__ = ["CPU_BUSY_RATIO", "CPU_SECONDS", "cpu_busy_aggregates"]
+__all__ = ["CPU_BUSY_RATIO", "CPU_SECONDS", "busy_ratios"]
 
 CPU_SECONDS = "node_cpu_seconds_total"
 #: Derived gauge: ``{cpu="N"}`` per CPU, no labels for the whole host.
 CPU_BUSY_RATIO = "hoststream_cpu_busy_ratio"
+
+Labels = tuple[tuple[str, str], ...]
 
 
 def _busy(idle: float, total: float) -> float:
     return min(1.0, max(0.0, 1.0 - idle / total))
 
 
-def _one_value(value: float) -> dict[str, Any]:
-    # One exact value: every statistic is that value, but the count and the rate.
-    return {**dict.fromkeys(STATISTIC_FIELDS, value), "count": 1, "rate_per_second": None}
+def busy_ratios(rates: Iterable[tuple[Labels, float]]) -> list[tuple[Labels, float]]:
+    """Busy ratios of one window from its ``node_cpu_seconds_total`` counter rates.
 
+    Args:
+        rates: (sorted labels, rate per second) of each counter series of the
+            window that has a rate (two samples or more).
 
-def cpu_busy_aggregates(
-    host: str,
-    series: Mapping[SeriesKey, tuple[MetricKind, Summary]],
-    *,
-    window_size_ms: int,
-    window_start: int,
-) -> list[WindowAggregate]:
-    """Busy ratios of one closed window, per CPU and for the host, as aggregates.
-
-    A ratio is one number per window, so its aggregate has ``count`` 1 and every
-    statistic equal to it. CPUs without an idle rate (fewer than two samples in
-    the window) are left out.
+    Returns:
+        ``(("cpu", N),)`` and its ratio per CPU with an idle rate, then ``()``
+        and the host-wide ratio; nothing when no CPU has an idle rate.
     """
     idle: dict[str, float] = {}
     total: dict[str, float] = {}
     # Sorted: float sums must not depend on the order the series arrived in.
-    for (metric, labels), (kind, summary) in sorted(series.items()):
-        if metric != CPU_SECONDS or kind is not MetricKind.COUNTER:
-            continue
+    for labels, rate in sorted(rates):
         label_map = dict(labels)
-        rate = summary.rate_per_second()
         cpu = label_map.get("cpu")
-        if rate is None or cpu is None:
+        if cpu is None:
             continue
         total[cpu] = total.get(cpu, 0.0) + rate
         if label_map.get("mode") == "idle":
             idle[cpu] = rate
-    ratios: list[tuple[dict[str, str], float]] = []
     usable = sorted(cpu for cpu in idle if total[cpu] > 0)
-    for cpu in usable:
-        ratios.append(({"cpu": cpu}, _busy(idle[cpu], total[cpu])))
+    ratios: list[tuple[Labels, float]] = [
+        ((("cpu", cpu),), _busy(idle[cpu], total[cpu])) for cpu in usable
+    ]
     if usable:
         host_total = sum(total[cpu] for cpu in usable)
-        ratios.append(({}, _busy(sum(idle[cpu] for cpu in usable), host_total)))
-    return [
-        WindowAggregate(
-            host=host,
-            metric=CPU_BUSY_RATIO,
-            kind=MetricKind.GAUGE,
-            window_size_ms=window_size_ms,
-            window_start=window_start,
-            window_end=window_start + window_size_ms,
-            quantile_relative_error=0.0,
-            labels=labels,
-            **_one_value(value),
-        )
-        for labels, value in ratios
-    ]
+        ratios.append(((), _busy(sum(idle[cpu] for cpu in usable), host_total)))
+    return ratios

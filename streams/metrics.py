@@ -61,6 +61,21 @@ class StreamMetrics:
             "Windows closed on wall-clock time because their host went quiet.",
             registry=registry,
         )
+        self.states_expired = Counter(
+            "hoststream_stream_states_expired",
+            "Window states dropped because their host sent nothing for the retention period.",
+            registry=registry,
+        )
+        self.state_series = Gauge(
+            "hoststream_stream_state_series",
+            "Series whose window state this worker holds in memory.",
+            registry=registry,
+        )
+        self.state_bytes = Gauge(
+            "hoststream_stream_state_bytes",
+            "Approximate bytes of window state (open samples and series tables) held in memory.",
+            registry=registry,
+        )
         # Set by streams.lag.ConsumerLag, only for the partitions this worker owns.
         self.consumer_lag = Gauge(
             "hoststream_stream_consumer_lag",

@@ -1,11 +1,15 @@
 """The stream processor's logic between Kafka and the aggregation core.
 
-:class:`BatchProcessor` takes batches of raw metric messages, keeps one window
-state per (host, family) in a table (any mutable mapping of bytes; in the
-worker a Faust table with a changelog), runs the alert rules on the windows
-that close, and hands closed windows and alert events to an ``emit``
-coroutine. It knows nothing of Faust, so unit tests drive it with a dict and
-a list.
+:class:`BatchProcessor` takes batches of raw metric messages, decodes them
+into columns (:mod:`streams.decode`), keeps one window state per
+(host, family) in memory, closes windows for the whole batch at once, runs
+the alert rules on the windows that closed, and hands closed windows and
+alert events to an ``emit`` coroutine. A table (any mutable mapping of
+bytes; in the worker a Faust table with a changelog) receives what each
+batch changed, as the compact records of :class:`~streams.state.StateRecords`,
+and is read back only for a state this process does not hold, or holds in
+an older version than the table (after a restart or a rebalance). It knows
+nothing of Faust, so unit tests drive it with a dict and a list.
 
 Tracing: each batch is handled inside a :data:`PROCESS_SPAN` span linked to
 the producer spans its messages name, and the windows the timer closes inside
@@ -17,6 +21,18 @@ Order of effects, for at-least-once without loss: the closed windows are
 emitted and acknowledged first, then the states are written, then (by the
 caller) the source offsets are committed. A crash in between repeats work,
 and a repeated window is identical because the core is deterministic.
+
+Closing on the wall clock (:meth:`BatchProcessor.close_quiet`), for the
+partitions the caller has read to their end: a host's event time is taken to
+run on with the wall clock since its last event, so a window closes once
+that reaches its end plus grace; a window whose data has arrived is emitted
+about grace after its end, without waiting for the host's next collection.
+A host whose events run behind the wall clock is not cut short by this: its
+lag is subtracted. A host that has sent nothing for its quiet period has its
+windows closed once wall time passes end plus grace. After a restart every
+host gets a full quiet period first, so a backlog is read before its windows
+could be closed early. A state whose host has sent nothing for the retention
+period (default one hour) and has nothing open is dropped.
 """
 
 from __future__ import annotations
@@ -26,22 +42,28 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Protocol, cast
-
-from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SerializationError
 from hoststream.schemas import RecordDeserializer
-from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
+from hoststream.schemas.records import AlertEvent, MetricEvent
 from hoststream.schemas.validation import Validator
 from hoststream.streams._table import partition_of, state_key
-from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
+from hoststream.streams.decode import DecodedEvent, EventDecoder
 from hoststream.streams.rules.engine import RuleEngine
-from hoststream.streams.state import FamilyState
+from hoststream.streams.state import Chunk, FamilyState, StateRecords
 from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
 
-__all__ = ["CLOSE_QUIET_SPAN", "PROCESS_SPAN", "BatchProcessor", "SourceMessage"]
+__all__ = [
+    "CLOSE_QUIET_SPAN",
+    "DEFAULT_RETENTION_MS",
+    "PROCESS_SPAN",
+    "BatchProcessor",
+    "SourceMessage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +75,14 @@ PROCESS_SPAN = "aggregate metrics"
 #: The span of windows closed on wall-clock time (quiet hosts, nodata rules):
 #: no message caused them, so it has no links. Made only when something closed.
 CLOSE_QUIET_SPAN = "close quiet windows"
+
+#: How long a host may send nothing before its state is dropped.
+DEFAULT_RETENTION_MS = 3_600_000
+
+# Table keys of a state's records besides its header (the key itself).
+_SEPARATOR = b"\x1f"
+_SERIES = b"s"
+_GAUGES_EVERY_MS = 10_000
 
 
 class SourceMessage(Protocol):
@@ -68,8 +98,30 @@ class SourceMessage(Protocol):
     def value(self) -> bytes | None: ...
 
 
-Emit = Callable[[Sequence[WindowAggregate], Sequence[AlertEvent]], Awaitable[None]]
+Emit = Callable[[ClosedWindows, Sequence[AlertEvent]], Awaitable[None]]
 Reject = Callable[[Rejection[SourceMessage]], Awaitable[None]]
+
+
+def _series_key(key: bytes) -> bytes:
+    return key + _SEPARATOR + _SERIES
+
+
+def _segment_key(key: bytes, start: int) -> bytes:
+    return key + _SEPARATOR + str(start).encode()
+
+
+def is_state_key(key: bytes) -> bool:
+    """Whether a table key is a state's header (and not one of its other records)."""
+    return _SEPARATOR not in key
+
+
+@dataclass(slots=True)
+class _Written:
+    """What the table holds of a state, as this process last wrote or read it."""
+
+    header: bytes
+    series: int
+    segments: set[int]
 
 
 class BatchProcessor:
@@ -86,13 +138,15 @@ class BatchProcessor:
         family_of_topic: Mapping[str, str],
         rules: RuleEngine | None = None,
         validator: Validator | None = None,
+        retention_ms: int = DEFAULT_RETENTION_MS,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         """Wire the processor.
 
         Args:
             aggregator: the aggregation core.
-            table: window states by key ``b"<partition>|<family>|<host>"``.
+            table: state records by key ``b"<partition>|<family>|<host>"`` (the
+                header) and that key followed by ``0x1f`` and a suffix (the rest).
             decode: the MetricEvent deserializer of the configured wire format.
             emit: sends closed windows and alert events; returns once they are acknowledged.
             reject: sends an undecodable or invalid message to its dead-letter topic, with a reason.
@@ -102,23 +156,36 @@ class BatchProcessor:
                 timestamp within a window around ``clock_ms``: one event from a
                 host with a wrong clock would otherwise push its watermark ahead
                 and make every later sample late); default: the default limits.
+            retention_ms: a state whose host sent nothing for this long, and
+                that has no open window, is dropped.
             clock_ms: wall-clock milliseconds; tests pass a fake.
         """
         self.aggregator = aggregator
         self.table = table
-        self._decode = decode
+        self._decoder = EventDecoder(decode)
         self._emit = emit
         self._reject = reject
         self._family_of_topic = dict(family_of_topic)
         self.rules = rules
         self._validator = validator if validator is not None else Validator()
+        self._rule_windows = (
+            None
+            if rules is None
+            else {(r.selector.metric, r.selector.window_ms) for r in rules.rules}
+        )
+        self._retention_ms = retention_ms
         self._clock_ms = clock_ms
+        # The states this process holds, and what the table held of each when
+        # this process last wrote or read it: a different header in the table
+        # means someone else (a worker that had the partition) moved it on.
+        self._states: dict[bytes, FamilyState] = {}
+        self._written: dict[bytes, _Written] = {}
         # Wall time each key was last seen. Deliberately not persisted: after a
         # restart every key gets a full quiet period to deliver its backlog
         # before wall-clock closing could drop its samples as late.
         self._last_seen: dict[bytes, int] = {}
         # Wall time before which a key cannot need a wall-clock close, so the
-        # timer parses only the states that may be due.
+        # timer looks only at the states that may be due.
         self._due: dict[bytes, int] = {}
         # The batch path and the timer path both read, emit and write states,
         # with awaits in between; one at a time keeps either from losing the other's work.
@@ -127,6 +194,7 @@ class BatchProcessor:
         # quiet hosts only where the worker has read all there is, so a backlog
         # (after a restart, or while the worker lags) is never cut short.
         self._next_offset: dict[tuple[str, int], int] = {}
+        self._gauges_at = 0
 
     def next_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) to the offset after the last message processed there."""
@@ -134,10 +202,9 @@ class BatchProcessor:
 
     def _decode_message(
         self, message: SourceMessage, now: int
-    ) -> MetricEvent | Rejection[SourceMessage]:
-        ctx = SerializationContext(message.topic, MessageField.VALUE)
+    ) -> DecodedEvent | Rejection[SourceMessage]:
         try:
-            event = self._decode(message.value, ctx)
+            event = self._decoder(message.value, message.topic)
         except SerializationError as exc:
             return Rejection(message, str(exc), type(exc).__name__)
         expected = self._family_of_topic.get(message.topic)
@@ -149,22 +216,87 @@ class BatchProcessor:
                 "WrongTopic",
             )
         # The topic's family was checked above, against this worker's own routing.
-        violation = self._validator.check_event(event, None, now)
+        violation = self._validator.check_columns(
+            host=event.host,
+            family=event.family,
+            timestamp_ms=event.timestamp_ms,
+            series=event.series,
+            values=event.values,
+            layout=event.layout,
+            host_labels=event.host_labels,
+            now_ms=now,
+        )
         if violation is not None:
             return Rejection(message, violation.reason, violation.error)
         return event
 
-    def _load(self, key: bytes, event: MetricEvent) -> FamilyState:
-        raw = self.table.get(key)
-        if raw is None:
-            return self.aggregator.new_state(event.host, event.family)
-        return FamilyState.from_bytes(raw)
+    def _load(self, key: bytes, host: str, family: str) -> FamilyState | None:
+        """The state of ``key``: held in memory if the table agrees, else read from it."""
+        header = self.table.get(key)
+        held = self._states.get(key)
+        written = self._written.get(key)
+        if held is not None and written is not None and header == written.header:
+            return held
+        if header is None:
+            if held is not None:  # the table lost it (a revoked partition): start afresh
+                self._forget(key)
+            return None if not host else self._adopt(key, FamilyState(host, family), None)
+        starts = StateRecords.segment_starts(header)
+        segments = [self.table.get(_segment_key(key, start)) for start in starts]
+        state = StateRecords.restore(
+            header, self.table.get(_series_key(key)), [s for s in segments if s is not None]
+        )
+        return self._adopt(key, state, _Written(header, len(state.series), set(starts)))
+
+    def _adopt(self, key: bytes, state: FamilyState, written: _Written | None) -> FamilyState:
+        self._states[key] = state
+        if written is None:
+            self._written.pop(key, None)
+        else:
+            self._written[key] = written
+        return state
+
+    def _forget(self, key: bytes) -> None:
+        self._states.pop(key, None)
+        self._written.pop(key, None)
+        self._last_seen.pop(key, None)
+        self._due.pop(key, None)
+
+    def _save(self, key: bytes, state: FamilyState, touched: Iterable[int]) -> None:
+        """Write the records of ``state`` that changed: header, series if grown, touched panes."""
+        pane = self.aggregator.pane
+        by_pane: dict[int, list[Chunk]] = {}
+        for chunk in state.chunks:
+            by_pane.setdefault(pane.start_of(chunk.ts), []).append(chunk)
+        written = self._written.get(key) or _Written(b"", 0, set())
+        if len(state.series) != written.series:
+            self.table[_series_key(key)] = StateRecords.series_of(state)
+            written.series = len(state.series)
+        live = set(by_pane)
+        for start in sorted(set(touched) & live):
+            self.table[_segment_key(key, start)] = StateRecords.segment_of(by_pane[start])
+        for start in sorted(written.segments - live):
+            self.table.pop(_segment_key(key, start), None)
+        written.segments = live
+        written.header = StateRecords.header_of(state, live)
+        self.table[key] = written.header
+        self._written[key] = written
+
+    def _drop(self, key: bytes) -> None:
+        written = self._written.get(key)
+        if written is not None:
+            for start in written.segments:
+                self.table.pop(_segment_key(key, start), None)
+        self.table.pop(_series_key(key), None)
+        self.table.pop(key, None)
+        self._forget(key)
 
     async def process(self, messages: Iterable[SourceMessage]) -> int:
         """Aggregate one batch; return the number of windows it closed.
 
-        The batch's events are applied per (host, family) in partition order,
-        and each state is read and written once per batch.
+        The batch's events are applied per (host, family) in partition order;
+        the windows they close are reduced together, and each changed state
+        writes its changed records once.
         """
         batch = list(messages)
         async with self._lock:
@@ -180,16 +312,18 @@ class BatchProcessor:
 
     async def _process(
         self, batch: Sequence[SourceMessage]
-    ) -> tuple[list[WindowAggregate], list[AlertEvent], int]:
+    ) -> tuple[ClosedWindows, list[AlertEvent], int]:
         """The work of :meth:`process`, under its lock: closed windows, alerts, rejections."""
         now = self._clock_ms()
-        groups: dict[bytes, list[MetricEvent]] = {}
+        groups: dict[bytes, list[DecodedEvent]] = {}
         rejected = 0
+        next_offset = self._next_offset
         for message in batch:
             offset = getattr(message, "offset", None)
             if isinstance(offset, int):
                 tp = (message.topic, message.partition)
-                self._next_offset[tp] = max(self._next_offset.get(tp, 0), offset + 1)
+                if offset >= next_offset.get(tp, 0):
+                    next_offset[tp] = offset + 1
             decoded = self._decode_message(message, now)
             if isinstance(decoded, Rejection):
                 log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
@@ -197,30 +331,63 @@ class BatchProcessor:
                 rejected += 1
                 continue
             key = state_key(message.partition, decoded.family, decoded.host)
-            groups.setdefault(key, []).append(decoded)
-        closed: list[WindowAggregate] = []
-        alerts: list[AlertEvent] = []
-        states: dict[bytes, FamilyState] = {}
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [decoded]
+            else:
+                group.append(decoded)
+        aggregator = self.aggregator
+        pane = aggregator.pane
+        changes: list[tuple[FamilyState, int | None]] = []
+        touched: dict[bytes, set[int]] = {}
+        counts: dict[str, list[int]] = {}
         for key, events in groups.items():
-            state = self._load(key, events[0])
-            closed_here: list[WindowAggregate] = []
+            first = events[0]
+            state = self._load(key, first.host, first.family)
+            assert state is not None  # a host is given
+            before = state.horizon
+            panes = touched[key] = set()
+            late = invalid = 0
             for event in events:
-                closed_here += self.aggregator.add(state, event).aggregates
-            if self.rules is not None and closed_here:
-                alerts += self.rules.evaluate(state, closed_here)
-            closed += closed_here
-            states[key] = state
+                series = state.series_indexes(event.series, event.template)
+                held = len(state.chunks)
+                late_here, invalid_here = aggregator.accept(
+                    state, event.timestamp_ms, event.interval_ms, series, event.values
+                )
+                late += late_here
+                invalid += invalid_here
+                if len(state.chunks) > held:
+                    panes.add(pane.start_of(event.timestamp_ms))
+            tally = counts.setdefault(first.family, [0, 0, 0])
+            tally[0] += len(events)
+            tally[1] += late
+            tally[2] += invalid
+            changes.append((state, before))
             self._last_seen[key] = now
-            self._due[key] = self._next_due(state, now)
+        for family, (events_n, late, invalid) in counts.items():
+            aggregator.count_event(family, events_n, late, invalid)
+        closed = aggregator.close(changes)
+        alerts = self._judge(closed)
         await self._emit(closed, alerts)
-        for key, state in states.items():
-            self.table[key] = state.to_bytes()
+        for key, panes in touched.items():
+            state = self._states[key]
+            self._save(key, state, panes)
+            self._due[key] = self._next_due(key, state, now)
         return closed, alerts, rejected
 
-    async def close_quiet(self, partitions: Iterable[int]) -> int:
-        """Close windows of quiet hosts on wall-clock time, and run nodata rules.
+    def _judge(self, closed: ClosedWindows) -> list[AlertEvent]:
+        if self.rules is None or not len(closed):
+            return []
+        alerts: list[AlertEvent] = []
+        for number, aggregates in sorted(closed.by_state(self._rule_windows).items()):
+            alerts += self.rules.evaluate(closed.states[number], aggregates)
+        return alerts
 
-        Returns the number of windows closed and alerts raised.
+    async def close_quiet(self, partitions: Iterable[int]) -> int:
+        """Close windows on wall-clock time, run nodata rules, drop states of gone hosts.
+
+        Returns the number of windows closed and alerts raised. Call it only
+        for partitions read to their end (see the module docstring).
 
         Args:
             partitions: the source partitions this worker owns; other keys are
@@ -229,32 +396,41 @@ class BatchProcessor:
         owned = set(partitions)
         async with self._lock:
             now = self._clock_ms()
-            closed: list[WindowAggregate] = []
+            limits: list[tuple[FamilyState, int]] = []
+            keys: dict[int, bytes] = {}
             alerts: list[AlertEvent] = []
-            states: dict[bytes, FamilyState] = {}
-            for key in sorted(k for k in list(self.table.keys()) if partition_of(k) in owned):
-                if self._due.get(key, now) > now:
+            nodata: set[bytes] = set()
+            expired: list[bytes] = []
+            for key in sorted(k for k in list(self.table.keys()) if is_state_key(k)):
+                if partition_of(key) not in owned or self._due.get(key, now) > now:
                     continue
-                raw = self.table.get(key)
-                if raw is None:
+                state = self._load(key, "", "")
+                if state is None:
                     self._due.pop(key, None)
                     continue
-                state = FamilyState.from_bytes(raw)
                 last_seen = self._last_seen.setdefault(key, now)
-                if now - last_seen >= self.aggregator.quiet_after_ms(state):
-                    found = self.aggregator.close_on_wall_clock(state, now)
-                    raised: list[AlertEvent] = []
-                    if self.rules is not None:
-                        raised = self.rules.evaluate(state, found)
-                        raised += self.rules.check_nodata(state, now)
-                    if found or raised:
-                        closed += found
+                if now - last_seen >= self._retention_ms and not state.chunks:
+                    expired.append(key)
+                    continue
+                limit = self._limit(state, last_seen, now)
+                if state.horizon is None or limit - self.aggregator.grace_ms > state.horizon:
+                    keys[id(state)] = key
+                    limits.append((state, limit))
+                if self.rules is not None and now - last_seen >= self.aggregator.quiet_after_ms(
+                    state
+                ):
+                    raised = self.rules.check_nodata(state, now)
+                    if raised:
                         alerts += raised
-                        states[key] = state
-                self._due[key] = self._next_due(state, last_seen)
+                        nodata.add(key)
+                self._due[key] = self._next_due(key, state, last_seen)
+            closed = self.aggregator.close_at(limits)
+            alerts = self._judge(closed) + alerts
+            # Every state in limits moved its horizon; nodata rules changed alert memory.
+            changed = sorted({keys[id(state)] for state, _ in limits} | nodata)
             # No span for a tick that closed nothing: the timer runs every second.
             span: AbstractContextManager[object] = nullcontext()
-            if (closed or alerts) and tracing_enabled():
+            if (len(closed) or alerts) and tracing_enabled():
                 span = get_tracer().start_as_current_span(
                     CLOSE_QUIET_SPAN,
                     attributes={
@@ -264,19 +440,46 @@ class BatchProcessor:
                 )
             with span:
                 await self._emit(closed, alerts)
-            for key, state in states.items():
-                self.table[key] = state.to_bytes()
+            for key in changed:
+                self._save(key, self._states[key], ())
+            for key in expired:
+                self._drop(key)
+            if expired:
+                self.aggregator.metrics.states_expired.inc(len(expired))
+            self._update_gauges(now)
             return len(closed) + len(alerts)
 
-    def _next_due(self, state: FamilyState, last_seen: int) -> int:
-        """When a wall-clock close of ``state`` may first be due: quiet and past end + grace."""
-        candidates = [self.aggregator.next_close_ms(state)]
+    def _limit(self, state: FamilyState, last_seen: int, now: int) -> int:
+        """How far wall time lets ``state``'s windows close (before grace is subtracted)."""
+        if now - last_seen >= self.aggregator.quiet_after_ms(state) or state.watermark is None:
+            return now
+        # The host's event time, run on with the wall clock since its last
+        # event, and never ahead of the wall clock.
+        return min(now, state.watermark + (now - last_seen))
+
+    def _next_due(self, key: bytes, state: FamilyState, last_seen: int) -> int:
+        """When a wall-clock close, nodata alert or expiry of ``state`` may first be due."""
+        candidates = []
+        close_at = self.aggregator.next_close_ms(state)
+        if close_at is not None:
+            quiet_at = max(close_at, last_seen + self.aggregator.quiet_after_ms(state))
+            lag = 0 if state.watermark is None else max(0, last_seen - state.watermark)
+            candidates.append(min(quiet_at, close_at + lag))
         if self.rules is not None:
-            candidates.append(self.rules.next_due_ms(state))
-        due = [c for c in candidates if c is not None]
-        if not due:
-            return _NEVER
-        return max(min(due), last_seen + self.aggregator.quiet_after_ms(state))
+            nodata_at = self.rules.next_due_ms(state)
+            if nodata_at is not None:
+                candidates.append(max(nodata_at, last_seen + self.aggregator.quiet_after_ms(state)))
+        if not state.chunks:
+            candidates.append(last_seen + self._retention_ms)
+        return min(candidates) if candidates else _NEVER
+
+    def _update_gauges(self, now: int) -> None:
+        if now - self._gauges_at < _GAUGES_EVERY_MS:
+            return
+        self._gauges_at = now
+        metrics = self.aggregator.metrics
+        metrics.state_series.set(sum(len(s.series) for s in self._states.values()))
+        metrics.state_bytes.set(sum(s.state_bytes() for s in self._states.values()))
 
 
 def _headers(message: SourceMessage) -> KafkaHeaders:

@@ -1,87 +1,69 @@
-"""The window state of one host's metric family, as kept in a Faust table.
+"""The window state of one host's metric family, in memory and as changelog records.
 
 One :class:`FamilyState` per (host, family) holds everything needed to go on
 after a restart: the event-time watermark, how far windows are closed, the
-samples of the open windows of the smallest size ("panes"), and the merged
-summaries of the open larger windows. It serializes to canonical JSON bytes,
-so equal states are equal bytes.
+host's series, the samples of its open windows, and the alert rules' memory.
+
+Samples are kept in columns, one :class:`Chunk` per accepted event (its
+timestamp, the series index of each sample and the values), in the order they
+arrived. They stay until the largest window they belong to has closed, so
+every window's statistics come from its samples: a sample delivered twice
+replaces itself, and statistics are computed in timestamp order whatever the
+arrival order, which makes the result independent of redelivery.
+
+For the changelog the state is cut into records (:class:`StateRecords`), so
+that a batch writes only what it changed: a small header (watermark, closed
+position, alert memory, which sample segments are live), the series table
+when it grew, and the segment of each pane that received samples. All are
+compact binary (little-endian NumPy columns), and equal states give equal
+bytes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hoststream.schemas.records import MetricKind
-from hoststream.streams.summary import Summary
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["FamilyState", "Pane", "Rollup", "SeriesKey", "series_key"]
+from hoststream.schemas.records import MetricKind
+
+__all__ = [
+    "Chunk",
+    "FamilyState",
+    "SeriesKey",
+    "StateRecords",
+    "series_key",
+]
 
 #: A series within one host: metric name and its labels, sorted.
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+
+Int32Array = npt.NDArray[np.int32]
+Float64Array = npt.NDArray[np.float64]
+
+_VERSION = 2
+_NONE = -(2**63)  # an absent watermark or horizon in the binary header
+_HEADER = struct.Struct("<BqqqI")  # version, watermark, horizon, interval, segment count
+_SEGMENT_HEADER = struct.Struct("<BI")  # version, chunk count
+_KINDS = (MetricKind.GAUGE, MetricKind.COUNTER)
 
 
 def series_key(metric: str, labels: Mapping[str, str]) -> SeriesKey:
     return metric, tuple(sorted(labels.items()))
 
 
-@dataclass(slots=True)
-class Pane:
-    """An open window of the smallest size: each series' samples, by timestamp.
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    """The accepted samples of one event: its timestamp, series indexes and values."""
 
-    Samples are kept (not yet summarized) so that one delivered twice replaces
-    itself, and so the summary is computed in timestamp order whatever order
-    samples arrived in: both make the result independent of redelivery.
-    """
-
-    points: dict[SeriesKey, dict[int, float]] = field(default_factory=dict)
-    kinds: dict[SeriesKey, MetricKind] = field(default_factory=dict)
-
-    def to_json(self) -> list[Any]:
-        return [
-            [key[0], [list(kv) for kv in key[1]], self.kinds[key].value, sorted(pts.items())]
-            for key, pts in sorted(self.points.items())
-        ]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> Pane:
-        pane = cls()
-        for metric, labels, kind, points in data:
-            key: SeriesKey = (metric, tuple((str(k), str(v)) for k, v in labels))
-            pane.points[key] = {int(ts): float(v) for ts, v in points}
-            pane.kinds[key] = MetricKind(kind)
-        return pane
-
-
-@dataclass(slots=True)
-class Rollup:
-    """An open larger window: the merged summaries of its closed panes.
-
-    ``panes`` lists the starts of the panes merged so far; a pane merged again
-    after a restart is recognised and skipped.
-    """
-
-    panes: list[int] = field(default_factory=list)
-    series: dict[SeriesKey, tuple[MetricKind, Summary]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "panes": sorted(self.panes),
-            "series": [
-                [key[0], [list(kv) for kv in key[1]], kind.value, summary.to_json()]
-                for key, (kind, summary) in sorted(self.series.items())
-            ],
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Rollup:
-        rollup = cls(panes=[int(p) for p in data["panes"]])
-        for metric, labels, kind, summary in data["series"]:
-            key: SeriesKey = (metric, tuple((str(k), str(v)) for k, v in labels))
-            rollup.series[key] = (MetricKind(kind), Summary.from_json(summary))
-        return rollup
+    ts: int
+    series: Int32Array
+    values: Float64Array
 
 
 @dataclass(slots=True)
@@ -90,12 +72,14 @@ class FamilyState:
 
     Attributes:
         watermark: the latest event time seen, ms; None before the first event.
-        closed_until: every window ending at or before this is closed; samples
-            earlier than it are late.
+        horizon: windows ending at or before it are closed (the watermark or
+            the wall clock, minus the grace period); None before any close.
         interval_ms: the collection interval the host last announced.
-        panes: open smallest windows by start.
-        rollups: open larger windows by size, then start.
-        alerts: the rule engine's state by alert dedup key (see
+        series: the host's series of this family, in the order first seen;
+            a chunk refers to them by index.
+        kinds: the kind each series last had.
+        chunks: accepted samples of windows not yet closed, in arrival order.
+        alerts: the rule engine's memory by alert dedup key (see
             :mod:`streams.rules.engine`), kept here so that it is written to
             the changelog together with the windows it was derived from.
     """
@@ -103,44 +87,191 @@ class FamilyState:
     host: str
     family: str
     watermark: int | None = None
-    closed_until: int | None = None
+    horizon: int | None = None
     interval_ms: int = 10_000
-    panes: dict[int, Pane] = field(default_factory=dict)
-    rollups: dict[int, dict[int, Rollup]] = field(default_factory=dict)
+    series: list[SeriesKey] = field(default_factory=list)
+    kinds: list[MetricKind] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Not persisted: series index of each of ``series``, and per decoder
+    # template the series indexes of its samples.
+    _index: dict[SeriesKey, int] = field(default_factory=dict, repr=False, compare=False)
+    _templates: dict[int, Int32Array] = field(default_factory=dict, repr=False, compare=False)
+    #: Not persisted: each series' identity as encoded in its aggregates (streams.encode).
+    encoded: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index = {key: i for i, key in enumerate(self.series)}
+
+    @property
+    def open_samples(self) -> int:
+        """Samples held for windows not closed yet."""
+        return sum(len(c.values) for c in self.chunks)
+
+    def state_bytes(self) -> int:
+        """Approximate bytes this state holds: sample columns and series table."""
+        columns = sum(c.series.nbytes + c.values.nbytes + 64 for c in self.chunks)
+        return columns + 120 * len(self.series)
+
+    def series_indexes(
+        self, keys: Iterable[tuple[SeriesKey, MetricKind]], template: int | None = None
+    ) -> Int32Array:
+        """The index of each series, adding the new ones; cached per decoder template."""
+        if template is not None:
+            cached = self._templates.get(template)
+            if cached is not None:
+                return cached
+        out = []
+        for key, kind in keys:
+            index = self._index.get(key)
+            if index is None:
+                index = len(self.series)
+                self._index[key] = index
+                self.series.append(key)
+                self.kinds.append(kind)
+            elif self.kinds[index] is not kind:
+                self.kinds[index] = kind
+                self.encoded.pop(index, None)
+            out.append(index)
+        array = np.asarray(out, dtype=np.int32)
+        if template is not None:
+            self._templates[template] = array
+        return array
 
     def to_bytes(self) -> bytes:
-        data = {
-            "v": 1,
-            "host": self.host,
-            "family": self.family,
-            "wm": self.watermark,
-            "closed": self.closed_until,
-            "interval": self.interval_ms,
-            "panes": [[start, pane.to_json()] for start, pane in sorted(self.panes.items())],
-            "rollups": [
-                [size, start, rollup.to_json()]
-                for size, by_start in sorted(self.rollups.items())
-                for start, rollup in sorted(by_start.items())
-            ],
-            "alerts": self.alerts,
-        }
-        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        """The whole state as one record (tests, tools); the changelog uses StateRecords."""
+        parts = [
+            StateRecords.header_of(self, ()),
+            StateRecords.series_of(self),
+            StateRecords.segment_of(self.chunks),
+        ]
+        return b"".join(struct.pack("<I", len(p)) + p for p in parts)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> FamilyState:
-        data = json.loads(raw)
-        if data.get("v") != 1:
-            raise ValueError(f"unknown window state version {data.get('v')!r}")
-        state = cls(
-            host=data["host"],
-            family=data["family"],
-            watermark=data["wm"],
-            closed_until=data["closed"],
-            interval_ms=data["interval"],
-            alerts=data.get("alerts", {}),
+        parts = []
+        at = 0
+        while at < len(raw):
+            (size,) = struct.unpack_from("<I", raw, at)
+            parts.append(raw[at + 4 : at + 4 + size])
+            at += 4 + size
+        if len(parts) < 2:
+            raise ValueError("truncated window state")
+        return StateRecords.restore(parts[0], parts[1], parts[2:])
+
+
+@dataclass(slots=True)
+class StateRecords:
+    """A state cut into changelog records: header, series table, one segment per pane."""
+
+    header: bytes
+    series: bytes
+    segments: dict[int, bytes]
+
+    @staticmethod
+    def header_of(state: FamilyState, segment_starts: Iterable[int]) -> bytes:
+        starts = sorted(set(segment_starts))
+        body = {"host": state.host, "family": state.family, "alerts": state.alerts}
+        return b"".join(
+            [
+                _HEADER.pack(
+                    _VERSION,
+                    _NONE if state.watermark is None else state.watermark,
+                    _NONE if state.horizon is None else state.horizon,
+                    state.interval_ms,
+                    len(starts),
+                ),
+                np.asarray(starts, dtype="<i8").tobytes(),
+                json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
+            ]
         )
-        state.panes = {int(start): Pane.from_json(pane) for start, pane in data["panes"]}
-        for size, start, rollup in data["rollups"]:
-            state.rollups.setdefault(int(size), {})[int(start)] = Rollup.from_json(rollup)
+
+    @staticmethod
+    def series_of(state: FamilyState) -> bytes:
+        table = [
+            [metric, [list(kv) for kv in labels], _KINDS.index(kind)]
+            for (metric, labels), kind in zip(state.series, state.kinds, strict=True)
+        ]
+        return json.dumps(table, separators=(",", ":")).encode()
+
+    @staticmethod
+    def segment_of(chunks: Iterable[Chunk]) -> bytes:
+        chunks = list(chunks)
+        times = np.fromiter((c.ts for c in chunks), dtype="<i8", count=len(chunks))
+        counts = np.fromiter((len(c.values) for c in chunks), dtype="<u4", count=len(chunks))
+        series = [c.series for c in chunks]
+        values = [c.values for c in chunks]
+        return b"".join(
+            [
+                _SEGMENT_HEADER.pack(_VERSION, len(chunks)),
+                times.tobytes(),
+                counts.tobytes(),
+                np.concatenate(series).astype("<i4").tobytes() if series else b"",
+                np.concatenate(values).astype("<f8").tobytes() if values else b"",
+            ]
+        )
+
+    @classmethod
+    def of(cls, state: FamilyState, pane_ms: int) -> StateRecords:
+        by_pane: dict[int, list[Chunk]] = {}
+        for chunk in state.chunks:
+            by_pane.setdefault(chunk.ts - chunk.ts % pane_ms, []).append(chunk)
+        return cls(
+            header=cls.header_of(state, by_pane),
+            series=cls.series_of(state),
+            segments={start: cls.segment_of(chunks) for start, chunks in by_pane.items()},
+        )
+
+    @staticmethod
+    def segment_starts(header: bytes) -> list[int]:
+        version, _, _, _, n = _HEADER.unpack_from(header)
+        if version != _VERSION:
+            raise ValueError(f"unknown window state version {version}")
+        return [int(s) for s in np.frombuffer(header, dtype="<i8", count=n, offset=_HEADER.size)]
+
+    @staticmethod
+    def restore(header: bytes, series: bytes | None, segments: Iterable[bytes]) -> FamilyState:
+        version, watermark, horizon, interval, n = _HEADER.unpack_from(header)
+        if version != _VERSION:
+            raise ValueError(f"unknown window state version {version}")
+        body = json.loads(header[_HEADER.size + 8 * n :])
+        state = FamilyState(
+            host=body["host"],
+            family=body["family"],
+            watermark=None if watermark == _NONE else watermark,
+            horizon=None if horizon == _NONE else horizon,
+            interval_ms=interval,
+            alerts=body["alerts"],
+        )
+        for metric, labels, kind in json.loads(series) if series else []:
+            key: SeriesKey = (metric, tuple((str(k), str(v)) for k, v in labels))
+            state._index[key] = len(state.series)
+            state.series.append(key)
+            state.kinds.append(_KINDS[kind])
+        for raw in segments:
+            state.chunks += _chunks_of(raw)
+        # Arrival order across segments is lost; within one timestamp it is
+        # kept, which is all that deciding between duplicates needs.
+        state.chunks.sort(key=lambda c: c.ts)
         return state
+
+
+def _chunks_of(raw: bytes) -> list[Chunk]:
+    version, n = _SEGMENT_HEADER.unpack_from(raw)
+    if version != _VERSION:
+        raise ValueError(f"unknown window state segment version {version}")
+    at = _SEGMENT_HEADER.size
+    times = np.frombuffer(raw, dtype="<i8", count=n, offset=at)
+    at += 8 * n
+    counts = np.frombuffer(raw, dtype="<u4", count=n, offset=at)
+    at += 4 * n
+    total = int(counts.sum())
+    series = np.frombuffer(raw, dtype="<i4", count=total, offset=at).astype(np.int32)
+    at += 4 * total
+    values = np.frombuffer(raw, dtype="<f8", count=total, offset=at).astype(np.float64)
+    out = []
+    begin = 0
+    for ts, count in zip(times.tolist(), counts.tolist(), strict=True):
+        out.append(Chunk(ts, series[begin : begin + count], values[begin : begin + count]))
+        begin += count
+    return out

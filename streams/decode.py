@@ -1,0 +1,327 @@
+"""Metric events decoded straight into columns: one timestamp, series, values.
+
+A host sends the same series in the same order at every collection: between
+two of its events only the timestamp, the sequence number and the 8-byte
+sample values change. :class:`EventDecoder` learns that layout once (a
+:class:`Template`: where each value sits in the Avro body, and the bytes
+around the values) from a message that the configured deserializer has
+decoded, and afterwards decodes a message of the same layout by reading its
+header and checking its remaining bytes against the template with NumPy,
+taking the values out as one float array. Any message that does not match
+a template exactly, and any writer schema other than the one the template
+was learnt from, goes through the configured deserializer, so the result is
+always what that deserializer would give.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import count
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from hoststream.schemas import RecordDeserializer
+from hoststream.schemas.records import MetricEvent, MetricKind
+from hoststream.streams.state import Float64Array, SeriesKey, series_key
+
+__all__ = ["DecodedEvent", "EventDecoder", "Template"]
+
+_KINDS = (MetricKind.GAUGE, MetricKind.COUNTER)
+_DOUBLE = struct.Struct("<d")
+_ids = count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The layout of an event body's samples: what is fixed and where the values are."""
+
+    id: int
+    series: tuple[tuple[SeriesKey, MetricKind], ...]
+    fixed_at: npt.NDArray[np.intp]
+    fixed: npt.NDArray[np.uint8]
+    values_at: npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvent:
+    """One event as columns.
+
+    ``template`` identifies the layout of the samples (None for one seen
+    once), ``layout`` that of samples and host labels together (what the
+    validation contract judges once).
+    """
+
+    host: str
+    family: str
+    timestamp_ms: int
+    interval_ms: int
+    series: tuple[tuple[SeriesKey, MetricKind], ...]
+    values: Float64Array
+    template: int | None
+    host_labels: Mapping[str, str]
+    layout: Hashable | None
+
+
+class _TruncatedError(Exception):
+    """The body ended inside a field: not a layout to learn."""
+
+
+def _long(data: bytes, at: int) -> tuple[int, int]:
+    # Avro long: zigzag varint.
+    try:
+        byte = data[at]
+        n = byte & 0x7F
+        shift = 7
+        at += 1
+        while byte & 0x80:
+            byte = data[at]
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            at += 1
+    except IndexError as exc:
+        raise _TruncatedError from exc
+    return (n >> 1) ^ -(n & 1), at
+
+
+def _string(data: bytes, at: int) -> tuple[bytes, int]:
+    size, at = _long(data, at)
+    end = at + size
+    if size < 0 or end > len(data):
+        raise _TruncatedError
+    return data[at:end], end
+
+
+def _string_map(data: bytes, at: int) -> tuple[dict[str, str], int]:
+    out: dict[str, str] = {}
+    while True:
+        n, at = _long(data, at)
+        if n == 0:
+            return out, at
+        if n < 0:
+            n = -n
+            _, at = _long(data, at)  # block size in bytes
+        for _ in range(n):
+            key, at = _string(data, at)
+            value, at = _string(data, at)
+            out[key.decode()] = value.decode()
+
+
+class _Header(NamedTuple):
+    host: bytes
+    family: bytes
+    timestamp_ms: int
+    interval_ms: int
+    labels_at: int  # where the host labels begin
+    body: int  # where the samples begin
+
+
+def _header(data: bytes, at: int) -> _Header:
+    host, at = _string(data, at)
+    family, at = _string(data, at)
+    timestamp, at = _long(data, at)
+    interval, at = _long(data, at)
+    _, at = _long(data, at)  # seq
+    labels_at = at
+    if data[at : at + 1] == b"\x00":  # no host labels, the usual case
+        return _Header(host, family, timestamp, interval, labels_at, at + 1)
+    _, at = _string_map(data, at)
+    return _Header(host, family, timestamp, interval, labels_at, at)
+
+
+def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], list[int]]:
+    """Parse the samples array from ``at`` to the end: series and value offsets."""
+    series: list[tuple[SeriesKey, MetricKind]] = []
+    offsets: list[int] = []
+    while True:
+        n, at = _long(data, at)
+        if n == 0:
+            break
+        if n < 0:
+            n = -n
+            _, at = _long(data, at)
+        for _ in range(n):
+            name, at = _string(data, at)
+            kind, at = _long(data, at)
+            if not 0 <= kind < len(_KINDS) or at + 8 > len(data):
+                raise _TruncatedError
+            offsets.append(at)
+            at += 8
+            labels, at = _string_map(data, at)
+            series.append((series_key(name.decode(), labels), _KINDS[kind]))
+    if at != len(data):
+        raise _TruncatedError
+    return series, offsets
+
+
+def _prefix_length(data: bytes) -> int | None:
+    """The wire format's header length: Confluent (5 bytes) or single-object (10 bytes)."""
+    if len(data) >= 5 and data[0] == 0:
+        return 5
+    if len(data) >= 10 and data[0] == 0xC3 and data[1] == 0x01:
+        return 10
+    return None
+
+
+class EventDecoder:
+    """Decodes metric event values into :class:`DecodedEvent` columns (see module docstring)."""
+
+    def __init__(
+        self, decode: RecordDeserializer[MetricEvent], max_templates: int = 100_000
+    ) -> None:
+        """
+        Args:
+            decode: the MetricEvent deserializer of the configured wire format;
+                the reference for every layout learnt, and the decoder of
+                anything that matches none.
+            max_templates: layouts kept at most; beyond, all are forgotten and learnt again.
+        """
+        self._decode = decode
+        self._max_templates = max_templates
+        # (wire-format header, family, body length after the header fields) -> layouts
+        self._templates: dict[tuple[bytes, bytes, int], list[Template]] = {}
+        self._size = 0
+        self._labels: dict[bytes, Mapping[str, str]] = {}
+        # Wire-format headers (writer schemas) whose bodies we do not read ourselves.
+        self._foreign: set[bytes] = set()
+
+    def __call__(self, data: bytes | None, topic: str) -> DecodedEvent:
+        """Decode one message value.
+
+        Raises:
+            SerializationError: the value is not a MetricEvent the configured
+                deserializer accepts.
+        """
+        if data is not None:
+            prefix = _prefix_length(data)
+            if prefix is not None and data[:prefix] not in self._foreign:
+                try:
+                    header = _header(data, prefix)
+                    host_labels = self._host_labels(data, header)
+                except (_TruncatedError, UnicodeDecodeError):
+                    pass  # let the deserializer say what is wrong
+                else:
+                    key = (data[:prefix], header.family, len(data) - header.body)
+                    for template in self._templates.get(key, ()):
+                        region = np.frombuffer(data, dtype=np.uint8, offset=header.body)
+                        if np.array_equal(region[template.fixed_at], template.fixed):
+                            values = region[template.values_at].view("<f8").astype(np.float64)
+                            return DecodedEvent(
+                                header.host.decode(),
+                                header.family.decode(),
+                                header.timestamp_ms,
+                                header.interval_ms,
+                                template.series,
+                                values,
+                                template.id,
+                                host_labels,
+                                (template.id, data[header.labels_at : header.body]),
+                            )
+                    return self._learn(data, topic, key, header)
+        return self._slow(data, topic)
+
+    def _host_labels(self, data: bytes, header: _Header) -> Mapping[str, str]:
+        raw = data[header.labels_at : header.body]
+        labels = self._labels.get(raw)
+        if labels is None:
+            labels = _string_map(data, header.labels_at)[0]
+            if len(self._labels) >= self._max_templates:
+                self._labels.clear()
+            self._labels[raw] = labels
+        return labels
+
+    def _slow(self, data: bytes | None, topic: str) -> DecodedEvent:
+        from confluent_kafka.serialization import MessageField, SerializationContext
+
+        event = self._decode(data, SerializationContext(topic, MessageField.VALUE))
+        return DecodedEvent(
+            event.host,
+            event.family,
+            event.timestamp_ms,
+            event.interval_ms,
+            tuple((series_key(s.name, s.labels), s.kind) for s in event.samples),
+            np.fromiter(
+                (float(s.value) for s in event.samples), dtype=np.float64, count=len(event.samples)
+            ),
+            None,
+            event.host_labels,
+            None,
+        )
+
+    def _learn(
+        self,
+        data: bytes,
+        topic: str,
+        key: tuple[bytes, bytes, int],
+        header: _Header,
+    ) -> DecodedEvent:
+        decoded = self._slow(data, topic)  # raises on anything the deserializer refuses
+        body = header.body
+        try:
+            series, offsets = _layout(data, body)
+            ours = (
+                header.host.decode(),
+                header.family.decode(),
+                header.timestamp_ms,
+                header.interval_ms,
+                _string_map(data, header.labels_at)[0],
+            )
+        except (_TruncatedError, UnicodeDecodeError):
+            series, offsets, ours = [], [], ("", "", 0, 0, {})
+        theirs = (
+            decoded.host,
+            decoded.family,
+            decoded.timestamp_ms,
+            decoded.interval_ms,
+            dict(decoded.host_labels),
+        )
+        if ours != theirs or not _agrees(decoded, data, series, offsets):
+            # Another writer schema: leave all its messages to the deserializer.
+            self._foreign.add(key[0])
+            return decoded
+        length = len(data) - body
+        values_at = (np.asarray(offsets, dtype=np.intp)[:, None] - body + np.arange(8)).ravel()
+        fixed = np.ones(length, dtype=bool)
+        fixed[values_at] = False
+        fixed_at = np.flatnonzero(fixed)
+        template = Template(
+            next(_ids),
+            tuple(series),
+            fixed_at,
+            np.frombuffer(data, dtype=np.uint8, offset=body)[fixed_at].copy(),
+            values_at,
+        )
+        if self._size >= self._max_templates:
+            self._templates.clear()
+            self._size = 0
+        self._templates.setdefault(key, []).append(template)
+        self._size += 1
+        return DecodedEvent(
+            decoded.host,
+            decoded.family,
+            decoded.timestamp_ms,
+            decoded.interval_ms,
+            template.series,
+            decoded.values,
+            template.id,
+            decoded.host_labels,
+            (template.id, data[header.labels_at : body]),
+        )
+
+
+def _agrees(
+    decoded: DecodedEvent,
+    data: bytes,
+    series: Sequence[tuple[SeriesKey, MetricKind]],
+    offsets: Sequence[int],
+) -> bool:
+    """Whether our reading of the layout gives what the deserializer gave."""
+    if tuple(series) != decoded.series or len(offsets) != len(decoded.values):
+        return False
+    ours = [_DOUBLE.unpack_from(data, at)[0] for at in offsets]
+    return np.array_equal(
+        np.asarray(ours, dtype=np.float64).view(np.int64), decoded.values.view(np.int64)
+    )

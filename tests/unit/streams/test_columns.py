@@ -1,0 +1,92 @@
+"""Columnar decoding and bulk encoding give exactly what the Avro codecs give."""
+
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from hoststream.config import Settings
+from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
+from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.decode import EventDecoder
+from hoststream.streams.encode import AggregateEncoder
+from hoststream.streams.metrics import StreamMetrics
+
+T0 = 1_798_761_600_000
+SETTINGS = Settings(schema_registry_url=None)
+EVENTS = codec_for(SETTINGS, MetricEvent)
+AGGREGATES = codec_for(SETTINGS, WindowAggregate)
+MODES = ("idle", "user", "system", "iowait")
+
+
+def cpu_event(ts: int, scale: float, host_labels=None, cpus: int = 2) -> MetricEvent:
+    samples = tuple(
+        Sample(
+            "node_cpu_seconds_total",
+            scale * (i + 1),
+            {"cpu": str(i // 4), "mode": MODES[i % 4]},
+            MetricKind.COUNTER,
+        )
+        for i in range(4 * cpus)
+    )
+    return MetricEvent("web-1", "cpu", ts, samples, 10_000, 7, host_labels or {})
+
+
+def as_columns(event: MetricEvent):
+    series = tuple(((s.name, tuple(sorted(s.labels.items()))), s.kind) for s in event.samples)
+    return event.host, event.family, event.timestamp_ms, series, [s.value for s in event.samples]
+
+
+def test_a_learnt_layout_decodes_later_events_exactly_as_the_deserializer() -> None:
+    decode = EventDecoder(EVENTS.deserializer)
+    first = decode(EVENTS.serializer(cpu_event(T0, 1.5, {"region": "eu"})), "metrics.cpu")
+    assert first.template is not None
+    later = cpu_event(T0 + 10_000, -2.25e300, {"region": "eu"})
+    got = decode(EVENTS.serializer(later), "metrics.cpu")
+    assert got.template == first.template  # read through the layout, not the deserializer
+    assert (got.host, got.family, got.timestamp_ms, got.series, got.values.tolist()) == as_columns(
+        later
+    )
+    assert got.host_labels == {"region": "eu"}
+    assert got.layout == first.layout
+
+
+def test_a_new_layout_is_learnt_and_host_labels_change_the_layout_id() -> None:
+    decode = EventDecoder(EVENTS.deserializer)
+    two = decode(EVENTS.serializer(cpu_event(T0, 1.0)), "metrics.cpu")
+    three = decode(EVENTS.serializer(cpu_event(T0, 1.0, cpus=3)), "metrics.cpu")
+    assert three.template != two.template
+    assert len(three.series) == 12
+    labelled = decode(EVENTS.serializer(cpu_event(T0, 1.0, {"role": "db"})), "metrics.cpu")
+    assert labelled.template == two.template
+    assert labelled.layout != two.layout
+    assert labelled.host_labels == {"role": "db"}
+
+
+def test_bytes_that_only_resemble_a_layout_go_to_the_deserializer() -> None:
+    decode = EventDecoder(EVENTS.deserializer)
+    raw = EVENTS.serializer(cpu_event(T0, 1.0))
+    decode(raw, "metrics.cpu")
+    renamed = raw.replace(b"node_cpu_seconds_total", b"node_cpu_seconds_totaX")
+    got = decode(renamed, "metrics.cpu")
+    assert got.series[0][0][0] == "node_cpu_seconds_totaX"
+
+
+def test_bulk_encoded_aggregates_are_the_serializers_bytes() -> None:
+    aggregator = WindowAggregator(["1m", "5m"], metrics=StreamMetrics(CollectorRegistry()))
+    state = aggregator.new_state("web-1", "cpu")
+    for step in range(40):
+        event = cpu_event(T0 + step * 10_000, 1.0 + step)
+        series = state.series_indexes(as_columns(event)[3])
+        values = np.asarray(as_columns(event)[4])
+        aggregator.accept(state, event.timestamp_ms, 10_000, series, values)
+    closed = aggregator.close_at([(state, T0 + 3_600_000)])
+    topics = {60_000: "metrics.agg.1m", 300_000: "metrics.agg.5m"}
+    encoded = AggregateEncoder(AGGREGATES.serializer, topics).encode(closed)
+    records = list(closed.aggregates())
+    assert len(encoded) == len(records) > 10
+    assert any(r.rate_per_second is not None for r in records)
+    assert any(r.metric == "hoststream_cpu_busy_ratio" for r in records)
+    for (size, key, value), record in zip(encoded, records, strict=True):
+        assert (size, key) == (record.window_size_ms, record.host.encode())
+        assert value == AGGREGATES.serializer(record)
