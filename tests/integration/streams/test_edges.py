@@ -44,7 +44,9 @@ def test_quiet_host_gets_its_last_windows_on_wall_clock(stream_settings, start_w
 
 
 def test_undecodable_message_goes_to_the_dead_letter_topic(stream_settings, start_worker) -> None:
-    produce(stream_settings, [MetricEvent("h1", "system", 0, (Sample("node_load1", 1.0),))])
+    # A valid event first (the validation contract refuses stale timestamps), then garbage.
+    now = time.time_ns() // 1_000_000
+    produce(stream_settings, [MetricEvent("h1", "system", now, (Sample("node_load1", 1.0),))])
     topic = metric_topic(stream_settings, "system")
     producer = Producer(producer_config(stream_settings))
     producer.produce(topic, key=b"h1", value=b"not avro", headers=[("origin", b"test")])
