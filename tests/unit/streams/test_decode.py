@@ -1,16 +1,10 @@
-"""Columnar decoding and bulk encoding give exactly what the Avro codecs give."""
+"""Columnar decoding gives exactly what the Avro deserializer gives."""
 
 from __future__ import annotations
 
-import numpy as np
-from prometheus_client import CollectorRegistry
-
 from hoststream.config import Settings
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
-from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.decode import EventDecoder
-from hoststream.streams.encode import AggregateEncoder
-from hoststream.streams.metrics import StreamMetrics
 
 T0 = 1_798_761_600_000
 SETTINGS = Settings(schema_registry_url=None)
@@ -70,23 +64,3 @@ def test_bytes_that_only_resemble_a_layout_go_to_the_deserializer() -> None:
     renamed = raw.replace(b"node_cpu_seconds_total", b"node_cpu_seconds_totaX")
     got = decode(renamed, "metrics.cpu")
     assert got.series[0][0][0] == "node_cpu_seconds_totaX"
-
-
-def test_bulk_encoded_aggregates_are_the_serializers_bytes() -> None:
-    aggregator = WindowAggregator(["1m", "5m"], metrics=StreamMetrics(CollectorRegistry()))
-    state = aggregator.new_state("web-1", "cpu")
-    for step in range(40):
-        event = cpu_event(T0 + step * 10_000, 1.0 + step)
-        series = state.series_indexes(as_columns(event)[3])
-        values = np.asarray(as_columns(event)[4])
-        aggregator.accept(state, event.timestamp_ms, 10_000, series, values)
-    closed = aggregator.close_at([(state, T0 + 3_600_000)])
-    topics = {60_000: "metrics.agg.1m", 300_000: "metrics.agg.5m"}
-    encoded = AggregateEncoder(AGGREGATES.serializer, topics).encode(closed)
-    records = list(closed.aggregates())
-    assert len(encoded) == len(records) > 10
-    assert any(r.rate_per_second is not None for r in records)
-    assert any(r.metric == "hoststream_cpu_busy_ratio" for r in records)
-    for (size, key, value), record in zip(encoded, records, strict=True):
-        assert (size, key) == (record.window_size_ms, record.host.encode())
-        assert value == AGGREGATES.serializer(record)
