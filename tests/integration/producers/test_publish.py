@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -23,7 +26,11 @@ def test_each_family_round_trips_exactly(services: Settings, unique: str) -> Non
     settings = services.model_copy(update={"topic_prefix": f"{unique}."})
     collectors = default_collectors(RecordedSource.from_file(SNAPSHOT))
     expected = {c.family: c.collect() for c in collectors}
-    source = HostEvents(collectors, "host-a", {"region": "eu-west"})
+    # Stamped with the read time; the clock is fixed so the stamp is known.
+    read_at_ms = int(time.time()) * 1000
+    source = HostEvents(
+        collectors, "host-a", {"region": "eu-west"}, clock=lambda: read_at_ms / 1000
+    )
     create_metric_topics(settings, source.families)
     publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer)
     for event in source.events(1_700_000_010_000, 10_000):
@@ -49,4 +56,5 @@ def test_each_family_round_trips_exactly(services: Settings, unique: str) -> Non
         got = [(s["name"], s["labels"], s["kind"], s["value"]) for s in record["samples"]]
         want = [(s.name, dict(s.labels), s.kind.value, s.value) for s in expected[family]]
         assert got == want
-        assert message.timestamp()[1] == 1_700_000_010_000
+        assert record["timestamp_ms"] == datetime.fromtimestamp(read_at_ms / 1000, UTC)
+        assert message.timestamp()[1] == read_at_ms
