@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hoststream.producers.collectors.files import FileSource
+from hoststream.producers.collectors.names import UNAME_INFO
 from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = [
@@ -70,7 +71,7 @@ class UnamePart:
             "sysname": u.sysname,
             "version": u.version,
         }
-        return [Sample("node_uname_info", 1.0, info_labels(labels), GAUGE)]
+        return [Sample(UNAME_INFO, 1.0, info_labels(labels), GAUGE)]
 
 
 _OS_INFO_KEYS = (

@@ -23,6 +23,7 @@ __all__ = [
     "PROCESS_STATES_ALWAYS",
     "PROCS_BLOCKED",
     "PROCS_RUNNING",
+    "UNAME_INFO",
     "meminfo_metric",
 ]
 
@@ -108,6 +109,9 @@ FORKS = "node_forks_total"
 PROCS_RUNNING = "node_procs_running"
 PROCS_BLOCKED = "node_procs_blocked"
 PROCESSES_STATE = "node_processes_state"
+#: Value 1, labelled with the kernel's uname (domainname, machine, nodename,
+#: release, sysname, version): node_exporter dashboards pick hosts by it.
+UNAME_INFO = "node_uname_info"
 #: States always reported (0 when no process is in them), so a query such as
 #: ``node_processes_state{state="Z"} > 0`` has a series to look at; node_exporter
 #: reports only the states it saw. Any other state seen is reported as well.

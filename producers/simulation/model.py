@@ -28,6 +28,7 @@ from hoststream.producers.collectors.names import (
     PROCESSES_STATE,
     PROCS_BLOCKED,
     PROCS_RUNNING,
+    UNAME_INFO,
     meminfo_metric,
 )
 from hoststream.producers.simulation.activity import MAX_LEVEL, Activity
@@ -95,6 +96,20 @@ class HostModel:
         self._cpu_rows = self._cpu_table()
         self._disk_rows = self._diskstats_table()
         self._net_rows = self._netdev_table()
+        # What node_exporter dashboards pick a host by (job, nodename, instance).
+        self._uname = Sample(
+            UNAME_INFO,
+            1,
+            {
+                "domainname": "(none)",
+                "machine": "x86_64",
+                "nodename": profile.host_id,
+                "release": "6.1.0-28-amd64",
+                "sysname": "Linux",
+                "version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
+            },
+            _GAUGE,
+        )
         self._builders: dict[str, Callable[[_Tick], list[Sample]]] = {
             "cpu": self._cpu,
             "memory": self._memory,
@@ -291,6 +306,7 @@ class HostModel:
             Sample(FORKS, int(shaped * p.forks_per_s), _NO_LABELS, _COUNTER),
             Sample(PROCS_RUNNING, running, _NO_LABELS, _GAUGE),
             Sample(PROCS_BLOCKED, blocked, _NO_LABELS, _GAUGE),
+            self._uname,
         ]
         states = {
             "R": running,

@@ -164,18 +164,11 @@ def finite_values(data: dict[str, Any]) -> list[float]:
     ]
 
 
-def test_the_instance_variable_lists_the_hosts(services: Settings, hosts) -> None:
+def test_the_fleet_variables_list_the_job_and_the_hosts(services: Settings, hosts) -> None:
     instances, _ = hosts
-    dash = load("fleet-overview")
-    [variable] = [v for v in dash["templating"]["list"] if v["name"] == "instance"]
-    match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
-    assert match is not None
-    response = httpx.get(
-        f"{services.vm_url}/api/v1/label/{match.group(2)}/values",
-        params={"match[]": match.group(1)},
-        timeout=30,
-    )
-    assert set(instances) <= set(response.json()["data"])
+    variables = {v["name"]: v for v in load("fleet-overview")["templating"]["list"]}
+    assert "hoststream" in label_values(services, variables["job"])
+    assert set(instances) <= set(label_values(services, variables["instance"], job="hoststream"))
 
 
 def test_every_fleet_query_returns_data(services: Settings, hosts) -> None:
@@ -187,7 +180,7 @@ def test_every_fleet_query_returns_data(services: Settings, hosts) -> None:
     assert len(exprs) >= 10
     empty = []
     for title, expr in exprs:
-        data = query(services, substitute(expr, instance), at)
+        data = query(services, substitute(expr, instance, job="hoststream"), at)
         if not finite_values(data):
             empty.append(title)
         elif "instance" in expr and data["resultType"] == "vector":
@@ -227,7 +220,7 @@ def test_every_host_query_returns_data_for_a_real_host(services: Settings, real_
 def test_fleet_overview_counts_both_hosts(services: Settings, hosts) -> None:
     instances, at = hosts
     [(_, expr)] = [t for t in targets(load("fleet-overview"), "expr") if t[0] == "Hosts reporting"]
-    data = query(services, substitute(expr, "|".join(instances)), at)
+    data = query(services, substitute(expr, "|".join(instances), job="hoststream"), at)
     assert finite_values(data) == [2.0]
 
 

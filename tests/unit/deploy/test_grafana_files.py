@@ -158,9 +158,8 @@ def test_every_target_has_a_known_datasource_and_known_variables(path: Path) -> 
 
 
 def test_fleet_and_host_dashboards_use_node_exporter_names_and_the_job() -> None:
-    # The fleet dashboard is hoststream's own (job="hoststream"); the host
-    # dashboard picks its job like node_exporter dashboards do.
-    for stem, job in (("fleet-overview", 'job="hoststream"'), ("host-detail", 'job="$job"')):
+    # Both pick their job like node_exporter dashboards do.
+    for stem, job in (("fleet-overview", 'job="$job"'), ("host-detail", 'job="$job"')):
         exprs = [
             t["expr"]
             for p in panels(load(GRAFANA / "dashboards" / f"{stem}.json"))
@@ -170,6 +169,19 @@ def test_fleet_and_host_dashboards_use_node_exporter_names_and_the_job() -> None
         for expr in exprs:
             assert job in expr, expr
             assert re.search(r"\bnode_\w+", expr), expr
+
+
+def test_fleet_dashboard_picks_job_and_hosts_from_node_uname_info() -> None:
+    dashboard = load(GRAFANA / "dashboards" / "fleet-overview.json")
+    queries = {
+        v["name"]: v["query"]["query"]
+        for v in dashboard["templating"]["list"]
+        if isinstance(v["query"], dict)
+    }
+    assert queries == {
+        "job": "label_values(node_uname_info, job)",
+        "instance": 'label_values(node_uname_info{job="$job"}, instance)',
+    }
 
 
 def test_host_dashboard_variables_are_node_exporter_dashboards_ones() -> None:

@@ -7,11 +7,12 @@ import time
 
 import pytest
 
-from hoststream.producers.collectors import default_collectors
+from hoststream.producers.collectors import HostFiles, default_collectors
 from hoststream.producers.collectors.names import CPU_MODES, MEMINFO_FIELDS, PROCESS_STATES_ALWAYS
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.producers.simulation.activity import Activity
 from hoststream.schemas.records import FAMILIES, MetricKind, Sample
+from tests.support.paths import DATA
 
 T0 = 1_795_790_000_000
 INTERVAL = 10_000
@@ -28,7 +29,7 @@ def fleet():
 
 def test_simulated_series_are_real_ones_with_the_same_label_names_and_kinds(fleet, vm):
     real = {}
-    for collector in default_collectors(vm):
+    for collector in default_collectors(vm, files=HostFiles(DATA / "host")):
         for s in collector.collect():
             real[(collector.family, s.name)] = (tuple(sorted(s.labels)), s.kind)
 
@@ -52,7 +53,7 @@ def test_every_family_and_series_is_present_for_every_host(fleet):
         assert len(by_family["memory"]) == len(MEMINFO_FIELDS)
         assert len(by_family["disk"]) == 7 * len(p.filesystems) + 9 * len(p.block_devices)
         assert len(by_family["network"]) == 8 * len(p.interfaces)
-        assert len(by_family["system"]) == 9 + len(PROCESS_STATES_ALWAYS)
+        assert len(by_family["system"]) == 10 + len(PROCESS_STATES_ALWAYS)  # uname info too
         for samples in by_family.values():
             assert len({key(s) for s in samples}) == len(samples)
 
