@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
+# A traceback's local variables may hold a client configuration with a password in it.
 app = typer.Typer(
-    help="Host metrics streamed through Kafka.", no_args_is_help=True, add_completion=False
+    help="Host metrics streamed through Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 stack_app = typer.Typer(
-    help="The local real services: Kafka, schema registry, VictoriaMetrics, PostgreSQL."
+    help="The local real services: Kafka, schema registry, VictoriaMetrics, PostgreSQL.",
+    pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_app, name="stack")
 
@@ -56,23 +61,55 @@ def settings(**overrides: object) -> Settings:
     return load_settings(_State.config_file, **overrides)
 
 
-def stack_for(cfg: Settings, brokers: int = 1) -> Stack:
-    return Stack(cfg.state_dir, cfg.lib_dir, brokers=brokers, port_offset=cfg.stack_port_offset)
+def stack_for(
+    cfg: Settings, brokers: int = 1, secure: bool | None = None, mutual_tls: bool = False
+) -> Stack:
+    """The stack of the settings' state folder; ``secure`` None: as it was started."""
+    return Stack(
+        cfg.state_dir,
+        cfg.lib_dir,
+        brokers=brokers,
+        port_offset=cfg.stack_port_offset,
+        secure=secure,
+        mutual_tls=mutual_tls,
+    )
 
 
 @stack_app.command("up")
 def stack_up(
     brokers: Annotated[int, typer.Option(help="Kafka brokers: 1, or 3 for a KRaft cluster.")] = 1,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="TLS and authentication everywhere: a local CA, Kafka on SASL_SSL with "
+            "SCRAM users and ACLs per component, PostgreSQL over TLS with a role per "
+            "component, HTTPS for VictoriaMetrics, the registry and the API.",
+        ),
+    ] = False,
+    mtls: Annotated[
+        bool,
+        typer.Option("--mtls", help="With --secure: Kafka clients also present a certificate."),
+    ] = False,
 ) -> None:
     """Start the local services (idempotent) and write .hoststream/stack.env."""
     if brokers not in (1, 3):
         raise ConfigurationError("--brokers", "must be 1 or 3")
+    if mtls and not secure:
+        raise ConfigurationError("--mtls", "needs --secure")
     cfg = settings()
-    stack = stack_for(cfg, brokers)
+    stack = stack_for(cfg, brokers, secure=secure, mutual_tls=mtls)
     with console.status("starting the stack") as status:
         stack.up(on_service=lambda s: status.update(f"starting {s.name} ({s.address})"))
     _print_status(stack)
     console.print(f"addresses written to {stack.env_file}; `source` it in a shell")
+    if stack.security is not None:
+        console.print(
+            f"each component's user and secret files: {stack.security.dir}/<component>.env "
+            "(source it after stack.env)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @stack_app.command("down")

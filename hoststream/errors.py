@@ -26,6 +26,7 @@ __all__ = [
     "DeliveryError",
     "HoststreamError",
     "InvalidRecordError",
+    "KafkaAccessError",
     "ListenError",
     "PermanentDeliveryError",
     "PrerequisiteMissingError",
@@ -59,6 +60,10 @@ class ConfigurationError(HoststreamError):
 
 class CertificateError(HoststreamError):
     """A certificate file is unreadable, expired, not yet valid or untrusted; names the file."""
+
+
+class KafkaAccessError(HoststreamError):
+    """Kafka refused this principal (authentication, or an ACL it lacks); retrying will not help."""
 
 
 class ListenError(HoststreamError):

@@ -15,16 +15,52 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from hoststream.config import Settings
-from hoststream.errors import ConfigurationError
+from hoststream.errors import ConfigurationError, KafkaAccessError
 
 __all__ = [
+    "ACCESS_ERRORS",
     "TopicSpec",
+    "access_error",
     "admin_client",
     "client_config",
     "consumer_config",
     "ensure_topics",
     "producer_config",
 ]
+
+
+#: Kafka's answers that mean "this principal may not": retrying cannot help, a person must act.
+ACCESS_ERRORS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+    }
+)
+
+
+def access_error(error: KafkaError, who: str, doing: str) -> KafkaAccessError | None:
+    """A one-line :class:`KafkaAccessError` when ``error`` is a refusal, else None.
+
+    Args:
+        error: what the client reported.
+        who: the component or principal refused, for the message.
+        doing: what it tried, e.g. ``"create topic metrics.cpu"``.
+    """
+    if error.code() not in ACCESS_ERRORS:
+        return None
+    reason = error.str().splitlines()[0] if error.str() else error.name()
+    return KafkaAccessError(
+        f"Kafka refused {who} to {doing}: {reason} ({error.name()}); grant the right with an "
+        "ACL or check HOSTSTREAM_KAFKA_SASL_USERNAME and its password"
+    )
+
+
+def _principal(settings: Settings) -> str:
+    return f"user {settings.kafka_sasl_username}" if settings.kafka_sasl_username else "this client"
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -152,6 +188,9 @@ def ensure_topics(
             created.append(name)
         except KafkaException as exc:
             error = exc.args[0]
+            refused = access_error(error, _principal(settings), f"create topic {name}")
+            if refused is not None:
+                raise refused from exc
             # Another process created it first: that is the outcome we wanted.
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise

@@ -196,6 +196,9 @@ def run_pipeline(
     env = {**os.environ, **stack_env, "HOSTSTREAM_API_SECRET": secret.get_secret_value()}
     components = pipeline_components(cfg, simulate_hosts)
     for component in components:
+        # A secure stack gives each component its own principal (the simulator is a producer).
+        principal = "producer" if component.name == "simulator" else component.name
+        component.env.update(stack.component_environment(principal))
         component.start(env, stack.root / "logs")
     started, started_wall = time.monotonic(), time.time()
     console.print(f"stack up; addresses in {stack.env_file}. Ctrl-C stops the pipeline.")
@@ -208,7 +211,8 @@ def run_pipeline(
     )
     token = issue_jwt(secret, "development", list(SCOPES), ttl_s=12 * 3600)
     console.print(
-        f"API: http://{cfg.api_host}:{cfg.api_port}/docs; development token (12 h):\n{token}",
+        f"API: {_api_scheme(stack)}://{cfg.api_host}:{cfg.api_port}/docs; "
+        f"development token (12 h):\n{token}",
         highlight=False,
         soft_wrap=True,
     )
@@ -286,7 +290,7 @@ def _answers(url: str) -> bool:
 def _links(
     cfg: Settings, stack: Stack, stack_env: dict[str, str], ran_s: float
 ) -> list[tuple[str, str]]:
-    links = [("API docs", f"http://{cfg.api_host}:{cfg.api_port}/docs")]
+    links = [("API docs", f"{_api_scheme(stack)}://{cfg.api_host}:{cfg.api_port}/docs")]
     vm_url = stack_env.get("HOSTSTREAM_VM_URL")
     if vm_url:
         if _answers(f"{vm_url}/vmui/"):
@@ -301,3 +305,8 @@ def _links(
         elif status.name == "victorialogs" and status.healthy:
             links.append(("logs (VictoriaLogs)", f"{status.address}/select/vmui/"))
     return links
+
+
+def _api_scheme(stack: Stack) -> str:
+    """The secure stack gives the API a certificate: it serves HTTPS."""
+    return "https" if stack.security is not None else "http"

@@ -40,6 +40,7 @@ from hoststream.errors import (
     SinkBackpressureError,
     SinkUnavailableError,
 )
+from hoststream.kafka import access_error
 from hoststream.schemas.validation import Validator, Violation
 from hoststream.sinks.base import BatchingSink, Headers, SinkRecord
 from hoststream.sinks.dlq import DeadLetterQueue
@@ -295,6 +296,10 @@ class SinkConsumer(Generic[T]):
         for message in messages:
             error = message.error()
             if error is not None:
+                refused = access_error(error, f"sink {self._sink.name}", "read its topics")
+                if refused is not None:
+                    # A missing ACL never heals by itself: stop with one line, do not spin.
+                    raise refused
                 if error.fatal():
                     raise KafkaException(error)
                 # Transient broker or partition errors: librdkafka recovers by itself.

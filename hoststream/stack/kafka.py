@@ -10,6 +10,7 @@ from pathlib import Path
 from hoststream.errors import PrerequisiteMissingError
 from hoststream.stack.base import LocalService, StackPaths
 from hoststream.stack.java import find_java
+from hoststream.stack.security import ADMIN_USER, BROKER_PRINCIPAL, StackSecurity
 
 __all__ = ["KafkaBroker", "broker_layout"]
 
@@ -62,8 +63,11 @@ class KafkaBroker(LocalService):
         brokers: int,
         cluster_id_file: Path,
         port_offset: int = 0,
+        *,
+        security: StackSecurity | None = None,
     ) -> None:
         super().__init__(f"kafka-{node_id}", paths)
+        self.security = security
         self.node_id = node_id
         self.brokers = brokers
         self.cluster_id_file = cluster_id_file
@@ -83,6 +87,41 @@ class KafkaBroker(LocalService):
     def libdir(self) -> Path:
         return self.paths.lib / "kafka"
 
+    def _listener_properties(self) -> list[str]:
+        if self.security is None:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        security = self.security
+        keystore = self.paths.config(self.name) / "broker-keystore.pem"
+        admin_password = security.password(ADMIN_USER)
+        client_auth = "required" if security.mutual_tls else "none"
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{self.port}",
+            "inter.broker.listener.name=SASL_SSL",
+            # The controller quorum talks mutual TLS: the brokers' certificate is their identity.
+            "listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+            "listener.name.controller.ssl.client.auth=required",
+            f"listener.name.sasl_ssl.ssl.client.auth={client_auth}",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_USER}" password="{admin_password}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={keystore.resolve()}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={security.ca_file.resolve()}",
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{ADMIN_USER};User:{BROKER_PRINCIPAL}",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+
     def _properties(self) -> str:
         replication = min(3, self.brokers)
         min_isr = 2 if self.brokers >= 3 else 1
@@ -91,11 +130,8 @@ class KafkaBroker(LocalService):
                 "process.roles=broker,controller",
                 f"node.id={self.node_id}",
                 f"controller.quorum.voters={self.voters}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                *self._listener_properties(),
                 f"log.dirs={self.paths.data(self.name).resolve()}",
                 # Topics are created through the admin API with explicit settings.
                 "auto.create.topics.enable=false",
@@ -124,7 +160,19 @@ class KafkaBroker(LocalService):
             )
         conf = self.paths.config(self.name)
         conf.mkdir(parents=True, exist_ok=True)
-        (conf / "server.properties").write_text(self._properties())
+        scram: list[str] = []
+        if self.security is not None:
+            # Kafka's PEM key store is one file: the private key, then the certificate.
+            broker = self.security.certificate(BROKER_PRINCIPAL)
+            keystore = conf / "broker-keystore.pem"
+            keystore.touch(mode=0o600)
+            keystore.write_bytes(broker.key_file.read_bytes() + broker.cert_file.read_bytes())
+            admin = self.security.password(ADMIN_USER)
+            # The admin user must exist before the first start: the brokers log in with it.
+            scram = ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={admin}]"]
+        properties = conf / "server.properties"
+        properties.touch(mode=0o600)  # it holds the admin password in the secure stack
+        properties.write_text(self._properties())
         (conf / "log4j2.properties").write_text(_LOG4J2)
         data = self.paths.data(self.name)
         if (data / "meta.properties").exists():
@@ -143,6 +191,7 @@ class KafkaBroker(LocalService):
                 "-c",
                 str(conf / "server.properties"),
                 "--ignore-formatted",
+                *scram,
             ],
         )
 
@@ -177,13 +226,33 @@ class KafkaBroker(LocalService):
             "kafka.Kafka", [str(self.paths.config(self.name) / "server.properties")]
         )
 
+    def client_config(self) -> dict[str, str]:
+        """How the stack itself reaches this broker (as the admin user when secure)."""
+        if self.security is None:
+            return {"bootstrap.servers": self.address}
+        return {
+            "bootstrap.servers": self.address,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": ADMIN_USER,
+            "sasl.password": self.security.password(ADMIN_USER),
+            "ssl.ca.location": str(self.security.ca_file),
+            **(self._admin_certificate() if self.security.mutual_tls else {}),
+        }
+
+    def _admin_certificate(self) -> dict[str, str]:
+        assert self.security is not None
+        cert = self.security.certificate(ADMIN_USER)
+        return {
+            "ssl.certificate.location": str(cert.cert_file),
+            "ssl.key.location": str(cert.key_file),
+        }
+
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
         # log_level 0: refused connections while the broker starts are expected, not news.
-        admin = AdminClient(
-            {"bootstrap.servers": self.address, "socket.timeout.ms": 2000, "log_level": 0}
-        )
+        admin = AdminClient({**self.client_config(), "socket.timeout.ms": 2000, "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=2)
         except Exception:  # any failure means "not answering yet"

@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from hoststream.errors import StackError
 from hoststream.ports import scrape_targets
 from hoststream.stack.alertmanager import ALERTMANAGER_PORT, Alertmanager
@@ -14,6 +16,7 @@ from hoststream.stack.jaeger import Jaeger
 from hoststream.stack.kafka import KafkaBroker, broker_layout
 from hoststream.stack.postgres import PostgresServer
 from hoststream.stack.registry import SchemaRegistry
+from hoststream.stack.security import COMPONENTS, StackSecurity, grant_kafka
 from hoststream.stack.victoriametrics import VictoriaMetrics
 
 __all__ = ["ALL_SERVICES", "Stack"]
@@ -42,6 +45,9 @@ class Stack:
         services: which service groups to manage (default: all of them).
         port_offset: added to every port, so a second stack (another checkout,
             a CI run) can run beside the first.
+        secure: TLS and authentication everywhere (``stack up --secure``, see
+            :mod:`hoststream.stack.security`); None: as the running stack was started.
+        mutual_tls: Kafka clients present a certificate as well (``--mtls``).
     """
 
     def __init__(
@@ -51,6 +57,9 @@ class Stack:
         brokers: int = 1,
         services: Iterable[str] = ALL_SERVICES,
         port_offset: int = 0,
+        *,
+        secure: bool | None = None,
+        mutual_tls: bool = False,
     ) -> None:
         if brokers not in (1, 3):
             raise StackError(f"--brokers must be 1 or 3, not {brokers}")
@@ -62,6 +71,18 @@ class Stack:
         self.brokers = brokers
         self.groups = [s for s in ALL_SERVICES if s in set(services)]
         self.port_offset = port_offset
+        if secure is None:
+            state = self._saved_state()
+            secure = bool(state.get("secure", False))
+            mutual_tls = mutual_tls or bool(state.get("mutual_tls", False))
+        self.security = StackSecurity(self.root, mutual_tls) if secure else None
+
+    def _saved_state(self) -> dict[str, object]:
+        try:
+            state = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
 
     @property
     def env_file(self) -> Path:
@@ -75,7 +96,9 @@ class Stack:
         prefix = "kafka" if brokers == 1 else "kafka-cluster"
         cluster_id = self.paths.data(prefix) / "cluster-id"
         nodes = [
-            KafkaBroker(self.paths, n, brokers, cluster_id, self.port_offset)
+            KafkaBroker(
+                self.paths, n, brokers, cluster_id, self.port_offset, security=self.security
+            )
             for n, _, _ in broker_layout(brokers)
         ]
         if brokers == 1:
@@ -85,13 +108,17 @@ class Stack:
     def services(self, brokers: int | None = None) -> list[LocalService]:
         brokers = brokers or self.brokers
         offset = self.port_offset
-        postgres = PostgresServer(self.paths, PG_PORT + offset)
+        postgres = PostgresServer(self.paths, PG_PORT + offset, self.security)
         result: list[LocalService] = []
         for group in self.groups:
             if group == "postgres":
                 result.append(postgres)
             elif group == "victoriametrics":
-                result.append(VictoriaMetrics(self.paths, VM_PORT + offset, scrape_targets(offset)))
+                result.append(
+                    VictoriaMetrics(
+                        self.paths, VM_PORT + offset, scrape_targets(offset), self.security
+                    )
+                )
             elif group == "alertmanager":
                 result.append(Alertmanager(self.paths, ALERTMANAGER_PORT + offset))
             elif group == "kafka":
@@ -100,7 +127,11 @@ class Stack:
                 jdbc = postgres.jdbc_url("apicurio_registry") if "postgres" in self.groups else None
                 result.append(
                     SchemaRegistry(
-                        self.paths, REGISTRY_PORT + offset, REGISTRY_MANAGEMENT_PORT + offset, jdbc
+                        self.paths,
+                        REGISTRY_PORT + offset,
+                        REGISTRY_MANAGEMENT_PORT + offset,
+                        jdbc,
+                        self.security,
                     )
                 )
             elif group == "jaeger":
@@ -133,8 +164,25 @@ class Stack:
                 f"the stack in {self.root} runs {running} Kafka broker(s); "
                 f"run `hoststream stack down` before starting it with {self.brokers}"
             )
+        if running is not None and self._saved_state().get("secure", False) != bool(self.security):
+            raise StackError(
+                f"the stack in {self.root} runs "
+                f"{'with' if self._saved_state().get('secure') else 'without'} --secure; "
+                "run `hoststream stack down` before switching"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
-        self._state_file.write_text(json.dumps({"brokers": self.brokers, "services": self.groups}))
+        self._state_file.write_text(
+            json.dumps(
+                {
+                    "brokers": self.brokers,
+                    "services": self.groups,
+                    "secure": self.security is not None,
+                    "mutual_tls": bool(self.security and self.security.mutual_tls),
+                }
+            )
+        )
+        if self.security is not None:
+            self.security.prepare()
         services = self.services()
         # Brokers of a cluster are launched together: none of them is healthy
         # until a majority of the controller quorum is up.
@@ -147,11 +195,34 @@ class Stack:
                     launched = [(b, b.launch()) for b in brokers]
                     for broker, process in launched:
                         broker.wait_healthy(process)
+                    if self.security is not None:
+                        admin = AdminClient({**brokers[0].client_config(), "log_level": 3})
+                        grant_kafka(admin, self.security)
                 continue
             service.start()
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        if self.security is not None:
+            for component in COMPONENTS:
+                lines = self.component_environment(component).items()
+                path = self.security.dir / f"{component}.env"
+                path.write_text("".join(f"{k}={v}\n" for k, v in lines))
         return env
+
+    def component_environment(self, component: str) -> dict[str, str]:
+        """The settings of one component alone (its principal); empty for a plaintext stack."""
+        if self.security is None:
+            return {}
+        postgres = next((s for s in self.services() if isinstance(s, PostgresServer)), None)
+        return self.security.component_env(
+            component,
+            postgres.port if postgres is not None else None,
+            vm="victoriametrics" in self.groups,
+        )
+
+    def admin_environment(self) -> dict[str, str]:
+        """The brokers' admin user, for tools and tests; empty for a plaintext stack."""
+        return self.security.admin_env() if self.security is not None else {}
 
     def down(self) -> list[str]:
         """Stop every service this stack started (either broker layout); their names."""
@@ -186,8 +257,16 @@ class Stack:
                 env["HOSTSTREAM_VM_URL"] = service.address
             elif isinstance(service, Alertmanager):
                 env["HOSTSTREAM_ALERTMANAGER_URL"] = service.address
-            elif isinstance(service, PostgresServer):
+            elif isinstance(service, PostgresServer) and self.security is None:
+                # Secure: each component has its own role, in its own file.
                 env["HOSTSTREAM_SQL_DSN"] = service.address
             elif isinstance(service, Jaeger):
                 env["HOSTSTREAM_OTLP_ENDPOINT"] = service.otlp_endpoint
+        if self.security is not None:
+            ca = str(self.security.ca_file.resolve())
+            if "kafka" in self.groups:
+                env["HOSTSTREAM_KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+                env["HOSTSTREAM_KAFKA_SASL_MECHANISM"] = "SCRAM-SHA-512"
+                env["HOSTSTREAM_KAFKA_SSL_CA_LOCATION"] = ca
+            env["HOSTSTREAM_TLS_CA_FILE"] = ca
         return env

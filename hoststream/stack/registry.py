@@ -9,6 +9,7 @@ valid across restarts of the registry.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import httpx
 from hoststream.errors import PrerequisiteMissingError
 from hoststream.stack.base import LocalService, StackPaths
 from hoststream.stack.java import find_java
+from hoststream.stack.security import REGISTRY_ROLE, StackSecurity
 
 __all__ = ["SchemaRegistry"]
 
@@ -27,16 +29,23 @@ class SchemaRegistry(LocalService):
     start_timeout_s = 120.0
 
     def __init__(
-        self, paths: StackPaths, port: int, management_port: int, jdbc_url: str | None
+        self,
+        paths: StackPaths,
+        port: int,
+        management_port: int,
+        jdbc_url: str | None,
+        security: StackSecurity | None = None,
     ) -> None:
         super().__init__("schema-registry", paths)
         self.port = port
         self.management_port = management_port
         self.jdbc_url = jdbc_url
+        self.security = security
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}/apis/ccompat/v7"
+        scheme = "https" if self.security is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/apis/ccompat/v7"
 
     @property
     def ports(self) -> list[int]:
@@ -58,13 +67,30 @@ class SchemaRegistry(LocalService):
     def environment(self) -> dict[str, str]:
         if not self.jdbc_url:
             return {}
+        user, password = "postgres", ""
+        if self.security is not None:
+            # Its own role, owner of its own database only; through the environment,
+            # not the command line, which every user of the machine can read.
+            user, password = REGISTRY_ROLE, self.security.password(REGISTRY_ROLE)
         return {
             "APICURIO_STORAGE_KIND": "sql",
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
             "APICURIO_DATASOURCE_URL": self.jdbc_url,
-            "APICURIO_DATASOURCE_USERNAME": "postgres",
-            "APICURIO_DATASOURCE_PASSWORD": "",
+            "APICURIO_DATASOURCE_USERNAME": user,
+            "APICURIO_DATASOURCE_PASSWORD": password,
         }
+
+    def _tls_flags(self) -> list[str]:
+        if self.security is None:
+            return [f"-Dquarkus.http.port={self.port}"]
+        cert = self.security.certificate("schema-registry")
+        return [
+            f"-Dquarkus.http.ssl-port={self.port}",
+            f"-Dquarkus.http.ssl.certificate.files={cert.cert_file.resolve()}",
+            f"-Dquarkus.http.ssl.certificate.key-files={cert.key_file.resolve()}",
+            # No plaintext listener at all.
+            "-Dquarkus.http.insecure-requests=disabled",
+        ]
 
     def command(self) -> list[str]:
         return [
@@ -74,7 +100,7 @@ class SchemaRegistry(LocalService):
             "-XX:+UseSerialGC",
             "-XX:CICompilerCount=2",
             "-Dquarkus.http.host=127.0.0.1",
-            f"-Dquarkus.http.port={self.port}",
+            *self._tls_flags(),
             "-Dquarkus.management.host=127.0.0.1",
             f"-Dquarkus.management.port={self.management_port}",
             "-Dquarkus.log.level=WARN",
@@ -84,8 +110,11 @@ class SchemaRegistry(LocalService):
         ]
 
     def healthy(self) -> bool:
+        verify: ssl.SSLContext | bool = True
+        if self.security is not None:
+            verify = ssl.create_default_context(cafile=str(self.security.ca_file))
         try:
-            response = httpx.get(f"{self.address}/subjects", timeout=2.0)
+            response = httpx.get(f"{self.address}/subjects", timeout=2.0, verify=verify)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 
 import httpx
 import yaml
 
 from hoststream.errors import PrerequisiteMissingError
 from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.security import VM_USER, StackSecurity
 
 __all__ = ["VictoriaMetrics"]
 
@@ -20,10 +22,17 @@ class VictoriaMetrics(LocalService):
         scrape_targets: component name to the loopback port of its ``/metrics``.
     """
 
-    def __init__(self, paths: StackPaths, port: int, scrape_targets: dict[str, int]) -> None:
+    def __init__(
+        self,
+        paths: StackPaths,
+        port: int,
+        scrape_targets: dict[str, int],
+        security: StackSecurity | None = None,
+    ) -> None:
         super().__init__("victoriametrics", paths)
         self.port = port
         self.scrape_targets = scrape_targets
+        self.security = security
 
     def prepare(self) -> None:
         # Components that are not running are simply down targets.
@@ -45,7 +54,29 @@ class VictoriaMetrics(LocalService):
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.security is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        if self.security is None:
+            return {}
+        # Through the environment (-envflag.enable), not the command line,
+        # which every user of the machine can read.
+        return {
+            "httpAuth_username": VM_USER,
+            "httpAuth_password": self.security.password("victoriametrics"),
+        }
+
+    def _tls_flags(self) -> list[str]:
+        if self.security is None:
+            return []
+        cert = self.security.certificate("victoriametrics")
+        return [
+            "-tls",
+            f"-tlsCertFile={cert.cert_file.resolve()}",
+            f"-tlsKeyFile={cert.key_file.resolve()}",
+            "-envflag.enable",
+        ]
 
     @property
     def ports(self) -> list[int]:
@@ -70,9 +101,20 @@ class VictoriaMetrics(LocalService):
             "-dedup.minScrapeInterval=1ms",
             f"-promscrape.config={self.paths.config(self.name) / 'scrape.yaml'}",
             "-loggerLevel=WARN",
+            *self._tls_flags(),
         ]
 
     def healthy(self) -> bool:
+        if self.security is not None:
+            auth = (VM_USER, self.security.password("victoriametrics"))
+            verify = ssl.create_default_context(cafile=str(self.security.ca_file))
+            try:
+                response = httpx.get(
+                    f"{self.address}/health", timeout=2.0, auth=auth, verify=verify
+                )
+            except httpx.HTTPError:
+                return False
+            return response.status_code == 200
         try:
             return httpx.get(f"{self.address}/health", timeout=2.0).status_code == 200
         except httpx.HTTPError:
