@@ -5,6 +5,7 @@ installed into a fresh virtual env together with a generated package that has to
 ``api`` and ``schemas`` modules of its own; both must work in one process. The
 dependencies come from a wheelhouse under ``.hoststream/wheelhouse``, filled from the
 package index (pinned by constraints.txt) the first time and reused afterwards.
+An editable install, as ``make install`` makes one, is checked the same way.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ NOT_SOURCES += (".mypy_cache", ".ruff_cache", ".pytest_cache", "bench", "tests")
 LINKED = ("api", "producers", "schemas", "sinks", "streams")
 
 
-def run(*args: str | Path, cwd: Path, timeout: float = 900) -> str:
+def attempt(*args: str | Path, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run a command outside the repository, without the developer's PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
+    return subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
         env=env,
@@ -49,6 +50,11 @@ def run(*args: str | Path, cwd: Path, timeout: float = 900) -> str:
         timeout=timeout,
         check=False,
     )
+
+
+def run(*args: str | Path, cwd: Path, timeout: float = 900) -> str:
+    """:func:`attempt`, which must succeed; its standard output."""
+    result = attempt(*args, cwd=cwd, timeout=timeout)
     assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -92,36 +98,57 @@ def neighbour_wheel(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The hoststream wheel, built from a copy so no earlier build/ output can leak into it."""
-    source = tmp_path_factory.mktemp("source") / "hoststream"
-    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository's sources, so no earlier build/ output can leak into a build."""
+    copy = tmp_path_factory.mktemp("source") / "hoststream"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hoststream wheel, as ``pip wheel --no-deps`` builds it."""
     out = tmp_path_factory.mktemp("dist")
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, source, cwd=out)
     [built] = out.glob("hoststream-*.whl")
     return built
 
 
-@pytest.fixture(scope="module")
-def fresh_env(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtual env with the hoststream wheel and the neighbour installed; its bin/."""
-    root = tmp_path_factory.mktemp("venv")
+def install(root: Path, wheel: Path, *targets: str | Path) -> Path:
+    """A new virtual env under ``root`` with ``targets`` installed from the wheelhouse; its bin/.
+
+    ``wheel`` names the dependencies to fetch when the wheelhouse lacks some.
+    """
     venv.create(root / "env", with_pip=True)
     python = root / "env" / "bin" / "python"
-    install = [python, "-m", "pip", "install", "-q", "--no-compile", "-c", REPO / "constraints.txt"]
-    wheels = [wheel, neighbour_wheel(root)]
-    offline = [*install, "--no-index", "--find-links", WHEELHOUSE, *wheels]
+    offline = [python, "-m", "pip", "install", "-q", "--no-compile", "--no-index"]
+    offline += ["--find-links", WHEELHOUSE, "-c", REPO / "constraints.txt", *targets]
     try:
         run(*offline, cwd=root)
     except AssertionError:
-        # First run, or the dependencies changed: fill the wheelhouse from the index.
+        # First run, or the dependencies changed: fill the wheelhouse from the index,
+        # with what an editable install builds with.
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
         fill = [python, "-m", "pip", "wheel", "-q", "-c", REPO / "constraints.txt"]
-        run(*fill, "--find-links", WHEELHOUSE, "-w", WHEELHOUSE, wheel, cwd=root)
+        fill += ["--find-links", WHEELHOUSE, "-w", WHEELHOUSE, wheel, "setuptools>=77", "wheel"]
+        run(*fill, cwd=root)
         for own in WHEELHOUSE.glob("hoststream-*.whl"):
             own.unlink()  # the wheel under test is always the one just built
         run(*offline, cwd=root)
     return root / "env" / "bin"
+
+
+@pytest.fixture(scope="module")
+def fresh_env(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual env with the hoststream wheel and the neighbour installed; its bin/."""
+    root = tmp_path_factory.mktemp("venv")
+    return install(root, wheel, wheel, neighbour_wheel(root))
+
+
+@pytest.fixture(scope="module")
+def editable_env(source: Path, wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual env with hoststream installed editable, as deploy/local/install.sh does."""
+    return install(tmp_path_factory.mktemp("editable"), wheel, "-e", source)
 
 
 def test_the_wheel_holds_only_the_hoststream_package_as_real_files(wheel: Path) -> None:
@@ -196,3 +223,26 @@ def test_hoststream_and_a_neighbours_api_and_schemas_work_side_by_side(
     for generic in ("producers", "streams", "sinks"):
         assert not (site / generic).exists()
     assert not (site / "hoststream" / "api").is_symlink()
+
+
+def test_an_editable_install_reaches_every_package_through_the_links(
+    editable_env: Path, source: Path, tmp_path: Path
+) -> None:
+    assert "produce" in run(editable_env / "hoststream", "--help", cwd=tmp_path)
+    check = (
+        "import json, hoststream.api.app, hoststream.producers.agent, hoststream.sinks.app\n"
+        "from hoststream.streams.rules.loader import load_rules\n"
+        "from hoststream.schemas import load_schema\n"
+        "print(json.dumps([hoststream.api.__file__, hoststream.sinks.__file__,"
+        " load_schema('alert_event').full_name, len(load_rules().rules)]))"
+    )
+    api, sinks, schema, rules = json.loads(run(editable_env / "python", "-c", check, cwd=tmp_path))
+
+    assert api == str(source / "hoststream" / "api" / "__init__.py")
+    assert sinks == str(source / "hoststream" / "sinks" / "__init__.py")
+    assert schema == "io.hoststream.alerts.AlertEvent"
+    assert rules > 0
+    for generic in ("api", "schemas", "producers", "streams", "sinks"):
+        result = attempt(editable_env / "python", "-c", f"import {generic}", cwd=tmp_path)
+        assert result.returncode == 1
+        assert f"No module named {generic!r}" in result.stderr
