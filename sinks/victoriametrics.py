@@ -104,7 +104,8 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
 
     def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         encoded = [(record, self._encode(record.decoded)) for record in batch]
-        refused = self._write(encoded)
+        # An event without samples has nothing to store: no request for it.
+        refused = self._write([(record, body) for record, body in encoded if body])
         self._drops.poll()
         return refused
 

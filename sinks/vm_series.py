@@ -145,8 +145,6 @@ def validate(record: MetricEvent | WindowAggregate, bounds: TimeBounds) -> None:
     if isinstance(record, MetricEvent):
         bounds.check(record.timestamp_ms, "timestamp_ms")
         _check_labels(record.host_labels, "host_labels")
-        if not record.samples:
-            raise InvalidRecordError("a metric event without samples")
         for sample in record.samples:
             _check_name(sample.name)
             _check_labels(sample.labels, f"the labels of {sample.name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -131,3 +132,10 @@ def test_labels_victoriametrics_drops_after_accepting_are_reported_not_silent(ca
     ]
     assert "changed or left out data it had accepted" in caplog.text
     assert vm.metrics_reads == 2
+
+
+def test_an_event_without_samples_is_accepted_and_sends_nothing() -> None:
+    vm = FakeVm()
+    empty = replace(record(1), decoded=replace(record(1).decoded, samples=()))
+    assert sink_for(vm).write([empty]) == []
+    assert vm.requests == []
