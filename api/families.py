@@ -8,7 +8,7 @@ __all__ = ["FAMILY_SELECTORS"]
 FAMILY_SELECTORS = {
     "cpu": "node_cpu_.+|node_schedstat_.+",
     "memory": "node_memory_.+|node_vmstat_.+",
-    "disk": "node_(filesystem|disk)_.+",
+    "disk": "node_(filesystem|disk|nvme)_.+",
     "network": (
         "node_network_.+|node_netstat_.+|node_sockstat_.+|node_softnet_.+|node_arp_entries"
         "|node_udp_queues|node_nf_conntrack_.+"

@@ -22,10 +22,11 @@ from hoststream.producers.collectors.disk import (
     DEFAULT_MOUNT_POINTS_EXCLUDE,
     DiskCollector,
 )
-from hoststream.producers.collectors.diskstats import DiskStatsPart
+from hoststream.producers.collectors.diskstats import DiskStatsPart, NvmePart
 from hoststream.producers.collectors.files import FileSource, HostFiles
 from hoststream.producers.collectors.hwmon import HwmonTempPart, ThermalZonePart
 from hoststream.producers.collectors.kernel import (
+    CpufreqPart,
     EntropyPart,
     FilefdPart,
     OsReleasePart,
@@ -113,7 +114,9 @@ def default_collectors(
     def build(family: str) -> Collector:
         if family == "cpu":
             cpu = CpuCollector(src)
-            return cpu if files is None else FamilyCollector("cpu", [cpu, SchedstatPart(files)])
+            if files is None:
+                return cpu
+            return FamilyCollector("cpu", [cpu, SchedstatPart(files), CpufreqPart(files)])
         if family == "memory":
             memory = MemoryCollector(src, meminfo_fields)
             if files is None:
@@ -133,7 +136,7 @@ def default_collectors(
             stats = DiskStatsPart(
                 files, device_exclude=disk_device_exclude, device_include=disk_device_include
             )
-            return FamilyCollector("disk", [_Filesystems(disk), stats])
+            return FamilyCollector("disk", [_Filesystems(disk), stats, NvmePart(files)])
         if family == "network":
             if files is None:
                 return NetworkCollector(

@@ -1,4 +1,5 @@
-"""node_exporter's diskstats collector: every /proc/diskstats field, and ``node_disk_info``."""
+"""node_exporter's diskstats collector (every /proc/diskstats field, and ``node_disk_info``)
+and its nvme collector (``node_nvme_info``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hoststream.producers.collectors.files import FileSource
 from hoststream.producers.collectors.kernel import info_labels
 from hoststream.schemas.records import MetricKind, Sample
 
-__all__ = ["DiskStatsPart"]
+__all__ = ["DiskStatsPart", "NvmePart"]
 
 _SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
 GAUGE = MetricKind.GAUGE
@@ -103,4 +104,35 @@ class DiskStatsPart:
             for (name, kind, scale), raw in zip(_COLUMNS, fields[3:], strict=False):
                 value = int(raw) / 1000 if scale == 0.001 else float(int(raw) * scale)
                 samples.append(Sample(name, value, labels, kind))
+        return samples
+
+
+class NvmePart:
+    """``node_nvme_info{device, firmware_revision, model, serial, state}`` 1 per NVMe controller."""
+
+    def __init__(self, files: FileSource) -> None:
+        self._files = files
+
+    def _text(self, path: str) -> str:
+        try:
+            return self._files.read(path).strip()
+        except OSError:
+            return ""
+
+    def collect(self) -> list[Sample]:
+        try:
+            controllers = self._files.listdir("/sys/class/nvme")
+        except OSError:
+            return []
+        samples = []
+        for device in controllers:
+            base = f"/sys/class/nvme/{device}"
+            labels = {
+                "device": device,
+                "firmware_revision": self._text(f"{base}/firmware_rev"),
+                "model": self._text(f"{base}/model"),
+                "serial": self._text(f"{base}/serial"),
+                "state": self._text(f"{base}/state"),
+            }
+            samples.append(Sample("node_nvme_info", 1.0, info_labels(labels), GAUGE))
         return samples

@@ -23,6 +23,7 @@ from hoststream.producers.collectors.names import UNAME_INFO
 from hoststream.schemas.records import MetricKind, Sample
 
 __all__ = [
+    "CpufreqPart",
     "EntropyPart",
     "FilefdPart",
     "OsReleasePart",
@@ -454,4 +455,45 @@ class SchedstatPart:
                 ),
                 Sample("node_schedstat_timeslices_total", float(fields[9]), labels, COUNTER),
             ]
+        return samples
+
+
+# (series, file under /sys/devices/system/cpu/cpu<N>/cpufreq/); the kernel gives kHz.
+_CPUFREQ_FILES = (
+    ("node_cpu_frequency_hertz", "cpuinfo_cur_freq"),
+    ("node_cpu_frequency_max_hertz", "cpuinfo_max_freq"),
+    ("node_cpu_frequency_min_hertz", "cpuinfo_min_freq"),
+    ("node_cpu_scaling_frequency_hertz", "scaling_cur_freq"),
+    ("node_cpu_scaling_frequency_max_hertz", "scaling_max_freq"),
+    ("node_cpu_scaling_frequency_min_hertz", "scaling_min_freq"),
+)
+
+
+class CpufreqPart:
+    """node_exporter's cpufreq collector: per-CPU frequencies in Hz, where the kernel has cpufreq.
+
+    ``cpuinfo_cur_freq`` is readable by root only; as node_exporter, a file that
+    cannot be read is left out.
+    """
+
+    def __init__(self, files: FileSource) -> None:
+        self._files = files
+
+    def collect(self) -> list[Sample]:
+        base = "/sys/devices/system/cpu"
+        try:
+            cpus = [c for c in self._files.listdir(base) if c[3:].isdigit() and c[:3] == "cpu"]
+        except OSError:
+            return []
+        samples = []
+        for cpu in sorted(cpus, key=lambda c: int(c[3:])):
+            if not self._files.exists(f"{base}/{cpu}/cpufreq"):
+                continue  # no cpufreq driver (most virtual machines): one stat, not six reads
+            labels = {"cpu": cpu[3:]}
+            for name, file in _CPUFREQ_FILES:
+                try:
+                    khz = int(self._files.read(f"{base}/{cpu}/cpufreq/{file}"))
+                except (OSError, ValueError):
+                    continue
+                samples.append(Sample(name, khz * 1000.0, labels, GAUGE))
         return samples

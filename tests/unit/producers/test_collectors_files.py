@@ -17,9 +17,10 @@ from hoststream.producers.collectors import (
     HostFiles,
     default_collectors,
 )
-from hoststream.producers.collectors.diskstats import DiskStatsPart
+from hoststream.producers.collectors.diskstats import DiskStatsPart, NvmePart
 from hoststream.producers.collectors.hwmon import HwmonTempPart
 from hoststream.producers.collectors.kernel import (
+    CpufreqPart,
     FilefdPart,
     OsReleasePart,
     PressurePart,
@@ -154,6 +155,15 @@ def test_diskstats_every_field_in_node_exporters_units(host):
     assert not any(s.labels.get("device", "").startswith("loop") for s in samples)
 
 
+def test_nvme_controllers_as_info(host):
+    [info] = NvmePart(host).collect()
+
+    assert dict(info.labels) == {
+        "device": "nvme0", "firmware_revision": "3B2QGXA7", "model": "Samsung SSD 980 PRO 1TB",
+        "serial": "S5GXNF0R123456", "state": "live",
+    }  # fmt: skip
+
+
 def test_vmstat_default_fields(host):
     samples = VmstatPart(host).collect()
 
@@ -240,12 +250,25 @@ def test_schedstat_per_cpu_in_seconds(host):
     assert got[("node_schedstat_timeslices_total", (("cpu", "1"),))] == 15384003
 
 
+def test_cpufreq_in_hertz_leaving_out_what_cannot_be_read(host):
+    got = values(CpufreqPart(host).collect())
+
+    assert got[("node_cpu_frequency_hertz", (("cpu", "0"),))] == 2_400_000_000
+    assert got[("node_cpu_scaling_frequency_hertz", (("cpu", "0"),))] == 2_394_311_000
+    assert got[("node_cpu_scaling_frequency_min_hertz", (("cpu", "1"),))] == 800_000_000
+    # cpu1's cpuinfo_* files are missing (root-only on some kernels): left out.
+    assert ("node_cpu_frequency_hertz", (("cpu", "1"),)) not in got
+    assert len(got) == 9
+
+
 def test_missing_files_mean_no_series_not_an_error(tmp_path):
     empty = HostFiles(tmp_path)
-    for part in (NetDevPart(empty), NetClassPart(empty), NetstatPart(empty), VmstatPart(empty),
-                 DiskStatsPart(empty), PressurePart(empty), SchedstatPart(empty),
-                 HwmonTempPart(empty), ConntrackPart(empty)):  # fmt: skip
-        assert part.collect() == [], part
+    parts = (
+        NetDevPart, NetClassPart, NetstatPart, VmstatPart, DiskStatsPart, PressurePart,
+        SchedstatPart, HwmonTempPart, ConntrackPart, CpufreqPart, NvmePart,
+    )  # fmt: skip
+    for part in parts:
+        assert part(empty).collect() == [], part
 
 
 def test_a_failing_part_costs_only_its_own_series(host):
