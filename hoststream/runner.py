@@ -38,6 +38,9 @@ from hoststream.run_report import (
 )
 from hoststream.stack import Stack
 
+#: Seconds between looks for a store whose background build has finished.
+JOIN_EVERY_S = 5.0
+
 __all__ = ["Component", "pipeline_components", "run_pipeline", "stop_components"]
 
 
@@ -191,7 +194,10 @@ def run_pipeline(
             others are stopped first, and the message carries its last error line.
     """
     with console.status("starting the local stack") as status:
-        stack_env = stack.up(on_service=lambda s: status.update(f"starting {s.name}"))
+        # Stores still being built from source join later (see the loop below).
+        stack_env = stack.up(
+            on_service=lambda s: status.update(f"starting {s.name}"), wait_for_builds=False
+        )
     secret = ensure_dev_secret(cfg)
     env = {**os.environ, **stack_env, "HOSTSTREAM_API_SECRET": secret.get_secret_value()}
     components = pipeline_components(cfg, simulate_hosts)
@@ -219,12 +225,16 @@ def run_pipeline(
     # Two columns go to the spinner in front of the line.
     line = StatusLine(width=STATUS_WIDTH - 2)
     died: Component | None = None
+    last_join = started
     try:
         with console.status("") as status:
             while duration is None or time.monotonic() - started < duration:
                 died = next((c for c in components if c.exited), None)
                 if died is not None:
                     break
+                if time.monotonic() - last_join > JOIN_EVERY_S:
+                    last_join = time.monotonic()
+                    stack.join_built()
                 _, markup = line.render(
                     time.monotonic() - started,
                     [scrape for c in components if (scrape := c.scrape()) is not None],
@@ -251,7 +261,18 @@ def run_pipeline(
 
 
 def _service_health(stack: Stack) -> list[ServiceHealth]:
-    return [ServiceHealth(s.name, Health.UP if s.healthy else Health.DOWN) for s in stack.status()]
+    found = []
+    for status in stack.status():
+        if status.healthy:
+            health = Health.UP
+        elif status.detail == "building":
+            health = Health.BUILDING
+        elif status.pid is not None:
+            health = Health.STARTING
+        else:
+            health = Health.DOWN
+        found.append(ServiceHealth(status.name, health, status.detail))
+    return found
 
 
 def _component_health(component: Component) -> ServiceHealth:

@@ -6,7 +6,10 @@
 # module there; Tempo and Loki are AGPL and are not built here (docs/observability.md).
 # The scratch module lives under $STATE/build/jaeger so its go.sum and the Go
 # caches survive between runs. Idempotent: does nothing when the binary of this
-# version is already in place.
+# version is already in place. While it works it holds an exclusive flock on
+# $STATE/build/jaeger.lock: a second caller waits for the first and then finds
+# the binary, and the stack (hoststream/stack/builds.py) reads the lock as
+# "building". `make install` starts it in the background.
 #
 # Environment: HOSTSTREAM_JAEGER_VERSION (default below), HOSTSTREAM_STATE_DIR,
 # HOSTSTREAM_LIB_DIR, and the usual Go variables (GOMODCACHE, GOCACHE, GOPROXY).
@@ -23,9 +26,14 @@ OUT=$LIB/jaeger
 say() { printf 'build-jaeger: %s\n' "$*" >&2; }
 die() { printf 'hoststream build-jaeger: %s\n' "$*" >&2; exit 1; }
 
-if [ -x "$OUT/jaeger" ] && [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$JAEGER_VERSION" ]; then
-  exit 0
-fi
+up_to_date() { [ -x "$OUT/jaeger" ] && [ "$(cat "$OUT/VERSION" 2>/dev/null)" = "$JAEGER_VERSION" ]; }
+up_to_date && exit 0
+
+mkdir -p "$STATE/build"
+exec 9>"$STATE/build/jaeger.lock"
+flock 9
+# Another caller may have built it while this one waited for the lock.
+up_to_date && exit 0
 
 command -v go >/dev/null 2>&1 || die "Go is missing; install Go 1.24+ (https://go.dev/doc/install or apt-get install golang)"
 

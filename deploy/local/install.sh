@@ -28,6 +28,21 @@ fi
 command -v java >/dev/null 2>&1 || die "Java 17+ is missing; install a JDK (apt-get install openjdk-17-jdk-headless)"
 command -v mvn >/dev/null 2>&1 || die "Maven is missing; install it (apt-get install maven)"
 
+# --- Stores built from source, in the background ---------------------------
+# Building Jaeger from the Go module proxy takes minutes on a cold cache; it
+# runs while the rest installs and the stack starts, and joins when built (the
+# stack waits for it only where it must: `make test`). Nothing starts when the
+# binary is up to date; a build already under way is not started twice (flock).
+background_build() {
+  local name=$1 binary=$2
+  mkdir -p "$STATE/logs"
+  [ -x "$binary" ] || say "building $name in the background (log: $STATE/logs/build-$name.log)"
+  HOSTSTREAM_STATE_DIR=$STATE HOSTSTREAM_LIB_DIR=$LIB \
+    setsid nohup bash "$ROOT/deploy/local/build-$name.sh" >>"$STATE/logs/build-$name.log" 2>&1 </dev/null &
+}
+command -v go >/dev/null 2>&1 || die "Go is missing; install Go 1.24+ (apt-get install golang)"
+background_build jaeger "$LIB/jaeger/jaeger"
+
 # --- Debian packages: the servers the stack runs ---------------------------
 missing=()
 command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
@@ -84,9 +99,5 @@ fi
 # The registry needs Java 21+ (Apicurio 3.3 is built for it); say so now, not at start.
 "$VENV/bin/python" -c 'from hoststream.stack.java import find_java; find_java(21)' \
   || die "the schema registry needs Java 21+; install one or set HOSTSTREAM_JAVA_HOME"
-
-# --- Jaeger: the stack's trace store, built from the Go module proxy ---------
-# Skips at once when the binary of its version is there; see the script for why.
-bash "$ROOT/deploy/local/build-jaeger.sh" || die "building Jaeger failed; see the lines above"
 
 say "ready"

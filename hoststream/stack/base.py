@@ -13,10 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from hoststream.errors import ServiceStartError, StackError
+
+if TYPE_CHECKING:
+    from hoststream.stack.builds import BackgroundBuild
 
 __all__ = ["LocalService", "ServiceStatus", "StackPaths", "port_is_free", "tail"]
 
@@ -90,6 +94,9 @@ class LocalService(ABC):
 
     #: Seconds ``up`` waits for :meth:`healthy` before it gives up.
     start_timeout_s: float = 90.0
+    #: How the service's binary is built, for services built from source in
+    #: the background; None for installed ones.
+    build: BackgroundBuild | None = None
 
     def __init__(self, name: str, paths: StackPaths) -> None:
         self.name = name
@@ -222,4 +229,7 @@ class LocalService(ABC):
     def status(self) -> ServiceStatus:
         pid = self.running_pid()
         healthy = pid is not None and self.healthy()
-        return ServiceStatus(self.name, self.address, pid, healthy)
+        detail = ""
+        if pid is None and self.build is not None and not self.build.built():
+            detail = "building" if self.build.building() else "not built"
+        return ServiceStatus(self.name, self.address, pid, healthy, detail)

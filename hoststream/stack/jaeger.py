@@ -17,6 +17,7 @@ import yaml
 
 from hoststream.errors import PrerequisiteMissingError
 from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.builds import REPO_DEPLOY, BackgroundBuild
 
 __all__ = ["Jaeger"]
 
@@ -50,6 +51,9 @@ class Jaeger(LocalService):
         self.otlp_grpc_port = otlp_grpc_port
         self.query_port = query_port
         self.query_grpc_port = query_grpc_port
+        self.build = BackgroundBuild(
+            "jaeger", REPO_DEPLOY / "build-jaeger.sh", paths.lib / "jaeger" / "jaeger", paths
+        )
 
     @property
     def address(self) -> str:
@@ -128,7 +132,7 @@ class Jaeger(LocalService):
         if not (self.paths.lib / "jaeger" / "jaeger").is_file():
             raise PrerequisiteMissingError(
                 f"Jaeger is not built ({self.binary} is missing); run `make install` "
-                "(or `bash deploy/local/build-jaeger.sh`)"
+                "(or `bash deploy/local/build-jaeger.sh`), or let `hoststream stack up` build it"
             )
         return [self.binary, "--config", self.config_file]
 

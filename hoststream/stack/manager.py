@@ -24,6 +24,8 @@ __all__ = ["ALL_SERVICES", "Stack"]
 #: Service groups, in start order; ``kafka`` is one or three brokers.
 ALL_SERVICES = ("postgres", "victoriametrics", "alertmanager", "kafka", "schema-registry", "jaeger")
 
+#: How long ``up`` waits for a background build (Jaeger from a cold Go cache: ~5 min).
+BUILD_TIMEOUT_S = 20 * 60.0
 VM_PORT = 8428
 PG_PORT = 5432
 REGISTRY_PORT = 8081
@@ -156,8 +158,23 @@ class Stack:
             return brokers
         return None
 
-    def up(self, on_service: Callable[[LocalService], None] | None = None) -> dict[str, str]:
-        """Start every service that is not running, wait until each answers, write stack.env."""
+    def up(
+        self,
+        on_service: Callable[[LocalService], None] | None = None,
+        *,
+        wait_for_builds: bool = True,
+    ) -> dict[str, str]:
+        """Start every service that is not running, wait until each answers, write stack.env.
+
+        Args:
+            on_service: called with each service before it is started.
+            wait_for_builds: a service whose binary is still to be built from
+                source (Jaeger, VictoriaLogs) is built in the background either
+                way; True waits for the build and starts it with the rest (tests
+                need it), False leaves it out for :meth:`join_built` to start
+                once built (`hoststream run`). Its address is in stack.env at
+                once: senders retry until it answers.
+        """
         running = self._running_brokers()
         if "kafka" in self.groups and running is not None and running != self.brokers:
             raise StackError(
@@ -184,10 +201,17 @@ class Stack:
         if self.security is not None:
             self.security.prepare()
         services = self.services()
+        # Builds go first, so they overlap with everything else starting.
+        unbuilt = [s for s in services if s.build is not None and not s.build.built()]
+        for service in unbuilt:
+            assert service.build is not None
+            service.build.start()
         # Brokers of a cluster are launched together: none of them is healthy
         # until a majority of the controller quorum is up.
         brokers = [s for s in services if isinstance(s, KafkaBroker)]
         for service in services:
+            if service in unbuilt and not wait_for_builds:
+                continue
             if on_service:
                 on_service(service)
             if isinstance(service, KafkaBroker):
@@ -199,6 +223,8 @@ class Stack:
                         admin = AdminClient({**brokers[0].client_config(), "log_level": 3})
                         grant_kafka(admin, self.security)
                 continue
+            if service.build is not None:
+                service.build.wait(BUILD_TIMEOUT_S)
             service.start()
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -223,6 +249,21 @@ class Stack:
     def admin_environment(self) -> dict[str, str]:
         """The brokers' admin user, for tools and tests; empty for a plaintext stack."""
         return self.security.admin_env() if self.security is not None else {}
+
+    def join_built(self) -> list[str]:
+        """Launch each service whose background build has finished and that is not running.
+
+        Does not wait for them to answer (``stack status`` shows when they do);
+        returns their names.
+        """
+        joined = []
+        for service in self.services():
+            build = service.build
+            if build is None or service.running_pid() is not None or not build.built():
+                continue
+            service.launch()
+            joined.append(service.name)
+        return joined
 
     def down(self) -> list[str]:
         """Stop every service this stack started (either broker layout); their names."""
