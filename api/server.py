@@ -11,6 +11,7 @@ import uvicorn
 
 from hoststream.api.app import create_app
 from hoststream.errors import ConfigurationError
+from hoststream.group_lag import GroupLagCollector, hoststream_groups
 from hoststream.runtime import Runtime, bind_socket
 
 __all__ = ["run_api"]
@@ -55,6 +56,9 @@ def run_api(runtime: Runtime) -> None:
             "HOSTSTREAM_API_TLS_KEY_FILE" if key is None else "HOSTSTREAM_API_TLS_CERT_FILE",
             "set both HOSTSTREAM_API_TLS_CERT_FILE and HOSTSTREAM_API_TLS_KEY_FILE, or neither",
         )
+    # The pipeline's consumer lag as Kafka sees it, for the self-monitoring rules.
+    group_lag = GroupLagCollector(settings, hoststream_groups(settings))
+    group_lag.start(runtime.registry)
     config = uvicorn.Config(
         create_app(settings, registry=runtime.registry),
         log_level="warning",

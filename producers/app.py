@@ -52,9 +52,9 @@ def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerRepo
     settings = runtime.settings
     source = event_source(runtime)
     create_metric_topics(settings, source.families)
-    publisher = EventPublisher(
-        settings, codec_for(settings, MetricEvent).serializer, PublisherMetrics(runtime.registry)
-    )
+    metrics = PublisherMetrics(runtime.registry)
+    metrics.known_families(source.families)
+    publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer, metrics)
     return run_producer(
         settings,
         source,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -80,6 +80,12 @@ class PublisherMetrics:
             "Events waiting in the local buffer for Kafka's acknowledgement.",
             registry=registry,
         )
+
+    def known_families(self, families: Sequence[str]) -> None:
+        """Create each family's series at zero, so dashboards show 0, not "No data"."""
+        for family in families:
+            for counter in (self.produced, self.samples, self.dropped):
+                counter.labels(family)
 
 
 class EventPublisher:

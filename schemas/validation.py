@@ -72,6 +72,18 @@ RESERVED_LABELS = frozenset({"instance", "job"})
 #: Labels every stored series has besides its own: ``__name__``, ``instance``, ``job``.
 SERIES_LABELS = 3
 
+def _routing_labels(alert: AlertEvent) -> Mapping[str, str]:
+    """An alert's Alertmanager labels, less the ``instance`` the rule engine sets to its host.
+
+    They name no stored series: ``instance=<host>`` is how Alertmanager and
+    its routes see which host an alert is about, so the reserved-label rule
+    of series does not apply to it.
+    """
+    if alert.labels.get("instance") != alert.host:
+        return alert.labels
+    return {k: v for k, v in alert.labels.items() if k != "instance"}
+
+
 _HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -331,7 +343,7 @@ class Validator:
             self._host(e.host)
             or self._metric_name(e.metric)
             or self._labels(e.series_labels, "series_labels")
-            or self._labels(e.labels, "labels")
+            or self._labels(_routing_labels(e), "labels")
             or self._annotations(e.annotations)
         )
         if found is not None:

@@ -68,6 +68,13 @@ class SinkMetrics:
             ["sink"],
             registry=registry,
         )
+        # Every series with a known label set exists from the start, at zero,
+        # so a dashboard shows "0 retries" rather than "No data" (Prometheus'
+        # instrumentation practice). Lag appears per partition once assigned.
+        for counter in (self._written, self._retried):
+            counter.labels(sink)
+        self._latency.labels(sink)
+        self._paused.labels(sink).set(0)
 
     def written(self, count: int) -> None:
         if count:

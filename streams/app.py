@@ -129,6 +129,9 @@ def build_app(
         grace_ms=grace_ms,
         metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
     )
+    aggregator.metrics.known_labels(
+        families, list(topics.family_of_topic), [size.label for size in sizes]
+    )
     registry = registry_client_for(settings)
     processor = BatchProcessor(
         aggregator,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["StreamMetrics"]
@@ -84,3 +86,21 @@ class StreamMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+
+    def known_labels(
+        self, families: Sequence[str], topics: Sequence[str], windows: Sequence[str]
+    ) -> None:
+        """Create the series of these label values at zero, so dashboards show 0, not "No data".
+
+        Args:
+            families: the metric families read.
+            topics: the source topics (for rejected messages).
+            windows: the window sizes emitted, as labels (``1m``).
+        """
+        for family in families:
+            for counter in (self.events, self.late_samples, self.invalid_samples):
+                counter.labels(family)
+        for topic in topics:
+            self.rejected_messages.labels(topic)
+        for window in windows:
+            self.windows_emitted.labels(window)

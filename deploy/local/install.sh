@@ -63,19 +63,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
-# --- Python virtual env -----------------------------------------------------
-stamp_key=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -c1-16)
-stamp=$VENV/.hoststream-installed-$stamp_key
-if [ ! -f "$stamp" ]; then
-  say "Python packages into $VENV"
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
-  rm -f "$VENV"/.hoststream-installed-*
-  touch "$stamp"
-fi
-
-# --- Kafka broker jars ------------------------------------------------------
+# --- Java jars from Maven Central, beside the Python install ---------------
+# Both steps run while pip works (they wait on the network and Maven, pip on
+# the CPU); the script waits for them before it says ready.
+jars() {
+# --- Kafka broker jars
 if [ ! -f "$LIB/kafka/kafka_2.13-$KAFKA_VERSION.jar" ]; then
   say "Kafka $KAFKA_VERSION jars into $LIB/kafka (Maven cache: ~/.m2)"
   rm -rf "$LIB/kafka.tmp"
@@ -84,7 +76,7 @@ if [ ! -f "$LIB/kafka/kafka_2.13-$KAFKA_VERSION.jar" ]; then
   rm -rf "$LIB/kafka" && mv "$LIB/kafka.tmp" "$LIB/kafka"
 fi
 
-# --- Apicurio Registry (Confluent-compatible schema registry) --------------
+# --- Apicurio Registry (Confluent-compatible schema registry)
 if [ ! -f "$LIB/apicurio/quarkus-run.jar" ]; then
   say "Apicurio Registry $APICURIO_VERSION into $LIB/apicurio"
   rm -rf "$LIB/apicurio.tmp" && mkdir -p "$LIB/apicurio.tmp"
@@ -95,6 +87,26 @@ if [ ! -f "$LIB/apicurio/quarkus-run.jar" ]; then
   rm -f "$LIB/apicurio.tmp/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
   rm -rf "$LIB/apicurio" && mv "$LIB/apicurio.tmp" "$LIB/apicurio"
 fi
+}
+jars &
+jars_pid=$!
+
+# --- Python virtual env -----------------------------------------------------
+stamp_key=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -c1-16)
+stamp=$VENV/.hoststream-installed-$stamp_key
+if [ ! -f "$stamp" ]; then
+  say "Python packages into $VENV"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  # --no-compile: no .pyc for the whole dependency tree up front (a minute of
+  # CPU on a small machine); Python writes them as modules are first imported.
+  "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check \
+    -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
+  rm -f "$VENV"/.hoststream-installed-*
+  touch "$stamp"
+fi
+
+wait "$jars_pid" || die "fetching the Kafka or schema-registry jars failed; see the lines above"
 
 # The registry needs Java 21+ (Apicurio 3.3 is built for it); say so now, not at start.
 "$VENV/bin/python" -c 'from hoststream.stack.java import find_java; find_java(21)' \

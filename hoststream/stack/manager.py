@@ -18,11 +18,20 @@ from hoststream.stack.postgres import PostgresServer
 from hoststream.stack.registry import SchemaRegistry
 from hoststream.stack.security import COMPONENTS, StackSecurity, grant_kafka
 from hoststream.stack.victoriametrics import VictoriaMetrics
+from hoststream.stack.vmalert import VMALERT_PORT, VmAlert
 
 __all__ = ["ALL_SERVICES", "Stack"]
 
 #: Service groups, in start order; ``kafka`` is one or three brokers.
-ALL_SERVICES = ("postgres", "victoriametrics", "alertmanager", "kafka", "schema-registry", "jaeger")
+ALL_SERVICES = (
+    "postgres",
+    "victoriametrics",
+    "alertmanager",
+    "vmalert",
+    "kafka",
+    "schema-registry",
+    "jaeger",
+)
 
 #: How long ``up`` waits for a background build (Jaeger from a cold Go cache: ~5 min).
 BUILD_TIMEOUT_S = 20 * 60.0
@@ -123,6 +132,16 @@ class Stack:
                 )
             elif group == "alertmanager":
                 result.append(Alertmanager(self.paths, ALERTMANAGER_PORT + offset))
+            elif group == "vmalert":
+                # hoststream's rules about itself, over what VictoriaMetrics scrapes.
+                result.append(
+                    VmAlert(
+                        self.paths,
+                        VMALERT_PORT + offset,
+                        f"http://127.0.0.1:{VM_PORT + offset}",
+                        f"http://127.0.0.1:{ALERTMANAGER_PORT + offset}",
+                    )
+                )
             elif group == "kafka":
                 result.extend(self._brokers(brokers))
             elif group == "schema-registry":

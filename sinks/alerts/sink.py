@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,14 +86,22 @@ class _Outcome:
     retry: RetryableDeliveryError | None = None
 
 
+#: The outcomes of one delivery, the ``outcome`` label of the delivery counter.
+OUTCOMES = ("sent", "retried", "refused")
+
+
 class _Metrics:
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, registry: CollectorRegistry | None, receivers: Iterable[str]) -> None:
         self._deliveries = Counter(
             "hoststream_alert_deliveries",
             "Alert deliveries by receiver and outcome (sent, retried, refused).",
             ["receiver", "outcome"],
             registry=registry,
         )
+        # Every receiver's outcomes exist from the start, at zero.
+        for receiver in receivers:
+            for outcome in OUTCOMES:
+                self._deliveries.labels(receiver, outcome)
 
     def count(self, receiver: str, outcome: str) -> None:
         self._deliveries.labels(receiver, outcome).inc()
@@ -128,7 +136,10 @@ class AlertSink(BatchingSink[AlertEvent]):
         self._routes = routes
         self._routers = dict(routers)
         self._policy = policy or DeliveryPolicy()
-        self._metrics = _Metrics(registry if registry is not None else CollectorRegistry())
+        self._metrics = _Metrics(
+            registry if registry is not None else CollectorRegistry(),
+            sorted(router.name for router in self._routers.values()),
+        )
         self._sleep = sleep
         # Routers hold async HTTP clients, which are bound to one event loop:
         # the sink keeps its own for its whole life and runs it in write().

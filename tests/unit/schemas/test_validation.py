@@ -237,6 +237,13 @@ def test_alert_fields() -> None:
     assert error_of(replace(alert_event(), annotations={"summary": "two\nlines"})) is None
 
 
+def test_an_alerts_instance_label_naming_its_host_is_its_alertmanager_label() -> None:
+    alert = alert_event()
+    assert error_of(replace(alert, labels={**alert.labels, "instance": alert.host})) is None
+    other = replace(alert, labels={**alert.labels, "instance": f"not-{alert.host}"})
+    assert error_of(other) == "InvalidLabelName"
+
+
 def test_anything_else_is_an_unknown_record() -> None:
     assert error_of(b"bytes") == "UnknownRecord"
     assert error_of(None) == "UnknownRecord"

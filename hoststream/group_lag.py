@@ -1,0 +1,131 @@
+"""Consumer lag of every hoststream consumer group, seen from outside the group.
+
+Each sink and the stream processor report their own lag, but a consumer that
+is stopped, hung or crash-looping reports nothing at all, which is exactly
+when its lag grows. This collector asks Kafka instead (committed offsets
+against the partitions' ends), so the self-monitoring rules
+(``deploy/vmalert/hoststream-self.yml``) see a stopped sink's lag grow. The API
+serves it on its ``/metrics``: it is the one component that is always up and
+already talks to Kafka. Kafka is read by a background thread every
+``interval_s``; a scrape only reads the last numbers, so a slow or absent
+Kafka never holds up ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+
+# OffsetSpec is exported at run time but missing from the package's stubs.
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from hoststream.config import Settings
+from hoststream.kafka import admin_client
+from hoststream.topics import sink_group
+
+__all__ = ["GroupLagCollector", "hoststream_groups"]
+
+log = logging.getLogger(__name__)
+
+#: The stream processor's default Faust application id (its consumer group).
+STREAM_APP_ID = "hoststream-streams"
+
+
+def hoststream_groups(settings: Settings) -> dict[str, str]:
+    """The pipeline's consumer groups, by the name the ``group`` label shows."""
+    groups = {f"sink-{kind}": sink_group(settings, kind) for kind in ("victoriametrics", "sql")}
+    groups["sink-alerts"] = sink_group(settings, "alerts")
+    # As the stream processor names its application (streams.app, not imported:
+    # it would load Faust into the API).
+    groups["stream"] = settings.stream_app_id or settings.topic(STREAM_APP_ID)
+    return groups
+
+
+class GroupLagCollector(Collector):
+    """``hoststream_consumer_group_lag{group,consumer_group}``: messages not yet committed.
+
+    ``group`` is the pipeline's name for it (``sink-sql``), ``consumer_group``
+    the Kafka group id (which carries ``HOSTSTREAM_TOPIC_PREFIX``), so two
+    pipelines on one Kafka stay apart.
+
+    Args:
+        settings: Kafka connection.
+        groups: ``group`` label to consumer group id (:func:`hoststream_groups`).
+        interval_s: how often Kafka is asked.
+        admin: an admin client; by default one from ``settings``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        groups: Mapping[str, str],
+        interval_s: float = 10.0,
+        admin: AdminClient | None = None,
+    ) -> None:
+        self._admin = admin or admin_client(settings)
+        self._groups = dict(groups)
+        self._interval_s = interval_s
+        self._lag: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="group-lag", daemon=True)
+
+    def start(self, registry: CollectorRegistry) -> None:
+        registry.register(self)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hoststream_consumer_group_lag",
+            "Messages between the partitions' ends and the group's committed offsets,"
+            " read from Kafka (so a stopped consumer's lag shows too).",
+            labels=["group", "consumer_group"],
+        )
+        with self._lock:
+            for name, lag in sorted(self._lag.items()):
+                family.add_metric([name, self._groups[name]], lag)
+        yield family
+
+    def refresh(self) -> None:
+        """Ask Kafka for every group's lag now."""
+        for name, group in self._groups.items():
+            try:
+                lag = self._group_lag(group)
+            except KafkaException as exc:
+                log.debug("lag of %s not read: %s", group, exc)
+                continue
+            if lag is not None:
+                with self._lock:
+                    self._lag[name] = lag
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self._interval_s)
+
+    def _group_lag(self, group: str) -> int | None:
+        future = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        committed = future[group].result(timeout=5).topic_partitions
+        # A group that never committed has nothing to compare yet.
+        positions = [tp for tp in committed if tp.offset >= 0]
+        if not positions:
+            return None
+        ends = self._ends([TopicPartition(tp.topic, tp.partition) for tp in positions])
+        return sum(max(0, ends[(tp.topic, tp.partition)] - int(tp.offset)) for tp in positions)
+
+    def _ends(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = self._admin.list_offsets(dict.fromkeys(partitions, latest))
+        return {
+            (tp.topic, tp.partition): int(future.result(timeout=5).offset)
+            for tp, future in futures.items()
+        }
