@@ -72,6 +72,7 @@ RESERVED_LABELS = frozenset({"instance", "job"})
 #: Labels every stored series has besides its own: ``__name__``, ``instance``, ``job``.
 SERIES_LABELS = 3
 
+
 def _routing_labels(alert: AlertEvent) -> Mapping[str, str]:
     """An alert's Alertmanager labels, less the ``instance`` the rule engine sets to its host.
 

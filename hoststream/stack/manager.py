@@ -132,8 +132,10 @@ class Stack:
                 )
             elif group == "alertmanager":
                 result.append(Alertmanager(self.paths, ALERTMANAGER_PORT + offset))
-            elif group == "vmalert":
-                # hoststream's rules about itself, over what VictoriaMetrics scrapes.
+            elif group == "vmalert" and self.security is None:
+                # hoststream's rules about itself, over what VictoriaMetrics scrapes
+                # (plaintext stack only: it would need the secure stack's CA and
+                # VictoriaMetrics credentials).
                 result.append(
                     VmAlert(
                         self.paths,
