@@ -88,6 +88,12 @@ class KafkaSection(_Section):
 
     title: ClassVar[str] = "Kafka"
 
+    region: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="This component's region, named after its Kafka cluster (e.g. `region-a`): "
+        "every event, aggregate and alert it makes carries it; unset: none.",
+    )
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Brokers to bootstrap from, host:port[,host:port...]."
     )
@@ -180,8 +186,14 @@ class TelemetrySection(_Section):
     )
     metrics_port: ListenPort | None = Field(
         None,
-        description="Port of the component's `/metrics` on 127.0.0.1; 0: any free port "
+        description="Port of the component's `/metrics`; 0: any free port "
         "(logged); unset: not served. `hoststream run` sets it per component.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address `/metrics` listens on; `0.0.0.0` in a container, "
+        "so the orchestrator's probes and scrapers reach it.",
     )
 
 

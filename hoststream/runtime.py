@@ -141,8 +141,9 @@ def bind_socket(host: str, port: int, setting: str, what: str) -> socket.socket:
     return sock
 
 
-def _serve_metrics(runtime: Runtime, host: str = "127.0.0.1") -> WSGIServer | None:
+def _serve_metrics(runtime: Runtime) -> WSGIServer | None:
     port = runtime.settings.metrics_port
+    host = runtime.settings.metrics_host
     if port is None:
         return None
     try:

@@ -76,6 +76,7 @@ class HostEvents:
         collectors: one per family, in the order they are read.
         host_id: the events' key and ``host``.
         host_labels: static labels every event carries.
+        region: the host's region, stamped on every event (None: none).
         clock: wall-clock seconds (``time.time``); replaced in tests.
     """
 
@@ -85,7 +86,9 @@ class HostEvents:
         host_id: str,
         host_labels: dict[str, str],
         clock: Callable[[], float] = time.time,
+        region: str | None = None,
     ) -> None:
+        self.region = region
         self.collectors = list(collectors)
         self._clock = clock
         self._families = [c.family for c in self.collectors]
@@ -115,6 +118,7 @@ class HostEvents:
                 interval_ms=interval_ms,
                 seq=self._seq[family],
                 host_labels=self.host_labels,
+                region=self.region,
             )
             self._seq[family] += 1
 

@@ -37,10 +37,17 @@ def event_source(runtime: Runtime) -> EventSource:
             raise ConfigurationError(
                 "HOSTSTREAM_SIMULATE_SPEEDUP", "is for simulated hosts only (--simulate-hosts)"
             )
-        return HostEvents(collectors_for(settings), settings.host_id, settings.host_labels)
+        return HostEvents(
+            collectors_for(settings),
+            settings.host_id,
+            settings.host_labels,
+            region=settings.region,
+        )
     from hoststream.producers.simulation import SimulatedFleet
 
-    return SimulatedFleet(settings.simulate_hosts, seed=settings.simulate_seed)
+    return SimulatedFleet(
+        settings.simulate_hosts, seed=settings.simulate_seed, region=settings.region
+    )
 
 
 def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerReport:

@@ -75,6 +75,8 @@ class MetricEvent:
     interval_ms: int = 10_000
     seq: int = 0
     host_labels: Mapping[str, str] = field(default_factory=dict)
+    #: The host's region (``HOSTSTREAM_REGION``); None in events from before regions.
+    region: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class MetricEvent:
             "seq": self.seq,
             "host_labels": dict(self.host_labels),
             "samples": [s.to_avro() for s in self.samples],
+            "region": self.region,
         }
 
     @classmethod
@@ -97,6 +100,7 @@ class MetricEvent:
             interval_ms=record["interval_ms"],
             seq=record["seq"],
             host_labels=record.get("host_labels", {}),
+            region=record.get("region"),
         )
 
 
@@ -127,6 +131,9 @@ class WindowAggregate:
     quantile_relative_error: float
     labels: Mapping[str, str] = field(default_factory=dict)
     rate_per_second: float | None = None
+    #: The region whose stream processor computed it (the host's region); None
+    #: in aggregates from before regions.
+    region: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -139,6 +146,7 @@ class WindowAggregate:
             "window_end": self.window_end,
             **self.statistics(),
             "quantile_relative_error": float(self.quantile_relative_error),
+            "region": self.region,
         }
 
     def statistics(self) -> dict[str, int | float | None]:
@@ -164,6 +172,7 @@ class WindowAggregate:
             window_end=_millis(record["window_end"]),
             quantile_relative_error=record["quantile_relative_error"],
             labels=record.get("labels", {}),
+            region=record.get("region"),
             **statistics,
         )
 
@@ -196,6 +205,8 @@ class AlertEvent:
     series_labels: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: The region whose stream processor evaluated the rule; None in events from before regions.
+    region: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -214,6 +225,7 @@ class AlertEvent:
             "ends_at": self.ends_at,
             "window_end": self.window_end,
             "event_time": self.event_time,
+            "region": self.region,
         }
 
     @classmethod
@@ -235,4 +247,5 @@ class AlertEvent:
             series_labels=record.get("series_labels", {}),
             labels=record.get("labels", {}),
             annotations=record.get("annotations", {}),
+            region=record.get("region"),
         )

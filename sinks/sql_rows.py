@@ -99,6 +99,7 @@ def aggregate_row(a: WindowAggregate) -> tuple[Any, ...]:
         a.kind.value,
         *(getattr(a, field) for field in STATISTIC_FIELDS),
         a.quantile_relative_error,
+        a.region,
     )
 
 
@@ -120,6 +121,7 @@ def alert_row(e: AlertEvent) -> tuple[Any, ...]:
         e.ends_at,
         e.window_end,
         e.event_time,
+        e.region,
     )
 
 

@@ -27,6 +27,10 @@ _BIGINT = "BIGINT NOT NULL"
 _FLOAT = "DOUBLE PRECISION NOT NULL"
 _TIME = "TIMESTAMPTZ NOT NULL"
 _JSON = "JSONB NOT NULL"
+#: The region whose stream processor made the row's record (``HOSTSTREAM_REGION``);
+#: NULL for records from before regions. Not part of any key: a host belongs to one
+#: region, and a record mirrored into another region must update the same row.
+_REGION = ("region", "TEXT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ WINDOW_AGGREGATES = _table(
         for s in STATISTICS
     ),
     ("quantile_relative_error", _FLOAT),
+    _REGION,
 )
 
 #: Every transition of an alert, one row each.
@@ -102,6 +107,7 @@ ALERTS = _table(
     ("ends_at", "TIMESTAMPTZ"),
     ("window_end", _TIME),
     ("event_time", _TIME),
+    _REGION,
 )
 
 #: A view of :data:`ALERTS` with one row per alert ``(dedup_key, starts_at)``, in its

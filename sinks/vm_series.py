@@ -1,7 +1,8 @@
 """How records become VictoriaMetrics series: names, labels, timestamps, validation.
 
 Raw samples keep node_exporter's names and labels, plus ``instance="<host>"``
-and ``job="hoststream"`` (docs/contract.md). Aggregates follow Prometheus'
+and ``job="hoststream"`` (docs/contract.md), and ``region="<region>"`` when the
+record carries one (``HOSTSTREAM_REGION``). Aggregates follow Prometheus'
 recording-rule naming, ``<metric>:<stat>_<window>``, e.g. ``node_load1:avg_1m``
 or ``node_network_receive_bytes_total:rate_5m``, stamped at the window's end
 as a recording rule evaluated then would be. docs/sinks.md lists the stats.
@@ -76,14 +77,16 @@ def aggregate_series_name(metric: str, stat: str, window_size_ms: int) -> str:
     return f"{metric}:{stat}_{window_label(window_size_ms)}"
 
 
-def _labels(host: str, *label_sets: Mapping[str, str]) -> dict[str, str]:
+def _labels(host: str, region: str | None, *label_sets: Mapping[str, str]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for label_set in label_sets:
         labels.update(label_set)
     # instance and job identify the target as Prometheus' scrape would; no
-    # host or sample label may override them.
+    # host or sample label may override them, nor the region the record carries.
     labels["instance"] = host
     labels["job"] = JOB
+    if region:
+        labels["region"] = region
     # An empty value means "no such label" in Prometheus.
     return {k: v for k, v in labels.items() if v != ""}
 
@@ -94,7 +97,7 @@ def event_lines(event: MetricEvent) -> list[Line]:
         {
             "metric": {
                 "__name__": sample.name,
-                **_labels(event.host, event.host_labels, sample.labels),
+                **_labels(event.host, event.region, event.host_labels, sample.labels),
             },
             "values": [sample.value],
             "timestamps": [event.timestamp_ms],
@@ -105,7 +108,7 @@ def event_lines(event: MetricEvent) -> list[Line]:
 
 def aggregate_lines(aggregate: WindowAggregate) -> list[Line]:
     """One line per statistic of ``aggregate``, stamped at the window's end."""
-    labels = _labels(aggregate.host, aggregate.labels)
+    labels = _labels(aggregate.host, aggregate.region, aggregate.labels)
     lines: list[Line] = []
     for stat, field_name in AGGREGATE_STATS.items():
         value = getattr(aggregate, field_name)

@@ -85,7 +85,8 @@ class ClosedWindows:
     Row ``i`` is the window ``[start[i], start[i] + size_ms[i])`` of series
     ``series[i]`` of ``states[state[i]]``. ``rate`` is NaN where a window has
     no counter rate. ``derived`` holds the CPU busy ratios of these windows.
-    Rows are sorted by state, window size, series, then start.
+    Rows are sorted by state, window size, series, then start. Every record
+    made from them carries ``region``, the aggregator's.
     """
 
     states: list[FamilyState]
@@ -97,6 +98,7 @@ class ClosedWindows:
     stats: Float64Array  # columns: sum, min, max, mean, last, p50, p90, p95, p99
     rate: Float64Array
     derived: list[Derived]
+    region: str | None = None
 
     STAT_FIELDS = ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99")
 
@@ -146,6 +148,7 @@ class ClosedWindows:
             quantile_relative_error=0.0,
             labels=dict(labels),
             rate_per_second=None if math.isnan(rate) else rate,
+            region=self.region,
         )
 
     def derived_aggregate(self, d: Derived) -> WindowAggregate:
@@ -161,6 +164,7 @@ class ClosedWindows:
             window_end=d.start + d.size_ms,
             quantile_relative_error=0.0,
             labels=dict(d.labels),
+            region=self.region,
             **statistics,
         )
 
@@ -205,6 +209,7 @@ class WindowAggregator:
         grace_ms: int = DEFAULT_GRACE_MS,
         derive_cpu_utilisation: bool = True,
         metrics: StreamMetrics | None = None,
+        region: str | None = None,
     ) -> None:
         """Configure the windows.
 
@@ -216,6 +221,8 @@ class WindowAggregator:
             derive_cpu_utilisation: also emit ``hoststream_cpu_busy_ratio``
                 from ``node_cpu_seconds_total`` (see :mod:`streams.cpu`).
             metrics: the counters to update; default: a registry of their own (not served).
+            region: the region every aggregate carries (``HOSTSTREAM_REGION``): a
+                region's processors aggregate its own hosts only.
         """
         if grace_ms < 0:
             raise ValueError(f"grace must be 0 or more, got {grace_ms} ms")
@@ -224,6 +231,7 @@ class WindowAggregator:
         self.largest = self.windows[-1]
         self.grace_ms = grace_ms
         self.derive_cpu_utilisation = derive_cpu_utilisation
+        self.region = region
         self.metrics = metrics if metrics is not None else StreamMetrics(CollectorRegistry())
         self._sizes = np.asarray([w.ms for w in self.windows], dtype=np.int64)
 
@@ -442,6 +450,7 @@ class WindowAggregator:
             stats=stats,
             rate=rate,
             derived=[],
+            region=self.region,
         )
         if self.derive_cpu_utilisation:
             closed.derived = self._cpu_busy(closed)

@@ -117,7 +117,7 @@ def build_app(
     sizes = parse_windows(settings.stream_windows, "HOSTSTREAM_STREAM_WINDOWS")
     families = settings.stream_families or FAMILIES
     grace_ms = round(settings.stream_grace_s * 1000)
-    engine = _rule_engine(rules, sizes, grace_ms)
+    engine = _rule_engine(rules, sizes, grace_ms, settings.region)
     partitions = prepare_topics(
         settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
     )
@@ -128,6 +128,7 @@ def build_app(
         sizes,
         grace_ms=grace_ms,
         metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
+        region=settings.region,
     )
     aggregator.metrics.known_labels(
         families, list(topics.family_of_topic), [size.label for size in sizes]
@@ -157,12 +158,12 @@ def build_app(
 
 
 def _rule_engine(
-    rules: RuleSet | None, sizes: Sequence[WindowSize], grace_ms: int
+    rules: RuleSet | None, sizes: Sequence[WindowSize], grace_ms: int, region: str | None
 ) -> RuleEngine | None:
     """The rules' engine, once the windows they need are known to be computed."""
     if rules is None:
         return None
-    engine = RuleEngine(rules, grace_ms=grace_ms)
+    engine = RuleEngine(rules, grace_ms=grace_ms, region=region)
     missing = sorted(engine.windows_needed() - {w.ms for w in sizes})
     if missing:
         names = ", ".join(WindowSize(ms).label for ms in missing)

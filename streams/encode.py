@@ -1,8 +1,8 @@
 """Closed windows encoded in bulk as ``WindowAggregate`` message values.
 
 The Avro body of a window aggregate is the series' identity (host, metric,
-labels, kind), the window (size, start, end), the count, ten doubles and the
-optional rate. :class:`AggregateEncoder` writes it straight from the columns
+labels, kind), the window (size, start, end), the count, ten doubles, the
+optional rate and the optional region. :class:`AggregateEncoder` writes it straight from the columns
 of :class:`~streams.aggregator.ClosedWindows`: the identity's bytes are
 encoded once per series, the window's once per window, and the doubles of
 all rows in one NumPy call. The wire-format header (schema id or
@@ -68,6 +68,10 @@ def _window(size: int, start: int) -> bytes:
     return _long(size) + _long(start) + _long(start + size)
 
 
+def _region(region: str | None) -> bytes:
+    return _NULL if region is None else _SOME + _string(region)
+
+
 def body(aggregate: WindowAggregate) -> bytes:
     """The Avro body of one record, as :class:`AggregateEncoder` writes it."""
     a = aggregate
@@ -80,6 +84,7 @@ def body(aggregate: WindowAggregate) -> bytes:
             _long(a.count),
             struct.pack("<10d", *doubles, a.quantile_relative_error),
             _NULL if rate is None else _SOME + _DOUBLE.pack(rate),
+            _region(a.region),
         ]
     )
 
@@ -159,6 +164,7 @@ class AggregateEncoder:
         states = closed.states
         hosts = [s.host.encode() for s in states]
         windows: dict[tuple[int, int], bytes] = {}
+        region = _region(closed.region)
         out: list[EncodedAggregate] = []
         width = 8 * _DOUBLES
         for i in range(n):
@@ -191,6 +197,7 @@ class AggregateEncoder:
                             _long(counts[i]),
                             raw[i * width : (i + 1) * width],
                             _NULL if math.isnan(rate) else _SOME + _DOUBLE.pack(rate),
+                            region,
                         )
                     ),
                 )

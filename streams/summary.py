@@ -128,6 +128,7 @@ class Summary:
         kind: MetricKind,
         window_size_ms: int,
         window_start: int,
+        region: str | None = None,
     ) -> WindowAggregate:
         return WindowAggregate(
             host=host,
@@ -149,6 +150,7 @@ class Summary:
             quantile_relative_error=self.sketch.relative_accuracy,
             labels=dict(labels),
             rate_per_second=self.rate_per_second() if kind is MetricKind.COUNTER else None,
+            region=region,
         )
 
     def to_json(self) -> dict[str, Any]:

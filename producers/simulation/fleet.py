@@ -25,9 +25,17 @@ class SimulatedFleet:
             of the seed and index 0 .. hosts-1, e.g. ``sim-s1-h00042``.
         seed: picks the fleet: sizes, roles, habits and every random value.
         families: the families :meth:`events` sends, in this order.
+        region: the region every event carries (None: none), as a real
+            producer stamps ``HOSTSTREAM_REGION``.
     """
 
-    def __init__(self, hosts: int, seed: int = 1, families: Iterable[str] = FAMILIES) -> None:
+    def __init__(
+        self,
+        hosts: int,
+        seed: int = 1,
+        families: Iterable[str] = FAMILIES,
+        region: str | None = None,
+    ) -> None:
         if hosts < 0:
             raise ValueError(f"hosts must be 0 or more, not {hosts}")
         self.families: Sequence[str] = tuple(families)
@@ -35,6 +43,7 @@ class SimulatedFleet:
         if unknown:
             raise ValueError(f"unknown metric family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
         self.seed = seed
+        self.region = region
         self.host_ids: Sequence[str] = tuple(host_id(seed, i) for i in range(hosts))
         self._models: list[HostModel | None] = [None] * hosts
         self._host_labels: list[Mapping[str, str] | None] = [None] * hosts
@@ -78,6 +87,7 @@ class SimulatedFleet:
         per_host = len(families)
         seq = self._seq
         host_ids = self.host_ids
+        region = self.region
         for index in range(len(host_ids)) if indices is None else indices:
             model = self.model(index)
             labels = self._host_labels[index]
@@ -91,5 +101,6 @@ class SimulatedFleet:
                     interval_ms,
                     seq[base + offset],
                     labels if labels is not None else {},
+                    region,
                 )
                 seq[base + offset] += 1

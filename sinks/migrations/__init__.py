@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from hoststream.sinks.migrations import m0001_initial, m0002_api_indexes
+from hoststream.sinks.migrations import m0001_initial, m0002_api_indexes, m0003_region
 
 __all__ = ["MIGRATIONS", "Migration", "apply_migrations", "is_cockroach", "regional_statements"]
 
@@ -43,6 +43,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2, m0002_api_indexes.NAME, m0002_api_indexes.STATEMENTS, m0002_api_indexes.REGIONAL_TABLES
     ),
+    Migration(3, m0003_region.NAME, m0003_region.STATEMENTS, m0003_region.REGIONAL_TABLES),
 )
 
 _CREATE_LEDGER = """

@@ -53,16 +53,20 @@ def _render(templates: Mapping[str, str], values: Mapping[str, Any]) -> dict[str
 class RuleEngine:
     """Applies a rule set to closed windows and to the silence of hosts."""
 
-    def __init__(self, rules: RuleSet | Iterable[Rule], *, grace_ms: int) -> None:
+    def __init__(
+        self, rules: RuleSet | Iterable[Rule], *, grace_ms: int, region: str | None = None
+    ) -> None:
         """Prepare the rules.
 
         Args:
             rules: the rules, e.g. from :func:`streams.rules.load_rules`.
             grace_ms: the window grace period; a nodata rule waits for it on
                 top of its ``for`` windows, as a window closes only then.
+            region: the region every alert event carries (``HOSTSTREAM_REGION``).
         """
         self.rules = list(rules.rules if isinstance(rules, RuleSet) else rules)
         self.grace_ms = grace_ms
+        self.region = region
         self._by_name = {rule.name: rule for rule in self.rules}
 
     def windows_needed(self) -> set[int]:
@@ -204,6 +208,7 @@ class RuleEngine:
             series_labels=dict(series_labels),
             labels=labels,
             annotations=_render(rule.annotations, context),
+            region=self.region,
         )
 
     def _saw_data(self, state: FamilyState, rule: Rule, agg: WindowAggregate) -> list[AlertEvent]:

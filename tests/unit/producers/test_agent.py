@@ -52,3 +52,27 @@ def test_a_failing_collector_does_not_stop_the_others() -> None:
     source = HostEvents([*collectors, Broken()], "h1", {})
     events = list(source.events(10_000, 10_000))
     assert [e.family for e in events] == ["cpu"]
+
+
+def test_events_carry_the_configured_region() -> None:
+    collectors = default_collectors(RecordedSource.from_file(SNAPSHOT))
+    assert {e.region for e in HostEvents(collectors, "h1", {}).events(10_000, 10_000)} == {None}
+    regional = HostEvents(collectors, "h1", {}, region="region-a")
+    assert {e.region for e in regional.events(10_000, 10_000)} == {"region-a"}
+
+
+def test_the_producer_stamps_hoststream_region_on_real_and_simulated_hosts(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from hoststream.producers.app import event_source
+
+    monkeypatch.setenv("HOSTSTREAM_REGION", "region-b")
+    settings = Settings()
+    assert settings.region == "region-b"
+    for simulated in (0, 2):
+        # A double of the runtime: event_source reads only its settings.
+        runtime = SimpleNamespace(
+            settings=settings.model_copy(update={"simulate_hosts": simulated})
+        )
+        source = event_source(runtime)  # type: ignore[arg-type]
+        assert {e.region for e in source.events(10_000, 10_000)} == {"region-b"}

@@ -147,7 +147,7 @@ def test_batches_are_copied_into_a_staging_table_emptied_per_transaction() -> No
     assert clear_statement("alerts").as_string(None) == 'DELETE FROM "staged_alerts"'
     copy = copy_statement("window_aggregates").as_string(None)
     assert copy.startswith('COPY "staged_window_aggregates" ("host", "metric", "labels_key", ')
-    assert copy.endswith(' "quantile_relative_error") FROM STDIN')
+    assert copy.endswith(' "quantile_relative_error", "region") FROM STDIN')
 
 
 @pytest.mark.parametrize(

@@ -186,3 +186,11 @@ def test_valid_records_pass() -> None:
 def test_records_vm_would_drop_or_refuse_are_invalid(record, problem: str) -> None:
     with pytest.raises(InvalidRecordError, match=problem):
         validate(record, BOUNDS)
+
+
+def test_the_records_region_is_a_label_no_host_label_overrides() -> None:
+    [line, _] = event_lines(event(region="region-a"))
+    assert line["metric"]["region"] == "region-a"  # the host label said "eu"
+    lines = aggregate_lines(aggregate(region="region-b"))
+    assert {line["metric"]["region"] for line in lines} == {"region-b"}
+    assert all("region" not in line["metric"] for line in aggregate_lines(aggregate()))

@@ -281,3 +281,33 @@ def test_ten_second_windows(registry) -> None:
         if start + 10_000 <= points[-1][0]:
             assert_matches(index[("h1", "node_load1", (), 10_000, start)], window_points)
     assert_matches(index[("h1", "node_load1", (), MIN, T0)], points[:12], exact_sum=False)
+
+
+def test_every_aggregate_carries_the_processors_region(registry) -> None:
+    cpu = [
+        MetricEvent(
+            "h1",
+            "cpu",
+            T0 + s * 1000,
+            (
+                Sample(
+                    "node_cpu_seconds_total",
+                    s * 0.5,
+                    {"cpu": "0", "mode": "idle"},
+                    MetricKind.COUNTER,
+                ),
+                Sample(
+                    "node_cpu_seconds_total",
+                    s * 0.5,
+                    {"cpu": "0", "mode": "user"},
+                    MetricKind.COUNTER,
+                ),
+            ),
+        )
+        for s in range(0, 130, 10)
+    ]
+    _, out = feed(make(registry, region="region-a"), cpu)
+    assert CPU_BUSY_RATIO in {a.metric for a in out}
+    assert {a.region for a in out} == {"region-a"}
+    _, out = feed(make(CollectorRegistry()), cpu)
+    assert {a.region for a in out} == {None}

@@ -267,3 +267,15 @@ def test_memory_of_a_removed_rule_is_dropped(engine) -> None:
     other = RuleEngine(parse_rules("rules: []"), grace_ms=0)
     other.evaluate(state, [window(0.95, 1)])
     assert state.alerts == {}
+
+
+def test_alert_events_carry_the_engines_region() -> None:
+    regional = RuleEngine(parse_rules(RULES), grace_ms=10_000, region="region-b")
+    state = FamilyState("h1", "system")
+    fired = run(regional, state, [0.95, 0.95, 0.95, 0.1, 0.1, 0.1])
+    assert fired
+    assert {e.region for e in fired} == {"region-b"}
+    # nodata alerts have no aggregate to take it from: they carry it too.
+    assert regional.evaluate(state, [window(1.0, 0, metric="node_load1")]) == []
+    (silent,) = regional.check_nodata(state, regional.next_due_ms(state) or 0)
+    assert silent.region == "region-b"
