@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -317,4 +318,54 @@ def test_a_database_outage_pauses_the_sink_which_then_resumes_and_loses_nothing(
         sink.close()
     assert rows(services, schema, "SELECT count(*) FROM window_aggregates") == [
         (len(before) + len(during),)
+    ]
+
+
+def test_regions_are_stored_and_a_mirrored_record_updates_the_same_row(
+    services: Settings, schema: str
+) -> None:
+    # A record mirrored from another region is the same record: same key, one row.
+    own = aggregate("a-host", 1, region="region-a")
+    firing = dataclasses.replace(alert("k1", AlertState.FIRING, NOW_MS - 60_000), region="region-a")
+    sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        assert sink.write([rec(own), rec(firing), rec(aggregate("old-host", 1))]) == []
+        assert sink.write([rec(own, offset=1), rec(firing, offset=1)]) == []
+    finally:
+        sink.close()
+    assert rows(services, schema, "SELECT host, region FROM window_aggregates ORDER BY 1") == [
+        ("a-host", "region-a"),
+        ("old-host", None),
+    ]
+    assert rows(services, schema, "SELECT region FROM alerts") == [("region-a",)]
+    assert rows(services, schema, "SELECT region FROM alerts_current") == [("region-a",)]
+
+
+def test_migration_3_adds_the_region_column_to_a_database_of_version_2(
+    services: Settings, schema: str
+) -> None:
+    from hoststream.sinks.migrations import apply_migrations
+
+    with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        # Versions 1 and 2 as they shipped: migration 1 creates the tables as
+        # sql_schema defines them today, so take the region column back out.
+        assert apply_migrations(conn, MIGRATIONS[:2]) == [1, 2]
+        conn.execute("DROP VIEW alerts_current")
+        conn.execute("ALTER TABLE window_aggregates DROP COLUMN region")
+        conn.execute("ALTER TABLE alerts DROP COLUMN region")
+        conn.execute(MIGRATIONS[0].statements[-1])  # the view, over the old columns
+        m3 = next(m for m in MIGRATIONS if m.version == 3)
+        assert apply_migrations(conn, (m3,)) == [3]
+    columns = rows(
+        services,
+        schema,
+        "SELECT table_name, column_name FROM information_schema.columns"
+        f" WHERE table_schema = '{schema}' AND column_name = 'region' ORDER BY 1",
+    )
+    assert columns == [
+        ("alerts", "region"),
+        ("alerts_current", "region"),
+        ("window_aggregates", "region"),
     ]
