@@ -133,7 +133,9 @@ def _header(data: bytes, at: int) -> _Header:
 
 
 def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], list[int]]:
-    """Parse the samples array from ``at`` to the end: series and value offsets."""
+    """Parse the samples array from ``at``, and the optional region after it (the
+    end of the body): series and value offsets. The region's bytes are part of
+    the template's fixed bytes, so a layout is learnt per host and region."""
     series: list[tuple[SeriesKey, MetricKind]] = []
     offsets: list[int] = []
     while True:
@@ -152,6 +154,12 @@ def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], l
             at += 8
             labels, at = _string_map(data, at)
             series.append((series_key(name.decode(), labels), _KINDS[kind]))
+    if at < len(data):  # version 2 on: the region, ["null", "string"]
+        branch, at = _long(data, at)
+        if branch == 1:
+            _, at = _string(data, at)
+        elif branch != 0:
+            raise _TruncatedError
     if at != len(data):
         raise _TruncatedError
     return series, offsets

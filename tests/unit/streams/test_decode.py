@@ -64,3 +64,20 @@ def test_bytes_that_only_resemble_a_layout_go_to_the_deserializer() -> None:
     renamed = raw.replace(b"node_cpu_seconds_total", b"node_cpu_seconds_totaX")
     got = decode(renamed, "metrics.cpu")
     assert got.series[0][0][0] == "node_cpu_seconds_totaX"
+
+
+def test_events_that_carry_a_region_are_read_through_the_layout_too() -> None:
+    import dataclasses
+
+    decode = EventDecoder(EVENTS.deserializer)
+    first = decode(
+        EVENTS.serializer(dataclasses.replace(cpu_event(T0, 1.5), region="region-a")), "metrics.cpu"
+    )
+    assert first.template is not None
+    later = dataclasses.replace(cpu_event(T0 + 10_000, 3.0), region="region-a")
+    got = decode(EVENTS.serializer(later), "metrics.cpu")
+    assert got.template == first.template
+    assert got.values.tolist() == as_columns(later)[4]
+    # Another region's bytes differ from the template's: it is not taken for this layout.
+    other = dataclasses.replace(cpu_event(T0 + 20_000, 4.0), region="region-b")
+    assert decode(EVENTS.serializer(other), "metrics.cpu").template != first.template

@@ -54,3 +54,26 @@ def test_bulk_encoded_aggregates_are_the_serializers_bytes() -> None:
     for (size, key, value), record in zip(encoded, records, strict=True):
         assert (size, key) == (record.window_size_ms, record.host.encode())
         assert value == AGGREGATES.serializer(record)
+
+
+def test_bulk_encoded_aggregates_carry_the_region_as_the_serializer_writes_it() -> None:
+    aggregator = WindowAggregator(
+        ["1m"], metrics=StreamMetrics(CollectorRegistry()), region="region-b"
+    )
+    state = aggregator.new_state("web-1", "cpu")
+    for step in range(10):
+        event = cpu_event(T0 + step * 10_000, 1.0 + step)
+        series = state.series_indexes(as_columns(event)[3])
+        aggregator.accept(
+            state, event.timestamp_ms, 10_000, series, np.asarray(as_columns(event)[4])
+        )
+    closed = aggregator.close_at([(state, T0 + 3_600_000)])
+    encoder = AggregateEncoder(AGGREGATES.serializer, {60_000: "metrics.agg.1m"})
+    encoded = encoder.encode(closed)
+    records = list(closed.aggregates())
+    assert {r.region for r in records} == {"region-b"}
+    for (_, _, value), record in zip(encoded, records, strict=True):
+        assert value == AGGREGATES.serializer(record)
+        assert AGGREGATES.deserializer(value).region == "region-b"
+    # The header was learnt: the bulk path wrote them, not the serializer one by one.
+    assert encoder._headers["metrics.agg.1m"] is not None
