@@ -4,7 +4,9 @@ Each migration is a module ``mNNNN_<name>.py`` with ``NAME`` and
 ``STATEMENTS`` (DDL that PostgreSQL and CockroachDB both accept, each
 idempotent), and optionally ``REGIONAL_TABLES``: on a CockroachDB cluster
 with regions those become ``REGIONAL BY ROW`` after the database gets its
-primary region. The tables themselves are defined once, in
+primary region and every other region of the cluster, and ``REGION_COLUMN``:
+then each row is homed in the region its column names (see
+:func:`regional_statements`). The tables themselves are defined once, in
 :mod:`hoststream.sinks.sql_schema`; the first migration creates them from
 there. A change to a table is a new migration whose statements bring existing
 databases to the new definition (``ADD COLUMN IF NOT EXISTS``, so they are
@@ -36,6 +38,8 @@ class Migration:
     name: str
     statements: tuple[str, ...]
     regional_tables: tuple[str, ...] = ()
+    #: CockroachDB: the column whose value (a hoststream region) homes each row.
+    region_column: str | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -43,7 +47,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2, m0002_api_indexes.NAME, m0002_api_indexes.STATEMENTS, m0002_api_indexes.REGIONAL_TABLES
     ),
-    Migration(3, m0003_region.NAME, m0003_region.STATEMENTS, m0003_region.REGIONAL_TABLES),
+    Migration(
+        3,
+        m0003_region.NAME,
+        m0003_region.STATEMENTS,
+        m0003_region.REGIONAL_TABLES,
+        m0003_region.REGION_COLUMN,
+    ),
 )
 
 _CREATE_LEDGER = """
@@ -61,17 +71,63 @@ def is_cockroach(conn: psycopg.Connection[Any]) -> bool:
     return row is not None and "cockroachdb" in str(row[0]).lower()
 
 
-def regional_statements(database: str, region: str, tables: tuple[str, ...]) -> list[sql.Composed]:
-    """The multi-region DDL for CockroachDB: a primary region, then REGIONAL BY ROW tables."""
+#: The hidden column CockroachDB homes a row by, computed from the region column.
+HOME_REGION_COLUMN = "crdb_home_region"
+
+
+def regional_statements(
+    database: str,
+    region: str,
+    tables: tuple[str, ...],
+    *,
+    regions: tuple[str, ...] = (),
+    region_column: str | None = None,
+) -> list[sql.Composed]:
+    """The multi-region DDL for CockroachDB.
+
+    The database gets its primary region and every other region of the
+    cluster; each table becomes ``REGIONAL BY ROW``. With ``region_column``,
+    a row is homed in the database region of that name (hoststream's
+    ``HOSTSTREAM_REGION`` names the cluster's regions), through a stored
+    computed column of type ``crdb_internal_region`` as CockroachDB's docs
+    prescribe; a row of no known region (NULL, or a region the cluster lacks)
+    lives in the primary region. Without it, CockroachDB homes a row where
+    it was written (its implicit ``crdb_region``).
+
+    Args:
+        database: the database to make multi-region.
+        region: its primary region.
+        tables: the tables to make ``REGIONAL BY ROW``.
+        regions: the cluster's regions (``SHOW REGIONS FROM CLUSTER``).
+        region_column: the column naming each row's region.
+    """
+    db = sql.Identifier(database)
     statements = [
-        sql.SQL("ALTER DATABASE {} SET PRIMARY REGION {}").format(
-            sql.Identifier(database), sql.Identifier(region)
-        )
+        sql.SQL("ALTER DATABASE {} SET PRIMARY REGION {}").format(db, sql.Identifier(region))
     ]
     statements += [
-        sql.SQL("ALTER TABLE {} SET LOCALITY REGIONAL BY ROW").format(sql.Identifier(table))
-        for table in tables
+        sql.SQL("ALTER DATABASE {} ADD REGION IF NOT EXISTS {}").format(db, sql.Identifier(other))
+        for other in regions
+        if other != region
     ]
+    home = sql.Identifier(HOME_REGION_COLUMN)
+    for name in tables:
+        table = sql.Identifier(name)
+        if region_column is None:
+            statements.append(sql.SQL("ALTER TABLE {} SET LOCALITY REGIONAL BY ROW").format(table))
+            continue
+        cases = sql.SQL(" ").join(
+            sql.SQL("WHEN {} THEN {}").format(sql.Literal(r), sql.Literal(r))
+            for r in sorted({region, *regions})
+        )
+        statements += [
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} crdb_internal_region NOT VISIBLE"
+                " AS (CASE {} {} ELSE {} END) STORED"
+            ).format(table, home, sql.Identifier(region_column), cases, sql.Literal(region)),
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(table, home),
+            sql.SQL("ALTER TABLE {} SET LOCALITY REGIONAL BY ROW AS {}").format(table, home),
+        ]
     return statements
 
 
@@ -137,7 +193,13 @@ def _apply_regional(
         return
     row = conn.execute("SELECT current_database()").fetchone()
     database = str(row[0]) if row else ""
-    for statement in regional_statements(database, region, migration.regional_tables):
+    for statement in regional_statements(
+        database,
+        region,
+        migration.regional_tables,
+        regions=tuple(regions),
+        region_column=migration.region_column,
+    ):
         conn.execute(statement)
 
 

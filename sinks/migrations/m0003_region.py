@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hoststream.sinks.sql_schema import ALERTS, WINDOW_AGGREGATES
 
-__all__ = ["NAME", "REGIONAL_TABLES", "STATEMENTS"]
+__all__ = ["NAME", "REGIONAL_TABLES", "REGION_COLUMN", "STATEMENTS"]
 
 NAME = "region column of window aggregates and alerts"
 
@@ -21,4 +21,8 @@ STATEMENTS = (
     """,
 )
 
-REGIONAL_TABLES: tuple[str, ...] = ()
+#: On a multi-region CockroachDB cluster each row of these tables is homed in
+#: the region it comes from, so a region's own hosts are read and written
+#: locally while the mirrored rows of the other regions live in theirs.
+REGIONAL_TABLES = (WINDOW_AGGREGATES.name, ALERTS.name)
+REGION_COLUMN = "region"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import psycopg.errors
 import pytest
+from psycopg import sql
 
 from hoststream.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
-from hoststream.sinks.migrations import MIGRATIONS, regional_statements
+from hoststream.sinks.migrations import MIGRATIONS, apply_migrations, regional_statements
 from hoststream.sinks.sql import (
     SqlSink,
     _ContentError,
@@ -186,6 +188,75 @@ def test_multi_region_ddl_for_cockroachdb() -> None:
         'ALTER DATABASE "hoststream" SET PRIMARY REGION "eu-west-1"',
         'ALTER TABLE "alerts" SET LOCALITY REGIONAL BY ROW',
     ]
+
+
+def test_cockroachdb_rows_are_homed_in_the_region_they_come_from() -> None:
+    statements = [
+        s.as_string(None)
+        for s in regional_statements(
+            "hoststream",
+            "region-a",
+            ("alerts",),
+            regions=("region-a", "region-b"),
+            region_column="region",
+        )
+    ]
+    assert statements == [
+        'ALTER DATABASE "hoststream" SET PRIMARY REGION "region-a"',
+        'ALTER DATABASE "hoststream" ADD REGION IF NOT EXISTS "region-b"',
+        'ALTER TABLE "alerts" ADD COLUMN IF NOT EXISTS "crdb_home_region" crdb_internal_region'
+        " NOT VISIBLE AS (CASE \"region\" WHEN 'region-a' THEN 'region-a'"
+        " WHEN 'region-b' THEN 'region-b' ELSE 'region-a' END) STORED",
+        'ALTER TABLE "alerts" ALTER COLUMN "crdb_home_region" SET NOT NULL',
+        'ALTER TABLE "alerts" SET LOCALITY REGIONAL BY ROW AS "crdb_home_region"',
+    ]
+
+
+class _CockroachDouble:
+    """A connection double (unit test only) answering as a two-region CockroachDB cluster."""
+
+    ANSWERS: typing.ClassVar[dict[str, list[tuple[object, ...]]]] = {
+        "SELECT version()": [("CockroachDB CCL v25.2.0 (x86_64-pc-linux-gnu)",)],
+        "SELECT version FROM schema_migrations": [],
+        "SELECT region FROM [SHOW REGIONS FROM CLUSTER] ORDER BY region": [
+            ("region-a",),
+            ("region-b",),
+        ],
+        "SELECT current_database()": [("hoststream",)],
+    }
+
+    def __init__(self) -> None:
+        self.executed: list[str] = []
+
+    def execute(self, query: object, params: object = None) -> _CockroachDouble:
+        text = query.as_string(None) if isinstance(query, sql.Composable) else str(query)
+        self.executed.append(" ".join(text.split()))
+        self._rows = self.ANSWERS.get(self.executed[-1], [])
+        return self
+
+    def fetchone(self) -> tuple[object, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[object, ...]]:
+        return self._rows
+
+
+def test_on_cockroachdb_the_postgresql_statements_run_then_the_multi_region_ddl() -> None:
+    conn = _CockroachDouble()
+    assert apply_migrations(conn, MIGRATIONS) == [m.version for m in MIGRATIONS]  # type: ignore[arg-type]
+    executed = conn.executed
+    # Every statement of the PostgreSQL path, in order...
+    postgres = [" ".join(str(s).split()) for m in MIGRATIONS for s in m.statements]
+    assert [s for s in executed if s in postgres] == postgres
+    # ...then, once the region column exists, every row homed by it, in both regions.
+    m3 = executed.index("ALTER TABLE window_aggregates ADD COLUMN IF NOT EXISTS region TEXT")
+    after = executed[m3:]
+    assert 'ALTER DATABASE "hoststream" ADD REGION IF NOT EXISTS "region-b"' in after
+    for table in ("window_aggregates", "alerts"):
+        assert f'ALTER TABLE "{table}" SET LOCALITY REGIONAL BY ROW AS "crdb_home_region"' in after
+    # Each migration is recorded once it is applied.
+    recorded = [s for s in executed if s.startswith("INSERT INTO schema_migrations")]
+    assert len(recorded) == len(MIGRATIONS)
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
