@@ -28,19 +28,24 @@ window is exactly the union of its panes, whatever the order they closed in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
 from hoststream.schemas.records import MetricEvent, MetricKind, WindowAggregate
-from hoststream.schemas.statistics import STATISTIC_FIELDS
-from hoststream.streams.cpu import CPU_BUSY_RATIO, CPU_SECONDS, busy_ratios
+from hoststream.streams.cpu import CPU_BUSY_RATIO, CPU_SECONDS
 from hoststream.streams.metrics import StreamMetrics
-from hoststream.streams.state import Chunk, FamilyState, Float64Array, Int32Array, series_key
+from hoststream.streams.state import (
+    Chunk,
+    FamilyState,
+    Float64Array,
+    Int32Array,
+    SeriesKey,
+    series_key,
+)
 from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
 __all__ = ["DEFAULT_GRACE_MS", "QUANTILES", "ClosedWindows", "Outcome", "WindowAggregator"]
@@ -67,26 +72,15 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class Derived:
-    """An aggregate computed from other aggregates of its window (CPU busy ratio)."""
-
-    state: int
-    size_ms: int
-    start: int
-    metric: str
-    labels: tuple[tuple[str, str], ...]
-    value: float
-
-
-@dataclass(slots=True)
 class ClosedWindows:
     """Windows closed by one call of :meth:`WindowAggregator.close`, as columns.
 
     Row ``i`` is the window ``[start[i], start[i] + size_ms[i])`` of series
     ``series[i]`` of ``states[state[i]]``. ``rate`` is NaN where a window has
-    no counter rate. ``derived`` holds the CPU busy ratios of these windows.
-    Rows are sorted by state, window size, series, then start. Every record
-    made from them carries ``region``, the aggregator's.
+    no counter rate. The windows of sampled series come first, sorted by
+    state, window size, series and start; the CPU busy ratios derived from
+    them follow (their series are in the state's series table too). Every
+    record made from them carries ``region``, the aggregator's.
     """
 
     states: list[FamilyState]
@@ -97,26 +91,21 @@ class ClosedWindows:
     count: Int64Array
     stats: Float64Array  # columns: sum, min, max, mean, last, p50, p90, p95, p99
     rate: Float64Array
-    derived: list[Derived]
     region: str | None = None
 
-    STAT_FIELDS = ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99")
-
     def __len__(self) -> int:
-        return len(self.state) + len(self.derived)
+        return len(self.state)
 
     @classmethod
     def empty(cls) -> ClosedWindows:
         nothing = np.zeros(0, dtype=np.int64)
-        return cls(
-            [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 9)), np.zeros(0), []
-        )
+        return cls([], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 9)), np.zeros(0))
 
     def windows(self) -> set[tuple[int, int, int]]:
         """(state number, size, start) of every window closed."""
-        out = set(zip(self.state.tolist(), self.size_ms.tolist(), self.start.tolist(), strict=True))
-        out |= {(d.state, d.size_ms, d.start) for d in self.derived}
-        return out
+        return set(
+            zip(self.state.tolist(), self.size_ms.tolist(), self.start.tolist(), strict=True)
+        )
 
     def aggregate(self, i: int) -> WindowAggregate:
         """Row ``i`` as a record."""
@@ -151,25 +140,14 @@ class ClosedWindows:
             region=self.region,
         )
 
-    def derived_aggregate(self, d: Derived) -> WindowAggregate:
-        # One exact value: every statistic is that value, but the count and the rate.
-        statistics: dict[str, Any] = dict.fromkeys(STATISTIC_FIELDS, d.value)
-        statistics |= {"count": 1, "rate_per_second": None}
-        return WindowAggregate(
-            host=self.states[d.state].host,
-            metric=d.metric,
-            kind=MetricKind.GAUGE,
-            window_size_ms=d.size_ms,
-            window_start=d.start,
-            window_end=d.start + d.size_ms,
-            quantile_relative_error=0.0,
-            labels=dict(d.labels),
-            region=self.region,
-            **statistics,
-        )
+    def row_flags(
+        self, name: str, judge: Callable[[SeriesKey, MetricKind], bool]
+    ) -> npt.NDArray[np.bool_]:
+        """``judge`` of each row's series (see :meth:`FamilyState.series_flags`)."""
+        return _row_flags(self.states, self.state, self.series, name, judge)
 
     def by_state(
-        self, wanted: set[tuple[str, int]] | None = None
+        self, wanted: frozenset[tuple[str, int]] | None = None
     ) -> dict[int, list[WindowAggregate]]:
         """Records per state number, in the order windows closed for each series.
 
@@ -177,26 +155,57 @@ class ClosedWindows:
             wanted: only (metric, window size) pairs in this set; None: all.
         """
         out: dict[int, list[WindowAggregate]] = {}
-        for i in range(len(self.state)):
+        rows: Iterable[int]
+        if wanted is None:
+            rows = range(len(self.state))
+        else:
+            metrics = {metric for metric, _ in wanted}
+            sizes = {size for _, size in wanted}
+            candidates = self.row_flags(
+                f"metric in {sorted(metrics)}", lambda key, _: key[0] in metrics
+            ) & np.isin(self.size_ms, sorted(sizes))
+            rows = np.flatnonzero(candidates).tolist()
+        for i in rows:
             if wanted is not None:
                 state = self.states[int(self.state[i])]
                 metric = state.series[int(self.series[i])][0]
                 if (metric, int(self.size_ms[i])) not in wanted:
                     continue
             out.setdefault(int(self.state[i]), []).append(self.aggregate(i))
-        for d in self.derived:
-            if wanted is None or (d.metric, d.size_ms) in wanted:
-                out.setdefault(d.state, []).append(self.derived_aggregate(d))
         for aggregates in out.values():
             aggregates.sort(key=lambda a: (a.window_size_ms, a.window_end))
         return out
 
     def aggregates(self) -> Iterator[WindowAggregate]:
-        """Every row as a record: the series' windows, then the derived ones."""
+        """Every row as a record."""
         for i in range(len(self.state)):
             yield self.aggregate(i)
-        for d in self.derived:
-            yield self.derived_aggregate(d)
+
+
+def _is_counter(_key: SeriesKey, kind: MetricKind) -> bool:
+    return kind is MetricKind.COUNTER
+
+
+def _is_cpu_time(key: SeriesKey, kind: MetricKind) -> bool:
+    return key[0] == CPU_SECONDS and kind is MetricKind.COUNTER
+
+
+def _row_flags(
+    states: Sequence[FamilyState],
+    owner: Int64Array,
+    series: Int64Array,
+    name: str,
+    judge: Callable[[SeriesKey, MetricKind], bool],
+) -> npt.NDArray[np.bool_]:
+    """Per row, ``judge`` of its series, from each state's cached flags."""
+    flags = [state.series_flags(name, judge) for state in states]
+    if not flags:
+        return np.zeros(len(owner), dtype=bool)
+    offsets = np.zeros(len(flags), dtype=np.int64)
+    offsets[1:] = np.cumsum([len(f) for f in flags[:-1]])
+    flat: npt.NDArray[np.bool_] = np.concatenate(flags)
+    picked: npt.NDArray[np.bool_] = flat[offsets[owner] + series]
+    return picked
 
 
 class WindowAggregator:
@@ -431,13 +440,7 @@ class WindowAggregator:
         keys = gkey[first]
         owner = (keys >> _SERIES_BITS) // n_sizes
         series_of = keys & ((1 << _SERIES_BITS) - 1)
-        counter = np.asarray(
-            [
-                states[o].kinds[s] is MetricKind.COUNTER
-                for o, s in zip(owner.tolist(), series_of.tolist(), strict=True)
-            ],
-            dtype=bool,
-        )
+        counter = _row_flags(states, owner, series_of, "counter", _is_counter)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(counter & (count >= 2) & (dt > 0), increase * 1000.0 / dt, np.nan)
         closed = ClosedWindows(
@@ -449,28 +452,108 @@ class WindowAggregator:
             count=count,
             stats=stats,
             rate=rate,
-            derived=[],
             region=self.region,
         )
         if self.derive_cpu_utilisation:
-            closed.derived = self._cpu_busy(closed)
+            closed = _with_cpu_busy(closed)
         for size in self.windows:
             emitted = int((closed.size_ms == size.ms).sum())
-            emitted += sum(d.size_ms == size.ms for d in closed.derived)
             if emitted:
                 self.metrics.windows_emitted.labels(size.label).inc(emitted)
         return closed
 
-    def _cpu_busy(self, closed: ClosedWindows) -> list[Derived]:
-        rates: dict[tuple[int, int, int], list[tuple[tuple[tuple[str, str], ...], float]]] = {}
-        for i in np.flatnonzero(~np.isnan(closed.rate)).tolist():
-            owner = int(closed.state[i])
-            metric, labels = closed.states[owner].series[int(closed.series[i])]
-            if metric == CPU_SECONDS:
-                window = (owner, int(closed.size_ms[i]), int(closed.start[i]))
-                rates.setdefault(window, []).append((labels, float(closed.rate[i])))
-        return [
-            Derived(owner, size, start, CPU_BUSY_RATIO, labels, value)
-            for (owner, size, start), entries in sorted(rates.items())
-            for labels, value in busy_ratios(entries)
-        ]
+
+def _with_cpu_busy(closed: ClosedWindows) -> ClosedWindows:
+    """``closed`` with the CPU busy ratios of its windows appended (see :mod:`streams.cpu`)."""
+    rows = np.flatnonzero(closed.row_flags(CPU_SECONDS, _is_cpu_time) & ~np.isnan(closed.rate))
+    if not len(rows):
+        return closed
+    states = closed.states
+    # Each CPU is named by the index of its first series in its state: an
+    # order that survives restarts, so float sums over CPUs repeat exactly.
+    cpu_first = np.concatenate([_cpu_firsts(state) for state in states])
+    offsets = np.zeros(len(states), dtype=np.int64)
+    offsets[1:] = np.cumsum([len(state.series) for state in states[:-1]])
+    owner = closed.state[rows]
+    cpu = cpu_first[offsets[owner] + closed.series[rows]]
+    idle = closed.row_flags("mode=idle", _is_idle)[rows]
+    size, start, rate = closed.size_ms[rows], closed.start[rows], closed.rate[rows]
+    order = np.lexsort((cpu, start, size, owner))  # stable: a CPU's modes keep series order
+    owner, size, start, cpu = owner[order], size[order], start[order], cpu[order]
+    idle, rate = idle[order], rate[order]
+    window_change = np.ones(len(order), dtype=bool)
+    window_change[1:] = (
+        (owner[1:] != owner[:-1]) | (size[1:] != size[:-1]) | (start[1:] != start[:-1])
+    )
+    cpu_change = window_change.copy()
+    cpu_change[1:] |= cpu[1:] != cpu[:-1]
+    per_cpu = np.flatnonzero(cpu_change)
+    total = np.add.reduceat(rate, per_cpu)
+    idle_rate = np.add.reduceat(np.where(idle, rate, 0.0), per_cpu)
+    usable = (np.add.reduceat(idle.astype(np.int64), per_cpu) > 0) & (total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        busy = np.clip(1.0 - idle_rate / total, 0.0, 1.0)
+    # The host: the usable CPUs' idle and total rates summed, in CPU order.
+    window_of_cpu = np.cumsum(window_change[per_cpu]) - 1
+    windows = np.flatnonzero(window_change[per_cpu])
+    host_idle = np.add.reduceat(np.where(usable, idle_rate, 0.0), windows)
+    host_total = np.add.reduceat(np.where(usable, total, 0.0), windows)
+    host_usable = np.add.reduceat(usable.astype(np.int64), windows) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        host_busy = np.clip(1.0 - host_idle / host_total, 0.0, 1.0)
+    out_owner: list[int] = []
+    out_series: list[int] = []
+    out_window: list[int] = []
+    out_value: list[float] = []
+    cpu_owner = owner[per_cpu].tolist()
+    cpu_index = cpu[per_cpu].tolist()
+    for k in np.flatnonzero(usable).tolist():
+        state = states[cpu_owner[k]]
+        label = dict(state.series[cpu_index[k]][1])["cpu"]
+        out_owner.append(cpu_owner[k])
+        out_series.append(_busy_series(state, (("cpu", label),)))
+        out_window.append(int(window_of_cpu[k]))
+        out_value.append(float(busy[k]))
+    window_owner = cpu_owner and owner[per_cpu][windows].tolist()
+    for w in np.flatnonzero(host_usable).tolist():
+        out_owner.append(window_owner[w])
+        out_series.append(_busy_series(states[window_owner[w]], ()))
+        out_window.append(w)
+        out_value.append(float(host_busy[w]))
+    if not out_owner:
+        return closed
+    first_row = per_cpu[windows]
+    picked = np.asarray(out_window, dtype=np.int64)
+    values = np.asarray(out_value)
+    return ClosedWindows(
+        states=states,
+        state=np.concatenate([closed.state, np.asarray(out_owner, dtype=np.int64)]),
+        size_ms=np.concatenate([closed.size_ms, size[first_row][picked]]),
+        start=np.concatenate([closed.start, start[first_row][picked]]),
+        series=np.concatenate([closed.series, np.asarray(out_series, dtype=np.int64)]),
+        count=np.concatenate([closed.count, np.ones(len(values), dtype=np.int64)]),
+        stats=np.concatenate([closed.stats, np.repeat(values[:, None], 9, axis=1)]),
+        rate=np.concatenate([closed.rate, np.full(len(values), np.nan)]),
+        region=closed.region,
+    )
+
+
+def _is_idle(key: SeriesKey, _kind: MetricKind) -> bool:
+    return ("mode", "idle") in key[1]
+
+
+def _cpu_firsts(state: FamilyState) -> Int64Array:
+    """Per series: the index of the first series with the same ``cpu`` label; -1: none."""
+    cached = state.cpu_firsts
+    if cached is None or len(cached) != len(state.series):
+        first: dict[str, int] = {}
+        codes = []
+        for index, (metric, labels) in enumerate(state.series):
+            cpu = dict(labels).get("cpu") if metric == CPU_SECONDS else None
+            codes.append(-1 if cpu is None else first.setdefault(cpu, index))
+        cached = state.cpu_firsts = np.asarray(codes, dtype=np.int64)
+    return cached
+
+
+def _busy_series(state: FamilyState, labels: tuple[tuple[str, str], ...]) -> int:
+    return int(state.series_indexes([((CPU_BUSY_RATIO, labels), MetricKind.GAUGE)])[0])

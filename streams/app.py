@@ -43,6 +43,7 @@ from hoststream.schemas import (
 from hoststream.schemas.records import FAMILIES
 from hoststream.schemas.validation import Validator
 from hoststream.streams._broker import broker_credentials, broker_urls
+from hoststream.streams._producer import AckedProducer
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
 from hoststream.streams.encode import AggregateEncoder
@@ -140,6 +141,7 @@ def build_app(
         decode=codec_for(settings, MetricEvent, client=registry).deserializer,
         emit=_Emitter(
             topics,
+            AckedProducer(settings),
             codec_for(settings, WindowAggregate, client=registry).serializer,
             codec_for(settings, AlertEvent, client=registry).serializer,
             aggregator.metrics,
@@ -252,19 +254,24 @@ class _StreamTopics:
 
 
 class _Emitter:
-    """Sends closed windows to ``metrics.agg.<window>`` and alert events to ``alerts``."""
+    """Sends closed windows to ``metrics.agg.<window>`` and alert events to ``alerts``.
+
+    Window aggregates, thousands a batch, go through librdkafka
+    (:mod:`streams._producer`); the few alert events through Faust.
+    """
 
     def __init__(
         self,
         topics: _StreamTopics,
+        producer: AckedProducer,
         encode: RecordSerializer[WindowAggregate],
         encode_alert: RecordSerializer[AlertEvent],
         metrics: StreamMetrics,
     ) -> None:
         self.topics = topics
-        self.encoder = AggregateEncoder(
-            encode, {size: topic.get_topic_name() for size, topic in topics.outputs.items()}
-        )
+        self.producer = producer
+        self.output_names = {size: topic.get_topic_name() for size, topic in topics.outputs.items()}
+        self.encoder = AggregateEncoder(encode, self.output_names)
         self.encode_alert = encode_alert
         self.metrics = metrics
 
@@ -279,9 +286,9 @@ class _Emitter:
             return list(traceparent) or None
 
         pending = []
-        outputs = self.topics.outputs
+        names = self.output_names
         for size_ms, key, value in self.encoder.encode(closed):
-            pending.append(await outputs[size_ms].send(key=key, value=value, headers=headers()))
+            self.producer.produce(names[size_ms], key, value, headers())
         alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
@@ -292,6 +299,7 @@ class _Emitter:
             log.info("alert %s %s: %s", alert.state.value, alert.dedup_key, alert.annotations)
             self.metrics.alerts.labels(alert.state.value.lower()).inc()
         # Acknowledged before the states that no longer hold these windows are written.
+        await self.producer.acknowledged()
         await asyncio.gather(*pending)
 
 

@@ -110,6 +110,21 @@ def _string_map(data: bytes, at: int) -> tuple[dict[str, str], int]:
             out[key.decode()] = value.decode()
 
 
+def _skip_string_map(data: bytes, at: int) -> int:
+    while True:
+        n, at = _long(data, at)
+        if n == 0:
+            return at
+        if n < 0:
+            n = -n
+            _, at = _long(data, at)  # block size in bytes
+        for _ in range(2 * n):
+            size, at = _long(data, at)
+            at += size
+            if size < 0 or at > len(data):
+                raise _TruncatedError
+
+
 class _Header(NamedTuple):
     host: bytes
     family: bytes
@@ -126,10 +141,9 @@ def _header(data: bytes, at: int) -> _Header:
     interval, at = _long(data, at)
     _, at = _long(data, at)  # seq
     labels_at = at
-    if data[at : at + 1] == b"\x00":  # no host labels, the usual case
+    if data[at : at + 1] == b"\x00":  # no host labels
         return _Header(host, family, timestamp, interval, labels_at, at + 1)
-    _, at = _string_map(data, at)
-    return _Header(host, family, timestamp, interval, labels_at, at)
+    return _Header(host, family, timestamp, interval, labels_at, _skip_string_map(data, at))
 
 
 def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], list[int]]:
@@ -193,6 +207,7 @@ class EventDecoder:
         self._templates: dict[tuple[bytes, bytes, int], list[Template]] = {}
         self._size = 0
         self._labels: dict[bytes, Mapping[str, str]] = {}
+        self._texts: dict[bytes, str] = {}
         # Wire-format headers (writer schemas) whose bodies we do not read ourselves.
         self._foreign: set[bytes] = set()
 
@@ -218,8 +233,8 @@ class EventDecoder:
                         if np.array_equal(region[template.fixed_at], template.fixed):
                             values = region[template.values_at].view("<f8").astype(np.float64)
                             return DecodedEvent(
-                                header.host.decode(),
-                                header.family.decode(),
+                                self._text(header.host),
+                                self._text(header.family),
                                 header.timestamp_ms,
                                 header.interval_ms,
                                 template.series,
@@ -230,6 +245,14 @@ class EventDecoder:
                             )
                     return self._learn(data, topic, key, header)
         return self._slow(data, topic)
+
+    def _text(self, raw: bytes) -> str:
+        text = self._texts.get(raw)
+        if text is None:
+            if len(self._texts) >= self._max_templates:
+                self._texts.clear()
+            text = self._texts[raw] = raw.decode()
+        return text
 
     def _host_labels(self, data: bytes, header: _Header) -> Mapping[str, str]:
         raw = data[header.labels_at : header.body]

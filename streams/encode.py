@@ -2,7 +2,8 @@
 
 The Avro body of a window aggregate is the series' identity (host, metric,
 labels, kind), the window (size, start, end), the count, ten doubles, the
-optional rate and the optional region. :class:`AggregateEncoder` writes it straight from the columns
+optional rate and the optional region. :class:`AggregateEncoder` writes it
+straight from the columns
 of :class:`~streams.aggregator.ClosedWindows`: the identity's bytes are
 encoded once per series, the window's once per window, and the doubles of
 all rows in one NumPy call. The wire-format header (schema id or
@@ -106,6 +107,8 @@ class AggregateEncoder:
         self._topics = dict(topics)
         # topic -> wire-format header, or None where the serializer must do it all
         self._headers: dict[str, bytes | None] = {}
+        # Counts repeat (samples per window): their varints, encoded once.
+        self._counts = {n: _long(n) for n in range(1, 4096)}
 
     def _header(self, aggregate: WindowAggregate) -> bytes | None:
         topic = self._topics[aggregate.window_size_ms]
@@ -135,15 +138,9 @@ class AggregateEncoder:
         return self._serializer(aggregate, SerializationContext(topic, MessageField.VALUE))
 
     def encode(self, closed: ClosedWindows) -> list[EncodedAggregate]:
-        """Every window of ``closed`` as (size, key, value), rows first, then derived ones."""
-        out: list[EncodedAggregate] = []
+        """Every window of ``closed`` as (size, key, value), in row order."""
         n = len(closed.state)
-        if n:
-            out += self._rows(closed, n)
-        for derived in closed.derived:
-            aggregate = closed.derived_aggregate(derived)
-            out.append((derived.size_ms, aggregate.host.encode(), self._one(aggregate)))
-        return out
+        return self._rows(closed, n) if n else []
 
     def _rows(self, closed: ClosedWindows, n: int) -> list[EncodedAggregate]:
         # The header of each topic, learnt from the first row of that size.
@@ -164,6 +161,7 @@ class AggregateEncoder:
         states = closed.states
         hosts = [s.host.encode() for s in states]
         windows: dict[tuple[int, int], bytes] = {}
+        counts_encoded = self._counts
         region = _region(closed.region)
         out: list[EncodedAggregate] = []
         width = 8 * _DOUBLES
@@ -194,7 +192,7 @@ class AggregateEncoder:
                             header,
                             identity,
                             window,
-                            _long(counts[i]),
+                            counts_encoded.get(counts[i]) or _long(counts[i]),
                             raw[i * width : (i + 1) * width],
                             _NULL if math.isnan(rate) else _SOME + _DOUBLE.pack(rate),
                             region,

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from hoststream.dead_letters import Rejection
-from hoststream.errors import SerializationError
+from hoststream.errors import SerializationError, StreamsError
 from hoststream.schemas import RecordDeserializer
 from hoststream.schemas.records import AlertEvent, MetricEvent
 from hoststream.schemas.validation import Validator
@@ -171,7 +171,7 @@ class BatchProcessor:
         self._rule_windows = (
             None
             if rules is None
-            else {(r.selector.metric, r.selector.window_ms) for r in rules.rules}
+            else frozenset((r.selector.metric, r.selector.window_ms) for r in rules.rules)
         )
         self._retention_ms = retention_ms
         self._clock_ms = clock_ms
@@ -243,9 +243,10 @@ class BatchProcessor:
             return None if not host else self._adopt(key, FamilyState(host, family), None)
         starts = StateRecords.segment_starts(header)
         segments = [self.table.get(_segment_key(key, start)) for start in starts]
-        state = StateRecords.restore(
-            header, self.table.get(_series_key(key)), [s for s in segments if s is not None]
-        )
+        series = self.table.get(_series_key(key))
+        if series is None:  # written before the header, so only a damaged table lacks it
+            raise StreamsError(f"the window table holds a header but no series for {key!r}")
+        state = StateRecords.restore(header, series, [s for s in segments if s is not None])
         return self._adopt(key, state, _Written(header, len(state.series), set(starts)))
 
     def _adopt(self, key: bytes, state: FamilyState, written: _Written | None) -> FamilyState:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,11 @@ class FamilyState:
     _templates: dict[int, Int32Array] = field(default_factory=dict, repr=False, compare=False)
     #: Not persisted: each series' identity as encoded in its aggregates (streams.encode).
     encoded: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _flags: dict[str, npt.NDArray[np.bool_]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    #: Not persisted: per series, the first series of the same CPU (streams.aggregator).
+    cpu_firsts: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._index = {key: i for i, key in enumerate(self.series)}
@@ -132,11 +137,29 @@ class FamilyState:
             elif self.kinds[index] is not kind:
                 self.kinds[index] = kind
                 self.encoded.pop(index, None)
+                self._flags.clear()
             out.append(index)
         array = np.asarray(out, dtype=np.int32)
         if template is not None:
             self._templates[template] = array
         return array
+
+    def series_flags(
+        self, name: str, judge: Callable[[SeriesKey, MetricKind], bool]
+    ) -> npt.NDArray[np.bool_]:
+        """``judge`` of each series, as a bool array; cached under ``name``.
+
+        ``judge`` must depend on nothing but the series and its kind.
+        """
+        flags = self._flags.get(name)
+        if flags is None or len(flags) != len(self.series):
+            flags = np.fromiter(
+                (judge(key, kind) for key, kind in zip(self.series, self.kinds, strict=True)),
+                dtype=bool,
+                count=len(self.series),
+            )
+            self._flags[name] = flags
+        return flags
 
     def to_bytes(self) -> bytes:
         """The whole state as one record (tests, tools); the changelog uses StateRecords."""
@@ -171,7 +194,11 @@ class StateRecords:
     @staticmethod
     def header_of(state: FamilyState, segment_starts: Iterable[int]) -> bytes:
         starts = sorted(set(segment_starts))
-        body = {"host": state.host, "family": state.family, "alerts": state.alerts}
+        alerts = (
+            json.dumps(state.alerts, separators=(",", ":"), sort_keys=True).encode()
+            if state.alerts
+            else b"{}"
+        )
         return b"".join(
             [
                 _HEADER.pack(
@@ -182,7 +209,7 @@ class StateRecords:
                     len(starts),
                 ),
                 np.asarray(starts, dtype="<i8").tobytes(),
-                json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
+                alerts,
             ]
         )
 
@@ -192,7 +219,8 @@ class StateRecords:
             [metric, [list(kv) for kv in labels], _KINDS.index(kind)]
             for (metric, labels), kind in zip(state.series, state.kinds, strict=True)
         ]
-        return json.dumps(table, separators=(",", ":")).encode()
+        body = {"host": state.host, "family": state.family, "series": table}
+        return json.dumps(body, separators=(",", ":")).encode()
 
     @staticmethod
     def segment_of(chunks: Iterable[Chunk]) -> bytes:
@@ -230,20 +258,20 @@ class StateRecords:
         return [int(s) for s in np.frombuffer(header, dtype="<i8", count=n, offset=_HEADER.size)]
 
     @staticmethod
-    def restore(header: bytes, series: bytes | None, segments: Iterable[bytes]) -> FamilyState:
+    def restore(header: bytes, series: bytes, segments: Iterable[bytes]) -> FamilyState:
         version, watermark, horizon, interval, n = _HEADER.unpack_from(header)
         if version != _VERSION:
             raise ValueError(f"unknown window state version {version}")
-        body = json.loads(header[_HEADER.size + 8 * n :])
+        body = json.loads(series)
         state = FamilyState(
             host=body["host"],
             family=body["family"],
             watermark=None if watermark == _NONE else watermark,
             horizon=None if horizon == _NONE else horizon,
             interval_ms=interval,
-            alerts=body["alerts"],
+            alerts=json.loads(header[_HEADER.size + 8 * n :]),
         )
-        for metric, labels, kind in json.loads(series) if series else []:
+        for metric, labels, kind in body["series"]:
             key: SeriesKey = (metric, tuple((str(k), str(v)) for k, v in labels))
             state._index[key] = len(state.series)
             state.series.append(key)
