@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import random
 import threading
@@ -24,6 +23,7 @@ import uuid
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg import sql
@@ -87,42 +87,44 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         print(f"sinks: victoriametrics sink {ours}", flush=True)
 
         # The ceiling: the same events, encoded and compressed up front, in
-        # requests of the sink's batch size; an extra label keeps their series
-        # apart from the ones the sink just created.
+        # requests of the sink's batch size, in each ingestion format; an extra
+        # label per format keeps their series apart from the ones the sink (and
+        # the other formats) just created, so each run creates its series anew.
         fleet = SimulatedFleet(HOSTS, seed=seed)
-        bodies: list[bytes] = []
-        lines: list[bytes] = []
-        events_in_body = 0
-        samples = 0
+        batches: list[list[Any]] = []
+        batch: list[Any] = []
         for tick in range(loaded.ticks):
             for event in fleet.events(loaded.first_ms + tick * loaded.interval_ms):
-                for line in event_lines(event):
-                    line["metric"]["bench"] = "ceiling"
-                    lines.append(json.dumps(line, separators=(",", ":")).encode() + b"\n")
-                samples += len(event.samples)
-                events_in_body += 1
-                if events_in_body == policy.max_records:
-                    bodies.append(gzip.compress(b"".join(lines), 1))
-                    lines, events_in_body = [], 0
-        if lines:
-            bodies.append(gzip.compress(b"".join(lines), 1))
-        with httpx.Client(timeout=60) as client:
-            started = time.monotonic()
-            for body in bodies:
-                response = client.post(
-                    f"{vm_url}/api/v1/import",
-                    content=body,
-                    headers={"Content-Encoding": "gzip"},
-                )
-                response.raise_for_status()
-            ceiling_s = time.monotonic() - started
-        ceiling = {
-            "samples_per_s": samples / ceiling_s,
-            "samples": samples,
-            "requests": len(bodies),
-            "seconds": round(ceiling_s, 2),
-        }
-        print(f"sinks: bare import {ceiling}", flush=True)
+                batch.append(event)
+                if len(batch) == policy.max_records:
+                    batches.append(batch)
+                    batch = []
+        if batch:
+            batches.append(batch)
+        samples = sum(len(e.samples) for b in batches for e in b)
+        ceilings: dict[str, Any] = {}
+        with httpx.Client(timeout=120) as client:
+            for fmt, compress in CEILING_FORMATS:
+                name = f"{fmt}, {compress}"
+                bodies = [_body(fmt, b, f"{fmt}-{compress}") for b in batches]
+                if compress == "gzip":
+                    bodies = [gzip.compress(body, 1) for body in bodies]
+                headers = {"Content-Encoding": "gzip"} if compress == "gzip" else {}
+                path = "/api/v1/import/prometheus" if fmt == "prometheus text" else "/api/v1/import"
+                started = time.monotonic()
+                for body in bodies:
+                    response = client.post(f"{vm_url}{path}", content=body, headers=headers)
+                    response.raise_for_status()
+                took = time.monotonic() - started
+                ceilings[name] = {
+                    "samples_per_s": samples / took,
+                    "samples": samples,
+                    "requests": len(bodies),
+                    "mib_sent": round(sum(map(len, bodies)) / 2**20, 1),
+                    "seconds": round(took, 2),
+                }
+                print(f"sinks: bare import, {name}: {ceilings[name]}", flush=True)
+        ceiling = ceilings[SINK_FORMAT]
     finally:
         delete_topics(settings, topics_with_prefix(settings, prefix))
         delete_subjects(settings, prefix)
@@ -136,17 +138,77 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         )
         if deleted.status_code >= 300:
             print(f"sinks: could not delete the bench series (seed {seed}): {deleted.text}")
-    figures = {"data": loaded.describe(), "hoststream_sink": ours, "bare_import": ceiling}
+    figures = {
+        "data": loaded.describe(),
+        "hoststream_sink": ours,
+        "bare_import": ceiling,
+        "bare_import_by_format": ceilings,
+    }
     ratios = {"vm_sink_vs_bare_import": ours["samples_per_s"] / ceiling["samples_per_s"]}
     notes = [
         "VM sink samples/s: from its first offset commit to its last; it includes consuming, "
-        "Avro decoding, validation, JSON encoding, gzip, the import request and the commit; "
+        "Avro decoding, validation, encoding, compression, the import requests and the commit; "
         f"batches of {policy.max_records} events",
-        f"bare import: {len(bodies)} requests of {policy.max_records} events' samples, "
-        "already encoded and gzipped (level 1, as the sink) before timing, sent one after "
-        "another",
+        f"bare import: requests of {policy.max_records} events' samples, already encoded (and "
+        "compressed, gzip level 1) before timing, sent one after another, in each format: "
+        "JSON lines with one line per sample, or one line per series and batch (all its values "
+        "and timestamps of the batch), and Prometheus text; the ratio is against the format "
+        f"the sink sends ({SINK_FORMAT})",
     ]
     return figures, ratios, notes
+
+
+#: The ingestion formats the bare import is measured with: (format, compression).
+CEILING_FORMATS = [
+    ("json lines, one per sample", "gzip"),
+    ("json lines, one per series", "gzip"),
+    ("json lines, one per series", "none"),
+    ("prometheus text", "gzip"),
+]
+#: The one the sink sends.
+SINK_FORMAT = "json lines, one per series, none"
+
+
+def _body(fmt: str, events: list[Any], tag: str) -> bytes:
+    """``events`` in one of :data:`CEILING_FORMATS`, each series labelled ``bench=<tag>``."""
+    if fmt == "json lines, one per sample":
+        return b"".join(
+            orjson.dumps(line | {"metric": {**line["metric"], "bench": tag}}) + b"\n"
+            for event in events
+            for line in event_lines(event)
+        )
+    if fmt == "prometheus text":
+        out = []
+        for event in events:
+            for line in event_lines(event):
+                metric = dict(line["metric"])
+                name = metric.pop("__name__")
+                metric["bench"] = tag
+                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in metric.items())
+                value, timestamp = line["values"][0], line["timestamps"][0]
+                out.append(f"{name}{{{labels}}} {value!r} {timestamp}\n")
+        return "".join(out).encode()
+    series: dict[bytes, tuple[list[float], list[int]]] = {}
+    for event in events:
+        for line in event_lines(event):
+            key = orjson.dumps({**line["metric"], "bench": tag})
+            values, timestamps = series.setdefault(key, ([], []))
+            values += line["values"]
+            timestamps += line["timestamps"]
+    return b"".join(
+        b'{"metric":'
+        + key
+        + b',"values":'
+        + orjson.dumps(values)
+        + b',"timestamps":'
+        + orjson.dumps(timestamps)
+        + b"}\n"
+        for key, (values, timestamps) in series.items()
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _aggregates(rows: int) -> list[WindowAggregate]:

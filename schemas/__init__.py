@@ -14,6 +14,7 @@ deserializers ``(bytes, SerializationContext) -> record``; both raise
 
 from hoststream.schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
 from hoststream.schemas._factory import Codec, WireFormat, codec_for
+from hoststream.schemas._layout import AvroReader, EventLayout, event_layout
 from hoststream.schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
 from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
@@ -41,9 +42,11 @@ __all__ = [
     "SINGLE_OBJECT_MAGIC",
     "AlertEvent",
     "AlertState",
+    "AvroReader",
     "AvroRecord",
     "AvroSchema",
     "Codec",
+    "EventLayout",
     "MetricEvent",
     "MetricKind",
     "RecordDeserializer",
@@ -57,6 +60,7 @@ __all__ = [
     "WindowAggregate",
     "WireFormat",
     "codec_for",
+    "event_layout",
     "load_schema",
     "registry_client_for",
     "schema_for",

@@ -22,7 +22,9 @@ from hoststream.errors import (
     SerializationError,
 )
 from hoststream.schemas._codec import R, decode, describe, encode
+from hoststream.schemas._layout import bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for
+from hoststream.schemas.records import MetricEvent
 
 __all__ = [
     "RegistryAvroDeserializer",
@@ -117,7 +119,7 @@ class RegistryAvroSerializer(Generic[R]):
     schema id is looked up once per subject, then cached.
     """
 
-    __slots__ = ("_auto_register", "_client", "_prefixes", "_schema")
+    __slots__ = ("_auto_register", "_bodies", "_client", "_prefixes", "_schema")
 
     def __init__(
         self,
@@ -137,6 +139,7 @@ class RegistryAvroSerializer(Generic[R]):
         """
         self._client = client
         self._schema = schema if schema is not None else schema_for(record_type)
+        self._bodies = bodies_for(record_type, self._schema)
         self._auto_register = auto_register
         # (topic, field) -> the 5-byte header: one dict lookup per message.
         self._prefixes: dict[tuple[str, str], bytes] = {}
@@ -156,6 +159,8 @@ class RegistryAvroSerializer(Generic[R]):
         if prefix is None:
             prefix = _HEADER.pack(MAGIC_BYTE, self._schema_id(ctx))
             self._prefixes[(ctx.topic, ctx.field)] = prefix
+        if self._bodies is not None and isinstance(obj, MetricEvent):
+            return prefix + self._bodies(obj, ctx)
         return encode(prefix, self._schema, obj, ctx)
 
     def schema_id(self, ctx: SerializationContext) -> int:

@@ -16,7 +16,9 @@ from confluent_kafka.serialization import SerializationContext
 
 from hoststream.errors import SerializationError
 from hoststream.schemas._codec import R, decode, describe, encode
+from hoststream.schemas._layout import bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for, schema_versions
+from hoststream.schemas.records import MetricEvent
 
 __all__ = ["SINGLE_OBJECT_MAGIC", "SingleObjectAvroDeserializer", "SingleObjectAvroSerializer"]
 
@@ -32,7 +34,7 @@ class SingleObjectAvroSerializer(Generic[R]):
     context is only named in error messages.
     """
 
-    __slots__ = ("_prefix", "_schema")
+    __slots__ = ("_bodies", "_prefix", "_schema")
 
     def __init__(self, record_type: type[R], *, schema: AvroSchema | None = None) -> None:
         """
@@ -42,6 +44,7 @@ class SingleObjectAvroSerializer(Generic[R]):
         """
         self._schema = schema if schema is not None else schema_for(record_type)
         self._prefix = SINGLE_OBJECT_MAGIC + self._schema.fingerprint
+        self._bodies = bodies_for(record_type, self._schema)
 
     @property
     def schema(self) -> AvroSchema:
@@ -49,6 +52,8 @@ class SingleObjectAvroSerializer(Generic[R]):
         return self._schema
 
     def __call__(self, obj: R, ctx: SerializationContext | None = None, /) -> bytes:
+        if self._bodies is not None and isinstance(obj, MetricEvent):
+            return self._prefix + self._bodies(obj, ctx)
         return encode(self._prefix, self._schema, obj, ctx)
 
 

@@ -33,6 +33,7 @@ from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.sinks.vm_import import MetricEventReader
 from hoststream.tls import client_ssl_context, vm_auth
 from hoststream.topics import (
     aggregate_topic_prefix,
@@ -99,7 +100,7 @@ def build_sink(
     metrics = SinkMetrics(registry, kind)
     sink: BatchingSink[Any]
     if kind == "victoriametrics":
-        events = codec_for(settings, MetricEvent, client=client).deserializer
+        events = MetricEventReader(codec_for(settings, MetricEvent, client=client).deserializer)
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
         decoder = TopicDecoder(
             {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events}

@@ -14,11 +14,11 @@ timestamps as duplicates (docs/sinks.md).
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
@@ -28,13 +28,15 @@ from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavail
 from hoststream.schemas import MetricEvent, WindowAggregate
 from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.vm_drops import DroppedDataWatch
-from hoststream.sinks.vm_series import TimeBounds, aggregate_lines, event_lines, validate
+from hoststream.sinks.vm_import import EventValues, check_values, import_body
+from hoststream.sinks.vm_series import TimeBounds, validate
 
 __all__ = ["VictoriaMetricsSink", "VmRecord"]
 
 log = logging.getLogger(__name__)
 
-VmRecord = MetricEvent | WindowAggregate
+#: Metric events arrive as :class:`EventValues` once their shape is known.
+VmRecord = EventValues | MetricEvent | WindowAggregate
 
 # Answers that blame the request's content: find the record and dead-letter it.
 _RECORD_LEVEL = frozenset({400, 413, 422})
@@ -61,7 +63,9 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         max_age_s: samples older than this are dead-lettered; keep it within
             VictoriaMetrics' ``-retentionPeriod`` (it drops older samples silently).
         max_future_s: samples further ahead of this process' clock are dead-lettered.
-        compress_level: gzip level; 1 compresses JSON lines ~10x at little CPU.
+        compress_level: gzip level, 0 for none; 1 compresses the import lines
+            about 5x at 0.3 µs a sample.
+        in_flight: import requests per batch sent at once (the batch is split).
         clock: seconds since the epoch; tests pass a fixed one.
         on_drop: called with each of VictoriaMetrics' own counters of data it
             changed after accepting it (:mod:`sinks.vm_drops`) that grew, and
@@ -80,7 +84,8 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         timeout_s: float = 10.0,
         max_age_s: float = 29 * 86_400.0,
         max_future_s: float = 600.0,
-        compress_level: int = 1,
+        compress_level: int = 0,
+        in_flight: int = 2,
         clock: Callable[[], float] = time.time,
         on_drop: Callable[[str, float], None] | None = None,
         auth: tuple[str, str] | None = None,
@@ -97,43 +102,55 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         self._max_age_s = max_age_s
         self._max_future_s = max_future_s
         self._compress_level = compress_level
+        self._in_flight = in_flight
+        self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="vm-import")
+        self._headers = {"Content-Type": "application/x-ndjson"}
+        if compress_level > 0:
+            self._headers["Content-Encoding"] = "gzip"
         self._clock = clock
 
     def check(self, value: VmRecord) -> None:
-        validate(value, TimeBounds(int(self._clock() * 1000), self._max_age_s, self._max_future_s))
+        bounds = TimeBounds(int(self._clock() * 1000), self._max_age_s, self._max_future_s)
+        if isinstance(value, EventValues):
+            check_values(value, bounds)
+        else:
+            validate(value, bounds)
 
     def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
-        encoded = [(record, self._encode(record.decoded)) for record in batch]
-        # An event without samples has nothing to store: no request for it.
-        refused = self._write([(record, body) for record, body in encoded if body])
+        records = list(batch)
+        if self._in_flight < 2 or len(records) < 2 * self._in_flight:
+            rejections = self._write(records)
+        else:
+            # Parts of the batch go out as separate requests: each part is encoded
+            # while the previous ones are on their way. The batch counts as written
+            # (and is committed) only once every part is.
+            step = -(-len(records) // self._in_flight)
+            parts = [records[i : i + step] for i in range(0, len(records), step)]
+            futures = [self._pool.submit(self._write, part) for part in parts]
+            wait(futures)
+            rejections = []
+            for future in futures:
+                rejections += future.result()  # raises the first part's failure, if any
         self._drops.poll()
-        return refused
+        return rejections
 
     def close(self) -> None:
+        self._pool.shutdown()
         if self._own_client:
             self._client.close()
 
-    @staticmethod
-    def _encode(value: VmRecord) -> bytes:
-        lines = event_lines(value) if isinstance(value, MetricEvent) else aggregate_lines(value)
-        # allow_nan=False: check() already refused non-finite values; this
-        # keeps a slip from becoming a line VictoriaMetrics skips silently.
-        return b"".join(
-            json.dumps(line, separators=(",", ":"), allow_nan=False).encode() + b"\n"
-            for line in lines
-        )
-
-    def _write(
-        self, encoded: list[tuple[SinkRecord[VmRecord], bytes]]
-    ) -> list[Rejection[SinkRecord[Any]]]:
-        """Send ``encoded``; on a content error, bisect to find and reject the culprits."""
-        if not encoded:
+    def _write(self, records: list[SinkRecord[VmRecord]]) -> list[Rejection[SinkRecord[Any]]]:
+        """Send ``records``; on a content error, bisect to find and reject the culprits."""
+        if not records:
             return []
-        response = self._post(b"".join(body for _, body in encoded))
+        body = import_body(r.decoded for r in records)
+        if not body:  # events without samples: nothing to store, no request
+            return []
+        response = self._post(body)
         if response is None:
             return []
-        if len(encoded) == 1:
-            record = encoded[0][0]
+        if len(records) == 1:
+            record = records[0]
             reason = (
                 f"VictoriaMetrics refused the record: HTTP {response.status_code}:"
                 f" {response.text[:500]}"
@@ -141,11 +158,11 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             return [Rejection(record, reason, "VictoriaMetricsRejected")]
         log.info(
             "VictoriaMetrics refused a batch of %d (HTTP %d); bisecting",
-            len(encoded),
+            len(records),
             response.status_code,
         )
-        middle = len(encoded) // 2
-        return self._write(encoded[:middle]) + self._write(encoded[middle:])
+        middle = len(records) // 2
+        return self._write(records[:middle]) + self._write(records[middle:])
 
     def _post(self, body: bytes) -> httpx.Response | None:
         """None when stored; the response when its content was refused.
@@ -155,10 +172,12 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             SinkFatalError: the server refuses every request (auth, wrong URL).
         """
         try:
+            if self._compress_level > 0:
+                body = gzip.compress(body, self._compress_level)
             response = self._client.post(
                 self._import_url,
-                content=gzip.compress(body, self._compress_level),
-                headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
+                content=body,
+                headers=self._headers,
             )
         except httpx.TransportError as exc:
             raise SinkUnavailableError(

@@ -27,6 +27,7 @@ __all__ = [
     "aggregate_lines",
     "aggregate_series_name",
     "event_lines",
+    "series_labels",
     "validate",
     "window_label",
 ]
@@ -77,7 +78,8 @@ def aggregate_series_name(metric: str, stat: str, window_size_ms: int) -> str:
     return f"{metric}:{stat}_{window_label(window_size_ms)}"
 
 
-def _labels(host: str, region: str | None, *label_sets: Mapping[str, str]) -> dict[str, str]:
+def series_labels(host: str, region: str | None, *label_sets: Mapping[str, str]) -> dict[str, str]:
+    """A series' labels: ``label_sets`` merged, then ``region``, ``instance`` and ``job``."""
     labels: dict[str, str] = {}
     for label_set in label_sets:
         labels.update(label_set)
@@ -97,7 +99,7 @@ def event_lines(event: MetricEvent) -> list[Line]:
         {
             "metric": {
                 "__name__": sample.name,
-                **_labels(event.host, event.region, event.host_labels, sample.labels),
+                **series_labels(event.host, event.region, event.host_labels, sample.labels),
             },
             "values": [sample.value],
             "timestamps": [event.timestamp_ms],
@@ -108,7 +110,7 @@ def event_lines(event: MetricEvent) -> list[Line]:
 
 def aggregate_lines(aggregate: WindowAggregate) -> list[Line]:
     """One line per statistic of ``aggregate``, stamped at the window's end."""
-    labels = _labels(aggregate.host, aggregate.region, aggregate.labels)
+    labels = series_labels(aggregate.host, aggregate.region, aggregate.labels)
     lines: list[Line] = []
     for stat, field_name in AGGREGATE_STATS.items():
         value = getattr(aggregate, field_name)

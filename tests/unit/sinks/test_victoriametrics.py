@@ -40,7 +40,10 @@ class FakeVm:
             self.metrics_reads += 1
             return httpx.Response(200, text=self.exposition)
         self.requests.append(request)
-        body = gzip.decompress(request.content).decode()
+        body = request.content
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        body = body.decode()
         if "poison" in body:
             return httpx.Response(400, text="cannot parse")
         if self.status != 204:
@@ -49,17 +52,19 @@ class FakeVm:
         return httpx.Response(204)
 
 
-def sink_for(vm: FakeVm) -> VictoriaMetricsSink:
+def sink_for(vm: FakeVm, **options) -> VictoriaMetricsSink:
     client = httpx.Client(transport=httpx.MockTransport(vm))
-    return VictoriaMetricsSink("http://vm:8428/", client=client, clock=lambda: NOW_S)
+    return VictoriaMetricsSink("http://vm:8428/", client=client, clock=lambda: NOW_S, **options)
 
 
-def test_a_batch_is_one_gzip_import_of_json_lines() -> None:
+@pytest.mark.parametrize("compress_level", [0, 1])
+def test_a_batch_is_one_import_of_json_lines_gzipped_when_asked(compress_level: int) -> None:
     vm = FakeVm()
-    assert sink_for(vm).write([record(1), record(2), record(3)]) == []
+    sink = sink_for(vm, compress_level=compress_level)
+    assert sink.write([record(1), record(2), record(3)]) == []
     [request] = vm.requests
     assert request.url == "http://vm:8428/api/v1/import"
-    assert request.headers["Content-Encoding"] == "gzip"
+    assert request.headers.get("Content-Encoding") == ("gzip" if compress_level else None)
     assert [line["values"] for line in vm.lines] == [[1.0], [2.0], [3.0]]
     assert vm.lines[0]["metric"] == {
         "__name__": "node_load1",
@@ -68,14 +73,29 @@ def test_a_batch_is_one_gzip_import_of_json_lines() -> None:
     }
 
 
-def test_a_refused_record_is_found_by_bisection_and_only_it_is_rejected() -> None:
+@pytest.mark.parametrize("in_flight", [1, 2, 3])
+def test_a_refused_record_is_found_by_bisection_and_only_it_is_rejected(in_flight: int) -> None:
     vm = FakeVm()
     batch = [record(i) for i in range(1, 8)]
     batch[4] = record(5, host="poison")
-    rejected = sink_for(vm).write(batch)
+    rejected = sink_for(vm, in_flight=in_flight).write(batch)
     assert [r.record.offset for r in rejected] == [5]
     assert "HTTP 400" in rejected[0].reason
     assert sorted(line["values"][0] for line in vm.lines) == [1, 2, 3, 4, 6, 7]
+
+
+def test_a_batch_split_over_several_requests_fails_whole_if_one_part_fails() -> None:
+    calls = []
+
+    def second_fails(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503 if len(calls) == 2 else 204)
+
+    client = httpx.Client(transport=httpx.MockTransport(second_fails))
+    sink = VictoriaMetricsSink("http://vm", client=client, clock=lambda: NOW_S, in_flight=2)
+    with pytest.raises(SinkBackpressureError):
+        sink.write([record(i) for i in range(1, 9)])
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])

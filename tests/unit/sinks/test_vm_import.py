@@ -1,0 +1,157 @@
+"""Metric events read by their learned shape into import lines, without a server."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+import pytest
+
+from hoststream.errors import InvalidRecordError, SerializationError
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import (
+    MetricEvent,
+    MetricKind,
+    Sample,
+    SingleObjectAvroDeserializer,
+    SingleObjectAvroSerializer,
+)
+from hoststream.sinks.vm_import import EventValues, MetricEventReader, check_values, import_body
+from hoststream.sinks.vm_series import TimeBounds, event_lines
+
+T0 = 1_800_000_000_000
+encode = SingleObjectAvroSerializer(MetricEvent)
+
+
+class CountingDeserializer:
+    """The real single-object deserializer, counting the events it decodes in full."""
+
+    def __init__(self) -> None:
+        self.inner = SingleObjectAvroDeserializer(MetricEvent)
+        self.calls = 0
+
+    def __call__(self, data, ctx=None):
+        self.calls += 1
+        return self.inner(data, ctx)
+
+
+def event(tick: int, host: str = "h1", **extra_labels: str) -> MetricEvent:
+    samples = (
+        Sample("node_load1", 0.5 + tick, {}),
+        Sample(
+            "node_cpu_seconds_total", 100.0 * tick, {"cpu": "0", "mode": "idle"}, MetricKind.COUNTER
+        ),
+        Sample("node_filesystem_avail_bytes", 2.0**40 + tick, {"mountpoint": "/", **extra_labels}),
+    )
+    return MetricEvent(
+        host, "system", T0 + tick * 10_000, samples, seq=tick, host_labels={"role": "db"}
+    )
+
+
+def expected_lines(events: list[MetricEvent]) -> dict[str, tuple[list, list]]:
+    """What the per-sample import lines say, grouped by series."""
+    series: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for e in events:
+        for line in event_lines(e):
+            values, timestamps = series[json.dumps(line["metric"], sort_keys=True)]
+            values += line["values"]
+            timestamps += line["timestamps"]
+    return dict(series)
+
+
+def parsed(body: bytes) -> dict[str, tuple[list, list]]:
+    """The body's samples by series (a series may span lines), in time order."""
+    series: dict[str, list] = defaultdict(list)
+    for line in body.decode().splitlines():
+        entry = json.loads(line)
+        key = json.dumps(entry["metric"], sort_keys=True)
+        series[key] += zip(entry["timestamps"], entry["values"], strict=True)
+    return {
+        key: ([v for _, v in sorted(pairs)], [t for t, _ in sorted(pairs)])
+        for key, pairs in series.items()
+    }
+
+
+def test_events_of_a_known_shape_are_read_without_a_full_decode() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    events = [event(tick) for tick in range(5)]
+    read = [reader(encode(e)) for e in events]
+    assert full.calls == 1  # the first event teaches the shape
+    assert all(isinstance(r, EventValues) for r in read)
+    assert read[3].timestamp_ms == T0 + 30_000
+    assert read[3].values == (3.5, 300.0, 2.0**40 + 3)
+    assert read[3].host == "h1"
+
+
+def test_the_import_body_has_one_line_per_series_with_every_value_of_the_batch() -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    fleet = SimulatedFleet(3, seed=9)
+    events = [e for tick in range(4) for e in fleet.events(T0 + tick * 10_000)]
+    body = import_body(reader(encode(e)) for e in events)
+    assert parsed(body) == expected_lines(events)
+    assert len(body.splitlines()) == len(expected_lines(events))
+
+
+def test_a_changed_shape_is_decoded_in_full_and_learned_again() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    events = [event(0), event(1), event(2, fstype="ext4"), event(3, fstype="ext4"), event(4)]
+    read = [reader(encode(e)) for e in events]
+    assert full.calls == 3  # first, the new label, and back to the first layout
+    assert parsed(import_body(read)) == expected_lines(events)
+
+
+def test_hosts_have_shapes_of_their_own() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    read = [reader(encode(event(t, host=h))) for t in range(3) for h in ("a", "b")]
+    assert full.calls == 2
+    assert {r.host for r in read} == {"a", "b"}
+
+
+def test_a_value_that_is_not_finite_is_found_and_named() -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    reader(encode(event(0)))
+    bad = event(1)
+    bad = MetricEvent(
+        bad.host,
+        bad.family,
+        bad.timestamp_ms,
+        (
+            bad.samples[0],
+            Sample(
+                "node_cpu_seconds_total", math.nan, {"cpu": "0", "mode": "idle"}, MetricKind.COUNTER
+            ),
+            bad.samples[2],
+        ),
+        seq=1,
+        host_labels=bad.host_labels,
+    )
+    values = reader(encode(bad))
+    assert isinstance(values, EventValues)
+    bounds = TimeBounds(T0, 3600, 600)
+    with pytest.raises(InvalidRecordError, match="node_cpu_seconds_total is nan"):
+        check_values(values, bounds)
+    check_values(reader(encode(event(2))), bounds)
+    with pytest.raises(InvalidRecordError, match="outside"):
+        check_values(reader(encode(event(2))), TimeBounds(T0 + 86_400_000, 3600, 600))
+
+
+def test_a_first_event_with_an_invalid_name_is_refused_and_not_learned() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    bad = MetricEvent("h1", "system", T0, (Sample("bad name", 1.0),), seq=0)
+    for _ in range(2):
+        with pytest.raises(InvalidRecordError, match="invalid metric name"):
+            reader(encode(bad))
+    assert full.calls == 2
+
+
+def test_bytes_that_are_no_event_raise_the_deserializers_error() -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    with pytest.raises(SerializationError):
+        reader(b"\xc3\x01" + b"\x00" * 8 + b"\xff")
+    with pytest.raises(SerializationError):
+        reader(b"")
