@@ -46,9 +46,10 @@ from __future__ import annotations
 import math
 import re
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from hoststream.schemas.records import AlertEvent, MetricEvent, MetricKind, Sample, WindowAggregate
 from hoststream.schemas.statistics import STATISTICS
@@ -60,10 +61,36 @@ __all__ = [
     "RESERVED_LABELS",
     "SERIES_LABELS",
     "Record",
+    "ShapedEvent",
     "ValidationLimits",
     "Validator",
     "Violation",
 ]
+
+
+@runtime_checkable
+class ShapedEvent(Protocol):
+    """A metric event read by its byte layout, without an object per sample.
+
+    ``shape`` (weakly referenceable) identifies the layout: events of one
+    shape share host, family, host labels and series, and differ in instant
+    and values.
+    """
+
+    @property
+    def shape(self) -> Any: ...
+
+    @property
+    def values(self) -> tuple[float, ...]: ...
+
+    def event(self) -> MetricEvent:
+        """The whole event, samples included."""
+        ...
+
+    def header(self) -> MetricEvent:
+        """The event without its samples: host, family, instant, host labels."""
+        ...
+
 
 Record = MetricEvent | WindowAggregate | AlertEvent
 
@@ -177,6 +204,7 @@ class Validator:
         self._good_hosts: set[str] = set()
         self._good_labels: set[tuple[str, str]] = set()
         self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
+        self._good_shapes: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @classmethod
     def from_settings(
@@ -212,7 +240,27 @@ class Validator:
             return self.check_aggregate(record, topic, now)
         if isinstance(record, AlertEvent):
             return self.check_alert(record, topic, now)
+        if isinstance(record, ShapedEvent):
+            return self.check_shaped_event(record, topic, now)
         return Violation("UnknownRecord", f"a {type(record).__name__} is no hoststream record")
+
+    def check_shaped_event(
+        self, record: ShapedEvent, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        """:meth:`check_event` for an event read by a layout: in full once per layout.
+
+        Once an event of a layout passed, its names and labels are known good;
+        later events of it are checked for their instant, host and topic, and
+        in full only when one of their values is not finite.
+        """
+        now = self._clock_ms() if now_ms is None else now_ms
+        # One sum finds a NaN or infinity among all the values.
+        if record.shape not in self._good_shapes or not math.isfinite(sum(record.values)):
+            found = self.check_event(record.event(), topic, now)
+            if found is None:
+                self._good_shapes.add(record.shape)
+            return found
+        return self.check_event_fields(record.header(), topic, now)
 
     def check_batch(
         self, records: Sequence[object], topics: Sequence[str | None] | str | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -49,7 +49,7 @@ _SINGLE_OBJECT_HEADER = 10  # C3 01, 8-byte fingerprint
 _LONG_PREFIX = 0xC3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class EventShape:
     """The layout of a host's events of one family, and its series' import-line prefixes.
 
@@ -59,6 +59,7 @@ class EventShape:
         size: bytes of that part.
         chunks: the fixed bytes between the values, which must match.
         prefixes: per sample, its line up to and including ``"values":``.
+        template: the event the shape was learned from.
     """
 
     host: str
@@ -66,6 +67,7 @@ class EventShape:
     size: int
     chunks: tuple[bytes, ...]
     prefixes: tuple[bytes, ...]
+    template: MetricEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,19 @@ class EventValues:
     @property
     def host(self) -> str:
         return self.shape.host
+
+    def event(self) -> MetricEvent:
+        """The whole event (its interval and sequence number are its shape's first event's)."""
+        template = self.shape.template
+        samples = tuple(
+            replace(sample, value=value)
+            for sample, value in zip(template.samples, self.values, strict=True)
+        )
+        return replace(template, timestamp_ms=self.timestamp_ms, samples=samples)
+
+    def header(self) -> MetricEvent:
+        """The event without its samples."""
+        return replace(self.shape.template, timestamp_ms=self.timestamp_ms, samples=())
 
 
 def _line_prefix(name: str, labels: Mapping[str, str]) -> bytes:
@@ -95,7 +110,7 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         _line_prefix(s.name, series_labels(event.host, event.region, event.host_labels, s.labels))
         for s in event.samples
     )
-    return EventShape(event.host, layout.unpack, layout.size, layout.chunks, prefixes)
+    return EventShape(event.host, layout.unpack, layout.size, layout.chunks, prefixes, event)
 
 
 class MetricEventReader:
@@ -151,8 +166,12 @@ class MetricEventReader:
         # Only a body exactly as the current schema writes it has the layout read below.
         if data[header:] != self._current(event)[_SINGLE_OBJECT_HEADER:]:
             return event
-        # Checked once per shape; later events of it only have new values.
-        validate(event, TimeBounds(event.timestamp_ms, 0, 0))
+        try:
+            # VictoriaMetrics' own rules, once per shape (a bad event is judged,
+            # and refused, by the consumer's validator and the sink's check).
+            validate(event, TimeBounds(event.timestamp_ms, 0, 0))
+        except InvalidRecordError:
+            return event
         if len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[key] = shape = _shape_of(data, start, event)

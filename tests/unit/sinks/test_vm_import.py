@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from hoststream.schemas import (
     SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
 )
+from hoststream.schemas.validation import Validator
 from hoststream.sinks.vm_import import EventValues, MetricEventReader, check_values, import_body
 from hoststream.sinks.vm_series import TimeBounds, event_lines
 
@@ -139,13 +141,12 @@ def test_a_value_that_is_not_finite_is_found_and_named() -> None:
         check_values(reader(encode(event(2))), TimeBounds(T0 + 86_400_000, 3600, 600))
 
 
-def test_a_first_event_with_an_invalid_name_is_refused_and_not_learned() -> None:
+def test_a_first_event_with_an_invalid_name_is_handed_on_whole_and_not_learned() -> None:
     full = CountingDeserializer()
     reader = MetricEventReader(full)
     bad = MetricEvent("h1", "system", T0, (Sample("bad name", 1.0),), seq=0)
-    for _ in range(2):
-        with pytest.raises(InvalidRecordError, match="invalid metric name"):
-            reader(encode(bad))
+    assert reader(encode(bad)) == bad  # for the validator and the sink's check to refuse
+    assert reader(encode(bad)) == bad
     assert full.calls == 2
 
 
@@ -155,3 +156,21 @@ def test_bytes_that_are_no_event_raise_the_deserializers_error() -> None:
         reader(b"\xc3\x01" + b"\x00" * 8 + b"\xff")
     with pytest.raises(SerializationError):
         reader(b"")
+
+
+def test_the_validation_contract_judges_events_read_by_shape_as_whole_events() -> None:
+    validator = Validator(clock_ms=lambda: T0 + 60_000)
+    reader = MetricEventReader(CountingDeserializer())
+    first, second = reader(encode(event(0))), reader(encode(event(1)))
+    assert isinstance(second, EventValues)
+    assert second.event() == replace(event(1), seq=0)  # the sequence number is not kept
+    assert validator.check(first, "metrics.system") is None
+    assert validator.check(second, "metrics.system") is None
+    wrong_topic = validator.check(second, "metrics.cpu")
+    assert wrong_topic is not None
+    assert wrong_topic.error == "WrongTopic"
+    nan = event(2)
+    nan = replace(nan, samples=(replace(nan.samples[0], value=math.nan), *nan.samples[1:]))
+    found = validator.check(reader(encode(nan)), "metrics.system")
+    assert found is not None
+    assert "node_load1" in found.reason
