@@ -105,6 +105,16 @@ def test_a_changed_shape_is_decoded_in_full_and_learned_again() -> None:
     assert parsed(import_body(read)) == expected_lines(events)
 
 
+def test_the_region_is_part_of_the_shape_and_labels_every_series() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    events = [replace(event(t), region="eu") for t in range(3)] + [event(3)]
+    read = [reader(encode(e)) for e in events]
+    assert full.calls == 2
+    assert parsed(import_body(read)) == expected_lines(events)
+    assert b'"region":"eu"' in import_body(read[:1])
+
+
 def test_hosts_have_shapes_of_their_own() -> None:
     full = CountingDeserializer()
     reader = MetricEventReader(full)
