@@ -37,7 +37,10 @@ def test_every_port_moves_with_the_stack_offset() -> None:
         assert component.env == {setting: str(component.metrics_port)}
 
 
-def test_the_api_port_follows_the_offset_unless_set() -> None:
+def test_the_api_port_follows_the_offset_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run beside another stack sets an offset of its own; this test is about the default.
+    monkeypatch.delenv("HOSTSTREAM_STACK_PORT_OFFSET", raising=False)
+    monkeypatch.delenv("HOSTSTREAM_API_PORT", raising=False)
     assert Settings().api_port == 8000
     assert Settings(stack_port_offset=7).api_port == 8007
     assert Settings(stack_port_offset=7, api_port=9000).api_port == 9000
