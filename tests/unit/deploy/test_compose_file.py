@@ -36,16 +36,20 @@ COMPONENTS = {
 }
 
 
-@cache
-def config() -> dict[str, Any]:
-    done = subprocess.run(
-        [str(deploy_tool("docker-compose")), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+def compose_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(deploy_tool("docker-compose")), "-f", str(path), "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         cwd=REPO,
     )
+
+
+@cache
+def config() -> dict[str, Any]:
+    done = compose_config(COMPOSE_FILE)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -82,3 +86,13 @@ def test_every_published_port_is_on_loopback() -> None:
     for name, service in config()["services"].items():
         for port in service.get("ports", []):
             assert port["host_ip"] == "127.0.0.1", name
+
+
+def test_compose_refuses_what_the_specification_does_not_allow(tmp_path: Path) -> None:
+    # The checks above could not fail if config accepted anything YAML.
+    broken = tmp_path / "docker-compose.yml"
+    text = COMPOSE_FILE.read_text()
+    broken.write_text(text.replace('command: ["produce"]', 'comand: ["produce"]', 1))
+    done = compose_config(broken)
+    assert done.returncode != 0
+    assert "additional properties 'comand' not allowed" in done.stderr
