@@ -6,10 +6,12 @@ the plaintext stack.
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -17,6 +19,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from hoststream.certificates import create_authority, issue
 from hoststream.errors import KafkaAccessError
 from hoststream.kafka import TopicSpec, client_config, consumer_config, ensure_topics
 from hoststream.sinks.sql import SqlSink
@@ -72,7 +75,7 @@ def test_a_principal_without_the_right_gets_one_line_naming_it_when_creating_a_t
 
 
 def test_a_sink_without_the_right_to_its_group_exits_1_with_one_line(
-    secure_stack: SecureStack, tmp_path
+    secure_stack: SecureStack,
 ) -> None:
     # The producer's principal runs the alerts sink: it may not read `alerts`.
     env = {
@@ -164,3 +167,51 @@ def test_victoriametrics_wants_its_password(secure_stack: SecureStack) -> None:
         timeout=5,
     )
     assert authorised.status_code == 200
+
+
+def run_producer(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hoststream", "produce", "--duration", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_broker_certificate_the_configured_ca_did_not_sign_is_one_line_naming_the_ca(
+    secure_stack: SecureStack, tmp_path: Path
+) -> None:
+    other = create_authority(tmp_path / "other", "someone else's CA")
+    env = secure_stack.process_env(
+        "producer", HOSTSTREAM_KAFKA_SSL_CA_LOCATION=str(other.cert_file)
+    )
+    result = run_producer(env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert "not trusted by the CA in " + str(other.cert_file) in errors[0]
+
+
+def test_an_expired_client_certificate_is_one_line_naming_the_file(
+    secure_stack: SecureStack, tmp_path: Path
+) -> None:
+    assert secure_stack.stack.security is not None
+    expired = issue(
+        secure_stack.stack.security.authority,
+        "hoststream-producer",
+        tmp_path,
+        days=1,
+        not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3),
+    )
+    env = secure_stack.process_env(
+        "producer",
+        HOSTSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION=str(expired.cert_file),
+        HOSTSTREAM_KAFKA_SSL_KEY_LOCATION=str(expired.key_file),
+    )
+    result = run_producer(env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0].startswith(f"error: certificate {expired.cert_file} expired on ")

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.api.metrics import ApiMetrics
+from hoststream.certificates import CertificateWatch
 from hoststream.config import Settings
 from hoststream.group_lag import GroupLagCollector
 from hoststream.producers.publisher import PublisherMetrics
@@ -61,6 +62,9 @@ COMPONENTS = {
     "sinks": lambda: registered(_with(lambda r: SinkMetrics(r, "victoriametrics"))),
     "alerts sink": alert_sink_metrics,
     "api": api_metrics,
+    "certificates": lambda: registered(
+        _with(lambda r: CertificateWatch({}, r)), "hoststream_certificate_"
+    ),
 }
 
 
