@@ -91,6 +91,7 @@ def _topics(names: list[str], operations: tuple[str, ...]) -> list[KafkaRight]:
 
 
 _READ = ("READ", "DESCRIBE")
+SINKS = ("victoriametrics", "sql", "alerts")
 _WRITE = ("WRITE", "DESCRIBE", "CREATE")
 
 
@@ -133,6 +134,12 @@ def kafka_rights(prefix: str = "") -> dict[str, list[KafkaRight]]:
         "api": [
             KafkaRight("topic", aggregates, _READ, prefixed=True),
             KafkaRight("group", "hoststream-api-sse-", _READ, prefixed=True),
+            # Its /metrics reports every group's lag: committed offsets and ends, nothing more.
+            *_topics([*metrics, alerts], ("DESCRIBE",)),
+            *(
+                KafkaRight("group", group, ("DESCRIBE",))
+                for group in (streams_app, *(f"{prefix}hoststream-sink-{kind}" for kind in SINKS))
+            ),
         ],
     }
 
