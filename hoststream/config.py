@@ -178,6 +178,12 @@ class TelemetrySection(_Section):
     otlp_logs: bool = Field(
         False, description="Also send log records over OTLP to the endpoint above."
     )
+    otlp_logs_endpoint: str | None = Field(
+        None,
+        description="Full OTLP/HTTP logs URL of a log store (e.g. VictoriaLogs'"
+        " `/insert/opentelemetry/v1/logs`); set: log records go there, batched,"
+        " whatever HOSTSTREAM_OTLP_LOGS says.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR."
     )

@@ -194,14 +194,18 @@ def configure_tracing(
             without an endpoint.
     """
     endpoint = otlp_endpoint(settings)
-    if settings.otlp_logs and endpoint is None and log_exporter is None:
+    # A log store of its own (VictoriaLogs), or the trace endpoint's /v1/logs.
+    logs_url = settings.otlp_logs_endpoint or (
+        f"{endpoint}/v1/logs" if settings.otlp_logs and endpoint is not None else None
+    )
+    if settings.otlp_logs and logs_url is None and log_exporter is None:
         raise ConfigurationError(
             "HOSTSTREAM_OTLP_LOGS",
             "log export needs HOSTSTREAM_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT)",
         )
     shutdown_tracing()
     tracing_on = endpoint is not None or span_exporter is not None
-    logs_on = log_exporter is not None or (settings.otlp_logs and endpoint is not None)
+    logs_on = log_exporter is not None or logs_url is not None
     if not tracing_on and not logs_on:
         return _NOOP_TRACER
 
@@ -224,8 +228,10 @@ def configure_tracing(
         if log_exporter is None:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-            log_exporter = OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5)
+            log_exporter = OTLPLogExporter(endpoint=logs_url, timeout=5)
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=True)
+        # Batched in a background thread with a bounded queue: a log store that
+        # is down costs dropped records, never a blocked component.
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
         attach_otlp_log_handler(logger_provider)
         active.logger_provider = logger_provider

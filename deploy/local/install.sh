@@ -29,7 +29,7 @@ command -v java >/dev/null 2>&1 || die "Java 17+ is missing; install a JDK (apt-
 command -v mvn >/dev/null 2>&1 || die "Maven is missing; install it (apt-get install maven)"
 
 # --- Stores built from source, in the background ---------------------------
-# Building Jaeger from the Go module proxy takes minutes on a cold cache; it
+# Building Jaeger and VictoriaLogs from the Go module proxy takes minutes on a cold cache; each
 # runs while the rest installs and the stack starts, and joins when built (the
 # stack waits for it only where it must: `make test`). Nothing starts when the
 # binary is up to date; a build already under way is not started twice (flock).
@@ -42,6 +42,7 @@ background_build() {
 }
 command -v go >/dev/null 2>&1 || die "Go is missing; install Go 1.24+ (apt-get install golang)"
 background_build jaeger "$LIB/jaeger/jaeger"
+background_build victorialogs "$LIB/victorialogs/victoria-logs"
 
 # --- Debian packages: the servers the stack runs ---------------------------
 missing=()

@@ -163,7 +163,12 @@ class LocalService(ABC):
             )
 
     def start(self) -> None:
-        """Start the process unless it already runs, then wait until it answers."""
+        """Start the process unless it already runs, then wait until it answers.
+
+        A service built from source in the background waits for its build first.
+        """
+        if self.build is not None and self.running_pid() is None:
+            self.build.wait(self.build.timeout_s)
         self.wait_healthy(self.launch())
 
     def launch(self) -> subprocess.Popen[bytes] | None:

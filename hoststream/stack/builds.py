@@ -40,6 +40,10 @@ class BackgroundBuild:
         paths: the stack's folders (the build folder is ``<state>/build/<name>``).
     """
 
+    #: How long :meth:`LocalService.start` waits for the build (Jaeger from a
+    #: cold Go cache: about 5 minutes on two cores).
+    timeout_s: float = 20 * 60.0
+
     def __init__(self, name: str, script: Path, binary: Path, paths: StackPaths) -> None:
         self.name = name
         self.script = script

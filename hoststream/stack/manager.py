@@ -17,6 +17,7 @@ from hoststream.stack.kafka import KafkaBroker, broker_layout
 from hoststream.stack.postgres import PostgresServer
 from hoststream.stack.registry import SchemaRegistry
 from hoststream.stack.security import COMPONENTS, StackSecurity, grant_kafka
+from hoststream.stack.victorialogs import VICTORIALOGS_PORT, VictoriaLogs
 from hoststream.stack.victoriametrics import VictoriaMetrics
 from hoststream.stack.vmalert import VMALERT_PORT, VmAlert
 
@@ -30,11 +31,10 @@ ALL_SERVICES = (
     "vmalert",
     "kafka",
     "schema-registry",
+    "victorialogs",
     "jaeger",
 )
 
-#: How long ``up`` waits for a background build (Jaeger from a cold Go cache: ~5 min).
-BUILD_TIMEOUT_S = 20 * 60.0
 VM_PORT = 8428
 PG_PORT = 5432
 REGISTRY_PORT = 8081
@@ -157,6 +157,8 @@ class Stack:
                         self.security,
                     )
                 )
+            elif group == "victorialogs":
+                result.append(VictoriaLogs(self.paths, VICTORIALOGS_PORT + offset))
             elif group == "jaeger":
                 result.append(
                     Jaeger(
@@ -244,9 +246,7 @@ class Stack:
                         admin = AdminClient({**brokers[0].client_config(), "log_level": 3})
                         grant_kafka(admin, self.security)
                 continue
-            if service.build is not None:
-                service.build.wait(BUILD_TIMEOUT_S)
-            service.start()
+            service.start()  # waits for a background build first
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         if self.security is not None:
@@ -322,6 +322,8 @@ class Stack:
             elif isinstance(service, PostgresServer) and self.security is None:
                 # Secure: each component has its own role, in its own file.
                 env["HOSTSTREAM_SQL_DSN"] = service.address
+            elif isinstance(service, VictoriaLogs):
+                env["HOSTSTREAM_OTLP_LOGS_ENDPOINT"] = service.otlp_logs_endpoint
             elif isinstance(service, Jaeger):
                 env["HOSTSTREAM_OTLP_ENDPOINT"] = service.otlp_endpoint
         if self.security is not None:

@@ -32,6 +32,7 @@ from hoststream.producers.agent import PRODUCE_SPAN
 from hoststream.schemas.records import FAMILIES
 from hoststream.sinks.consumer import write_span_name
 from hoststream.stack.jaeger import Jaeger
+from hoststream.stack.victorialogs import VictoriaLogs
 from hoststream.streams.processor import PROCESS_SPAN
 from hoststream.streams.topics import prepare_topics
 from hoststream.streams.windows import parse_windows
@@ -140,7 +141,10 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def run(
-    services: Settings, jaeger: Jaeger, tmp_path_factory: pytest.TempPathFactory
+    services: Settings,
+    jaeger: Jaeger,
+    victorialogs: VictoriaLogs,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Run]:
     unique = f"t{uuid.uuid4().hex[:10]}"
     prefix, host_id = f"{unique}.", f"obs-{unique}"
@@ -175,6 +179,9 @@ def run(
             "HOSTSTREAM_STATE_DIR": str(workdir / "state"),
             "HOSTSTREAM_LOG_FORMAT": "json",
             "HOSTSTREAM_OTLP_ENDPOINT": jaeger.otlp_endpoint,
+            # Log records go to the log store over OTLP, as `hoststream run` sends them.
+            "HOSTSTREAM_OTLP_LOGS_ENDPOINT": victorialogs.otlp_logs_endpoint,
+            "OTEL_BLRP_SCHEDULE_DELAY": "200",
             # Export within a fraction of a second instead of every 5 s.
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
@@ -274,6 +281,37 @@ def test_log_lines_inside_batch_spans_carry_ids_jaeger_knows(run: Run) -> None:
     )
     [dead] = [line for line in run.logs["sink"] if line["msg"].startswith("dead-lettered")]
     assert run.spans[(dead["trace_id"], dead["span_id"])][1]["operationName"] == SINK_SPAN
+
+
+def store_lines(victorialogs: VictoriaLogs, trace_id: str) -> list[dict[str, Any]]:
+    """The log store's records of one trace (LogsQL over its query API, JSON lines)."""
+    response = httpx.get(
+        f"{victorialogs.address}/select/logsql/query",
+        params={"query": f'trace_id:"{trace_id}"', "limit": "100"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+def test_the_same_trace_id_finds_the_components_log_lines_in_the_log_store(
+    run: Run, victorialogs: VictoriaLogs
+) -> None:
+    # The lines the stream processor and the sink wrote inside the batch spans
+    # that rejected the undecodable message: Jaeger has their spans, and the
+    # log store has the lines under the same trace id.
+    for component, first_words in (("stream", "rejected"), ("sink", "dead-lettered")):
+        [line] = [x for x in run.logs[component] if x["msg"].startswith(first_words)]
+        assert (line["trace_id"], line["span_id"]) in run.spans
+        deadline = time.monotonic() + 30
+        while not (stored := store_lines(victorialogs, line["trace_id"])):
+            assert time.monotonic() < deadline, f"no {component} line in the log store"
+            time.sleep(1)
+        messages = [record.get("_msg", "") for record in stored]
+        assert any(m.startswith(first_words) for m in messages), stored
+        record = next(r for r in stored if r.get("_msg", "").startswith(first_words))
+        assert record["span_id"] == line["span_id"], record
+        assert record.get("service.name") == SERVICES[component], record
 
 
 def test_dead_letters_carry_the_traceparent_of_the_batch_span_that_rejected_them(
