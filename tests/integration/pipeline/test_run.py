@@ -36,7 +36,13 @@ def vm_query(settings: Settings, expr: str) -> list[dict]:
 def test_run_brings_up_every_component_and_feeds_the_pipeline_dashboard(
     services: Settings, unique: str
 ) -> None:
-    env = {**os.environ, "HOSTSTREAM_TOPIC_PREFIX": f"{unique}."}
+    # 10 s windows beside the default minute: windows close, and rows are stored,
+    # within the run even when a loaded machine starts the worker late.
+    env = {
+        **os.environ,
+        "HOSTSTREAM_TOPIC_PREFIX": f"{unique}.",
+        "HOSTSTREAM_STREAM_WINDOWS": "10s,1m,5m",
+    }
     run = subprocess.run(
         [
             sys.executable,
