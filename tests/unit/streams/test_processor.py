@@ -157,3 +157,31 @@ def test_an_event_breaking_the_validation_contract_is_rejected_whole() -> None:
     ]
     assert h.table == {}
     assert h.emitted == []
+
+
+def test_a_window_closes_at_end_plus_grace_without_waiting_for_the_hosts_next_events() -> None:
+    h = Harness()  # 1m windows, 10 s grace
+    # The host reports every 10 s and, as the producer does, stamps each
+    # collection a little ahead of the moment it arrives.
+    for i in range(7):
+        h.now = T0 + i * 10_000 - 3_000
+        h.process([message("a", T0 + i * 10_000, float(i))])
+    assert h.emitted == []  # event time alone would wait for the event stamped T0 + 70 s
+    h.now = T0 + 60_000 + 10_000 - 1
+    assert h.tick() == 0
+    h.now = T0 + 60_000 + 10_000
+    assert h.tick() == 1
+    ((window),) = [(a.window_start, a.count) for a in h.emitted]
+    assert window == (T0, 6)
+
+
+def test_a_host_whose_events_run_late_keeps_its_lag_before_wall_clock_closes() -> None:
+    h = Harness()
+    # Events arrive 30 s after their timestamps (a slow clock or a delayed producer).
+    for i in range(7):
+        h.now = T0 + i * 10_000 + 30_000
+        h.process([message("a", T0 + i * 10_000, float(i))])
+    h.now = T0 + 70_000 + 30_000 - 1  # end + grace + its lag, not yet
+    assert h.tick() == 0
+    h.now = T0 + 70_000 + 30_000
+    assert h.tick() == 1
