@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.exceptions import TyperException
 
 from hoststream.config import Settings, load_settings
 from hoststream.errors import ConfigurationError, HoststreamError, StackError
-from hoststream.runtime import run_component
-from hoststream.stack import Stack
-from hoststream.telemetry import configure_logging
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from hoststream.sinks import SinkKind
+    from hoststream.stack import Stack
 
 __all__ = ["app", "main"]
 
@@ -41,7 +39,18 @@ stack_app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 
-console = Console(stderr=True)
+
+@cache
+def console() -> Console:
+    """Where the commands speak to the operator (stderr).
+
+    Each command imports its component only when it runs, and rich only when it
+    prints: the agent's memory is that of what it uses (docs/metrics.md).
+    """
+    from rich.console import Console
+
+    return Console(stderr=True)
+
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML file of settings; HOSTSTREAM_* variables win.")
@@ -65,6 +74,8 @@ def stack_for(
     cfg: Settings, brokers: int = 1, secure: bool | None = None, mutual_tls: bool = False
 ) -> Stack:
     """The stack of the settings' state folder; ``secure`` None: as it was started."""
+    from hoststream.stack import Stack
+
     return Stack(
         cfg.state_dir,
         cfg.lib_dir,
@@ -99,12 +110,12 @@ def stack_up(
         raise ConfigurationError("--mtls", "needs --secure")
     cfg = settings()
     stack = stack_for(cfg, brokers, secure=secure, mutual_tls=mtls)
-    with console.status("starting the stack") as status:
+    with console().status("starting the stack") as status:
         stack.up(on_service=lambda s: status.update(f"starting {s.name} ({s.address})"))
     _print_status(stack)
-    console.print(f"addresses written to {stack.env_file}; `source` it in a shell")
+    console().print(f"addresses written to {stack.env_file}; `source` it in a shell")
     if stack.security is not None:
-        console.print(
+        console().print(
             f"each component's user and secret files: {stack.security.dir}/<component>.env "
             "(source it after stack.env)",
             highlight=False,
@@ -116,7 +127,7 @@ def stack_up(
 def stack_down() -> None:
     """Stop the services this stack started, by pid."""
     stopped = stack_for(settings()).down()
-    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    console().print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
 @stack_app.command("status")
@@ -128,6 +139,8 @@ def stack_status() -> None:
 
 
 def _print_status(stack: Stack) -> bool:
+    from rich.table import Table
+
     table = Table("service", "address", "pid", "health")
     all_ok = True
     for st in stack.status():
@@ -165,6 +178,7 @@ def produce(
 ) -> None:
     """Collect this host's metrics (or simulate a fleet) and publish them to Kafka."""
     from hoststream.producers.app import run_agent
+    from hoststream.runtime import run_component
 
     cfg = settings(
         collect_interval_s=interval,
@@ -173,7 +187,7 @@ def produce(
         simulate_speedup=speedup,
     )
     report = run_component("producer", cfg, partial(run_agent, duration_s=duration))
-    console.print(
+    console().print(
         f"produced {report.events} events ({report.samples} samples) in "
         f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
         f"{report.samples_per_second:.0f} samples/s; dropped {report.dropped}, "
@@ -237,6 +251,7 @@ def stream(
     ] = None,
 ) -> None:
     """Run the Faust stream processor: windowed aggregates and alert rules."""
+    from hoststream.runtime import run_component
     from hoststream.streams.app import run_worker
 
     cfg = settings(
@@ -270,6 +285,8 @@ def sink(
 ) -> None:
     """Run one sink: raw samples and aggregates to VictoriaMetrics, aggregates and alerts
     to SQL, or alerts to PagerDuty, Opsgenie and Alertmanager."""
+    from hoststream.runtime import run_component
+
     cfg = settings(alert_routes_file=routes)
     if kind is SinkName.alerts:
         from hoststream.sinks.alerts import run_alert_sink
@@ -291,6 +308,7 @@ def api(
 ) -> None:
     """Serve the aggregate query API."""
     from hoststream.api.server import run_api
+    from hoststream.runtime import run_component
 
     cfg = settings(api_host=host, api_port=port)
     # The API's /metrics is on its own port.
@@ -317,8 +335,8 @@ def token(
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]
     if api_key:
         key, entry = new_api_key(wanted)
-        console.print("add this entry to the file named by HOSTSTREAM_API_KEYS_FILE:")
-        console.print(yaml.safe_dump([entry], sort_keys=False), highlight=False)
+        console().print("add this entry to the file named by HOSTSTREAM_API_KEYS_FILE:")
+        console().print(yaml.safe_dump([entry], sort_keys=False), highlight=False)
         print(key)
         return
     secret = resolve_secret(cfg)
@@ -340,11 +358,12 @@ def run(
 ) -> None:
     """Run the whole pipeline on this host, with a live status line."""
     from hoststream.runner import run_pipeline
+    from hoststream.telemetry import configure_logging
 
     cfg = settings()
     configure_logging("run", cfg.log_level, cfg.log_format)
     run_pipeline(
-        cfg, stack_for(cfg), duration=duration, simulate_hosts=simulate_hosts, console=console
+        cfg, stack_for(cfg), duration=duration, simulate_hosts=simulate_hosts, console=console()
     )
 
 
@@ -353,13 +372,13 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ConfigurationError as exc:
-        console.print(f"[red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
+        console().print(f"[red]configuration error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except StackError as exc:
-        console.print(f"[red]stack error:[/] {exc}", highlight=False, soft_wrap=True)
+        console().print(f"[red]stack error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except HoststreamError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console().print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -237,6 +237,11 @@ class ProducerSection(_Section):
     collect_network_device_exclude: str | None = Field(
         None, description="Regex of network devices left out; unset: none."
     )
+    collect_process_states: bool = Field(
+        False,
+        description="Send `node_processes_state` (a walk of every process, as node_exporter's "
+        "processes collector); off by default, as there.",
+    )
 
     simulate_hosts: int = Field(
         0,

@@ -14,7 +14,6 @@ import ssl
 import threading
 from pathlib import Path
 
-import psycopg.conninfo
 from prometheus_client import CollectorRegistry
 
 from hoststream.certificates import CertificateWatch, probe_server
@@ -24,8 +23,15 @@ __all__ = ["certificate_files", "client_ssl_context", "vm_auth", "watch_certific
 
 
 def _sql_files(settings: Settings) -> dict[str, tuple[Path, Path | None]]:
+    dsn = settings.sql_dsn.get_secret_value()
+    if "sslrootcert" not in dsn and "sslcert" not in dsn:
+        # Every component checks its files, and psycopg is heavy: only a DSN
+        # naming a certificate is parsed with it.
+        return {}
+    import psycopg.conninfo
+
     try:
-        params = psycopg.conninfo.conninfo_to_dict(settings.sql_dsn.get_secret_value())
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return {}  # the sink or the API reports a malformed DSN with its own words
     files: dict[str, tuple[Path, Path | None]] = {}

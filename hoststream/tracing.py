@@ -22,15 +22,11 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -39,6 +35,15 @@ from hoststream import __version__
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.telemetry import attach_otlp_log_handler, detach_otlp_log_handler
+
+if TYPE_CHECKING:
+    # The SDK is imported when tracing is turned on: a component without an
+    # endpoint does not carry it in memory.
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = [
     "TRACEPARENT",
@@ -147,6 +152,8 @@ def build_resource(settings: Settings, component: str) -> Resource:
     the host's metrics carry too, so a trace and the series of one host meet.
     ``OTEL_RESOURCE_ATTRIBUTES`` adds attributes but cannot override these.
     """
+    from opentelemetry.sdk.resources import Resource
+
     return Resource.create(
         {
             "service.name": service_name(component),
@@ -208,6 +215,11 @@ def configure_tracing(
     logs_on = log_exporter is not None or logs_url is not None
     if not tracing_on and not logs_on:
         return _NOOP_TRACER
+
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = build_resource(settings, component)
     active = _Active(_NOOP_TRACER)

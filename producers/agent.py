@@ -141,6 +141,7 @@ def collectors_for(settings: Settings, source: HostSource | None = None) -> list
             settings.collect_disk_device_exclude, DEFAULT_DISK_DEVICE_EXCLUDE
         ),
         network_device_exclude=pattern(settings.collect_network_device_exclude, None),
+        process_states=settings.collect_process_states,
     )
 
 

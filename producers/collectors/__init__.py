@@ -91,6 +91,7 @@ def default_collectors(
     network_device_exclude: str | None = None,
     network_device_include: str | None = None,
     meminfo_fields: tuple[str, ...] | None = None,
+    process_states: bool = True,
 ) -> list[Collector]:
     """One collector per family in ``families``, in that order, all reading ``source``.
 
@@ -106,6 +107,10 @@ def default_collectors(
         disk_device_include: :class:`DiskCollector`'s filters.
         network_device_exclude, network_device_include: the netdev filters.
         meminfo_fields: the /proc/meminfo fields to send; ``None``: all of them.
+        process_states: send ``node_processes_state``, which walks every
+            process; the agent leaves it out unless
+            ``HOSTSTREAM_COLLECT_PROCESS_STATES`` asks for it (node_exporter's
+            processes collector is off by default too).
     """
     src: HostSource = LiveSource() if source is None else source
     if files is None and source is None and os.path.isfile("/proc/stat"):
@@ -161,7 +166,7 @@ def default_collectors(
                 ],
             )
         if family == "system":
-            system = SystemCollector(src)
+            system = SystemCollector(src, process_states=process_states)
             if files is None:
                 return system
             return FamilyCollector(

@@ -27,12 +27,15 @@ class SystemCollector:
             ``kernel_stat()`` (forks, runnable and blocked tasks) and
             ``process_states()``; either may return ``None`` where the platform
             has no /proc, and their samples are then left out.
+        process_states: whether to send ``node_processes_state``; False: the
+            processes are not walked at all.
     """
 
     family = "system"
 
-    def __init__(self, source: SystemSource) -> None:
+    def __init__(self, source: SystemSource, *, process_states: bool = True) -> None:
         self._source = source
+        self._process_states = process_states
         self._state_labels: dict[str, dict[str, str]] = {}
 
     def collect(self) -> list[Sample]:
@@ -51,7 +54,7 @@ class SystemCollector:
             samples.append(Sample(FORKS, float(kernel.forks), {}, counter))
             samples.append(Sample(PROCS_RUNNING, float(kernel.procs_running), {}, gauge))
             samples.append(Sample(PROCS_BLOCKED, float(kernel.procs_blocked), {}, gauge))
-        states = src.process_states()
+        states = src.process_states() if self._process_states else None
         if states is not None:
             for state in (*PROCESS_STATES_ALWAYS, *sorted(states.keys() - PROCESS_STATES_ALWAYS)):
                 count = float(states.get(state, 0))

@@ -30,6 +30,24 @@ def test_loop_devices_left_out_by_default_and_kept_when_the_filter_is_empty() ->
     assert "loop12" in custom
 
 
+def process_state_counts(settings: Settings) -> dict[str, float]:
+    [system] = [
+        c
+        for c in collectors_for(settings, RecordedSource.from_file(SNAPSHOT))
+        if c.family == "system"
+    ]
+    return {
+        s.labels["state"]: s.value for s in system.collect() if s.name == "node_processes_state"
+    }
+
+
+def test_process_states_are_opt_in_as_node_exporters_processes_collector() -> None:
+    assert process_state_counts(Settings()) == {}
+    opted_in = process_state_counts(Settings(collect_process_states=True))
+    assert opted_in["S"] == 62
+    assert opted_in["I"] == 36
+
+
 def test_events_are_numbered_per_family_and_carry_host_labels() -> None:
     collectors = default_collectors(RecordedSource.from_file(SNAPSHOT))
     source = HostEvents(collectors, "h1", {"role": "db"})
