@@ -44,10 +44,17 @@ def real_host_vs_node_exporter(
         )
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     metrics_port = free_port()
+    # The agent as installed by default: without a trace endpoint (node_exporter
+    # traces nothing either), even when the stack's environment names one.
+    agent_env = {
+        name: value
+        for name, value in env.items()
+        if name not in ("HOSTSTREAM_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    }
     proc = hoststream(
         ["produce", "--interval", str(interval), "--duration", str(seconds + 60)],
         {
-            **env,
+            **agent_env,
             "HOSTSTREAM_TOPIC_PREFIX": prefix,
             "HOSTSTREAM_METRICS_PORT": str(metrics_port),
         },
@@ -111,7 +118,7 @@ def real_host_vs_node_exporter(
         },
         notes=[
             "hoststream's figure includes Avro encoding, validation and producing to Kafka "
-            "(librdkafka threads included);",
+            "(librdkafka threads included), tracing off and the default collectors;",
             f"node_exporter's includes serving {series} series over HTTP "
             "with its default collectors (Debian's, systemd's failing one included);",
             f"resident memory of both read after {seconds / 60:g} min of collection",
