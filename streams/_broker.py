@@ -10,7 +10,7 @@ from faust.types.auth import CredentialsT
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 
-__all__ = ["broker_credentials", "broker_urls"]
+__all__ = ["broker_credentials", "broker_urls", "reload_client_certificate"]
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -28,6 +28,26 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
             password.get_secret_value() if password else None,
         )
     return context
+
+
+def reload_client_certificate(credentials: CredentialsT | None, settings: Settings) -> bool:
+    """Load the client certificate files again into the credentials' TLS context.
+
+    aiokafka opens every new connection with this one context, so a rotated
+    certificate is used from the next connection on. Returns False when there
+    is no client certificate to reload.
+    """
+    context = getattr(credentials, "ssl_context", None)
+    cert = settings.kafka_ssl_certificate_location
+    if not isinstance(context, ssl.SSLContext) or cert is None:
+        return False
+    password = settings.kafka_ssl_key_password
+    context.load_cert_chain(
+        str(cert),
+        str(settings.kafka_ssl_key_location) if settings.kafka_ssl_key_location else None,
+        password.get_secret_value() if password else None,
+    )
+    return True
 
 
 def broker_credentials(settings: Settings) -> CredentialsT | None:

@@ -42,7 +42,11 @@ from hoststream.schemas import (
 )
 from hoststream.schemas.records import FAMILIES
 from hoststream.schemas.validation import Validator
-from hoststream.streams._broker import broker_credentials, broker_urls
+from hoststream.streams._broker import (
+    broker_credentials,
+    broker_urls,
+    reload_client_certificate,
+)
 from hoststream.streams._producer import AckedProducer
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
@@ -438,6 +442,14 @@ def run_worker(runtime: Runtime) -> None:
         stream_app.partitions,
         len(rules.rules) if rules else 0,
     )
+    if runtime.certificates is not None:
+        credentials = stream_app.app.conf.broker_credentials
+
+        def reload_certificate(setting: str) -> None:
+            if setting == "HOSTSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION":
+                reload_client_certificate(credentials, settings)
+
+        runtime.certificates.on_rotation(reload_certificate)
     # Faust's worker replaces the root handlers with its own; hand it back the
     # ones hoststream configured (console or JSON) when there are any.
     handlers = list(logging.getLogger().handlers)

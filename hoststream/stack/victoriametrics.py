@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import ssl
+from typing import Any
 
 import httpx
 import yaml
@@ -38,18 +39,24 @@ class VictoriaMetrics(LocalService):
         # Components that are not running are simply down targets.
         conf = self.paths.config(self.name)
         conf.mkdir(parents=True, exist_ok=True)
-        scrape = {
-            "scrape_configs": [
+        # The secure stack's API serves HTTPS, its /metrics included: that
+        # target says so itself (``__scheme__``), in the one job dashboards expect.
+        https = {"api"} if self.security is not None else set()
+        job: dict[str, Any] = {
+            "job_name": "hoststream-pipeline",
+            "scrape_interval": "10s",
+            "static_configs": [
                 {
-                    "job_name": "hoststream-pipeline",
-                    "scrape_interval": "10s",
-                    "static_configs": [
-                        {"targets": [f"127.0.0.1:{port}"], "labels": {"component": name}}
-                        for name, port in sorted(self.scrape_targets.items())
-                    ],
+                    "targets": [f"127.0.0.1:{port}"],
+                    "labels": {"component": name}
+                    | ({"__scheme__": "https"} if name in https else {}),
                 }
-            ]
+                for name, port in sorted(self.scrape_targets.items())
+            ],
         }
+        if self.security is not None:
+            job["tls_config"] = {"ca_file": str(self.security.ca_file.resolve())}
+        scrape = {"scrape_configs": [job]}
         (conf / "scrape.yaml").write_text(yaml.safe_dump(scrape, sort_keys=False))
 
     @property

@@ -6,11 +6,13 @@ import os
 import stat
 from pathlib import Path
 
+import yaml
 from confluent_kafka.admin import AclOperation, ResourcePatternType
 
 from hoststream.stack import Stack
 from hoststream.stack.kafka import KafkaBroker
 from hoststream.stack.security import COMPONENTS, acl_bindings, kafka_rights
+from hoststream.stack.victoriametrics import VictoriaMetrics
 
 
 def operations(component: str, prefix: str = "") -> dict[tuple[str, str], set[str]]:
@@ -95,3 +97,24 @@ def test_the_secure_setting_is_remembered_for_status_and_down(tmp_path: Path) ->
     (tmp_path / "stack.json").write_text('{"brokers": 1, "secure": true}')
     assert Stack(tmp_path).security is not None
     assert Stack(tmp_path, secure=False).security is None
+
+
+def test_victoriametrics_scrapes_the_secure_api_over_https_with_the_stack_ca(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(tmp_path, services=["victoriametrics"], secure=True)
+    [vm] = stack.services()
+    assert isinstance(vm, VictoriaMetrics)
+    assert stack.security is not None
+    stack.security.prepare()
+    vm.prepare()
+    jobs = yaml.safe_load((stack.paths.config("victoriametrics") / "scrape.yaml").read_text())
+    [job] = jobs["scrape_configs"]
+    assert job["job_name"] == "hoststream-pipeline"
+    assert job["tls_config"]["ca_file"] == str(stack.security.ca_file.resolve())
+    schemes = {
+        c["labels"]["component"]: c["labels"].get("__scheme__", "http")
+        for c in job["static_configs"]
+    }
+    assert schemes["api"] == "https"
+    assert schemes["producer"] == "http"
