@@ -213,8 +213,9 @@ class StatusLine:
         pieces += [_health_piece(s) for s in every if s.health is Health.DOWN]
         for state in (Health.BUILDING, Health.STARTING):
             names = [SHORT_NAMES.get(s.name, s.name) for s in every if s.health is state]
-            if names:
-                text = f"{state.value} {' '.join(names)}"
+            # One piece per name, so a long list is cut between names, not dropped whole.
+            for index, name in enumerate(names):
+                text = f"{state.value} {name}" if index == 0 else name
                 pieces.append((text, f"[yellow]{escape(text)}[/]"))
         groups.append(pieces)
         return _fit(groups, self.width)
@@ -290,9 +291,11 @@ class Summary:
             ("alerts", f"{t.alerts_fired:,.0f} fired, {t.alerts_resolved:,.0f} resolved"),
             ("dead-lettered", f"{t.dead_lettered:,.0f} messages"),
         ]
+        # One column for both tables, wide enough for every name.
+        width = max(len(name) for name, _ in [*rows, *self.links]) + 2
         out = [f"hoststream ran for {human_duration(self.duration_s)}"]
-        out += [f"  {name:<18}{value}" for name, value in rows]
+        out += [f"  {name:<{width}}{value}" for name, value in rows]
         if self.links:
             out.append("where to look next")
-            out += [f"  {name:<18}{url}" for name, url in self.links]
+            out += [f"  {name:<{width}}{url}" for name, url in self.links]
         return out

@@ -155,7 +155,16 @@ def test_status_line_says_which_services_are_still_being_built_or_down() -> None
     assert plain.endswith(" · 2/5 up pg down building jaeger starting stream")
     assert "[red]pg down[/]" in markup
     assert "[yellow]building jaeger[/]" in markup
+    assert "[yellow]starting stream[/]" in markup
     assert "[yellow]2/5 up[/]" in markup
+
+
+def test_a_long_list_of_starting_components_is_cut_between_names() -> None:
+    starting = [ServiceHealth(c.name, Health.STARTING) for c in COMPONENTS]
+    plain, _ = StatusLine(width=90).render(21.0, [], SERVICES[:5], starting)
+    assert plain == (
+        "21s 0 samples/s 0 events/s · lag 0 stream, 0 sinks · 5/12 up starting producer simulator …"
+    )
 
 
 def test_status_line_counts_everything_up_in_green() -> None:
@@ -207,6 +216,14 @@ def test_summary_names_every_count_and_where_to_look() -> None:
         "traces            http://j/search",
     ):
         assert expected in text, expected
+
+
+def test_summary_names_and_links_keep_one_column_however_long_a_name() -> None:
+    links = [("API docs", "http://a/docs"), ("logs (VictoriaLogs)", "http://l/select/vmui/")]
+    lines = Summary(1.0, RunTotals(), 1, links).lines()
+    assert "  logs (VictoriaLogs)  http://l/select/vmui/" in lines
+    assert "  API docs             http://a/docs" in lines
+    assert "  samples stored       1 in VictoriaMetrics" in lines
 
 
 def test_summary_says_unknown_when_victoriametrics_could_not_be_asked() -> None:
