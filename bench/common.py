@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ class Result:
             "figures": self.figures,
             "ratios": self.ratios,
             "notes": self.notes,
+            "code": code_info(),
         }
         path.write_text(json.dumps(body, indent=2) + "\n")
         return path
@@ -190,6 +192,26 @@ def panels_plot(
     return path
 
 
+def code_info() -> dict[str, Any]:
+    """The commit measured and whether the work tree differed from it (every results file)."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        # --no-optional-locks: reading must not refresh the index.
+        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {"commit": head or None, "work_tree_differs": bool(dirty)}
+
+
 def code_version() -> str:
     """The commit measured, and whether the work tree differed from it."""
     head = subprocess.run(
@@ -208,3 +230,49 @@ def code_version() -> str:
         text=True,
     ).stdout.strip()
     return f"code: commit {head}" + (" with uncommitted changes in the work tree" if dirty else "")
+
+
+def proc_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
+    """User + system CPU seconds of ``pid`` and of its reaped children, from its own
+    ``/proc/<pid>/stat`` (utime, stime, cutime, cstime: fields 14 to 17)."""
+    text = (proc / str(pid) / "stat").read_text()
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = text[text.rindex(")") + 2 :].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def proc_tree_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
+    """:func:`proc_cpu_seconds` summed over ``pid`` and its live descendants (a
+    service's workers, e.g. PostgreSQL's backends); 0 if ``pid`` is gone."""
+    parents: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(text[text.rindex(")") + 2 :].split()[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0.0
+    for member in tree:
+        # One that exited meanwhile: its time is in its parent's cutime once reaped.
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += proc_cpu_seconds(member, proc)
+    return total
+
+
+def stack_for_env(env: dict[str, str]) -> Any:
+    """The local stack that ``hoststream stack`` would manage under ``env``: its state
+    folder, jars and ``HOSTSTREAM_STACK_PORT_OFFSET``."""
+    from hoststream.stack import Stack
+
+    cfg = settings_for(env)
+    return Stack(cfg.state_dir, cfg.lib_dir, port_offset=cfg.stack_port_offset)

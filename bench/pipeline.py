@@ -1,33 +1,43 @@
-"""The whole pipeline, co-located: simulated fleets of growing size through every component.
+"""The whole pipeline, co-located: the largest simulated fleet it sustains.
 
-One stream processor (``hoststream stream --windows 10s,1m --grace 2 --no-alerts``),
-one VictoriaMetrics sink and one SQL sink run for the whole suite, each its own
-``hoststream`` process with its own ``HOSTSTREAM_METRICS_PORT``, as ``hoststream
-run`` starts them, on a topic prefix of this run. Then, step by step, a
-simulated fleet of growing size (``hoststream produce --simulate-hosts N``, one
-seed for the whole run, so each step's fleet holds the previous one's hosts and adds
-new ones) produces for a fixed time at the real clock rate (``--speedup 1``: event
-time runs with the wall clock, a constant 0-10 s ahead of it, so a window's end
-needs no conversion). For each step:
+For each configuration (the default windows 1m and 5m; the same with a 10s
+window added; the default windows with two stream workers and two instances of
+each sink), the stream processor (``hoststream stream --windows ... --grace 2``,
+alert rules on) and the VictoriaMetrics, SQL and alert sinks run as
+``hoststream run`` starts them, each its own process with its own ``/metrics``,
+on a topic prefix of their own. A simulated fleet (``hoststream produce
+--simulate-hosts N --interval 10 --speedup 1``: event time runs with the wall
+clock) then produces for a probe's time at each size of a search:
 
-- samples/s: the producer's own report at exit (acknowledged samples / its run time);
-- consumer lag: every second, ``hoststream_stream_consumer_lag`` and
-  ``hoststream_sink_consumer_lag`` summed over partitions, scraped from each of the
-  three consumers' ``/metrics``; a least-squares slope of each (smoothed over one
-  collection interval) over the second half of the step says whether it grows;
-- latency to PostgreSQL: ``updated_at - window_end`` of this step's hosts' rows
-  in ``window_aggregates``, read after the step (and a short drain);
-- latency to VictoriaMetrics: ``node_load1:avg_10s`` of three of the step's
-  hosts is exported every second; a window's latency is the first poll that saw
-  its point minus the window's end (so it is rounded up to the poll period);
-- CPU: each process' user + system CPU seconds over the step / wall seconds, the
-  same for the local services (with their child processes), and the machine's.
+- coarse: from :data:`START_HOSTS`, doubling while the pipeline keeps up;
+- fine: :data:`REFINE_STEPS` bisections between the last size sustained and the
+  first one not;
+- confirmation: one run of :data:`CONFIRM_S` at the size found (one fifth
+  smaller, at most twice, if it fails).
+
+A probe is sustained when every consumer group's lag is flat: the least-squares
+slope of the group's summed ``hoststream_stream_consumer_lag`` /
+``hoststream_sink_consumer_lag`` (scraped each second, each point the mean of the
+trailing collection interval) over the probe's second half is at most
+:data:`GROWTH_SHARE` of its input in messages/s, and the backlog drains within
+:data:`DRAIN_S` once the producer stops.
+
+At the confirmed size: latency from a window's end to its PostgreSQL row
+(``updated_at - window_end``) and to its VictoriaMetrics series (first 1 s
+poll that returns it), per window size; and the cost map, each component's CPU
+seconds per million samples, from its own ``/proc/<pid>/stat`` (the services'
+with their child processes). The simulated producer's CPU is reported apart
+from the pipeline's.
+
+``BENCH_SCALE`` multiplies the probe, confirmation and drain times (at least
+20, 30 and 20 s); the fleet sizes are not scaled.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -37,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,54 +59,92 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
     REPO,
-    RESULTS,
     Result,
+    bar_plot,
     code_version,
     free_port,
     load_note,
     panels_plot,
     percentile,
+    proc_cpu_seconds,
+    proc_tree_cpu_seconds,
     scale,
     settings_for,
+    stack_for_env,
 )
 from bench.workload import delete_subjects, delete_topics, topics_with_prefix
 from hoststream.producers.agent import create_metric_topics
 from hoststream.schemas import FAMILIES
-from hoststream.stack import Stack
 
-#: Simulated fleet sizes at scale 1.
-HOSTS = (50, 100, 200, 500)
 INTERVAL_S = 10
 SPEEDUP = 1.0
-STEP_S = 50.0
-#: After a step, how long to wait for the consumers to catch up before reading latencies.
-DRAIN_S = 12.0
-WINDOWS = "10s,1m"
-WINDOW_SECONDS = (10, 60)
 GRACE_S = 2
-#: A step's lag "grows" when its slope over the second half exceeds this share of
-#: the messages/s produced (the gauges move in 5 s steps, so a flat lag is noisy).
+#: The first fleet size of every search; it doubles while the pipeline keeps up.
+START_HOSTS = 100
+MAX_HOSTS = 6400
+#: Bisections between the last size sustained and the first one not.
+REFINE_STEPS = 2
+#: Probe, confirmation and drain times at scale 1.
+PROBE_S = 90.0
+CONFIRM_S = 300.0
+DRAIN_S = 60.0
+#: A group's lag "grows" when its slope over the second half exceeds this share of
+#: its input in messages/s (the gauges move in 5 s steps, so a flat lag is noisy).
 GROWTH_SHARE = 0.10
-VM_PROBE_METRIC = "node_load1:avg_10s"
+VM_PROBE_METRIC = "node_load1"
 VM_PROBE_HOSTS = 3
+#: (label, --windows, stream workers = instances of each sink)
+CONFIGURATIONS = (
+    ("default windows 1m,5m", "1m,5m", 1),
+    ("with a 10s window: 10s,1m,5m", "10s,1m,5m", 1),
+    ("default windows, 2 workers per group", "1m,5m", 2),
+)
+#: The configurations whose search ends in a confirmation run (the scale-out one
+#: reports the throughput its search found).
+CONFIRMED = {"1m,5m/1", "10s,1m,5m/1"}
+#: Each service of the local stack, as the cost map names it.
+SERVICE_NAMES = {
+    "kafka": "broker",
+    "schema-registry": "registry",
+    "victoriametrics": "victoriametrics",
+    "postgres": "postgresql",
+}
 
 _REPORT = re.compile(
     r"produced (\d+) events \((\d+) samples\) in ([\d.]+)s: .*dropped (\d+).*ticks (\d+) "
     r"\(skipped (\d+)\)"
 )
+_WINDOW = re.compile(r"^(\d+)([sm])$")
+
+
+def window_seconds(windows: str) -> tuple[int, ...]:
+    """``"10s,1m,5m"`` -> ``(10, 60, 300)``."""
+    out = []
+    for part in windows.split(","):
+        match = _WINDOW.match(part.strip())
+        if match is None:
+            raise ValueError(f"window {part!r}: expected e.g. 10s or 5m")
+        out.append(int(match.group(1)) * (60 if match.group(2) == "m" else 1))
+    return tuple(out)
+
+
+def window_label(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 @dataclass
 class Proc:
     name: str
+    group: str
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
-    cpu0: float = 0.0
 
     def cpu(self) -> float:
-        times = psutil.Process(self.popen.pid).cpu_times()
-        return times.user + times.system
+        try:
+            return proc_cpu_seconds(self.popen.pid)
+        except OSError:
+            return 0.0
 
     def scrape(self) -> str | None:
         try:
@@ -110,55 +159,7 @@ class Proc:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-@dataclass
-class Step:
-    hosts: int
-    seed: int
-    lag: list[tuple[float, float]] = field(default_factory=list)  # (seconds, total lag)
-    lag_by: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    vm_seen: dict[tuple[str, int], float] = field(default_factory=dict)  # first poll seeing it
-
-
-def _tree_cpu(pids: dict[str, int]) -> dict[str, dict[int, float]]:
-    """CPU seconds of each named process and of its children, by pid."""
-    out: dict[str, dict[int, float]] = {}
-    for name, pid in pids.items():
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        out[name] = {}
-        for proc in procs:
-            try:
-                times = proc.cpu_times()
-                out[name][proc.pid] = times.user + times.system
-            except psutil.Error:
-                pass
-    return out
-
-
-def _tree_share(
-    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], wall: float
-) -> dict[str, float]:
-    """CPU share over ``wall`` of what ran at both ends (short-lived children are missed)."""
-    return {
-        name: round(
-            sum(cpu - before[name][pid] for pid, cpu in procs.items() if pid in before[name])
-            / wall,
-            3,
-        )
-        for name, procs in after.items()
-        if name in before
-    }
-
-
-def _machine_busy() -> float:
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-
-def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
+def _start(name: str, group: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
     port = free_port()
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
@@ -170,7 +171,7 @@ def _start(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Pr
             stdin=subprocess.DEVNULL,
             cwd=REPO,
         )
-    return Proc(name, popen, port, log)
+    return Proc(name, group, popen, port, log)
 
 
 def _stop(proc: Proc) -> None:
@@ -195,7 +196,7 @@ def _lag(proc: Proc) -> float | None:
     return total
 
 
-def _smoothed(points: list[tuple[float, float]], span_s: float) -> list[tuple[float, float]]:
+def smoothed(points: list[tuple[float, float]], span_s: float) -> list[tuple[float, float]]:
     """Each point's trailing mean over ``span_s``: over one collection interval, it
     removes the saw-tooth of a tick's burst being produced and consumed."""
     out = []
@@ -205,7 +206,7 @@ def _smoothed(points: list[tuple[float, float]], span_s: float) -> list[tuple[fl
     return out
 
 
-def _slope(points: list[tuple[float, float]]) -> float:
+def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (x, y) points; 0 for fewer than three."""
     if len(points) < 3:
         return 0.0
@@ -216,14 +217,96 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
 
 
-def _poll_vm(client: httpx.Client, vm_url: str, step: Step) -> None:
-    hosts = "|".join(f"sim-s{step.seed}-h{i:05d}" for i in range(VM_PROBE_HOSTS))
+@dataclass
+class Probe:
+    hosts: int
+    seed: int
+    lag_by: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    vm_seen: dict[tuple[str, str, int], float] = field(default_factory=dict)
+
+
+@dataclass
+class Pipeline:
+    """The consumers of one configuration, on a topic prefix of their own."""
+
+    windows: str
+    workers: int
+    env: dict[str, str]
+    workdir: Path
+    services: dict[str, int]
+    consumers: list[Proc] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return window_seconds(self.windows)
+
+    def start(self, settings: Any) -> None:
+        create_metric_topics(settings, FAMILIES)
+        for i in range(1, self.workers + 1):
+            # Each worker's Faust data directory is its own, as on separate machines.
+            worker_env = {**self.env, "HOSTSTREAM_STATE_DIR": str(self.workdir / f"stream-{i}")}
+            self.consumers.append(
+                _start(
+                    f"stream-{i}",
+                    "stream",
+                    ["stream", "--windows", self.windows, "--grace", str(GRACE_S)],
+                    worker_env,
+                    self.workdir,
+                )
+            )
+        # The sinks subscribe by pattern: start them once the aggregate topics exist.
+        deadline = time.monotonic() + 120
+        prefix = self.env["HOSTSTREAM_TOPIC_PREFIX"]
+        while len([t for t in topics_with_prefix(settings, prefix) if ".agg." in t]) < len(
+            self.sizes
+        ):
+            if not self.consumers[0].alive() or time.monotonic() > deadline:
+                raise SystemExit(f"pipeline: no aggregate topics:\n{self.consumers[0].tail()}")
+            time.sleep(0.5)
+        for kind in ("victoriametrics", "sql", "alerts"):
+            for i in range(1, self.workers + 1):
+                self.consumers.append(
+                    _start(
+                        f"sink-{kind}-{i}", f"sink-{kind}", ["sink", kind], self.env, self.workdir
+                    )
+                )
+        deadline = time.monotonic() + 120
+        while any(_lag(c) is None for c in self.consumers):
+            for c in self.consumers:
+                if not c.alive() or time.monotonic() > deadline:
+                    raise SystemExit(f"pipeline: {c.name} did not start:\n{c.tail()}")
+            time.sleep(0.5)
+        time.sleep(5)  # group joins and first assignments
+
+    def stop(self) -> None:
+        for c in reversed(self.consumers):
+            _stop(c)
+
+    def lags(self) -> dict[str, float] | None:
+        """Each consumer group's lag: the sum over its processes' partitions."""
+        out: dict[str, float] = {}
+        for c in self.consumers:
+            value = _lag(c)
+            if value is None:
+                return None
+            out[c.group] = out.get(c.group, 0.0) + value
+        return out
+
+    def check_alive(self) -> None:
+        for c in self.consumers:
+            if not c.alive():
+                raise SystemExit(f"pipeline: {c.name} exited:\n{c.tail()}")
+
+
+def _poll_vm(client: httpx.Client, vm_url: str, probe: Probe, sizes: tuple[int, ...]) -> None:
+    hosts = "|".join(f"sim-s{probe.seed}-h{i:05d}" for i in range(VM_PROBE_HOSTS))
+    names = "|".join(f"{VM_PROBE_METRIC}:avg_{window_label(w)}" for w in sizes)
     try:
         response = client.get(
             f"{vm_url}/api/v1/export",
             params={
-                "match[]": f'{VM_PROBE_METRIC}{{instance=~"{hosts}"}}',
-                "start": str(int(time.time()) - 600),
+                "match[]": f'{{__name__=~"{names}",instance=~"{hosts}"}}',
+                "start": str(int(time.time()) - 900),
                 "end": str(int(time.time()) + 600),
             },
         )
@@ -234,14 +317,15 @@ def _poll_vm(client: httpx.Client, vm_url: str, step: Step) -> None:
         if not line.strip():
             continue
         series = json.loads(line)
+        name = series["metric"].get("__name__", "")
         host = series["metric"].get("instance", "")
         for ts in series.get("timestamps", []):
-            step.vm_seen.setdefault((host, int(ts)), now)
+            probe.vm_seen.setdefault((name, host, int(ts)), now)
 
 
 def _watch(
-    step: Step,
-    consumers: list[Proc],
+    probe: Probe,
+    pipeline: Pipeline,
     until: float,
     started: float,
     client: httpx.Client,
@@ -250,20 +334,17 @@ def _watch(
     """Scrape lag and poll VictoriaMetrics once a second until ``until`` (monotonic)."""
     while time.monotonic() < until:
         tick = time.monotonic()
-        lags = {c.name: _lag(c) for c in consumers}
-        if all(v is not None for v in lags.values()):
-            step.lag.append((tick - started, sum(v for v in lags.values() if v is not None)))
-            for name, value in lags.items():
-                step.lag_by.setdefault(name, []).append((tick - started, value or 0.0))
-        _poll_vm(client, vm_url, step)
-        for c in consumers:
-            if not c.alive():
-                raise SystemExit(f"pipeline: {c.name} exited:\n{c.tail()}")
+        lags = pipeline.lags()
+        if lags is not None:
+            for group, value in lags.items():
+                probe.lag_by.setdefault(group, []).append((tick - started, value))
+        _poll_vm(client, vm_url, probe, pipeline.sizes)
+        pipeline.check_alive()
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
 def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[str, Any]:
-    """Latency (updated_at - window_end) of the step's rows whose windows ended in the step."""
+    """Latency (updated_at - window_end) of the probe's rows whose windows ended in it."""
     out: dict[str, Any] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
@@ -275,10 +356,9 @@ def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[
         ).fetchall()
     for size_ms in sorted({r[0] for r in rows}):
         lat = [r[2] for r in rows if r[0] == size_ms]
-        windows = {r[1] for r in rows if r[0] == size_ms}
-        out[f"{size_ms // 1000}s" if size_ms < 60_000 else f"{size_ms // 60_000}m"] = {
+        out[window_label(size_ms // 1000)] = {
             "rows": len(lat),
-            "windows": len(windows),
+            "windows": len({r[1] for r in rows if r[0] == size_ms}),
             "p50_s": round(percentile(lat, 0.5), 2),
             "p99_s": round(percentile(lat, 0.99), 2),
             "max_s": round(max(lat), 2),
@@ -286,140 +366,229 @@ def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[
     return out
 
 
-def _vm_latencies(step: Step, first_s: float, cutoff_s: float) -> dict[str, Any]:
-    lat = [
-        seen - ts / 1000
-        for (_host, ts), seen in step.vm_seen.items()
-        if first_s + 10 <= ts / 1000 <= cutoff_s
-    ]
-    if not lat:
-        return {"points": 0}
-    return {
-        "points": len(lat),
-        "p50_s": round(percentile(lat, 0.5), 2),
-        "p99_s": round(percentile(lat, 0.99), 2),
-    }
-
-
-def _run_step(
-    hosts: int,
-    seed: int,
-    env: dict[str, str],
-    consumers: list[Proc],
-    workdir: Path,
-    client: httpx.Client,
-    vm_url: str,
-    dsn: str,
-    services: dict[str, int],
+def _vm_latencies(
+    probe: Probe, sizes: tuple[int, ...], first_s: float, cutoff_s: float
 ) -> dict[str, Any]:
-    step = Step(hosts, seed)
-    backlog = sum(v or 0.0 for v in (_lag(c) for c in consumers))
+    out: dict[str, Any] = {}
+    for w in sizes:
+        name = f"{VM_PROBE_METRIC}:avg_{window_label(w)}"
+        lat = [
+            seen - ts / 1000
+            for (metric, _host, ts), seen in probe.vm_seen.items()
+            if metric == name and first_s + w <= ts / 1000 <= cutoff_s
+        ]
+        out[window_label(w)] = (
+            {
+                "points": len(lat),
+                "p50_s": round(percentile(lat, 0.5), 2),
+                "p99_s": round(percentile(lat, 0.99), 2),
+            }
+            if lat
+            else {"points": 0}
+        )
+    return out
+
+
+@dataclass
+class Context:
+    pipeline: Pipeline
+    client: httpx.Client
+    vm_url: str
+    dsn: str
+    seed: int
+    factor: float
+
+
+def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
+    pipeline = ctx.pipeline
+    probe = Probe(hosts, ctx.seed)
+    backlog = pipeline.lags() or {}
+    load_before = os.getloadavg()[0]
     producer = _start(
         f"producer-{hosts}",
+        "producer",
         [
             "produce",
             "--simulate-hosts",
             str(hosts),
             "--seed",
-            str(seed),
+            str(ctx.seed),
             "--interval",
             str(INTERVAL_S),
             "--speedup",
             str(SPEEDUP),
         ],
-        env,
-        workdir,
+        pipeline.env,
+        pipeline.workdir,
     )
-    # The producer's ticker starts as it starts serving /metrics. Its first tick is
-    # stamped with the next aligned instant but taken at once, so its event time
-    # leads the wall clock by ``lead_s`` (0-10 s) for the whole run.
     deadline = time.monotonic() + 60
     while producer.scrape() is None:
         if not producer.alive() or time.monotonic() > deadline:
             raise SystemExit(f"pipeline: the producer did not start:\n{producer.tail()}")
         time.sleep(0.05)
-    ready_s = time.time()
-    first_tick_s = math.ceil(ready_s / INTERVAL_S) * INTERVAL_S
-    lead_s = first_tick_s - ready_s
+    # The producer reads on the aligned instants: windows from the first one on are whole.
+    first_tick_s = math.ceil(time.time() / INTERVAL_S) * INTERVAL_S
     started = time.monotonic()
-    cpu0 = {c.name: c.cpu() for c in (producer, *consumers)}
-    services0, busy0 = _tree_cpu(services), _machine_busy()
-    _watch(step, consumers, started + STEP_S, started, client, vm_url)
+    cpu0 = {c.name: c.cpu() for c in (producer, *pipeline.consumers)}
+    services0 = {n: proc_tree_cpu_seconds(pid) for n, pid in pipeline.services.items()}
+    busy0 = _machine_busy()
+    _watch(probe, pipeline, started + seconds, started, ctx.client, ctx.vm_url)
     wall = time.monotonic() - started
     machine = (_machine_busy() - busy0) / wall
-    service_share = _tree_share(services0, _tree_cpu(services), wall)
-    cpu = {name: (p.cpu() - cpu0[name]) / wall for name, p in ((producer.name, producer),)}
-    cpu.update({c.name: (c.cpu() - cpu0[c.name]) / wall for c in consumers})
+    cpu_s = {c.name: c.cpu() - cpu0[c.name] for c in (producer, *pipeline.consumers)}
+    cpu_s.update(
+        {
+            SERVICE_NAMES[n]: proc_tree_cpu_seconds(pid) - services0[n]
+            for n, pid in pipeline.services.items()
+        }
+    )
     stopped_s = time.time()
     _stop(producer)
     match = _REPORT.search(" ".join(producer.tail().split()))  # rich wraps the line
     if match is None:
         raise SystemExit(f"pipeline: no producer report:\n{producer.tail()}")
-    events, samples, seconds, dropped, ticks, skipped = match.groups()
-    events_per_s = int(events) / float(seconds)
-    samples_per_s = int(samples) / float(seconds)
+    events, samples, run_s, dropped, ticks, skipped = match.groups()
+    events_per_s = int(events) / float(run_s)
+    samples_per_s = int(samples) / float(run_s)
 
-    # Each consumer's input in messages/s: metric events, and one message per
-    # aggregate (a series' window: samples/s x interval / window, summed over windows).
-    aggregates_per_s = samples_per_s * sum(INTERVAL_S / w for w in WINDOW_SECONDS)
+    # Each group's input in messages/s: metric events, and one message per aggregate
+    # (a series' window: samples/s x interval / window, summed over windows).
+    aggregates_per_s = samples_per_s * sum(INTERVAL_S / w for w in pipeline.sizes)
     inputs = {
         "stream": events_per_s,
         "sink-victoriametrics": events_per_s + aggregates_per_s,
         "sink-sql": aggregates_per_s,
+        "sink-alerts": events_per_s,
     }
-    # Let the consumers catch up (a sustained step drains in a few seconds).
+    # The backlog must drain once the load stops (a sustained probe drains in seconds).
+    drain_limit = max(20.0, DRAIN_S * ctx.factor)
     drain_start = time.monotonic()
-    while time.monotonic() - drain_start < DRAIN_S:
-        _watch(step, consumers, time.monotonic() + 1.0, started, client, vm_url)
-        if step.lag and step.lag[-1][1] < sum(inputs.values()):
-            break  # about a second of input left
+    drained = False
+    while time.monotonic() - drain_start < drain_limit:
+        _watch(probe, pipeline, time.monotonic() + 1.0, started, ctx.client, ctx.vm_url)
+        last = {g: points[-1][1] for g, points in probe.lag_by.items() if points}
+        if last and all(v <= inputs.get(g, 0.0) for g, v in last.items()):
+            drained = True  # about a second of input left in each group
+            break
     drained_s = time.monotonic() - drain_start
 
     def second_half(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        return [(t, v) for t, v in _smoothed(points, INTERVAL_S) if STEP_S / 2 <= t <= STEP_S]
+        return [(t, v) for t, v in smoothed(points, INTERVAL_S) if wall / 2 <= t <= wall]
 
-    slope = _slope(second_half(step.lag))
-    slopes = {name: _slope(second_half(points)) for name, points in step.lag_by.items()}
-    growing = sorted(n for n, v in slopes.items() if v > GROWTH_SHARE * inputs[n])
-    # Windows that closed on event time during the step: their end plus grace is
-    # before the last tick (later ones close on the wall-clock timer after the stop).
-    cutoff_s = stopped_s + lead_s - INTERVAL_S - GRACE_S
+    slopes = {g: slope(second_half(points)) for g, points in probe.lag_by.items()}
+    # A lag under one collection interval's input is no backlog, whatever its slope.
+    end_lag = {g: points[-1][1] for g, points in probe.lag_by.items() if points}
+    growing = sorted(
+        g
+        for g, v in slopes.items()
+        if v > GROWTH_SHARE * inputs.get(g, 0.0)
+        and end_lag.get(g, 0.0) > INTERVAL_S * inputs.get(g, 0.0)
+    )
+    # Windows that closed while the producer ran: their end plus grace before its last tick.
+    cutoff_s = stopped_s - INTERVAL_S - GRACE_S
+    samples_in_probe = samples_per_s * wall
+    pipeline_cpu = sum(v for k, v in cpu_s.items() if k != producer.name)
+    # The cost map names components: a group's instances add up.
+    groups = {c.name: c.group for c in pipeline.consumers}
+    by_component: dict[str, float] = {}
+    for name, seconds_used in cpu_s.items():
+        key = "producer (simulator)" if name == producer.name else groups.get(name, name)
+        by_component[key] = by_component.get(key, 0.0) + seconds_used
     figures: dict[str, Any] = {
         "hosts": hosts,
-        "seed": seed,
+        "seconds": round(wall, 1),
         "samples_per_s": round(samples_per_s),
         "events_per_s": round(events_per_s),
         "producer_dropped": int(dropped),
         "producer_ticks": int(ticks),
         "producer_skipped_ticks": int(skipped),
-        "step_seconds": round(wall, 1),
-        "event_time_lead_s": round(lead_s, 2),
-        "lag_at_start": round(backlog),
-        "lag_slope_second_half_per_s": round(slope, 1),
-        "lag_slope_by_consumer_per_s": {k: round(v, 1) for k, v in slopes.items()},
+        "lag_at_start": {k: round(v) for k, v in backlog.items()},
+        "lag_slope_by_group_per_s": {k: round(v, 1) for k, v in slopes.items()},
         "input_messages_per_s": {k: round(v) for k, v in inputs.items()},
         "lag_grows_at": growing,
-        "lag_max": round(max((v for _, v in step.lag), default=0.0)),
-        "lag_end_of_step": round(next((v for t, v in reversed(step.lag) if t <= wall), 0.0)),
-        "lag_max_by_consumer": {k: round(max(v for _, v in p)) for k, p in step.lag_by.items()},
-        "sustained": not growing,
+        "lag_max_by_group": {k: round(max(v for _, v in p)) for k, p in probe.lag_by.items()},
+        "drained": drained,
         "drain_seconds": round(drained_s, 1),
-        "drained": bool(step.lag) and step.lag[-1][1] < sum(inputs.values()),
-        "cpu_share": {k: round(v, 3) for k, v in cpu.items()},
-        "cpu_share_services": service_share,
+        "sustained": not growing and drained,
+        "cpu_share": {k: round(v / wall, 3) for k, v in cpu_s.items()},
+        "cpu_share_pipeline": round(pipeline_cpu / wall, 3),
+        "cpu_share_simulator": round(cpu_s[producer.name] / wall, 3),
         "cpu_share_machine": round(machine, 3),
-        "cpus": psutil.cpu_count(),
-        "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
-        "latency_victoriametrics": _vm_latencies(step, first_tick_s, cutoff_s),
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpu_seconds_per_million_samples": {
+            k: round(v / samples_in_probe * 1e6, 2) for k, v in by_component.items()
+        }
+        if samples_in_probe
+        else {},
+        "latency_postgres": _pg_latencies(ctx.dsn, ctx.seed, first_tick_s, cutoff_s),
+        "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
     }
+    print(f"pipeline: {pipeline.windows}/{pipeline.workers}: {json.dumps(figures)}", flush=True)
     return figures
+
+
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def search(
+    probe: Callable[[int, float], dict[str, Any]],
+    probe_s: float,
+    confirm_s: float | None,
+) -> dict[str, Any]:
+    """Coarse (doubling), then fine (bisection) probes, then a confirmation run.
+
+    ``probe(hosts, seconds)`` runs one probe and returns its figures (with
+    ``sustained``); ``confirm_s`` None skips the confirmation.
+    """
+    probes: list[dict[str, Any]] = []
+    good, bad = 0, 0
+    hosts = START_HOSTS
+    while hosts <= MAX_HOSTS:
+        result = probe(hosts, probe_s)
+        probes.append({**result, "phase": "coarse"})
+        if not result["sustained"]:
+            bad = hosts
+            break
+        good = hosts
+        hosts *= 2
+    for _ in range(REFINE_STEPS):
+        if not bad:
+            break
+        middle = max(5, round((good + bad) / 2 / 10) * 10) if good else bad // 2
+        if middle in (good, bad):
+            break
+        result = probe(middle, probe_s)
+        probes.append({**result, "phase": "fine"})
+        if result["sustained"]:
+            good = middle
+        else:
+            bad = middle
+    confirmed: dict[str, Any] | None = None
+    if confirm_s is not None and good:
+        for _ in range(3):
+            result = probe(good, confirm_s)
+            probes.append({**result, "phase": "confirmation"})
+            if result["sustained"]:
+                confirmed = result
+                break
+            good = max(5, round(good * 0.8))
+    best = confirmed or max(
+        (p for p in probes if p["sustained"]), key=lambda p: p["samples_per_s"], default=None
+    )
+    return {
+        "probes": probes,
+        "highest_sustained_hosts": best["hosts"] if best else None,
+        "highest_sustained_samples_per_s": best["samples_per_s"] if best else 0,
+        "confirmed": confirmed is not None,
+        "at_highest": best,
+    }
 
 
 def _cleanup(settings: Any, prefix: str, seeds: list[int], vm_url: str, dsn: str) -> None:
     delete_topics(settings, topics_with_prefix(settings, prefix))
     delete_subjects(settings, prefix)
-    for path in (settings.state_dir / "faust").glob(f"{prefix}*"):
-        shutil.rmtree(path, ignore_errors=True)
     if not seeds:
         return
     try:
@@ -444,175 +613,171 @@ def _cleanup(settings: Any, prefix: str, seeds: list[int], vm_url: str, dsn: str
         print(f"pipeline: could not delete the bench rows: {exc}")
 
 
-def _ceiling() -> tuple[float | None, str]:
-    path = RESULTS / "streams.json"
-    try:
-        body = json.loads(path.read_text())
-        return float(body["figures"]["ceiling"]["samples_per_s"]), str(body.get("date", "?"))
-    except (OSError, KeyError, ValueError, TypeError):
-        return None, ""
-
-
-def run(env: dict[str, str]) -> list[Result]:
-    factor = scale()
-    sizes = sorted({max(5, round(h * factor)) for h in HOSTS})
+def _configuration(
+    label: str, windows: str, workers: int, env: dict[str, str], factor: float
+) -> dict[str, Any]:
     prefix = f"benchpipe{uuid.uuid4().hex[:6]}."
     env = {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix, "HOSTSTREAM_LOG_LEVEL": "WARNING"}
     settings = settings_for(env)
     vm_url = settings.vm_url.rstrip("/")
     dsn = settings.sql_dsn.get_secret_value()
     seed = random.randint(10_000, 999_000)
-    seeds: list[int] = []
+    stack = stack_for_env(env)
     services = {
-        st.name: st.pid for st in Stack(REPO / ".hoststream").status() if st.pid is not None
+        st.name: st.pid for st in stack.status() if st.pid is not None and st.name in SERVICE_NAMES
     }
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    consumers: list[Proc] = []
-    steps: list[dict[str, Any]] = []
+    pipeline = Pipeline(windows, workers, env, workdir, services)
+    confirm = f"{windows}/{workers}" in CONFIRMED
     try:
-        create_metric_topics(settings, FAMILIES)
-        consumers.append(
-            _start(
-                "stream",
-                ["stream", "--windows", WINDOWS, "--grace", str(GRACE_S), "--no-alerts"],
-                env,
-                workdir,
-            )
-        )
-        # The sinks subscribe by pattern: start them once the aggregate topics exist.
-        deadline = time.monotonic() + 90
-        while len([t for t in topics_with_prefix(settings, prefix) if ".agg." in t]) < 2:
-            if not consumers[0].alive() or time.monotonic() > deadline:
-                raise SystemExit(f"pipeline: no aggregate topics:\n{consumers[0].tail()}")
-            time.sleep(0.5)
-        for kind in ("victoriametrics", "sql"):
-            consumers.append(_start(f"sink-{kind}", ["sink", kind], env, workdir))
-        deadline = time.monotonic() + 90
-        while any(_lag(c) is None for c in consumers):
-            for c in consumers:
-                if not c.alive() or time.monotonic() > deadline:
-                    raise SystemExit(f"pipeline: {c.name} did not start:\n{c.tail()}")
-            time.sleep(0.5)
-        time.sleep(5)  # group joins and first assignments
+        pipeline.start(settings)
         with httpx.Client(timeout=10) as client:
-            seeds.append(seed)
-            for hosts in sizes:
-                figures = _run_step(
-                    hosts, seed, env, consumers, workdir, client, vm_url, dsn, services
-                )
-                steps.append(figures)
-                print(f"pipeline: {json.dumps(figures)}", flush=True)
+            ctx = Context(pipeline, client, vm_url, dsn, seed, factor)
+            found = search(
+                lambda hosts, seconds: _run_probe(ctx, hosts, seconds),
+                max(20.0, PROBE_S * factor),
+                max(30.0, CONFIRM_S * factor) if confirm else None,
+            )
     finally:
-        for c in reversed(consumers):
-            _stop(c)
-        _cleanup(settings, prefix, seeds, vm_url, dsn)
+        pipeline.stop()
+        _cleanup(settings, prefix, [seed], vm_url, dsn)
         shutil.rmtree(workdir, ignore_errors=True)
+    return {"label": label, "windows": windows, "workers": workers, **found}
 
-    sustained = [s for s in steps if s["sustained"]]
-    best = max(sustained, key=lambda s: s["samples_per_s"], default=None)
-    ceiling, ceiling_date = _ceiling()
-    headline = best["samples_per_s"] if best else 0.0
-    ratios: dict[str, float] = {}
-    if best is not None:
-        if ceiling:
-            ratios["sustained_vs_stream_suite_ceiling"] = headline / ceiling
-        top = max(steps, key=lambda s: s["samples_per_s"])
-        ratios["sustained_vs_highest_produced"] = headline / top["samples_per_s"]
-        pg10 = best["latency_postgres"].get("10s")
-        if pg10:
-            ratios["postgres_p99_vs_10s_window"] = pg10["p99_s"] / 10
-        vm = best["latency_victoriametrics"]
-        if vm.get("points"):
-            ratios["victoriametrics_p99_vs_10s_window"] = vm["p99_s"] / 10
-    figures_out: dict[str, Any] = {
-        "steps": steps,
-        "highest_sustained_samples_per_s": headline,
-        "highest_sustained_hosts": best["hosts"] if best else None,
-        "stream_suite_ceiling_samples_per_s": ceiling,
-    }
-    notes = [
-        f"each step: a simulated fleet producing for {STEP_S:.0f}s at "
-        f"--interval {INTERVAL_S} --speedup {SPEEDUP:g}; the stream processor "
-        f"(--windows {WINDOWS} --grace {GRACE_S} --no-alerts), the VictoriaMetrics sink and "
-        "the SQL sink run throughout, one process each, on this machine with the services",
-        "samples/s: the producer's own report (acknowledged samples / its run time); "
-        "lag: the consumer-lag gauges (hoststream_stream_consumer_lag, "
-        "hoststream_sink_consumer_lag) of each consumer, scraped each second ("
-        f"refreshed by the components every 5 s): a step is sustained when, for each consumer, "
-        "the least-squares slope of its lag (each point the mean of the trailing "
-        f"{INTERVAL_S} s, one collection interval, to remove the per-tick saw-tooth) over "
-        "the second half of the step is at most "
-        f"{GROWTH_SHARE:.0%} of its input in messages/s (lag_grows_at names the others); "
-        "messages are metric events (stream, VM sink) and window aggregates, one per series "
-        "and window (both sinks, on metrics.agg.*), estimated from the samples/s; "
-        "a step after an unsustained one starts with its backlog (lag_at_start)",
-        "PostgreSQL latency: updated_at - window_end of the step's hosts' rows in "
-        "window_aggregates whose window ended while the producer ran (end + grace before its "
-        "last tick), read after the step and a drain of up to "
-        f"{DRAIN_S:.0f}s; rows still queued then are missing, so for an unsustained step it is "
-        "a lower bound (see rows and windows); a 10s window closes when the host's next "
-        "event past end + grace arrives, i.e. the tick 10 s after its end (paced over 9 s); "
-        "the producer stamps each collection with the next aligned instant but takes it "
-        "event_time_lead_s earlier (its first tick fires at once), so a window's end in event "
-        "time is that much later than the wall-clock instant its data was complete: add it "
-        "for latency from the real end",
-        f"VictoriaMetrics latency: {VM_PROBE_METRIC} of {VM_PROBE_HOSTS} of the step's hosts "
-        "exported every second; first poll that returned a window's point - window_end "
-        "(so up to 1 s late, and VictoriaMetrics' own flush delay included)",
-        "cpu_share: each process' user + system CPU seconds over the step / wall seconds "
-        "(1.0 = one CPU); cpu_share_services: the same for the local services' processes and "
-        "their children; cpu_share_machine: all CPUs' busy time / wall seconds (other work on "
-        "the shared machine included)",
-        "one fleet seed for the run: a step's fleet is the previous step's hosts plus new ones "
-        "(hosts sim-s<seed>-h00000 ...), so VictoriaMetrics registers new series only for the "
-        "added hosts; latencies count only windows that started in the step",
-        "tracing as `hoststream run` has it (OTLP to the local Jaeger, from stack.env)",
+
+def run(env: dict[str, str]) -> list[Result]:
+    factor = scale()
+    searches = [
+        _configuration(label, windows, workers, env, factor)
+        for label, windows, workers in CONFIGURATIONS
     ]
-    if ceiling:
-        notes.append(f"stream suite ceiling from bench/results/streams.json ({ceiling_date})")
-    notes.append(f"scale {factor:g} (BENCH_SCALE); {load_note()}; {code_version()}")
+    default, with_10s, two = searches
+    best = default["at_highest"]
+    ratios: dict[str, float] = {}
+    figures: dict[str, Any] = {
+        "searches": searches,
+        "capacity_hosts": default["highest_sustained_hosts"],
+        "capacity_samples_per_s": default["highest_sustained_samples_per_s"],
+        "capacity_hosts_with_10s_window": with_10s["highest_sustained_hosts"],
+        "capacity_samples_per_s_with_10s_window": with_10s["highest_sustained_samples_per_s"],
+        "throughput_samples_per_s_by_workers": {
+            "1": default["highest_sustained_samples_per_s"],
+            "2": two["highest_sustained_samples_per_s"],
+        },
+    }
+    if best is not None:
+        figures["latency_at_capacity"] = {
+            "postgres": best["latency_postgres"],
+            "victoriametrics": best["latency_victoriametrics"],
+        }
+        figures["cpu_seconds_per_million_samples"] = best["cpu_seconds_per_million_samples"]
+        figures["cpu_share_at_capacity"] = best["cpu_share"]
+        figures["cpu_share_simulator_at_capacity"] = best["cpu_share_simulator"]
+        figures["cpu_share_pipeline_at_capacity"] = best["cpu_share_pipeline"]
+        figures["samples_per_s_per_pipeline_core"] = (
+            round(best["samples_per_s"] / best["cpu_share_pipeline"])
+            if best["cpu_share_pipeline"]
+            else None
+        )
+        ratios["capacity_hosts_vs_2000_target"] = (default["highest_sustained_hosts"] or 0) / 2000
+        for size, lat in best["latency_postgres"].items():
+            ratios[f"postgres_p99_{size}_vs_grace_plus_3s"] = lat["p99_s"] / (GRACE_S + 3)
+        for size, lat in best["latency_victoriametrics"].items():
+            if lat.get("points"):
+                ratios[f"victoriametrics_p99_{size}_vs_grace_plus_3s"] = lat["p99_s"] / (
+                    GRACE_S + 3
+                )
+    if default["highest_sustained_samples_per_s"]:
+        ratios["two_workers_vs_one"] = (
+            two["highest_sustained_samples_per_s"] / default["highest_sustained_samples_per_s"]
+        )
+        ratios["with_10s_window_vs_without"] = (
+            with_10s["highest_sustained_samples_per_s"] / default["highest_sustained_samples_per_s"]
+        )
+    probe_s, confirm_s = max(20.0, PROBE_S * factor), max(30.0, CONFIRM_S * factor)
+    notes = [
+        f"search per configuration: from {START_HOSTS} simulated hosts, doubling while sustained "
+        f"({probe_s:.0f} s probes), then {REFINE_STEPS} bisections, then one {confirm_s:.0f} s "
+        "confirmation at the size found (one fifth smaller if it fails, at most twice; the "
+        "2-worker search has no confirmation); --interval "
+        f"{INTERVAL_S} --speedup {SPEEDUP:g}; the stream processor (--grace {GRACE_S}, alert "
+        "rules on), the VictoriaMetrics, SQL and alert sinks, each its own process, co-located "
+        "with the services",
+        "sustained: every consumer group's lag (the sum of its processes' "
+        "hoststream_*_consumer_lag, scraped each second, each point the mean of the trailing "
+        f"{INTERVAL_S} s) has a least-squares slope over the probe's second half of at most "
+        f"{GROWTH_SHARE:.0%} of its input messages/s (or it ends the probe under one "
+        f"interval's input), and the backlog drains (down to about "
+        "one second of input) within the drain time once the producer stops",
+        "samples/s: the producer's own report (acknowledged samples / its run time)",
+        "latency: PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
+        "while the producer ran; VictoriaMetrics: first 1 s poll returning "
+        f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window closes "
+        f"once the host's event time passes end + grace ({GRACE_S} s)",
+        "cost map: CPU seconds (utime + stime + cutime + cstime from /proc/<pid>/stat; the "
+        "services' with their live child processes) over the probe, per million samples "
+        "produced in it; cpu_share_pipeline excludes the simulated producer "
+        "(cpu_share_simulator)",
+        f"scale {factor:g} (BENCH_SCALE) multiplies probe, confirmation and drain times",
+        f"{load_note()}; {code_version()}",
+    ]
     result = Result(
         "pipeline",
-        "producer simulation -> stream processor (10s and 1m windows) -> VictoriaMetrics and "
-        "SQL sinks, co-located, at growing fleet sizes",
-        f"fleets of {', '.join(str(s) for s in sizes)} simulated hosts, {STEP_S:.0f}s each, "
-        f"one collection every {INTERVAL_S}s, 5 families (~350 samples per host per tick)",
-        figures=figures_out,
+        "producer simulation -> stream processor (1m and 5m windows, alert rules; and with a "
+        "10s window) -> VictoriaMetrics, SQL and alert sinks, co-located: largest fleet with "
+        "every consumer group's lag flat",
+        f"simulated fleets from {START_HOSTS} hosts, one collection every {INTERVAL_S}s, "
+        "the default families",
+        figures=figures,
         ratios=ratios,
         notes=notes,
     )
-    plot(steps)
+    plot(figures)
     return [result]
 
 
-def _worst_growth(step: dict[str, Any]) -> float:
-    """The largest lag slope of the step's consumers, in % of that consumer's input."""
-    inputs = step["input_messages_per_s"]
-    return max(
-        100 * slope / inputs[name] if inputs[name] else 0.0
-        for name, slope in step["lag_slope_by_consumer_per_s"].items()
-    )
-
-
-def plot(steps: list[dict[str, Any]]) -> Path:
-    """The suite's chart, from its step figures (also used to redraw a saved result)."""
-    labels = [f"{s['hosts']} hosts{'' if s['sustained'] else ' (lag grows)'}" for s in steps]
+def plot(figures: dict[str, Any]) -> Path:
+    """The suite's charts, from its figures (also used to redraw a saved result):
+    ``pipeline.png`` (searches and latency) and ``pipeline_cost.png`` (cost map)."""
+    cost = figures.get("cpu_seconds_per_million_samples", {})
+    if cost:
+        ordered = sorted(cost.items(), key=lambda kv: -kv[1])
+        bar_plot(
+            "pipeline_cost",
+            f"CPU seconds per million samples at {figures.get('capacity_hosts')} hosts",
+            [k for k, _ in ordered],
+            [v for _, v in ordered],
+            "CPU seconds per million samples",
+        )
+    searches = figures["searches"]
+    labels = [
+        f"{s['windows']} x{s['workers']}: {p['hosts']}h {p['phase']}"
+        f"{'' if p['sustained'] else ' (lag grows)'}"
+        for s in searches
+        for p in s["probes"]
+    ]
+    latency = figures.get("latency_at_capacity", {})
+    lat_labels, lat_values = [], []
+    for sink in ("postgres", "victoriametrics"):
+        for size, lat in latency.get(sink, {}).items():
+            if "p99_s" in lat:
+                lat_labels.append(f"{sink} {size}")
+                lat_values.append(lat["p99_s"])
     return panels_plot(
         "pipeline",
-        "Co-located pipeline at growing fleet sizes",
+        "Co-located pipeline: search for the largest sustained fleet",
         [
-            ("Samples/s produced", labels, [s["samples_per_s"] for s in steps], "samples/s"),
             (
-                "Fastest-growing consumer lag, 2nd half",
+                "Probes: samples/s",
                 labels,
-                [_worst_growth(s) for s in steps],
-                "% of its input messages/s (sustained: <= 10)",
+                [p["samples_per_s"] for s in searches for p in s["probes"]],
+                "samples/s",
             ),
             (
-                "10s window end -> PostgreSQL row, p99",
-                labels,
-                [s["latency_postgres"].get("10s", {}).get("p99_s", 0.0) for s in steps],
-                "seconds",
+                f"Window end -> stored, p99, at {figures.get('capacity_hosts')} hosts",
+                lat_labels or ["none"],
+                lat_values or [0.0],
+                f"seconds (target <= {GRACE_S + 3})",
             ),
         ],
     )

@@ -1,7 +1,9 @@
 """Run the benchmarks, write JSON and PNG results to bench/results/, print a summary.
 
-The local stack is started if needed; with a running stack's ``stack.env``
-sourced (``HOSTSTREAM_KAFKA_BOOTSTRAP`` set), that stack is used instead.
+The local stack (of ``HOSTSTREAM_STATE_DIR``, its ports moved by
+``HOSTSTREAM_STACK_PORT_OFFSET``) is started if needed; with a running stack's
+``stack.env`` sourced (``HOSTSTREAM_KAFKA_BOOTSTRAP`` set), that stack is used
+instead.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import api, pipeline, producer, sinks, streams
-from bench.common import REPO, Result, hardware
-from hoststream.stack import Stack
+from bench.common import Result, hardware, stack_for_env
 
 SUITES = {
     "producer": producer.run,
@@ -33,7 +34,8 @@ def main() -> None:
         # A stack already running elsewhere (its stack.env sourced): measure against it.
         env = dict(os.environ)
     else:
-        env = {**os.environ, **Stack(REPO / ".hoststream").up()}
+        # HOSTSTREAM_STATE_DIR and HOSTSTREAM_STACK_PORT_OFFSET choose which stack.
+        env = {**os.environ, **stack_for_env(dict(os.environ)).up()}
     results: list[Result] = []
     for name in args.only.split(","):
         for result in SUITES[name](env):
