@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,10 +13,18 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from hoststream.config import Settings
 
-__all__ = ["Component", "sql_rows", "vm_raw_samples", "wait_for"]
+__all__ = [
+    "Component",
+    "component_env",
+    "group_lag",
+    "sql_rows",
+    "vm_raw_samples",
+    "wait_for",
+]
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -88,3 +97,35 @@ def sql_rows(settings: Settings, hosts: list[str], window_ms: int = 60_000) -> l
             return cur.fetchall()
     except psycopg.Error:
         return []  # not migrated yet, or PostgreSQL is the one stopped on purpose
+
+
+def component_env(settings: Settings) -> dict[str, str]:
+    """The environment of a component process that uses ``settings``' services and prefix."""
+    return {
+        **os.environ,
+        "HOSTSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "HOSTSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HOSTSTREAM_SCHEMA_REGISTRY_URL": settings.schema_registry_url or "",
+        "HOSTSTREAM_VM_URL": settings.vm_url,
+        "HOSTSTREAM_SQL_DSN": settings.sql_dsn.get_secret_value(),
+    }
+
+
+def group_lag(ports: list[int]) -> float | None:
+    """The consumer lag the components on these ``/metrics`` ports report, summed
+    (``hoststream_stream_consumer_lag`` and ``hoststream_sink_consumer_lag``); None
+    while one of them does not answer."""
+    total = 0.0
+    for port in ports:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in (
+                    "hoststream_stream_consumer_lag",
+                    "hoststream_sink_consumer_lag",
+                ):
+                    total += sample.value
+    return total
