@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.dead_letters import Position, Rejection, dead_letter_headers
-from hoststream.errors import ConfigurationError
+from hoststream.errors import ConfigurationError, StreamsError
 from hoststream.runtime import Runtime
 from hoststream.schemas import (
     AlertEvent,
@@ -76,6 +76,21 @@ class StreamApp:
     processor: BatchProcessor
     windows: tuple[WindowSize, ...]
     partitions: int
+    fatal: _Fatal
+
+
+@dataclass
+class _Fatal:
+    """An error no restart of the agent can cure: the worker stops and exits with it."""
+
+    error: StreamsError | None = None
+    stop: Callable[[str], None] = lambda reason: None
+
+    def __call__(self, error: StreamsError) -> None:
+        if self.error is None:
+            self.error = error
+            log.error("error: %s", error)
+            self.stop(str(error))
 
 
 def _faust_headers(headers: MessageHeaders) -> list[tuple[str, bytes]]:
@@ -155,12 +170,13 @@ def build_app(
         rules=engine,
         validator=_validator(settings),
     )
-    _add_aggregating_agent(app, topics, processor, settings)
+    fatal = _Fatal()
+    _add_aggregating_agent(app, topics, processor, settings, fatal)
     _add_quiet_host_timer(app, topics, processor, settings.stream_tick_s)
     _add_lag_timer(
         app, topics, ConsumerLag(aggregator.metrics.consumer_lag), settings.stream_lag_interval_s
     )
-    return StreamApp(app, processor, sizes, partitions)
+    return StreamApp(app, processor, sizes, partitions, fatal)
 
 
 def _rule_engine(
@@ -335,7 +351,11 @@ class _DeadLetters:
 
 
 def _add_aggregating_agent(
-    app: faust.App, topics: _StreamTopics, processor: BatchProcessor, settings: Settings
+    app: faust.App,
+    topics: _StreamTopics,
+    processor: BatchProcessor,
+    settings: Settings,
+    fatal: _Fatal,
 ) -> None:
     batch_size, within_s = settings.stream_batch_size, settings.stream_batch_within_s
 
@@ -344,7 +364,13 @@ def _add_aggregating_agent(
         # take_events is on the concrete Stream only; Faust passes one.
         batches = cast(Stream[bytes], stream).take_events(batch_size, within=within_s)
         async for events in batches:
-            await processor.process([event.message for event in events])
+            try:
+                await processor.process([event.message for event in events])
+            except StreamsError as exc:
+                # A table this version cannot read: restarting the agent would
+                # fail the same way, so the worker stops and says why.
+                fatal(exc)
+                return
 
 
 def _add_quiet_host_timer(
@@ -462,8 +488,13 @@ def run_worker(runtime: Runtime) -> None:
         quiet=True,
         logging_config={"version": 1, "incremental": True} if handlers else None,
     )
+    stream_app.fatal.stop = runtime.request_stop
     # Returns by raising SystemExit once the worker has stopped.
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if stream_app.fatal.error is not None:
+            raise stream_app.fatal.error
 
 
 def caught_up_partitions(

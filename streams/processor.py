@@ -241,6 +241,8 @@ class BatchProcessor:
             if held is not None:  # the table lost it (a revoked partition): start afresh
                 self._forget(key)
             return None if not host else self._adopt(key, FamilyState(host, family), None)
+        if header[:1] == b"{":
+            raise StreamsError(_legacy_state_message(key))
         starts = StateRecords.segment_starts(header)
         segments = [self.table.get(_segment_key(key, start)) for start in starts]
         series = self.table.get(_series_key(key))
@@ -487,3 +489,14 @@ def _headers(message: SourceMessage) -> KafkaHeaders:
     # Not part of SourceMessage: the processor works without them (tests, and
     # tracing off), and Faust's Message has them as a list or a mapping.
     return cast(KafkaHeaders, getattr(message, "headers", None))
+
+
+def _legacy_state_message(key: bytes) -> str:
+    # Open windows of the JSON state cannot be carried into the binary one without
+    # changing their results, so the worker stops rather than emit partial windows.
+    return (
+        f"the window table holds state of {key.decode('utf-8', 'replace')!r} in the JSON "
+        "format of an earlier hoststream, which this version does not read: let the old "
+        "workers close their open windows, then start this version with a new "
+        "HOSTSTREAM_STREAM_APP_ID (for the local stack, `make clean` starts afresh)"
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.dead_letters import Rejection
+from hoststream.errors import StreamsError
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
@@ -89,6 +91,16 @@ def test_undecodable_and_misrouted_messages_are_rejected() -> None:
     assert [r.error_class for _, r in h.rejected] == ["SerializationError", "WrongTopic"]
     assert "a 'cpu' event on topic 'metrics.system'" in h.rejected[1][1].reason
     assert h.table == {}
+
+
+def test_state_of_the_earlier_json_format_stops_the_worker_with_what_to_do() -> None:
+    h = Harness()
+    # What the processor before the binary state wrote under the same key.
+    h.table[b"0|system|a"] = b'{"family":"system","host":"a","panes":[],"rollups":[]}'
+    with pytest.raises(StreamsError, match="JSON format of an earlier hoststream") as raised:
+        h.process([message("a", T0, 1.0, partition=0)])
+    assert "HOSTSTREAM_STREAM_APP_ID" in str(raised.value)
+    assert h.emitted == []
 
 
 def test_quiet_host_is_closed_by_the_timer_only_on_owned_partitions() -> None:
