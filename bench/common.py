@@ -203,7 +203,17 @@ def code_info() -> dict[str, Any]:
     ).stdout.strip()
     dirty = subprocess.run(
         # --no-optional-locks: reading must not refresh the index.
-        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        [
+            "git",
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            # The results being written are not the code measured.
+            ":!bench/results",
+        ],
         cwd=REPO,
         check=False,
         capture_output=True,
@@ -223,7 +233,17 @@ def code_version() -> str:
     ).stdout.strip()
     dirty = subprocess.run(
         # --no-optional-locks: reading must not refresh the index.
-        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        [
+            "git",
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            # The results being written are not the code measured.
+            ":!bench/results",
+        ],
         cwd=REPO,
         check=False,
         capture_output=True,
