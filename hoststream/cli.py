@@ -139,6 +139,7 @@ def stack_status() -> None:
 
 
 def _print_status(stack: Stack) -> bool:
+    from rich.console import Console
     from rich.table import Table
 
     table = Table("service", "address", "pid", "health")
