@@ -8,7 +8,10 @@ they share one order of start-up and shutdown:
 3. a Prometheus registry of the component's own (no metric is registered at
    import time), served at ``/metrics`` on ``HOSTSTREAM_METRICS_PORT``, and
    the certificate files of its settings checked and watched
-   (:func:`hoststream.tls.watch_certificates`);
+   (:func:`hoststream.tls.watch_certificates`), and the Kafka password file, whose
+   new content the librdkafka clients a component registers with
+   :meth:`Runtime.follow_kafka_password` are given
+   (:func:`hoststream.secret_files.watch_kafka_password`);
 4. SIGTERM and SIGINT, which set :attr:`Runtime.stop` and call the callbacks
    a component with an event loop of its own registered with :meth:`Runtime.on_stop`;
 5. the component's body, given the :class:`Runtime`;
@@ -45,6 +48,7 @@ from prometheus_client import (
 from hoststream.certificates import CertificateWatch
 from hoststream.config import Settings
 from hoststream.errors import ListenError
+from hoststream.secret_files import SaslClient, SecretFileWatch, watch_kafka_password
 from hoststream.telemetry import configure_logging
 from hoststream.tls import watch_certificates
 from hoststream.tracing import configure_tracing, shutdown_tracing
@@ -80,6 +84,8 @@ class Runtime:
     metrics_address: tuple[str, int] | None = None
     #: The certificate files of the settings, watched (``None``: there are none).
     certificates: CertificateWatch | None = None
+    #: The Kafka SASL password file, watched (``None``: the password is not a file).
+    kafka_password: SecretFileWatch | None = None
     _callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -96,6 +102,11 @@ class Runtime:
                 self._callbacks.append(callback)
         if stopped:
             callback()
+
+    def follow_kafka_password(self, client: SaslClient) -> None:
+        """Give a librdkafka client the new SASL password whenever its file is replaced."""
+        if self.kafka_password is not None and self.settings.kafka_sasl_username:
+            self.kafka_password.follow(client, self.settings.kafka_sasl_username)
 
     def request_stop(self, reason: str) -> None:
         """Stop the component gracefully; a second request changes nothing."""
@@ -209,6 +220,7 @@ def run_component(
             metrics_server = _serve_metrics(runtime)
         # Before the body connects anywhere: a bad certificate is one line naming its file.
         runtime.certificates = watch_certificates(settings, runtime.registry, runtime.stop)
+        runtime.kafka_password = watch_kafka_password(settings, runtime.stop)
         with _stop_signals(runtime):
             return body(runtime)
     finally:

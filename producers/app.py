@@ -62,6 +62,7 @@ def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerRepo
     metrics = PublisherMetrics(runtime.registry)
     metrics.known_families(source.families)
     publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer, metrics)
+    runtime.follow_kafka_password(publisher.kafka_client)
     return run_producer(
         settings,
         source,

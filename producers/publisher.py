@@ -135,6 +135,11 @@ class EventPublisher:
         self.invalid_samples = 0
         self.invalid_events = 0
 
+    @property
+    def kafka_client(self) -> Producer:
+        """The librdkafka producer (to give it a rotated SASL password)."""
+        return self._producer
+
     def _topic(self, family: str) -> str:
         topic = self._topics.get(family)
         if topic is None:

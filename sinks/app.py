@@ -171,6 +171,8 @@ def run_sink(
         sql_schema=sql_schema,
         consumer_overrides=consumer_overrides,
     )
+    for client in loop.kafka_clients:
+        runtime.follow_kafka_password(client)
     if isinstance(loop.sink, SqlSink):
         # Create the tables at once, so readers find them before the first record;
         # a database that is down now is retried by the loop like any outage.

@@ -28,7 +28,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -203,6 +210,11 @@ class SinkConsumer(Generic[T]):
         self._lag_at = 0.0
 
     # -- public -------------------------------------------------------------
+
+    @property
+    def kafka_clients(self) -> tuple[Consumer, Producer]:
+        """The librdkafka consumer and dead-letter producer (to give them a rotated password)."""
+        return (self._consumer, self._dlq.kafka_client)
 
     @property
     def paused(self) -> bool:

@@ -66,6 +66,11 @@ class DeadLetterQueue:
         self._create_topic = create_topic
         self._known_topics: set[str] = set()
 
+    @property
+    def kafka_client(self) -> Producer:
+        """The librdkafka producer (to give it a rotated SASL password)."""
+        return self._producer
+
     @classmethod
     def from_settings(cls, settings: Settings, sink: str) -> DeadLetterQueue:
         """A queue with its own producer built from ``settings``, creating topics as needed."""

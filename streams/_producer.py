@@ -42,6 +42,11 @@ class AckedProducer:
         self._producer = Producer(config)
         self._failures: list[str] = []
 
+    @property
+    def kafka_client(self) -> Producer:
+        """The librdkafka producer (to give it a rotated SASL password)."""
+        return self._producer
+
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._failures.append(f"{message.topic()}: {error.str()}")

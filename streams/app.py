@@ -42,6 +42,7 @@ from hoststream.schemas import (
 )
 from hoststream.schemas.records import FAMILIES
 from hoststream.schemas.validation import Validator
+from hoststream.secret_files import SaslClient
 from hoststream.streams._broker import (
     broker_credentials,
     broker_urls,
@@ -114,6 +115,7 @@ def build_app(
     rules: RuleSet | None = None,
     metrics: StreamMetrics | None = None,
     datadir: Path | None = None,
+    on_kafka_client: Callable[[SaslClient], None] | None = None,
 ) -> StreamApp:
     """Create the topics the processor needs and configure the Faust application.
 
@@ -129,6 +131,8 @@ def build_app(
         metrics: Prometheus metrics, in the component's registry; default: a
             registry of their own (not served).
         datadir: Faust's working directory; default ``<state_dir>/faust/<app id>``.
+        on_kafka_client: called with the librdkafka producer of the aggregates
+            and alerts (the runtime gives it a rotated SASL password).
 
     Raises:
         ConfigurationError: the rules need a window size that is not configured.
@@ -154,13 +158,16 @@ def build_app(
         families, list(topics.family_of_topic), [size.label for size in sizes]
     )
     registry = registry_client_for(settings)
+    producer = AckedProducer(settings)
+    if on_kafka_client is not None:
+        on_kafka_client(producer.kafka_client)
     processor = BatchProcessor(
         aggregator,
         table,
         decode=codec_for(settings, MetricEvent, client=registry).deserializer,
         emit=_Emitter(
             topics,
-            AckedProducer(settings),
+            producer,
             codec_for(settings, WindowAggregate, client=registry).serializer,
             codec_for(settings, AlertEvent, client=registry).serializer,
             aggregator.metrics,
@@ -459,7 +466,12 @@ def run_worker(runtime: Runtime) -> None:
     """
     settings = runtime.settings
     rules = load_rules(settings.stream_rules_file) if settings.stream_alerts else None
-    stream_app = build_app(settings, rules=rules, metrics=StreamMetrics(runtime.registry))
+    stream_app = build_app(
+        settings,
+        rules=rules,
+        metrics=StreamMetrics(runtime.registry),
+        on_kafka_client=runtime.follow_kafka_password,
+    )
     log.info(
         "stream processor %s: windows %s, grace %.1fs, %d partitions, %d alert rules",
         stream_app.app.conf.id,
