@@ -33,6 +33,9 @@ __all__ = ["GroupLagCollector", "hoststream_groups"]
 
 log = logging.getLogger(__name__)
 
+#: Where Kafka keeps the groups' committed offsets; created by the broker on first use.
+OFFSETS_TOPIC = "__consumer_offsets"
+
 #: The stream processor's default Faust application id (its consumer group).
 STREAM_APP_ID = "hoststream-streams"
 
@@ -97,6 +100,8 @@ class GroupLagCollector(Collector):
 
     def refresh(self) -> None:
         """Ask Kafka for every group's lag now."""
+        if not self._offsets_topic_ready():
+            return
         for name, group in self._groups.items():
             try:
                 lag = self._group_lag(group)
@@ -111,6 +116,21 @@ class GroupLagCollector(Collector):
         while not self._stop.is_set():
             self.refresh()
             self._stop.wait(self._interval_s)
+
+    def _offsets_topic_ready(self) -> bool:
+        # librdkafka (2.16) crashes the process (SIGSEGV in rdk:main) when asked
+        # for a group's offsets before the broker has created its offsets topic,
+        # as on a fresh cluster. Until that topic has a leader for every
+        # partition no group can have committed, so there is no lag to read.
+        try:
+            metadata = self._admin.list_topics(timeout=5)
+        except KafkaException as exc:
+            log.debug("metadata not read: %s", exc)
+            return False
+        offsets = metadata.topics.get(OFFSETS_TOPIC)
+        if offsets is None or offsets.error is not None or not offsets.partitions:
+            return False
+        return all(p.leader >= 0 and p.error is None for p in offsets.partitions.values())
 
     def _group_lag(self, group: str) -> int | None:
         future = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])

@@ -20,7 +20,12 @@ from hoststream.tracing import configure_tracing, shutdown_tracing
 def no_otlp_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No OTLP endpoint from the environment; tracing shut down after the test."""
     # A developer's shell (or stack.env) may point at a real collector.
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "HOSTSTREAM_OTLP_ENDPOINT"):
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SDK_DISABLED",
+        "HOSTSTREAM_OTLP_ENDPOINT",
+        "HOSTSTREAM_OTLP_LOGS_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield
     shutdown_tracing()
