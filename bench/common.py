@@ -223,33 +223,11 @@ def code_info() -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The commit measured, and whether the work tree differed from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        # --no-optional-locks: reading must not refresh the index.
-        [
-            "git",
-            "--no-optional-locks",
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            # The results being written are not the code measured.
-            ":!bench/results",
-        ],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return f"code: commit {head}" + (" with uncommitted changes in the work tree" if dirty else "")
+    """The commit measured, and whether the work tree differed from it, as one line."""
+    info = code_info()
+    head = (info["commit"] or "")[:12]
+    dirty = " with uncommitted changes in the work tree" if info["work_tree_differs"] else ""
+    return f"code: commit {head}{dirty}"
 
 
 def proc_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
