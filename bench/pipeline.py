@@ -4,10 +4,10 @@ For each configuration (the default windows 1m and 5m; the same with a 10s
 window added; the default windows with two stream workers and two instances of
 each sink), the stream processor (``hoststream stream --windows ... --grace 2``,
 alert rules on) and the VictoriaMetrics, SQL and alert sinks run as
-``hoststream run`` starts them, each its own process with its own ``/metrics``,
-on a topic prefix of their own. A simulated fleet (``hoststream produce
---simulate-hosts N --interval 10 --speedup 1``: event time runs with the wall
-clock) then produces for a probe's time at each size of a search:
+``hoststream run`` starts them, each its own process with its own ``/metrics``.
+A simulated fleet (``hoststream produce --simulate-hosts N --interval 10
+--speedup 1``: event time runs with the wall clock) then produces for a probe's
+time at each size of a search:
 
 - coarse: from :data:`START_HOSTS`, doubling while the pipeline keeps up;
 - fine: :data:`REFINE_STEPS` bisections between the last size sustained and the
@@ -15,26 +15,45 @@ clock) then produces for a probe's time at each size of a search:
 - confirmation: one run of :data:`CONFIRM_S` at the size found (one fifth
   smaller, at most twice, if it fails).
 
-A probe is sustained when every consumer group's lag is flat: the least-squares
-slope of the group's summed ``hoststream_stream_consumer_lag`` /
-``hoststream_sink_consumer_lag`` (scraped each second, each point the mean of the
-trailing collection interval) over the probe's second half is at most
-:data:`GROWTH_SHARE` of its input in messages/s, and the backlog drains within
-:data:`DRAIN_S` once the producer stops.
+Every probe starts from an empty pipeline: its consumers are started for it,
+on a topic prefix and with a simulated fleet (seed) of their own, and stopped
+with their topics deleted after it. A backlog, or windows still open, from
+one probe can then neither slow the next one nor be counted in its cost.
+Before the producer starts, each component's CPU is measured for
+:data:`IDLE_S` with no load (its fixed cost: polling, timers, scrapes).
+
+A probe is sustained when no consumer group's backlog grows and the backlog
+drains within :data:`DRAIN_S` once the producer stops. The lag
+(``hoststream_stream_consumer_lag`` / ``hoststream_sink_consumer_lag`` summed
+over a group's processes, scraped each second) is a saw-tooth: each collection
+tick arrives as one burst, and each window size's aggregates close in one
+burst at the window's end. So the backlog is read from the lag's floor: its
+minimum over the trailing :data:`FLOOR_SPAN_S` of the group (a collection
+interval for the stream processor, a minute for the sinks, which get the 1m
+aggregates in one burst). A pipeline that keeps up has a floor near zero
+whatever the size of its bursts; one that falls behind has a floor that rises.
+The floor grows when its least-squares slope over the probe's second half is
+above :data:`GROWTH_SHARE` of the group's input in messages/s and it ends
+above one second of input.
 
 At the confirmed size: latency from a window's end to its PostgreSQL row
 (``updated_at - window_end``) and to its VictoriaMetrics series (first 1 s
 poll that returns it), per window size; and the cost map, each component's CPU
 seconds per million samples, from its own ``/proc/<pid>/stat`` (the services'
-with their child processes). The simulated producer's CPU is reported apart
-from the pipeline's.
+with their child processes), in total and above its idle cost. The simulated
+producer's CPU is reported apart from the pipeline's.
 
 ``BENCH_SCALE`` multiplies the probe, confirmation and drain times (at least
-20, 30 and 20 s); the fleet sizes are not scaled.
+60, 60 and 20 s); the fleet sizes are not scaled.
+
+``python -m bench.pipeline --hosts N --seconds S`` runs one probe (one
+configuration, one fleet size) and prints its figures; without ``--hosts`` it
+runs the suite (``--start-hosts``, ``--only-default``) and saves its results.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -63,6 +82,7 @@ from bench.common import (
     bar_plot,
     code_version,
     free_port,
+    hardware,
     load_note,
     panels_plot,
     percentile,
@@ -81,16 +101,25 @@ SPEEDUP = 1.0
 GRACE_S = 2
 #: The first fleet size of every search; it doubles while the pipeline keeps up.
 START_HOSTS = 100
+MIN_HOSTS = 10
 MAX_HOSTS = 6400
 #: Bisections between the last size sustained and the first one not.
 REFINE_STEPS = 2
-#: Probe, confirmation and drain times at scale 1.
-PROBE_S = 90.0
+#: Probe, confirmation and drain times at scale 1. A probe sees at least two
+#: minute boundaries, where the 1m aggregates arrive at the sinks in one burst.
+PROBE_S = 150.0
 CONFIRM_S = 300.0
 DRAIN_S = 60.0
-#: A group's lag "grows" when its slope over the second half exceeds this share of
-#: its input in messages/s (the gauges move in 5 s steps, so a flat lag is noisy).
+#: The CPU every component uses with no load, measured before each probe.
+IDLE_S = 10.0
+#: A group's backlog "grows" when the slope of its lag's floor over the second
+#: half exceeds this share of its input in messages/s.
 GROWTH_SHARE = 0.10
+#: Over how long a group's lag floor (its trailing minimum) is taken: one burst
+#: period, the collection interval for the stream processor's input and a
+#: minute for the aggregates the sinks read.
+FLOOR_SPAN_S = {"stream": float(INTERVAL_S)}
+AGGREGATE_BURST_S = 60.0
 VM_PROBE_METRIC = "node_load1"
 VM_PROBE_HOSTS = 3
 #: (label, --windows, stream workers = instances of each sink)
@@ -108,7 +137,15 @@ SERVICE_NAMES = {
     "schema-registry": "registry",
     "victoriametrics": "victoriametrics",
     "postgres": "postgresql",
+    # The local stack's observability services: not in the pipeline's path, but
+    # on the same CPUs (traces and logs the components send, vmalert's rules).
+    "jaeger": "jaeger (traces)",
+    "victorialogs": "victorialogs (logs)",
+    "vmalert": "vmalert",
+    "alertmanager": "alertmanager",
 }
+#: The cost map's components that are not the pipeline's own.
+OBSERVABILITY = {"jaeger (traces)", "victorialogs (logs)", "vmalert", "alertmanager"}
 
 _REPORT = re.compile(
     r"produced (\d+) events \((\d+) samples\) in ([\d.]+)s: .*dropped (\d+).*ticks (\d+) "
@@ -196,14 +233,44 @@ def _lag(proc: Proc) -> float | None:
     return total
 
 
-def smoothed(points: list[tuple[float, float]], span_s: float) -> list[tuple[float, float]]:
-    """Each point's trailing mean over ``span_s``: over one collection interval, it
-    removes the saw-tooth of a tick's burst being produced and consumed."""
+def floor(points: list[tuple[float, float]], span_s: float) -> list[tuple[float, float]]:
+    """Each point's trailing minimum over ``span_s``, from the first point a whole
+    span after the first: the backlog left between bursts. A consumer that keeps
+    up brings it back to about zero in every span, however large its bursts."""
+    if not points:
+        return []
+    first = points[0][0]
     out = []
     for t, _ in points:
-        recent = [v for u, v in points if t - span_s < u <= t]
-        out.append((t, sum(recent) / len(recent)))
+        if t - first < span_s:
+            continue
+        out.append((t, min(v for u, v in points if t - span_s < u <= t)))
     return out
+
+
+def growing_groups(
+    lag_by: dict[str, list[tuple[float, float]]],
+    inputs: dict[str, float],
+    span_by: dict[str, float],
+    since_s: float,
+) -> tuple[list[str], dict[str, float], dict[str, float]]:
+    """The groups whose backlog grows, each group's floor slope and its last floor.
+
+    A group grows when the slope of its lag's floor from ``since_s`` on is above
+    :data:`GROWTH_SHARE` of its input (messages/s) and its last floor is above one
+    second of input (a floor about zero is no backlog, whatever its slope).
+    """
+    slopes: dict[str, float] = {}
+    last: dict[str, float] = {}
+    growing = []
+    for group, points in lag_by.items():
+        floored = [(t, v) for t, v in floor(points, span_by[group]) if t >= since_s]
+        slopes[group] = slope(floored)
+        last[group] = floored[-1][1] if floored else 0.0
+        rate = max(1.0, inputs.get(group, 0.0))
+        if slopes[group] > GROWTH_SHARE * rate and last[group] > rate:
+            growing.append(group)
+    return sorted(growing), slopes, last
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -391,18 +458,68 @@ def _vm_latencies(
 
 @dataclass
 class Context:
-    pipeline: Pipeline
+    """What every probe of one configuration shares."""
+
+    windows: str
+    workers: int
+    env: dict[str, str]
+    services: dict[str, int]
     client: httpx.Client
-    vm_url: str
-    dsn: str
-    seed: int
     factor: float
+    #: The simulated fleets' seeds used so far: their series and rows are deleted at the end.
+    seeds: list[int] = field(default_factory=list)
 
 
-def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
-    pipeline = ctx.pipeline
-    probe = Probe(hosts, ctx.seed)
+def _cpu_now(pipeline: Pipeline, extra: tuple[Proc, ...] = ()) -> dict[str, float]:
+    """CPU seconds so far of each consumer (and ``extra``) process and each service tree."""
+    out = {c.name: c.cpu() for c in (*extra, *pipeline.consumers)}
+    out.update(
+        {SERVICE_NAMES[n]: proc_tree_cpu_seconds(pid) for n, pid in pipeline.services.items()}
+    )
+    return out
+
+
+def run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
+    """One probe on an empty pipeline: consumers started for it on a topic prefix and a
+    fleet of their own, an idle measurement, the load, the drain; then everything of
+    it stopped and its topics deleted."""
+    prefix = f"benchpipe{uuid.uuid4().hex[:6]}."
+    env = {**ctx.env, "HOSTSTREAM_TOPIC_PREFIX": prefix, "HOSTSTREAM_LOG_LEVEL": "WARNING"}
+    settings = settings_for(env)
+    seed = random.randint(10_000, 999_000)
+    ctx.seeds.append(seed)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    pipeline = Pipeline(ctx.windows, ctx.workers, env, workdir, ctx.services)
+    try:
+        began = time.monotonic()
+        pipeline.start(settings)
+        start_up_s = time.monotonic() - began
+        return _load(ctx, pipeline, settings, seed, hosts, seconds, start_up_s)
+    finally:
+        pipeline.stop()
+        delete_topics(settings, topics_with_prefix(settings, prefix))
+        delete_subjects(settings, prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load(
+    ctx: Context,
+    pipeline: Pipeline,
+    settings: Any,
+    seed: int,
+    hosts: int,
+    seconds: float,
+    start_up_s: float,
+) -> dict[str, Any]:
+    vm_url = settings.vm_url.rstrip("/")
+    dsn = settings.sql_dsn.get_secret_value()
+    probe = Probe(hosts, seed)
+    # The fixed cost: every component running, nothing produced.
     backlog = pipeline.lags() or {}
+    idle0, idle_t0 = _cpu_now(pipeline), time.monotonic()
+    time.sleep(IDLE_S)
+    idle_wall = time.monotonic() - idle_t0
+    idle_share = {k: (v - idle0[k]) / idle_wall for k, v in _cpu_now(pipeline).items()}
     load_before = os.getloadavg()[0]
     producer = _start(
         f"producer-{hosts}",
@@ -412,7 +529,7 @@ def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
             "--simulate-hosts",
             str(hosts),
             "--seed",
-            str(ctx.seed),
+            str(seed),
             "--interval",
             str(INTERVAL_S),
             "--speedup",
@@ -429,19 +546,12 @@ def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
     # The producer reads on the aligned instants: windows from the first one on are whole.
     first_tick_s = math.ceil(time.time() / INTERVAL_S) * INTERVAL_S
     started = time.monotonic()
-    cpu0 = {c.name: c.cpu() for c in (producer, *pipeline.consumers)}
-    services0 = {n: proc_tree_cpu_seconds(pid) for n, pid in pipeline.services.items()}
+    cpu0 = _cpu_now(pipeline, (producer,))
     busy0 = _machine_busy()
-    _watch(probe, pipeline, started + seconds, started, ctx.client, ctx.vm_url)
+    _watch(probe, pipeline, started + seconds, started, ctx.client, vm_url)
     wall = time.monotonic() - started
     machine = (_machine_busy() - busy0) / wall
-    cpu_s = {c.name: c.cpu() - cpu0[c.name] for c in (producer, *pipeline.consumers)}
-    cpu_s.update(
-        {
-            SERVICE_NAMES[n]: proc_tree_cpu_seconds(pid) - services0[n]
-            for n, pid in pipeline.services.items()
-        }
-    )
+    cpu_s = {k: v - cpu0[k] for k, v in _cpu_now(pipeline, (producer,)).items()}
     stopped_s = time.time()
     _stop(producer)
     match = _REPORT.search(" ".join(producer.tail().split()))  # rich wraps the line
@@ -452,48 +562,53 @@ def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
     samples_per_s = int(samples) / float(run_s)
 
     # Each group's input in messages/s: metric events, and one message per aggregate
-    # (a series' window: samples/s x interval / window, summed over windows).
+    # (a series' window: samples/s x interval / window, summed over windows). The
+    # SQL sink reads the aggregates and the alert events, the alert sink only the
+    # latter (a few; counted as one a second).
     aggregates_per_s = samples_per_s * sum(INTERVAL_S / w for w in pipeline.sizes)
     inputs = {
         "stream": events_per_s,
         "sink-victoriametrics": events_per_s + aggregates_per_s,
         "sink-sql": aggregates_per_s,
-        "sink-alerts": events_per_s,
+        "sink-alerts": 1.0,
     }
     # The backlog must drain once the load stops (a sustained probe drains in seconds).
     drain_limit = max(20.0, DRAIN_S * ctx.factor)
     drain_start = time.monotonic()
     drained = False
     while time.monotonic() - drain_start < drain_limit:
-        _watch(probe, pipeline, time.monotonic() + 1.0, started, ctx.client, ctx.vm_url)
+        _watch(probe, pipeline, time.monotonic() + 1.0, started, ctx.client, vm_url)
         last = {g: points[-1][1] for g, points in probe.lag_by.items() if points}
-        if last and all(v <= inputs.get(g, 0.0) for g, v in last.items()):
+        if last and all(v <= max(1.0, inputs.get(g, 0.0)) for g, v in last.items()):
             drained = True  # about a second of input left in each group
             break
     drained_s = time.monotonic() - drain_start
 
-    def second_half(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        return [(t, v) for t, v in smoothed(points, INTERVAL_S) if wall / 2 <= t <= wall]
-
-    slopes = {g: slope(second_half(points)) for g, points in probe.lag_by.items()}
-    # A lag under one collection interval's input is no backlog, whatever its slope.
-    end_lag = {g: points[-1][1] for g, points in probe.lag_by.items() if points}
-    growing = sorted(
-        g
-        for g, v in slopes.items()
-        if v > GROWTH_SHARE * inputs.get(g, 0.0)
-        and end_lag.get(g, 0.0) > INTERVAL_S * inputs.get(g, 0.0)
-    )
+    spans = {g: FLOOR_SPAN_S.get(g, AGGREGATE_BURST_S) for g in probe.lag_by}
+    loaded = {g: [(t, v) for t, v in p if t <= wall] for g, p in probe.lag_by.items()}
+    growing, slopes, last_floor = growing_groups(loaded, inputs, spans, wall / 2)
     # Windows that closed while the producer ran: their end plus grace before its last tick.
     cutoff_s = stopped_s - INTERVAL_S - GRACE_S
     samples_in_probe = samples_per_s * wall
-    pipeline_cpu = sum(v for k, v in cpu_s.items() if k != producer.name)
     # The cost map names components: a group's instances add up.
     groups = {c.name: c.group for c in pipeline.consumers}
-    by_component: dict[str, float] = {}
-    for name, seconds_used in cpu_s.items():
-        key = "producer (simulator)" if name == producer.name else groups.get(name, name)
-        by_component[key] = by_component.get(key, 0.0) + seconds_used
+
+    def by_component(seconds_by_name: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, used in seconds_by_name.items():
+            key = "producer (simulator)" if name == producer.name else groups.get(name, name)
+            out[key] = out.get(key, 0.0) + used
+        return out
+
+    cost = by_component(cpu_s)
+    idle_cost = by_component({k: v * wall for k, v in idle_share.items()})
+    in_pipeline = [k for k in cost if k != "producer (simulator)" and k not in OBSERVABILITY]
+    pipeline_cpu = sum(cost[k] for k in in_pipeline)
+    observability_cpu = sum(v for k, v in cost.items() if k in OBSERVABILITY)
+
+    def per_million(seconds_used: float) -> float:
+        return round(seconds_used / samples_in_probe * 1e6, 2) if samples_in_probe else 0.0
+
     figures: dict[str, Any] = {
         "hosts": hosts,
         "seconds": round(wall, 1),
@@ -502,25 +617,29 @@ def _run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
         "producer_dropped": int(dropped),
         "producer_ticks": int(ticks),
         "producer_skipped_ticks": int(skipped),
+        "start_up_seconds": round(start_up_s, 1),
         "lag_at_start": {k: round(v) for k, v in backlog.items()},
-        "lag_slope_by_group_per_s": {k: round(v, 1) for k, v in slopes.items()},
+        "lag_floor_slope_by_group_per_s": {k: round(v, 1) for k, v in slopes.items()},
+        "lag_floor_at_end": {k: round(v) for k, v in last_floor.items()},
         "input_messages_per_s": {k: round(v) for k, v in inputs.items()},
         "lag_grows_at": growing,
         "lag_max_by_group": {k: round(max(v for _, v in p)) for k, p in probe.lag_by.items()},
         "drained": drained,
         "drain_seconds": round(drained_s, 1),
         "sustained": not growing and drained,
-        "cpu_share": {k: round(v / wall, 3) for k, v in cpu_s.items()},
+        "cpu_share": {k: round(v / wall, 3) for k, v in cost.items()},
+        "cpu_share_idle": {k: round(v / wall, 3) for k, v in idle_cost.items()},
         "cpu_share_pipeline": round(pipeline_cpu / wall, 3),
-        "cpu_share_simulator": round(cpu_s[producer.name] / wall, 3),
+        "cpu_share_simulator": round(cost["producer (simulator)"] / wall, 3),
+        "cpu_share_observability": round(observability_cpu / wall, 3),
         "cpu_share_machine": round(machine, 3),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "cpu_seconds_per_million_samples": {
-            k: round(v / samples_in_probe * 1e6, 2) for k, v in by_component.items()
-        }
-        if samples_in_probe
-        else {},
-        "latency_postgres": _pg_latencies(ctx.dsn, ctx.seed, first_tick_s, cutoff_s),
+        "cpu_seconds_per_million_samples": {k: per_million(v) for k, v in cost.items()},
+        "cpu_seconds_per_million_samples_above_idle": {
+            k: per_million(max(0.0, v - idle_cost.get(k, 0.0))) for k, v in cost.items()
+        },
+        "cpu_seconds_per_million_samples_pipeline": per_million(pipeline_cpu),
+        "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
     }
     print(f"pipeline: {pipeline.windows}/{pipeline.workers}: {json.dumps(figures)}", flush=True)
@@ -536,23 +655,30 @@ def search(
     probe: Callable[[int, float], dict[str, Any]],
     probe_s: float,
     confirm_s: float | None,
+    start_hosts: int = START_HOSTS,
 ) -> dict[str, Any]:
-    """Coarse (doubling), then fine (bisection) probes, then a confirmation run.
+    """Coarse (doubling up, or halving down if the first size fails), then fine
+    (bisection) probes, then a confirmation run.
 
     ``probe(hosts, seconds)`` runs one probe and returns its figures (with
     ``sustained``); ``confirm_s`` None skips the confirmation.
     """
     probes: list[dict[str, Any]] = []
     good, bad = 0, 0
-    hosts = START_HOSTS
-    while hosts <= MAX_HOSTS:
+    hosts = start_hosts
+    while MIN_HOSTS <= hosts <= MAX_HOSTS:
         result = probe(hosts, probe_s)
         probes.append({**result, "phase": "coarse"})
-        if not result["sustained"]:
+        if result["sustained"]:
+            good = hosts
+            if bad:
+                break
+            hosts *= 2
+        else:
             bad = hosts
-            break
-        good = hosts
-        hosts *= 2
+            if good:
+                break
+            hosts //= 2
     for _ in range(REFINE_STEPS):
         if not bad:
             break
@@ -586,9 +712,8 @@ def search(
     }
 
 
-def _cleanup(settings: Any, prefix: str, seeds: list[int], vm_url: str, dsn: str) -> None:
-    delete_topics(settings, topics_with_prefix(settings, prefix))
-    delete_subjects(settings, prefix)
+def _cleanup(settings: Any, seeds: list[int], vm_url: str, dsn: str) -> None:
+    """Delete the simulated fleets' series and rows (each probe deletes its topics)."""
     if not seeds:
         return
     try:
@@ -614,57 +739,71 @@ def _cleanup(settings: Any, prefix: str, seeds: list[int], vm_url: str, dsn: str
 
 
 def _configuration(
-    label: str, windows: str, workers: int, env: dict[str, str], factor: float
+    label: str,
+    windows: str,
+    workers: int,
+    env: dict[str, str],
+    factor: float,
+    start_hosts: int,
 ) -> dict[str, Any]:
-    prefix = f"benchpipe{uuid.uuid4().hex[:6]}."
-    env = {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix, "HOSTSTREAM_LOG_LEVEL": "WARNING"}
     settings = settings_for(env)
-    vm_url = settings.vm_url.rstrip("/")
-    dsn = settings.sql_dsn.get_secret_value()
-    seed = random.randint(10_000, 999_000)
     stack = stack_for_env(env)
     services = {
         st.name: st.pid for st in stack.status() if st.pid is not None and st.name in SERVICE_NAMES
     }
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    pipeline = Pipeline(windows, workers, env, workdir, services)
     confirm = f"{windows}/{workers}" in CONFIRMED
-    try:
-        pipeline.start(settings)
-        with httpx.Client(timeout=10) as client:
-            ctx = Context(pipeline, client, vm_url, dsn, seed, factor)
+    with httpx.Client(timeout=10) as client:
+        ctx = Context(windows, workers, env, services, client, factor)
+        try:
             found = search(
-                lambda hosts, seconds: _run_probe(ctx, hosts, seconds),
-                max(20.0, PROBE_S * factor),
-                max(30.0, CONFIRM_S * factor) if confirm else None,
+                lambda hosts, seconds: run_probe(ctx, hosts, seconds),
+                max(60.0, PROBE_S * factor),
+                max(60.0, CONFIRM_S * factor) if confirm else None,
+                start_hosts,
             )
-    finally:
-        pipeline.stop()
-        _cleanup(settings, prefix, [seed], vm_url, dsn)
-        shutil.rmtree(workdir, ignore_errors=True)
+        finally:
+            _cleanup(
+                settings,
+                ctx.seeds,
+                settings.vm_url.rstrip("/"),
+                settings.sql_dsn.get_secret_value(),
+            )
     return {"label": label, "windows": windows, "workers": workers, **found}
 
 
-def run(env: dict[str, str]) -> list[Result]:
+def run(
+    env: dict[str, str],
+    start_hosts: int = START_HOSTS,
+    configurations: tuple[tuple[str, str, int], ...] = CONFIGURATIONS,
+) -> list[Result]:
+    """The suite: a search per configuration (by default all three)."""
     factor = scale()
     searches = [
-        _configuration(label, windows, workers, env, factor)
-        for label, windows, workers in CONFIGURATIONS
+        _configuration(label, windows, workers, env, factor, start_hosts)
+        for label, windows, workers in configurations
     ]
-    default, with_10s, two = searches
+    by_key = {f"{s['windows']}/{s['workers']}": s for s in searches}
+    default = by_key["1m,5m/1"]
+    with_10s = by_key.get("10s,1m,5m/1")
+    two = by_key.get("1m,5m/2")
     best = default["at_highest"]
     ratios: dict[str, float] = {}
     figures: dict[str, Any] = {
         "searches": searches,
         "capacity_hosts": default["highest_sustained_hosts"],
         "capacity_samples_per_s": default["highest_sustained_samples_per_s"],
-        "capacity_hosts_with_10s_window": with_10s["highest_sustained_hosts"],
-        "capacity_samples_per_s_with_10s_window": with_10s["highest_sustained_samples_per_s"],
-        "throughput_samples_per_s_by_workers": {
+        "capacity_confirmed": default["confirmed"],
+    }
+    if with_10s is not None:
+        figures["capacity_hosts_with_10s_window"] = with_10s["highest_sustained_hosts"]
+        figures["capacity_samples_per_s_with_10s_window"] = with_10s[
+            "highest_sustained_samples_per_s"
+        ]
+    if two is not None:
+        figures["throughput_samples_per_s_by_workers"] = {
             "1": default["highest_sustained_samples_per_s"],
             "2": two["highest_sustained_samples_per_s"],
-        },
-    }
+        }
     cost = cost_source(searches)
     if cost is not None:
         search_of, probe = cost
@@ -672,6 +811,10 @@ def run(env: dict[str, str]) -> list[Result]:
             f"{search_of['windows']} x{search_of['workers']} at {probe['hosts']} hosts"
         )
         figures["cpu_seconds_per_million_samples"] = probe["cpu_seconds_per_million_samples"]
+        figures["cpu_seconds_per_million_samples_above_idle"] = probe[
+            "cpu_seconds_per_million_samples_above_idle"
+        ]
+        figures["cpu_share_idle"] = probe["cpu_share_idle"]
     if best is not None:
         figures["latency_at_capacity"] = {
             "postgres": best["latency_postgres"],
@@ -680,6 +823,8 @@ def run(env: dict[str, str]) -> list[Result]:
         figures["cpu_share_at_capacity"] = best["cpu_share"]
         figures["cpu_share_simulator_at_capacity"] = best["cpu_share_simulator"]
         figures["cpu_share_pipeline_at_capacity"] = best["cpu_share_pipeline"]
+        figures["cpu_share_machine_at_capacity"] = best["cpu_share_machine"]
+        figures["load_average_at_capacity"] = best["load_average_1m"]
         figures["samples_per_s_per_pipeline_core"] = (
             round(best["samples_per_s"] / best["cpu_share_pipeline"])
             if best["cpu_share_pipeline"]
@@ -694,27 +839,39 @@ def run(env: dict[str, str]) -> list[Result]:
                     GRACE_S + 3
                 )
     if default["highest_sustained_samples_per_s"]:
-        ratios["two_workers_vs_one"] = (
-            two["highest_sustained_samples_per_s"] / default["highest_sustained_samples_per_s"]
-        )
-        ratios["with_10s_window_vs_without"] = (
-            with_10s["highest_sustained_samples_per_s"] / default["highest_sustained_samples_per_s"]
-        )
-    probe_s, confirm_s = max(20.0, PROBE_S * factor), max(30.0, CONFIRM_S * factor)
+        if two is not None:
+            ratios["two_workers_vs_one"] = (
+                two["highest_sustained_samples_per_s"] / default["highest_sustained_samples_per_s"]
+            )
+        if with_10s is not None:
+            ratios["with_10s_window_vs_without"] = (
+                with_10s["highest_sustained_samples_per_s"]
+                / default["highest_sustained_samples_per_s"]
+            )
+    probe_s, confirm_s = max(60.0, PROBE_S * factor), max(60.0, CONFIRM_S * factor)
     notes = [
-        f"search per configuration: from {START_HOSTS} simulated hosts, doubling while sustained "
-        f"({probe_s:.0f} s probes), then {REFINE_STEPS} bisections, then one {confirm_s:.0f} s "
+        f"configurations: {', '.join(label for label, _, _ in configurations)}",
+        f"search per configuration: from {start_hosts} simulated hosts, doubling while sustained "
+        f"(halving while not, if the first size is not) with {probe_s:.0f} s probes, then "
+        f"{REFINE_STEPS} bisections, then one {confirm_s:.0f} s "
         "confirmation at the size found (one fifth smaller if it fails, at most twice; the "
         "2-worker search has no confirmation); --interval "
         f"{INTERVAL_S} --speedup {SPEEDUP:g}; the stream processor (--grace {GRACE_S}, alert "
         "rules on), the VictoriaMetrics, SQL and alert sinks, each its own process, co-located "
         "with the services",
-        "sustained: every consumer group's lag (the sum of its processes' "
-        "hoststream_*_consumer_lag, scraped each second, each point the mean of the trailing "
-        f"{INTERVAL_S} s) has a least-squares slope over the probe's second half of at most "
-        f"{GROWTH_SHARE:.0%} of its input messages/s (or it ends the probe under one "
-        f"interval's input), and the backlog drains (down to about "
-        "one second of input) within the drain time once the producer stops",
+        "every probe starts from an empty pipeline: its consumers are started for it on a topic "
+        "prefix and a simulated fleet (seed) of their own and stopped after it, its topics "
+        f"deleted; each component's CPU with no load is measured for {IDLE_S:.0f} s first "
+        "(cpu_share_idle)",
+        "sustained: no consumer group's backlog grows and the backlog drains (to about one "
+        "second of input) within the drain time once the producer stops. The backlog is the "
+        "floor of the group's lag (the sum of its processes' hoststream_*_consumer_lag, scraped "
+        "each second): its minimum over the trailing "
+        f"{INTERVAL_S} s for the stream processor and {AGGREGATE_BURST_S:.0f} s for the sinks "
+        "(each tick, and each window size's aggregates, arrive in one burst); it grows when its "
+        "least-squares slope over the probe's second half is above "
+        f"{GROWTH_SHARE:.0%} of the group's input messages/s and it ends above one second of "
+        "input",
         "samples/s: the producer's own report (acknowledged samples / its run time)",
         "latency: PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
@@ -722,8 +879,10 @@ def run(env: dict[str, str]) -> list[Result]:
         f"once the host's event time passes end + grace ({GRACE_S} s)",
         "cost map: CPU seconds (utime + stime + cutime + cstime from /proc/<pid>/stat; the "
         "services' with their live child processes) over the probe, per million samples "
-        "produced in it; cpu_share_pipeline excludes the simulated producer "
-        "(cpu_share_simulator)",
+        "produced in it, in total and above each component's idle CPU; cpu_share_pipeline "
+        "excludes the simulated producer (cpu_share_simulator) and the local stack's "
+        "observability services (jaeger, victorialogs, vmalert, alertmanager: "
+        "cpu_share_observability)",
         f"scale {factor:g} (BENCH_SCALE) multiplies probe, confirmation and drain times",
         f"{load_note()}; {code_version()}",
     ]
@@ -732,7 +891,7 @@ def run(env: dict[str, str]) -> list[Result]:
         "producer simulation -> stream processor (1m and 5m windows, alert rules; and with a "
         "10s window) -> VictoriaMetrics, SQL and alert sinks, co-located: largest fleet with "
         "every consumer group's lag flat",
-        f"simulated fleets from {START_HOSTS} hosts, one collection every {INTERVAL_S}s, "
+        f"simulated fleets from {start_hosts} hosts, one collection every {INTERVAL_S}s, "
         "the default families",
         figures=figures,
         ratios=ratios,
@@ -796,3 +955,58 @@ def plot(figures: dict[str, Any]) -> Path:
             ),
         ],
     )
+
+
+def _environment() -> dict[str, str]:
+    """As ``bench.run``: a sourced stack.env's stack, else the one of HOSTSTREAM_STATE_DIR."""
+    if "HOSTSTREAM_KAFKA_BOOTSTRAP" in os.environ:
+        return dict(os.environ)
+    env = dict(os.environ)
+    return {**env, **stack_for_env(env).up()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, help="run one probe of this many simulated hosts")
+    parser.add_argument("--seconds", type=float, default=PROBE_S, help="the probe's length")
+    parser.add_argument("--windows", default="1m,5m", help="the probe's --windows")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="stream workers and sinks of each kind"
+    )
+    parser.add_argument(
+        "--start-hosts", type=int, default=START_HOSTS, help="the suite's first size"
+    )
+    parser.add_argument(
+        "--only-default",
+        action="store_true",
+        help="the suite searches the default configuration only (windows 1m,5m, one worker)",
+    )
+    args = parser.parse_args()
+    env = _environment()
+    if args.hosts is None:
+        configurations = CONFIGURATIONS[:1] if args.only_default else CONFIGURATIONS
+        for result in run(env, args.start_hosts, configurations):
+            print(f"pipeline: saved {result.save()}")
+        return
+    settings = settings_for(env)
+    services = {
+        st.name: st.pid
+        for st in stack_for_env(env).status()
+        if st.pid is not None and st.name in SERVICE_NAMES
+    }
+    with httpx.Client(timeout=10) as client:
+        ctx = Context(args.windows, args.workers, env, services, client, scale())
+        try:
+            figures = run_probe(ctx, args.hosts, args.seconds)
+        finally:
+            _cleanup(
+                settings,
+                ctx.seeds,
+                settings.vm_url.rstrip("/"),
+                settings.sql_dsn.get_secret_value(),
+            )
+    print(json.dumps({"hardware": hardware(), "code": code_version(), **figures}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
