@@ -14,13 +14,14 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from bench import api, pipeline, producer, sinks, streams
+from bench import alerts, api, pipeline, producer, sinks, streams
 from bench.common import Result, hardware, stack_for_env
 
 SUITES = {
     "producer": producer.run,
     "streams": streams.run,
     "sinks": sinks.run,
+    "alerts": alerts.run,
     "api": api.run,
     "pipeline": pipeline.run,
 }

@@ -30,6 +30,7 @@ __all__ = [
     "ListenError",
     "PermanentDeliveryError",
     "PrerequisiteMissingError",
+    "RateLimitedDeliveryError",
     "RetryableDeliveryError",
     "RoutingFileError",
     "RuleFileError",
@@ -175,6 +176,10 @@ class RetryableDeliveryError(DeliveryError):
     def __init__(self, receiver: str, reason: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(receiver, reason)
+
+
+class RateLimitedDeliveryError(RetryableDeliveryError):
+    """The receiver answered 429, or its documented rate limit is reached; send later."""
 
 
 class PermanentDeliveryError(DeliveryError):

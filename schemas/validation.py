@@ -83,6 +83,9 @@ class ShapedEvent(Protocol):
     @property
     def values(self) -> tuple[float, ...]: ...
 
+    @property
+    def timestamp_ms(self) -> int: ...
+
     def event(self) -> MetricEvent:
         """The whole event, samples included."""
         ...
@@ -173,6 +176,10 @@ class Violation:
     reason: str
 
 
+def _unknown_record(record: object, topic: str | None, now: int) -> Violation:
+    return Violation("UnknownRecord", f"a {type(record).__name__} is no hoststream record")
+
+
 def _cut(text: str, limit: int = 80) -> str:
     """``text`` quoted for a reason, shortened: a 10 kB value must not make a 10 kB header."""
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
@@ -204,7 +211,12 @@ class Validator:
         self._good_hosts: set[str] = set()
         self._good_labels: set[tuple[str, str]] = set()
         self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
-        self._good_shapes: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Shapes whose events passed in full -> the topics they passed on.
+        self._good_shapes: weakref.WeakKeyDictionary[Any, set[str | None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # The check for each type of record met; a protocol's isinstance is slow.
+        self._checks: dict[type, Callable[[Any, str | None, int], Violation | None]] = {}
 
     @classmethod
     def from_settings(
@@ -234,15 +246,21 @@ class Validator:
             now_ms: the consumer's clock (None: read it now).
         """
         now = self._clock_ms() if now_ms is None else now_ms
+        check = self._checks.get(type(record))
+        if check is None:
+            check = self._checks[type(record)] = self._check_for(record)
+        return check(record, topic, now)
+
+    def _check_for(self, record: object) -> Callable[[Any, str | None, int], Violation | None]:
         if isinstance(record, MetricEvent):
-            return self.check_event(record, topic, now)
+            return self.check_event
         if isinstance(record, WindowAggregate):
-            return self.check_aggregate(record, topic, now)
+            return self.check_aggregate
         if isinstance(record, AlertEvent):
-            return self.check_alert(record, topic, now)
+            return self.check_alert
         if isinstance(record, ShapedEvent):
-            return self.check_shaped_event(record, topic, now)
-        return Violation("UnknownRecord", f"a {type(record).__name__} is no hoststream record")
+            return self.check_shaped_event
+        return _unknown_record
 
     def check_shaped_event(
         self, record: ShapedEvent, topic: str | None = None, now_ms: int | None = None
@@ -254,13 +272,21 @@ class Validator:
         in full only when one of their values is not finite.
         """
         now = self._clock_ms() if now_ms is None else now_ms
+        topics = self._good_shapes.get(record.shape)
         # One sum finds a NaN or infinity among all the values.
-        if record.shape not in self._good_shapes or not math.isfinite(sum(record.values)):
+        if topics is None or not math.isfinite(sum(record.values)):
             found = self.check_event(record.event(), topic, now)
             if found is None:
-                self._good_shapes.add(record.shape)
+                self._good_shapes.setdefault(record.shape, set()).add(topic)
             return found
-        return self.check_event_fields(record.header(), topic, now)
+        # Host, family and host labels are the shape's, judged with its first
+        # event: on a topic it passed on, only the instant is left to judge.
+        if topic in topics and self._timestamp(record.timestamp_ms, "timestamp_ms", now) is None:
+            return None
+        found = self.check_event_fields(record.header(), topic, now)
+        if found is None:
+            topics.add(topic)
+        return found
 
     def check_batch(
         self, records: Sequence[object], topics: Sequence[str | None] | str | None = None

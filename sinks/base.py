@@ -44,9 +44,13 @@ class BatchingSink(ABC, Generic[T]):
 
     Subclasses implement :meth:`write`; :meth:`check` and :meth:`close` are
     optional. ``name`` labels the sink's Prometheus metrics and log lines.
+    ``write_ahead`` lets the loop overlap a batch's write with reading the next.
     """
 
     name: str = "sink"
+    #: Whether :meth:`write` may run on a thread of its own while the consumer
+    #: loop decodes the next batch and calls :meth:`check` (one write at a time).
+    write_ahead: bool = False
 
     def check(self, value: T) -> None:
         """Raise :class:`~hoststream.errors.InvalidRecordError` if ``value`` can never be stored.

@@ -11,6 +11,13 @@ jitter; it keeps polling so the group membership stays alive, and resumes by
 itself once a write succeeds. Memory stays bounded by one batch plus what
 librdkafka had already fetched.
 
+A sink whose ``write_ahead`` is true has each batch written on a thread of
+its own while the loop consumes and decodes the next one (a write that mostly
+waits for the destination then costs the loop little); the written batch is
+committed before the next one is sent off, so commits stay in order and come
+only after their write. At most one batch is in flight; while the
+destination is down the loop writes synchronously, as for any other sink.
+
 Tracing: every attempt at a batch (write, dead letters, commit) runs inside a
 ``write <sink>`` span linked to the spans its messages' ``traceparent`` names
 (:func:`hoststream.tracing.batch_span`); a failed attempt's span carries the
@@ -24,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -141,6 +149,15 @@ class _Batch(Generic[T]):
         return before - len(self.items)
 
 
+@dataclass
+class _InFlight(Generic[T]):
+    """A batch being written on the writer thread, and its valid records."""
+
+    batch: _Batch[T]
+    valid: list[SinkRecord[T]]
+    future: Future[Sequence[Rejection[SinkRecord[Any]]]]
+
+
 class SinkConsumer(Generic[T]):
     """Runs one sink over a Kafka consumer group.
 
@@ -208,6 +225,9 @@ class SinkConsumer(Generic[T]):
         self._failed = False
         self._retry_at = 0.0
         self._lag_at = 0.0
+        # Write-ahead sinks: the batch being written while the next one fills.
+        self._inflight: _InFlight[T] | None = None
+        self._writer: ThreadPoolExecutor | None = None  # started by the first write ahead
 
     # -- public -------------------------------------------------------------
 
@@ -229,7 +249,8 @@ class SinkConsumer(Generic[T]):
     @property
     def buffered(self) -> int:
         """Records consumed but not yet committed."""
-        return len(self._batch.items) + len(self._backlog)
+        inflight = len(self._inflight.batch.items) if self._inflight is not None else 0
+        return len(self._batch.items) + len(self._backlog) + inflight
 
     def subscribe(self) -> None:
         """Join the group; :meth:`run` calls this itself."""
@@ -266,8 +287,15 @@ class SinkConsumer(Generic[T]):
                 due = self._batch.started_at + self._policy.max_delay_s - now
                 timeout = max(0.0, min(timeout, due))
             self._accept(self._consumer.consume(room, timeout))
-            if self._batch_due():
-                self._try_flush()
+            if self._inflight is not None and self._inflight.future.done():
+                # Commit a finished write now, not only when the next batch is due.
+                self._try_in(self._settle, None)
+            if self._batch_due() and not self._paused:
+                if self._sink.write_ahead:
+                    # The write's span is opened on the writer thread.
+                    self._try_in(self._write_ahead, None)
+                else:
+                    self._try_flush()
         if self._clock() >= self._lag_at:
             self._update_lag()
 
@@ -277,7 +305,7 @@ class SinkConsumer(Generic[T]):
         Returns whether nothing is left uncommitted.
         """
         deadline = self._clock() + self._shutdown_timeout_s
-        while self._batch.items:
+        while self._batch.items or self._inflight is not None:
             if self._try_flush():
                 continue  # what arrived meanwhile became the next batch
             wait = min(self._retry_at, deadline) - self._clock()
@@ -300,7 +328,12 @@ class SinkConsumer(Generic[T]):
             try:
                 self._dlq.close()
             finally:
-                self._sink.close()
+                try:
+                    if self._writer is not None:
+                        # A write still running must end before its client is closed.
+                        self._writer.shutdown(wait=True)
+                finally:
+                    self._sink.close()
 
     # -- polling ------------------------------------------------------------
 
@@ -336,6 +369,8 @@ class SinkConsumer(Generic[T]):
             self._batch.started_at = self._clock()
         self._batch.items.append(item)
         self._batch.size_bytes += len(item.value or b"")
+        if item.rejection is not None:  # decoded already, while waiting in the backlog
+            self._batch.rejections.append(item.rejection)
 
     def _batch_due(self) -> bool:
         batch = self._batch
@@ -359,11 +394,11 @@ class SinkConsumer(Generic[T]):
         """Write, dead-letter and commit the batch; on a transient failure pause and back off."""
         # The span covers the failure's handling too, so its log line names it.
         with self._span() as span:
-            return self._try_flush_in(span)
+            return self._try_in(self._flush, span)
 
-    def _try_flush_in(self, span: Span | None) -> bool:
+    def _try_in(self, attempt: Callable[[], None], span: Span | None) -> bool:
         try:
-            self._flush()
+            attempt()
         except SinkUnavailableError as exc:
             if span is not None:
                 # Handled here, so the span would not see it: mark the attempt failed.
@@ -396,33 +431,47 @@ class SinkConsumer(Generic[T]):
         return True
 
     def _flush(self) -> None:
+        self._settle()
         batch = self._batch
         if not batch.items:
             return
         if not batch.written:
             valid = self._decode_batch(batch)
-            started = self._clock()
             try:
-                refused = self._sink.write(valid) if valid else ()
+                refused = self._write(valid)
             except SinkUnavailableError:
                 raise
             except BaseException:
                 # Fatal or a bug: nothing more may be written or committed.
                 self._failed = True
                 raise
-            finally:
-                self._metrics.write_seconds(self._clock() - started)
-            batch.rejections.extend(refused)
-            batch.written = True
-            self._metrics.written(len(valid) - len(refused))
-            span = trace.get_current_span()  # the attempt's span; not recording when off
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        "hoststream.records.written": len(valid) - len(refused),
-                        "hoststream.records.rejected": len(batch.rejections),
-                    }
-                )
+            self._stored(batch, len(valid), refused)
+        self._finish(batch)
+
+    def _write(self, valid: list[SinkRecord[T]]) -> Sequence[Rejection[SinkRecord[Any]]]:
+        started = self._clock()
+        try:
+            return self._sink.write(valid) if valid else ()
+        finally:
+            self._metrics.write_seconds(self._clock() - started)
+
+    def _stored(
+        self, batch: _Batch[T], valid: int, refused: Sequence[Rejection[SinkRecord[Any]]]
+    ) -> None:
+        batch.rejections.extend(refused)
+        batch.written = True
+        self._metrics.written(valid - len(refused))
+        span = trace.get_current_span()  # the attempt's span; not recording when off
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "hoststream.records.written": valid - len(refused),
+                    "hoststream.records.rejected": len(batch.rejections),
+                }
+            )
+
+    def _finish(self, batch: _Batch[T]) -> None:
+        """Dead-letter and commit the written ``batch`` (the current one)."""
         if batch.rejections and not batch.dead_lettered:
             self._dlq.send(batch.rejections)
             batch.dead_lettered = True
@@ -433,6 +482,77 @@ class SinkConsumer(Generic[T]):
         backlog, self._backlog = self._backlog, []
         for item in backlog:
             self._add(item)
+
+    # -- writing ahead --------------------------------------------------------
+
+    def _write_ahead(self) -> None:
+        """Decode the batch, settle the one in flight, then send this one off to be written."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self._sink.name}-write")
+        # Decoding while the previous batch is still on its way is the point.
+        self._decode_batch(self._batch)
+        # Committing the previous batch carries these records over into a new
+        # batch (they are decoded: this second pass only collects them).
+        self._settle()
+        batch = self._batch
+        valid = self._decode_batch(batch)
+        self._batch = _Batch()
+        future = self._writer.submit(self._write_in_span, batch, valid)
+        self._inflight = _InFlight(batch, valid, future)
+
+    def _write_in_span(
+        self, batch: _Batch[T], valid: list[SinkRecord[T]]
+    ) -> Sequence[Rejection[SinkRecord[Any]]]:
+        with batch_span(
+            write_span_name(self._sink.name),
+            (item.headers for item in batch.items),
+            attributes={"hoststream.sink": self._sink.name},
+        ):
+            refused = self._write(valid)
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "hoststream.records.written": len(valid) - len(refused),
+                        "hoststream.records.rejected": len(batch.rejections) + len(refused),
+                    }
+                )
+            return refused
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight, then dead-letter and commit it.
+
+        If its write failed, it becomes the current batch again, ahead of the
+        records consumed meanwhile, and the failure is raised: the usual
+        retries take over. If it was written but its dead letters or commit
+        failed, it becomes the current batch (written) and what came since
+        waits in the backlog.
+        """
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        wait([inflight.future])
+        batch, newer = inflight.batch, self._batch
+        try:
+            refused = inflight.future.result()
+        except SinkUnavailableError:
+            # Written again as one batch with the newer records (already decoded).
+            batch.items += newer.items
+            batch.size_bytes += newer.size_bytes
+            batch.rejections += newer.rejections
+            self._batch = batch
+            raise
+        except BaseException:
+            self._failed = True
+            raise
+        batch.rejections.extend(refused)
+        batch.written = True
+        self._metrics.written(len(inflight.valid) - len(refused))
+        self._batch = batch
+        self._backlog = [*newer.items, *self._backlog]
+        self._finish(batch)
+        if newer.items:
+            self._batch.started_at = newer.started_at  # its age still counts
 
     def _decode_batch(self, batch: _Batch[T]) -> list[SinkRecord[T]]:
         valid: list[SinkRecord[T]] = []
@@ -506,7 +626,9 @@ class SinkConsumer(Generic[T]):
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        holding = any(item.tp in revoked for item in self._batch.items)
+        holding = self._inflight is not None or any(
+            item.tp in revoked for item in self._batch.items
+        )
         if holding and not self._paused and not self._failed:
             # Store and commit what we hold for them while they are still ours;
             # one attempt only, a rebalance must not wait for an outage.
@@ -527,6 +649,10 @@ class SinkConsumer(Generic[T]):
 
     def _forget(self, partitions: set[_Partition], why: str) -> None:
         dropped = self._batch.drop(partitions)
+        if self._inflight is not None:
+            # Its write goes on (harmless: writes are idempotent), but it must
+            # not commit offsets of partitions that are no longer ours.
+            dropped += self._inflight.batch.drop(partitions)
         kept = [item for item in self._backlog if item.tp not in partitions]
         dropped += len(self._backlog) - len(kept)
         self._backlog = kept

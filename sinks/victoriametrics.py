@@ -75,6 +75,9 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
     """
 
     name = "victoriametrics"
+    # A write mostly waits for VictoriaMetrics to parse the body: the loop
+    # reads and decodes the next batch meanwhile.
+    write_ahead = True
 
     def __init__(
         self,

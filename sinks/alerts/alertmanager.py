@@ -12,16 +12,23 @@ that is not re-sent within its ``resolve_timeout``. hoststream sends each
 transition once, so a FIRING alert carries an explicit ``endsAt`` far enough
 ahead (``firing_ttl_s``, default one day) that it stays firing until its
 RESOLVED event sets ``endsAt`` to the time it ended.
+
+Alerts sent at the same moment (the sink delivers several dedup keys at
+once) go out in one request, as Prometheus batches its notifications: the
+API takes a list. If Alertmanager refuses such a list for its content, each
+alert is sent again alone, so only the one at fault is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from hoststream.errors import PermanentDeliveryError
 from hoststream.schemas import AlertEvent, AlertState
 from hoststream.sinks.alerts.router import iso8601, post_json
 
@@ -29,6 +36,8 @@ __all__ = ["DEFAULT_FIRING_TTL_S", "AlertmanagerRouter", "alertmanager_alert", "
 
 _INVALID_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_]")
 DEFAULT_FIRING_TTL_S = 86_400.0
+#: Alerts per request at most (Prometheus sends up to 256).
+MAX_BATCH = 64
 
 
 def label_name(name: str) -> str:
@@ -103,15 +112,70 @@ class AlertmanagerRouter:
         self._ttl = firing_ttl_s
         self._own_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
+        # Alerts waiting for the next request, each with its sender's future.
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._posts: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     def __repr__(self) -> str:
         return f"AlertmanagerRouter(name={self.name!r}, url={self._url!r})"
 
     async def send(self, alert: AlertEvent) -> None:
         body = alertmanager_alert(alert, firing_ttl_s=self._ttl, generator_base_url=self._generator)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if not self._waiting:
+            # Runs once every sender ready now has added its alert.
+            loop.call_soon(self._start_post, loop)
+        self._waiting.append((body, done))
+        await done
+
+    def _start_post(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._post_waiting())
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _post_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for start in range(0, len(waiting), MAX_BATCH):
+            part = waiting[start : start + MAX_BATCH]
+            try:
+                await self._post([body for body, _ in part])
+            except PermanentDeliveryError as exc:
+                if len(part) == 1:
+                    _settle(part, exc)
+                else:
+                    # One alert spoilt the list: find it by sending each alone.
+                    for one in part:
+                        await self._post_one(one)
+            except Exception as exc:
+                _settle(part, exc)
+            else:
+                _settle(part, None)
+
+    async def _post_one(self, waiting: tuple[dict[str, Any], asyncio.Future[None]]) -> None:
+        try:
+            await self._post([waiting[0]])
+        except Exception as exc:
+            _settle([waiting], exc)
+        else:
+            _settle([waiting], None)
+
+    async def _post(self, bodies: list[dict[str, Any]]) -> None:
         # Alertmanager answers 200 with an empty body.
-        await post_json(self._client, self.name, self._url, [body], accepted=(200,))
+        await post_json(self._client, self.name, self._url, bodies, accepted=(200,))
 
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
+
+
+def _settle(
+    waiting: list[tuple[dict[str, Any], asyncio.Future[None]]], error: Exception | None
+) -> None:
+    for _, done in waiting:
+        if done.done():  # its sender was cancelled
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

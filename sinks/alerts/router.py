@@ -19,7 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
-from hoststream.errors import PermanentDeliveryError, RetryableDeliveryError
+from hoststream.errors import (
+    PermanentDeliveryError,
+    RateLimitedDeliveryError,
+    RetryableDeliveryError,
+)
 from hoststream.schemas import AlertEvent
 
 __all__ = ["Router", "iso8601", "post_json", "redact", "summary_of"]
@@ -110,7 +114,7 @@ async def post_json(
 
     Raises:
         RetryableDeliveryError: no answer, 408/425/429 or 5xx (with ``Retry-After``
-            when the receiver sent one).
+            when the receiver sent one); for 429 a :class:`RateLimitedDeliveryError`.
         PermanentDeliveryError: any other status.
     """
     secrets = list(secrets)
@@ -130,6 +134,8 @@ async def post_json(
         return response
     detail = redact(response.text[:_MAX_DETAIL], secrets)
     reason = f"HTTP {status} from {redact(url, secrets)}: {detail}"
+    if status == 429:
+        raise RateLimitedDeliveryError(receiver, reason, _retry_after(response))
     if status in _TRANSIENT_4XX or status >= 500:
         raise RetryableDeliveryError(receiver, reason, _retry_after(response))
     raise PermanentDeliveryError(receiver, reason)

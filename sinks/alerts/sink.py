@@ -75,7 +75,7 @@ class DeliveryPolicy:
     initial_s: float = 0.5
     max_s: float = 5.0
     max_retry_after_s: float = 10.0
-    concurrency: int = 8
+    concurrency: int = 32
 
 
 @dataclass

@@ -61,6 +61,10 @@ class FakeHttpServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as the real services offer: a client sending many
+            # alerts reuses its connections instead of opening one per request.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 fake._serve(self)
 

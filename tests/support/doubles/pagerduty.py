@@ -5,14 +5,19 @@ reference (request fields, limits, and the 202 / 400 / 429 answers and their
 bodies). It keeps an incident per dedup key so tests can see trigger and
 resolve take effect. It is stricter than PagerDuty on one point, on purpose:
 unknown top-level fields are refused, so a misspelt field fails a test
-instead of being ignored.
+instead of being ignored. With ``events_per_window`` it enforces PagerDuty's
+rate limit per routing key (about 120 events over the 60 s before each
+request): an event beyond it is answered 429 and not ingested.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,9 +64,14 @@ class Incident:
 class FakePagerDuty(FakeHttpServer):
     """Events API v2 on a loopback port; :attr:`enqueue_url` is ``<url>/v2/enqueue``."""
 
-    def __init__(self) -> None:
+    def __init__(self, events_per_window: int | None = None, window_s: float = 60.0) -> None:
         super().__init__()
         self.incidents: dict[str, Incident] = {}
+        self.events_per_window = events_per_window
+        self.window_s = window_s
+        self.throttled = 0  # events answered 429 by the rate limit
+        self._recent: dict[str, deque[float]] = {}
+        self._limit_lock = threading.Lock()
 
     @property
     def enqueue_url(self) -> str:
@@ -90,6 +100,8 @@ class FakePagerDuty(FakeHttpServer):
         errors = _validate(event)
         if errors:
             return _invalid(*errors)
+        if self._over_limit(event["routing_key"]):
+            return Reply(429, self.fault_body(429))
         action = event["event_action"]
         key = event.get("dedup_key") or uuid.uuid4().hex
         incident = self.incidents.get(key)
@@ -101,6 +113,20 @@ class FakePagerDuty(FakeHttpServer):
         elif action == "resolve" and incident is not None:
             incident.status = "resolved"
         return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
+
+    def _over_limit(self, routing_key: str) -> bool:
+        if self.events_per_window is None:
+            return False
+        now = time.monotonic()
+        with self._limit_lock:
+            recent = self._recent.setdefault(routing_key, deque())
+            while recent and recent[0] <= now - self.window_s:
+                recent.popleft()
+            if len(recent) >= self.events_per_window:
+                self.throttled += 1
+                return True
+            recent.append(now)
+            return False
 
 
 def _invalid(*errors: str) -> Reply:

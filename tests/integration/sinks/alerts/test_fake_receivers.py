@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from hoststream.errors import PermanentDeliveryError
 from hoststream.sinks.alerts.opsgenie import OpsgenieRouter
 from hoststream.sinks.alerts.pagerduty import PagerDutyRouter
+from hoststream.sinks.alerts.rate_limit import RateLimit
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink, DeliveryPolicy
 from hoststream.sinks.base import SinkRecord
@@ -151,3 +152,64 @@ def test_the_base_url_may_end_with_a_slash(opsgenie):
 
     asyncio.run(send())
     assert opsgenie.requests[0].path == "/v2/alerts"
+
+
+def test_a_429_holds_the_routing_key_and_every_alert_is_delivered_once(pagerduty, opsgenie):
+    # PagerDuty answers 429 without Retry-After: the key is held with a backoff.
+    pagerduty.fail_next(2, 429)
+    sink = AlertSink(
+        parse_routes("default: {receivers: [pagerduty]}\n", "r.yaml", available=["pagerduty"]),
+        {
+            "pagerduty": PagerDutyRouter(
+                SecretStr(PD_KEY),
+                pagerduty.enqueue_url,
+                rate_limit=RateLimit(100, 60.0, hold_initial_s=0.2, hold_max_s=0.5),
+            )
+        },
+        policy=FAST,
+    )
+    keys = [f"k{i}" for i in range(5)]
+    try:
+        assert sink.write(batch(*(firing(k) for k in keys))) == []
+    finally:
+        sink.close()
+    assert [r.status for r in pagerduty.requests].count(429) == 2
+    assert sorted(r.json()["dedup_key"] for r in pagerduty.requests if r.status == 202) == keys
+    assert all(pagerduty.incidents[k].triggers == 1 for k in keys)
+
+
+def test_the_router_keeps_to_the_routing_keys_limit_so_pagerduty_refuses_nothing(pagerduty):
+    # The fake enforces 4 events per 1.5 s per key, as PagerDuty does 120 per 60 s.
+    pagerduty.events_per_window, pagerduty.window_s = 4, 1.5
+    sink = AlertSink(
+        parse_routes("default: {receivers: [pagerduty]}\n", "r.yaml", available=["pagerduty"]),
+        {
+            "pagerduty": PagerDutyRouter(
+                SecretStr(PD_KEY), pagerduty.enqueue_url, rate_limit=RateLimit(4, 1.6)
+            )
+        },
+        policy=FAST,
+    )
+    keys = [f"k{i}" for i in range(10)]
+    try:
+        assert sink.write(batch(*(firing(k) for k in keys))) == []
+    finally:
+        sink.close()
+    assert pagerduty.throttled == 0
+    assert [r.status for r in pagerduty.requests] == [202] * 10
+    assert sorted(pagerduty.incidents) == keys
+
+
+def test_without_the_limit_the_fake_pagerduty_refuses_the_excess(pagerduty):
+    # The check above could fail: the fake does enforce its limit.
+    pagerduty.events_per_window, pagerduty.window_s = 4, 60.0
+    with httpx.Client(timeout=5) as client:
+        statuses = [
+            client.post(
+                pagerduty.enqueue_url,
+                json={"routing_key": PD_KEY, "event_action": "resolve", "dedup_key": f"k{i}"},
+            ).status_code
+            for i in range(6)
+        ]
+    assert statuses == [202] * 4 + [429] * 2
+    assert pagerduty.throttled == 2
