@@ -1,11 +1,13 @@
-"""Window aggregates sent through librdkafka rather than Faust's producer.
+"""Window aggregates and the window table's changelog sent through librdkafka.
 
-A batch closes thousands of windows, one message each. Faust's producer (on
-aiokafka) costs tens of microseconds of Python per message, more than
-computing the window; confluent-kafka's costs about one. The worker stays a
-Faust application: Faust consumes, keeps the table and commits; only the
-aggregate messages take this path, and the processor still waits for their
-acknowledgement before it writes the states that no longer hold them.
+A batch closes thousands of windows and changes hundreds of states, one
+message each. Faust's producer (on aiokafka) costs tens of microseconds of
+Python per message, more than computing the window; confluent-kafka's costs
+about one. The worker stays a Faust application: Faust consumes, assigns
+partitions, keeps the table and restores it from its changelog, and commits;
+only the messages the worker writes take this path. The processor waits for
+the aggregates' acknowledgement before it writes the states that no longer
+hold them, and for the states' before Faust may commit the batch's offsets.
 
 Messages are partitioned by key with murmur2, as Faust, aiokafka and the Java
 client do, so a host's aggregates land where any of them would put them.
@@ -52,17 +54,32 @@ class AckedProducer:
             self._failures.append(f"{message.topic()}: {error.str()}")
 
     def produce(
-        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        partition: int | None = None,
     ) -> None:
+        """Queue one message; ``value`` None is a tombstone; ``partition`` None: by key."""
+        kafka_headers = cast(list[tuple[str, str | bytes | None]] | None, headers)
         while True:
             try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    key,
-                    headers=cast(list[tuple[str, str | bytes | None]] | None, headers),
-                    on_delivery=self._delivered,
-                )
+                # librdkafka takes no None for "the partitioner's choice", only its absence.
+                if partition is None:
+                    self._producer.produce(
+                        topic, value, key, headers=kafka_headers, on_delivery=self._delivered
+                    )
+                else:
+                    self._producer.produce(
+                        topic,
+                        value,
+                        key,
+                        partition,
+                        headers=kafka_headers,
+                        on_delivery=self._delivered,
+                    )
                 return
             except BufferError:  # the local queue is full: let deliveries make room
                 self._producer.poll(0.05)
@@ -78,5 +95,5 @@ class AckedProducer:
         if self._failures:
             failures, self._failures = self._failures, []
             raise StreamsError(
-                f"{len(failures)} window aggregate(s) could not be written, e.g. {failures[0]}"
+                f"{len(failures)} message(s) could not be written, e.g. {failures[0]}"
             )

@@ -146,7 +146,12 @@ def build_app(
         settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
     )
     app = _faust_app(settings, app_id, partitions, datadir)
-    table = _window_table(app, partitions)
+    # One librdkafka producer for the aggregates, alerts' neighbours and the
+    # table's changelog (see streams._producer).
+    producer = AckedProducer(settings)
+    if on_kafka_client is not None:
+        on_kafka_client(producer.kafka_client)
+    table = _window_table(app, partitions, producer)
     topics = _StreamTopics.declare(app, settings, families, sizes)
     aggregator = WindowAggregator(
         sizes,
@@ -158,9 +163,6 @@ def build_app(
         families, list(topics.family_of_topic), [size.label for size in sizes]
     )
     registry = registry_client_for(settings)
-    producer = AckedProducer(settings)
-    if on_kafka_client is not None:
-        on_kafka_client(producer.kafka_client)
     processor = BatchProcessor(
         aggregator,
         table,
@@ -176,6 +178,7 @@ def build_app(
         family_of_topic=topics.family_of_topic,
         rules=engine,
         validator=_validator(settings),
+        stored=producer.acknowledged,
     )
     fatal = _Fatal()
     _add_aggregating_agent(app, topics, processor, settings, fatal)
@@ -225,9 +228,12 @@ def _faust_app(settings: Settings, app_id: str, partitions: int, datadir: Path |
     )
 
 
-def _window_table(app: faust.App, partitions: int) -> SourcePartitionedTable:
+def _window_table(
+    app: faust.App, partitions: int, producer: AckedProducer
+) -> SourcePartitionedTable:
     table = SourcePartitionedTable(
         app,
+        producer=producer,
         name=TABLE_NAME,
         default=None,
         partitions=partitions,
@@ -443,6 +449,11 @@ class _Worker(faust.Worker):
     def __init__(self, runtime: Runtime, app: faust.App, **options: Any) -> None:
         super().__init__(app, **options)
         self._runtime = runtime
+        # Faust's terminal spinner, installed whenever the level is WARNING or
+        # above, sets the root logger to DEBUG so it can spin on every record:
+        # every debug line of Faust and aiokafka (one per message sent) would
+        # then be built and handed to the OTLP log handler, which has no level.
+        self.spinner = None
 
     def install_signal_handlers(self) -> None:
         # SIGTERM/SIGINT belong to the runtime; it may call this from its

@@ -18,8 +18,9 @@ that span's context and can put its ``traceparent`` on what they send. With
 tracing off neither span exists and no header is read.
 
 Order of effects, for at-least-once without loss: the closed windows are
-emitted and acknowledged first, then the states are written, then (by the
-caller) the source offsets are committed. A crash in between repeats work,
+emitted and acknowledged first, then the states are written (and, with a
+``stored`` hook, acknowledged), then (by the caller) the source offsets are
+committed. A crash in between repeats work,
 and a repeated window is identical because the core is deterministic.
 
 Closing on the wall clock (:meth:`BatchProcessor.close_quiet`), for the
@@ -140,6 +141,7 @@ class BatchProcessor:
         validator: Validator | None = None,
         retention_ms: int = DEFAULT_RETENTION_MS,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        stored: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Wire the processor.
 
@@ -159,6 +161,9 @@ class BatchProcessor:
             retention_ms: a state whose host sent nothing for this long, and
                 that has no open window, is dropped.
             clock_ms: wall-clock milliseconds; tests pass a fake.
+            stored: returns once every write to ``table`` so far is durable (the
+                worker: its changelog records acknowledged); awaited after a
+                batch's states are written, before the batch counts as done.
         """
         self.aggregator = aggregator
         self.table = table
@@ -175,6 +180,7 @@ class BatchProcessor:
         )
         self._retention_ms = retention_ms
         self._clock_ms = clock_ms
+        self._stored = stored
         # The states this process holds, and what the table held of each when
         # this process last wrote or read it: a different header in the table
         # means someone else (a worker that had the partition) moved it on.
@@ -376,6 +382,8 @@ class BatchProcessor:
             state = self._states[key]
             self._save(key, state, panes)
             self._due[key] = self._next_due(key, state, now)
+        if self._stored is not None:
+            await self._stored()
         return closed, alerts, rejected
 
     def _judge(self, closed: ClosedWindows) -> list[AlertEvent]:
@@ -447,6 +455,8 @@ class BatchProcessor:
                 self._save(key, self._states[key], ())
             for key in expired:
                 self._drop(key)
+            if self._stored is not None and (changed or expired):
+                await self._stored()
             if expired:
                 self.aggregator.metrics.states_expired.inc(len(expired))
             self._update_gauges(now)

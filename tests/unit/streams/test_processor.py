@@ -38,6 +38,8 @@ def state_of(table: dict[bytes, bytes], key: bytes) -> FamilyState:
 class Harness:
     def __init__(self) -> None:
         self.table: dict[bytes, bytes] = {}
+        # The table's contents each time the processor waited for its writes to be stored.
+        self.stored: list[dict[bytes, bytes]] = []
         self.emitted: list[WindowAggregate] = []
         self.alerts: list = []
         self.rejected: list[tuple[Message, Rejection]] = []
@@ -53,6 +55,9 @@ class Harness:
         async def reject(rejection: Rejection[Message]) -> None:
             self.rejected.append((rejection.record, rejection))
 
+        async def stored() -> None:
+            self.stored.append(dict(self.table))
+
         self.processor = BatchProcessor(
             aggregator,
             self.table,
@@ -61,6 +66,7 @@ class Harness:
             reject=reject,
             family_of_topic={"metrics.system": "system", "metrics.cpu": "cpu"},
             clock_ms=lambda: self.now,
+            stored=stored,
         )
 
     def process(self, messages) -> int:
@@ -77,6 +83,16 @@ def test_batch_writes_one_state_per_host_and_family() -> None:
     assert {k for k in h.table if is_state_key(k)} == {b"0|system|a", b"1|system|b"}
     assert [(a.host, a.count) for a in h.emitted] == [("a", 6)]
     assert state_of(h.table, b"0|system|a").watermark == T0 + 70_000
+
+
+def test_a_batch_counts_as_done_only_once_its_state_writes_are_stored() -> None:
+    h = Harness()
+    h.process([message("a", T0 + i * 10_000, i) for i in range(8)])
+    # Waited for once, after every record of the batch was written.
+    assert h.stored == [h.table]
+    h.now = T0 + 10 * 60_000  # the host went quiet: the timer closes its last window
+    assert h.tick() == 1
+    assert len(h.stored) == 2 and h.stored[-1] == h.table
 
 
 def test_undecodable_and_misrouted_messages_are_rejected() -> None:
