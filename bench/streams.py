@@ -12,7 +12,10 @@ resident memory are read from the kernel when it is stopped.
    (``bench/peers/faust_plain.py``), as Faust's documentation shows.
 3. Quix Streams' tumbling-window aggregation (``bench/peers/quix_window.py``),
    from a virtualenv of its own: it does not install beside hoststream's pins.
-4. The ceiling: a bare confluent-kafka consumer that only decodes the Avro values.
+4. Bytewax (``bench/peers/bytewax_window.py``) and Pathway
+   (``bench/peers/pathway_window.py``) computing the same reduce as the Quix
+   peer, each from a virtualenv of its own.
+5. The ceiling: a bare confluent-kafka consumer that only decodes the Avro values.
 
 Then hoststream's worker runs once more under py-spy for a profile.
 
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +218,6 @@ def _hoststream_cmd(app_id: str) -> list[str]:
     return [sys.executable, "-m", "hoststream", "stream", "--app-id", app_id, "--windows", "1m,5m"]
 
 
-#: Quix Streams' own virtualenv (deploy/local/install-bench.sh makes it).
-QUIX_PYTHON = REPO / ".hoststream" / "bench-quix" / "bin" / "python"
 QUIX_CONFLICT = (
     "quixstreams 3.28.1 (the latest) requires confluent-kafka<2.13 and pydantic<2.14, while "
     "hoststream pins confluent-kafka 2.16.1 and pydantic 2.14 (pip's resolver falls back to "
@@ -223,22 +225,61 @@ QUIX_CONFLICT = (
 )
 
 
-def _quix_python() -> tuple[Path | None, str]:
-    """Quix Streams' interpreter, or None; and a note saying where it came from."""
-    if not QUIX_PYTHON.exists():
-        return None, f"Quix Streams skipped: {QUIX_CONFLICT}, and {QUIX_PYTHON} is missing"
-    version = subprocess.run(
-        [str(QUIX_PYTHON), "-c", "import quixstreams; print(quixstreams.__version__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if version.returncode != 0:
-        return None, f"Quix Streams skipped: it does not import in {QUIX_PYTHON}"
-    return QUIX_PYTHON, (
-        f"Quix Streams {version.stdout.strip()} ran from its own virtualenv "
-        f"(.hoststream/bench-quix, with the confluent-kafka it needs): {QUIX_CONFLICT}"
-    )
+@dataclass(frozen=True)
+class Peer:
+    """A stream processor from PyPI run from a virtualenv of its own under ``.hoststream/``."""
+
+    name: str  # the contender's name in the results
+    title: str
+    package: str  # the import name, whose __version__ is reported
+    venv: str  # under .hoststream/
+    module: str  # under bench.peers
+    why_own_venv: str
+
+    @property
+    def python(self) -> Path:
+        return REPO / ".hoststream" / self.venv / "bin" / "python"
+
+    def interpreter(self) -> tuple[Path | None, str]:
+        """Its interpreter, or None; and a note saying where it came from or why it is missing."""
+        where = f".hoststream/{self.venv}"
+        if not self.python.exists():
+            return None, (
+                f"{self.title} skipped: {where} is missing (deploy/local/install-bench.sh makes it)"
+            )
+        version = subprocess.run(
+            [str(self.python), "-c", f"import {self.package}; print({self.package}.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if version.returncode != 0:
+            return None, f"{self.title} skipped: it does not import in {where}"
+        return self.python, (
+            f"{self.title} {version.stdout.strip()} ran from its own virtualenv ({where}): "
+            f"{self.why_own_venv}"
+        )
+
+
+PEERS = (
+    Peer("quix_streams", "Quix Streams", "quixstreams", "bench-quix", "quix_window", QUIX_CONFLICT),
+    Peer(
+        "bytewax",
+        "Bytewax",
+        "bytewax",
+        "bench-bytewax",
+        "bytewax_window",
+        "kept apart as the other peers are, so its dependencies never move hoststream's pins",
+    ),
+    Peer(
+        "pathway",
+        "Pathway",
+        "pathway",
+        "bench-pathway",
+        "pathway_window",
+        "kept apart as the other peers are (it brings its own pins, e.g. of numpy and pydantic)",
+    ),
+)
 
 
 def run(env: dict[str, str]) -> list[Result]:
@@ -264,14 +305,15 @@ def run(env: dict[str, str]) -> list[Result]:
             [sys.executable, "-m", "bench.peers.faust_plain", faust_group, *loaded.topics],
             faust_group,
         )
-        quix, quix_note = _quix_python()
-        notes.append(quix_note)
-        if quix is not None:
-            quix_group = f"{prefix}quix"
-            contenders["quix_streams"] = (
-                [str(quix), "-m", "bench.peers.quix_window", quix_group, *loaded.topics],
-                quix_group,
-            )
+        for peer in PEERS:
+            python, note = peer.interpreter()
+            notes.append(note)
+            if python is not None:
+                group = f"{prefix}{peer.name}"
+                contenders[peer.name] = (
+                    [str(python), "-m", f"bench.peers.{peer.module}", group, *loaded.topics],
+                    group,
+                )
         ceiling_group = f"{prefix}ceiling"
         contenders["ceiling"] = (
             [sys.executable, "-m", "bench.peers.bare_consumer", ceiling_group, *loaded.topics],
@@ -302,7 +344,7 @@ def run(env: dict[str, str]) -> list[Result]:
     ceiling = figures["ceiling"]["samples_per_s"]
     names = [n for n in contenders if n != "ceiling"]
     ratios = {f"{n}_vs_ceiling": figures[n]["samples_per_s"] / ceiling for n in names}
-    for peer in ("faust_plain", "quix_streams", "hoststream_baseline"):
+    for peer in ("faust_plain", *(p.name for p in PEERS), "hoststream_baseline"):
         if peer in figures:
             ratios[f"hoststream_vs_{peer}"] = (
                 figures["hoststream"]["samples_per_s"] / figures[peer]["samples_per_s"]
@@ -321,7 +363,17 @@ def run(env: dict[str, str]) -> list[Result]:
         "count/sum/min/max per series in a windowed table, one table write (and changelog "
         "message) per sample, and emits nothing; the Quix peer reduces one window per host "
         "(count/sum/min/max of each of its series, updated once per event, RocksDB state with "
-        "changelog) and discards the closed windows; the ceiling decodes and discards",
+        "changelog) and discards the closed windows; Bytewax does the same per host and topic "
+        "with fold_window (one worker, in-memory state, no recovery snapshots); Pathway "
+        "computes the same four numbers per series with windowby over a row per sample "
+        "(a Python UDF decodes each value, the Rust engine reduces; exactly-once behaviour, "
+        "results discarded); the ceiling decodes and discards",
+        "Bytewax and Pathway keep their own offsets rather than a consumer group's: Bytewax's "
+        "librdkafka consumers commit the offsets they handed to the dataflow every second; "
+        "Pathway's read far ahead of its engine (with auto commit the group had committed "
+        "everything while the engine had processed a few hundred events), so it commits "
+        "nothing and is measured by its own count of samples decoded in the engine, which "
+        "can exceed the topics' samples slightly when the engine evaluates a row twice",
         f"scale {factor:g} (BENCH_SCALE); {load_note()}; {code_version()}",
     ]
     result = Result(
@@ -344,6 +396,8 @@ def plot(figures: dict[str, Any], contenders: list[str]) -> Path:
         "hoststream_baseline": "hoststream, baseline checkout",
         "faust_plain": "plain Faust windowed table",
         "quix_streams": "Quix Streams tumbling window",
+        "bytewax": "Bytewax fold_window",
+        "pathway": "Pathway windowby",
         "ceiling": "bare consumer, Avro decode only",
     }
     return bar_plot(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `make bench` needs beyond `make install`: plotting and profiling packages,
 # Kafka's own tools (ProducerPerformance), a real node_exporter as a peer, and
-# Quix Streams as a peer in a virtualenv of its own (it needs an older
-# confluent-kafka and pydantic than hoststream pins).
+# Quix Streams, Bytewax and Pathway as peers, each in a virtualenv of its own
+# (Quix needs an older confluent-kafka and pydantic than hoststream pins).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,6 +21,17 @@ if [ ! -f "$QUIX/.installed-3.28.1" ]; then
   "$QUIX/bin/python" -m pip install -q "quixstreams==3.28.1" "fastavro==1.13.1"
   touch "$QUIX/.installed-3.28.1"
 fi
+for peer in "bytewax:bytewax[kafka]==0.21.1" "pathway:pathway==0.33.0"; do
+  name=${peer%%:*}
+  spec=${peer#*:}
+  PEER=$ROOT/.hoststream/bench-$name
+  if [ ! -f "$PEER/.installed-${spec##*==}" ]; then
+    rm -rf "$PEER"
+    "$VENV/bin/python" -m venv "$PEER"
+    "$PEER/bin/python" -m pip install -q "$spec" "fastavro==1.13.1"
+    touch "$PEER/.installed-${spec##*==}"
+  fi
+done
 if [ ! -f "$LIB/kafka-tools/kafka-tools-4.1.1.jar" ]; then
   rm -rf "$LIB/kafka-tools.tmp"
   mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/kafka-tools.xml" \

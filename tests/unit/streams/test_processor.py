@@ -92,7 +92,8 @@ def test_a_batch_counts_as_done_only_once_its_state_writes_are_stored() -> None:
     assert h.stored == [h.table]
     h.now = T0 + 10 * 60_000  # the host went quiet: the timer closes its last window
     assert h.tick() == 1
-    assert len(h.stored) == 2 and h.stored[-1] == h.table
+    assert len(h.stored) == 2
+    assert h.stored[-1] == h.table
 
 
 def test_undecodable_and_misrouted_messages_are_rejected() -> None:

@@ -32,7 +32,8 @@ def test_changes_are_written_to_the_changelog_partition_named_by_the_key() -> No
     table[b"4|cpu|h1"] = b"header"
     table[b"4|cpu|h1\x1f60000"] = b"segment"
     table.pop(b"4|cpu|h1\x1f60000")
-    assert table.get(b"4|cpu|h1") == b"header" and b"4|cpu|h1\x1f60000" not in table
+    assert table.get(b"4|cpu|h1") == b"header"
+    assert b"4|cpu|h1\x1f60000" not in table
     assert producer.records == [
         ("unit-table-windows-changelog", b"4|cpu|h1", b"header", 4),
         ("unit-table-windows-changelog", b"4|cpu|h1\x1f60000", b"segment", 4),
