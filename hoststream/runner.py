@@ -23,7 +23,7 @@ from rich.console import Console
 
 from hoststream.api.auth import SCOPES, ensure_dev_secret, issue_jwt
 from hoststream.config import Settings
-from hoststream.errors import ComponentDiedError
+from hoststream.errors import ComponentDiedError, HoststreamError
 from hoststream.ports import scrape_targets
 from hoststream.run_report import (
     STATUS_WIDTH,
@@ -37,9 +37,19 @@ from hoststream.run_report import (
     fleet_vmui_link,
 )
 from hoststream.stack import Stack
+from hoststream.stack.base import LocalService
+from hoststream.stack.manager import PIPELINE_NEEDS, service_group
 
 #: Seconds between looks for a store whose background build has finished.
 JOIN_EVERY_S = 5.0
+
+#: The components on the way of a sample into VictoriaMetrics. They start
+#: first and the others once these answer: seven Python processes importing
+#: their libraries at once share two cores, and the first sample would wait
+#: for all of them.
+FIRST_SAMPLE_PATH = ("producer", "simulator", "sink-victoriametrics")
+#: Seconds the others wait at most for the first ones to answer.
+REST_START_AFTER_S = 20.0
 
 __all__ = ["Component", "pipeline_components", "run_pipeline", "stop_components"]
 
@@ -193,11 +203,8 @@ def run_pipeline(
         ComponentDiedError: a component exited while the pipeline ran; the
             others are stopped first, and the message carries its last error line.
     """
-    with console.status("starting the local stack") as status:
-        # Stores still being built from source join later (see the loop below).
-        stack_env = stack.up(
-            on_service=lambda s: status.update(f"starting {s.name}"), wait_for_builds=False
-        )
+    began = time.monotonic()
+    stack_env = _stack_up(stack, console)
     secret = ensure_dev_secret(cfg)
     env = {**os.environ, **stack_env, "HOSTSTREAM_API_SECRET": secret.get_secret_value()}
     components = pipeline_components(cfg, simulate_hosts)
@@ -205,6 +212,9 @@ def run_pipeline(
         # A secure stack gives each component its own principal (the simulator is a producer).
         principal = "producer" if component.name == "simulator" else component.name
         component.env.update(stack.component_environment(principal))
+    first = [c for c in components if c.name in FIRST_SAMPLE_PATH]
+    rest = [c for c in components if c not in first]
+    for component in first:
         component.start(env, stack.root / "logs")
     started, started_wall = time.monotonic(), time.time()
     console.print(f"stack up; addresses in {stack.env_file}. Ctrl-C stops the pipeline.")
@@ -226,15 +236,29 @@ def run_pipeline(
     line = StatusLine(width=STATUS_WIDTH - 2)
     died: Component | None = None
     last_join = started
+    first_sample = _FirstSample(stack_env.get("HOSTSTREAM_VM_URL"), started_wall)
     try:
         with console.status("") as status:
             while duration is None or time.monotonic() - started < duration:
                 died = next((c for c in components if c.exited), None)
                 if died is not None:
                     break
+                if rest and (
+                    all(c.last_scrape is not None for c in first)
+                    or time.monotonic() - started > REST_START_AFTER_S
+                ):
+                    for component in rest:
+                        component.start(env, stack.root / "logs")
+                    rest = []
                 if time.monotonic() - last_join > JOIN_EVERY_S:
                     last_join = time.monotonic()
-                    stack.join_built()
+                    _join_built(stack, console)
+                if first_sample.arrived():
+                    console.print(
+                        f"first samples stored in VictoriaMetrics "
+                        f"{time.monotonic() - began:.0f}s after `hoststream run` began",
+                        highlight=False,
+                    )
                 _, markup = line.render(
                     time.monotonic() - started,
                     [scrape for c in components if (scrape := c.scrape()) is not None],
@@ -260,6 +284,85 @@ def run_pipeline(
         raise ComponentDiedError(died.name, died.state, died.last_error_line(), died.log)
 
 
+def _stack_up(stack: Stack, console: Console) -> dict[str, str]:
+    """Start the stack, waiting only for what the first sample needs; say what took how long."""
+    began = time.monotonic()
+    starting: dict[str, None] = {}
+    took: list[str] = []
+
+    def on_service(service: LocalService) -> None:
+        starting[service.name] = None
+        status.update("starting " + ", ".join(starting))
+
+    def on_ready(service: LocalService, seconds: float) -> None:
+        starting.pop(service.name, None)
+        if service_group(service) in PIPELINE_NEEDS:
+            took.append(f"{service.name} {seconds:.0f}s")
+        status.update("starting " + ", ".join(starting))
+
+    with console.status("starting the local stack") as status:
+        # Stores still being built from source join later (see the loop in
+        # run_pipeline), and the services the pipeline does not need to
+        # start answer while it starts.
+        stack_env = stack.up(
+            on_service=on_service,
+            on_ready=on_ready,
+            wait_for_builds=False,
+            wait_for=PIPELINE_NEEDS,
+            restart_outdated=True,
+        )
+    later = [
+        s.name + (" (building)" if s.build is not None and not s.build.built() else "")
+        for s in stack.services()
+        if service_group(s) not in PIPELINE_NEEDS
+    ]
+    console.print(
+        f"stack answering in {time.monotonic() - began:.0f}s ({', '.join(took)})"
+        + (f"; joining while the pipeline runs: {', '.join(later)}" if later else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    return stack_env
+
+
+def _join_built(stack: Stack, console: Console) -> None:
+    """Start the stores whose build has finished; one that cannot start does not stop the run."""
+    try:
+        joined = stack.join_built()
+    except HoststreamError as error:
+        console.print(f"[yellow]a store built in the background did not start: {error}[/]")
+        return
+    if joined:
+        console.print(f"joined: {', '.join(joined)}", highlight=False)
+
+
+@dataclass
+class _FirstSample:
+    """Asks VictoriaMetrics, every few seconds, whether the run's first raw samples arrived."""
+
+    vm_url: str | None
+    since_wall: float
+    every_s: float = 2.0
+    found: bool = False
+    _asked_at: float = 0.0
+
+    def arrived(self) -> bool:
+        """True once: at the first look that finds a sample stamped since the run started."""
+        if self.found or self.vm_url is None or time.monotonic() - self._asked_at < self.every_s:
+            return False
+        self._asked_at = time.monotonic()
+        window = f"{math.ceil(time.time() - self.since_wall) + 1}s"
+        query = f'count(count_over_time({{job="hoststream",__name__!~".*:.*"}}[{window}]))'
+        try:
+            response = httpx.get(
+                f"{self.vm_url}/api/v1/query", params={"query": query}, timeout=2.0
+            )
+            self.found = bool(response.json()["data"]["result"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+        return self.found
+
+
 def _service_health(stack: Stack) -> list[ServiceHealth]:
     found = []
     for status in stack.status():
@@ -277,6 +380,9 @@ def _service_health(stack: Stack) -> list[ServiceHealth]:
 
 def _component_health(component: Component) -> ServiceHealth:
     state = component.state
+    if state == "not started":
+        # Waits for the components on the first sample's way (FIRST_SAMPLE_PATH).
+        return ServiceHealth(component.name, Health.STARTING)
     if state != "running":
         return ServiceHealth(component.name, Health.DOWN, state)
     # Scraped just before: a running component that never answered is starting.

@@ -124,6 +124,10 @@ class LocalService(ABC):
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Write configuration and initialise data; must be idempotent."""
 
+    def outdated(self) -> bool:
+        """True when it runs, but a better binary of it is installed now (see VictoriaMetrics)."""
+        return False
+
     def environment(self) -> dict[str, str]:
         """Extra environment for the service's process."""
         return {}

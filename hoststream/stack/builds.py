@@ -87,7 +87,8 @@ class BackgroundBuild:
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             subprocess.Popen(
-                ["bash", str(self.script)],
+                # Below the pipeline's priority: it waits for nothing the build makes.
+                ["nice", "-n", "10", "bash", str(self.script)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -21,7 +23,7 @@ from hoststream.stack.victorialogs import VICTORIALOGS_PORT, VictoriaLogs
 from hoststream.stack.victoriametrics import VictoriaMetrics
 from hoststream.stack.vmalert import VMALERT_PORT, VmAlert
 
-__all__ = ["ALL_SERVICES", "Stack"]
+__all__ = ["ALL_SERVICES", "PIPELINE_NEEDS", "Stack", "service_group"]
 
 #: Service groups, in start order; ``kafka`` is one or three brokers.
 ALL_SERVICES = (
@@ -34,6 +36,12 @@ ALL_SERVICES = (
     "victorialogs",
     "jaeger",
 )
+
+#: What the pipeline needs answering before it starts: the path of the first
+#: sample (Kafka, the schema registry, VictoriaMetrics) and PostgreSQL (the SQL
+#: sink's database, where the registry keeps its schemas too). Alertmanager,
+#: vmalert and the stores built from source join while the pipeline runs.
+PIPELINE_NEEDS = ("postgres", "victoriametrics", "kafka", "schema-registry")
 
 VM_PORT = 8428
 PG_PORT = 5432
@@ -186,17 +194,33 @@ class Stack:
         on_service: Callable[[LocalService], None] | None = None,
         *,
         wait_for_builds: bool = True,
+        wait_for: Collection[str] | None = None,
+        on_ready: Callable[[LocalService, float], None] | None = None,
+        restart_outdated: bool = False,
     ) -> dict[str, str]:
         """Start every service that is not running, wait until each answers, write stack.env.
 
+        The services start together (on two cores, the JVMs of Kafka and the
+        registry dominate; started one after the other, their start-up times
+        add up); only the registry waits, for PostgreSQL, where it keeps its
+        schemas.
+
         Args:
-            on_service: called with each service before it is started.
+            on_service: called with each service as it starts (from its own thread).
             wait_for_builds: a service whose binary is still to be built from
                 source (Jaeger, VictoriaLogs) is built in the background either
                 way; True waits for the build and starts it with the rest (tests
                 need it), False leaves it out for :meth:`join_built` to start
                 once built (`hoststream run`). Its address is in stack.env at
                 once: senders retry until it answers.
+            wait_for: the service groups to wait for (default: all); the others
+                are launched and answer while the caller goes on (`hoststream
+                run` waits only for :data:`PIPELINE_NEEDS`).
+            on_ready: called with each service once it answers (waited for) or
+                runs (the others), and the seconds that took.
+            restart_outdated: restart a running service that a better binary
+                is installed for now (VictoriaMetrics with vmui, once built);
+                False leaves running services alone (a stack others use).
         """
         running = self._running_brokers()
         if "kafka" in self.groups and running is not None and running != self.brokers:
@@ -224,29 +248,28 @@ class Stack:
         if self.security is not None:
             self.security.prepare()
         services = self.services()
+        for service in services:
+            if restart_outdated and service.outdated():
+                service.stop()
         # Builds go first, so they overlap with everything else starting.
         unbuilt = [s for s in services if s.build is not None and not s.build.built()]
         for service in unbuilt:
             assert service.build is not None
             service.build.start()
-        # Brokers of a cluster are launched together: none of them is healthy
-        # until a majority of the controller quorum is up.
-        brokers = [s for s in services if isinstance(s, KafkaBroker)]
+        waited = set(self.groups if wait_for is None else wait_for)
+        # Per group: the service callbacks name, and how to start it.
+        starts: dict[str, tuple[LocalService, Callable[[], object]]] = {}
         for service in services:
-            if service in unbuilt and not wait_for_builds:
+            group = service_group(service)
+            if group in starts or (service in unbuilt and not wait_for_builds):
                 continue
-            if on_service:
-                on_service(service)
-            if isinstance(service, KafkaBroker):
-                if service is brokers[0]:
-                    launched = [(b, b.launch()) for b in brokers]
-                    for broker, process in launched:
-                        broker.wait_healthy(process)
-                    if self.security is not None:
-                        admin = AdminClient({**brokers[0].client_config(), "log_level": 3})
-                        grant_kafka(admin, self.security)
-                continue
-            service.start()  # waits for a background build first
+            if group == "kafka":
+                starts[group] = (service, self._start_brokers)
+            elif group in waited:
+                starts[group] = (service, service.start)
+            else:
+                starts[group] = (service, service.launch)
+        self._start_together(starts, on_service, on_ready)
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         if self.security is not None:
@@ -255,6 +278,44 @@ class Stack:
                 path = self.security.dir / f"{component}.env"
                 path.write_text("".join(f"{k}={v}\n" for k, v in lines))
         return env
+
+    def _start_brokers(self) -> None:
+        """Launch every broker, then wait: none is healthy before a quorum of controllers is up."""
+        brokers = self._brokers(self.brokers)
+        launched = [(b, b.launch()) for b in brokers]
+        for broker, process in launched:
+            broker.wait_healthy(process)
+        if self.security is not None:
+            admin = AdminClient({**brokers[0].client_config(), "log_level": 3})
+            grant_kafka(admin, self.security)
+
+    def _start_together(
+        self,
+        starts: dict[str, tuple[LocalService, Callable[[], object]]],
+        on_service: Callable[[LocalService], None] | None,
+        on_ready: Callable[[LocalService, float], None] | None,
+    ) -> None:
+        """Run each group's start in its own thread; raise the first failure in start order."""
+        done: dict[str, Future[None]] = {}
+
+        def start(group: str) -> None:
+            # Submitted in ALL_SERVICES order: PostgreSQL's future exists by now.
+            if group == "schema-registry" and "postgres" in done:
+                done["postgres"].result()  # its schemas live in PostgreSQL
+            service, run = starts[group]
+            if on_service:
+                on_service(service)
+            began = time.monotonic()
+            run()
+            if on_ready:
+                on_ready(service, time.monotonic() - began)
+
+        with ThreadPoolExecutor(max_workers=len(starts) or 1, thread_name_prefix="stack") as pool:
+            for group in starts:
+                done[group] = pool.submit(start, group)
+            wait(done.values())
+        for future in done.values():
+            future.result()
 
     def component_environment(self, component: str) -> dict[str, str]:
         """The settings of one component alone (its principal); empty for a plaintext stack."""
@@ -334,3 +395,8 @@ class Stack:
                 env["HOSTSTREAM_KAFKA_SSL_CA_LOCATION"] = ca
             env["HOSTSTREAM_TLS_CA_FILE"] = ca
         return env
+
+
+def service_group(service: LocalService) -> str:
+    """The service group (:data:`ALL_SERVICES`) a service belongs to."""
+    return "kafka" if isinstance(service, KafkaBroker) else service.name

@@ -1,12 +1,25 @@
-"""VictoriaMetrics single-node, from the Debian package ``victoria-metrics``."""
+"""VictoriaMetrics single-node: built from source with its UI, or Debian's until then.
+
+Debian's ``victoria-metrics`` package (1.79) is built without vmui, the
+built-in UI whose link `hoststream run` prints at the end; the Go module of a
+newer release carries the built UI, so ``make install`` builds that in the
+background (``deploy/local/build-victoriametrics.sh``). The stack runs the
+built binary once it exists and Debian's until then, so the first run never
+waits for the build; `hoststream run` moves a running Debian server over
+(:meth:`VictoriaMetrics.outdated`; same data folder: newer releases read the
+data of older ones).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import yaml
 
 from hoststream.errors import PrerequisiteMissingError
@@ -89,15 +102,38 @@ class VictoriaMetrics(LocalService):
     def ports(self) -> list[int]:
         return [self.port]
 
-    def command(self) -> list[str]:
-        binary = shutil.which("victoria-metrics")
-        if binary is None:
+    @property
+    def built_binary(self) -> Path:
+        """Where ``build-victoriametrics.sh`` puts the server with vmui."""
+        return self.paths.lib / "victoriametrics" / "victoria-metrics"
+
+    def binary(self) -> Path:
+        """The built server if it exists, else Debian's."""
+        if self.built_binary.is_file() and os.access(self.built_binary, os.X_OK):
+            return self.built_binary.resolve()
+        installed = shutil.which("victoria-metrics")
+        if installed is None:
             raise PrerequisiteMissingError(
                 "victoria-metrics is not installed; run `make install` "
                 "(or `apt-get install victoria-metrics`)"
             )
+        return Path(installed).resolve()
+
+    def outdated(self) -> bool:
+        """True while it runs Debian's server and the built one (with vmui) is there."""
+        pid = self.running_pid()
+        return pid is not None and self._binary_of(pid) not in (None, self.binary())
+
+    @staticmethod
+    def _binary_of(pid: int) -> Path | None:
+        try:
+            return Path(psutil.Process(pid).exe()).resolve()
+        except (psutil.Error, OSError):
+            return None
+
+    def command(self) -> list[str]:
         return [
-            binary,
+            str(self.binary()),
             f"-storageDataPath={self.paths.data(self.name)}",
             f"-httpListenAddr=127.0.0.1:{self.port}",
             "-retentionPeriod=30d",
