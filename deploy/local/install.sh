@@ -113,13 +113,20 @@ registry_pid=$!
 
 # --- Python virtual env -----------------------------------------------------
 # uv, in a folder of its own (not in the virtual env, which holds exactly the
-# pinned packages); prints its path, or nothing when it cannot be had.
+# pinned packages), fetched by the Python's own pip when it has one, else by a
+# virtual env's; prints its path, or nothing when it cannot be had.
 find_uv() {
   [ "${HOSTSTREAM_INSTALL_WITH:-uv}" = pip ] && return 0
-  local dir=$TOOLS/uv-$UV_VERSION
+  local dir=$TOOLS/uv-$UV_VERSION pip
   if [ ! -x "$dir/bin/uv" ]; then
+    pip=$PYTHON
+    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+      [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" >&2 || return 0
+      pip=$VENV/bin/python
+    fi
     rm -rf "$dir.tmp"
-    "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check \
+    # --target installs into a folder, which an externally managed Python allows too.
+    "$pip" -m pip install -q --no-compile --disable-pip-version-check \
       --target "$dir.tmp" "uv==$UV_VERSION" >&2 || { rm -rf "$dir.tmp"; return 0; }
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
@@ -128,20 +135,22 @@ find_uv() {
 
 stamp_key=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" 2>/dev/null | sha256sum | cut -c1-16)
 stamp=$VENV/.hoststream-installed-$stamp_key
-installed_python=false
 if [ ! -f "$stamp" ]; then
   started=$(date +%s)
   say "Python packages into $VENV"
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   uv=$(find_uv)
   # Neither installer byte-compiles the whole dependency tree up front (a
   # minute of CPU on a small machine); Python writes .pyc files as modules
   # are first imported. Both install exactly the pins of constraints.txt.
-  if [ -n "$uv" ] && "$uv" pip install -q --python "$VENV/bin/python" --link-mode copy \
+  # uv makes the env too, with pip in it (`make bench` and users need it):
+  # seconds, where `python -m venv` byte-compiles its own pip first.
+  if [ -n "$uv" ] && { [ -x "$VENV/bin/python" ] || "$uv" venv -q --seed --python "$PYTHON" "$VENV"; } \
+    && "$uv" pip install -q --python "$VENV/bin/python" --link-mode copy \
       -c "$ROOT/constraints.txt" -e "$ROOT[dev]"; then
     say "Python packages installed with uv $UV_VERSION in $(since "$started")"
   else
     [ -n "$uv" ] && say "uv failed; installing with pip instead"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check \
       -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
@@ -149,19 +158,24 @@ if [ ! -f "$stamp" ]; then
   fi
   rm -f "$VENV"/.hoststream-installed-*
   touch "$stamp"
-  installed_python=true
 fi
 
 wait "$kafka_pid" || die "fetching the Kafka jars failed; see the lines above"
 wait "$registry_pid" || die "fetching the schema registry failed; see the lines above"
 
 # The registry needs Java 21+ (Apicurio 3.3 is built for it); say so now, not
-# at start. Checked when the packages were installed, not on every run: it
-# imports the stack's code, seconds on a busy machine, and the stack says the
-# same when it starts the registry.
-if $installed_python; then
-  "$VENV/bin/python" -c 'from hoststream.stack.java import find_java; find_java(21)' \
-    || die "the schema registry needs Java 21+; install one or set HOSTSTREAM_JAVA_HOME"
-fi
+# at start. The JDKs looked at are those of hoststream/stack/java.py, read the
+# same way (their `release` file), without starting Python.
+java_at_least() {
+  local home version
+  for home in ${HOSTSTREAM_JAVA_HOME:-} ${JAVA_HOME:-} \
+    "$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")" /usr/lib/jvm/*; do
+    [ -x "$home/bin/java" ] && [ -f "$home/release" ] || continue
+    version=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release")
+    [ -n "$version" ] && [ "$version" -ge "$1" ] && return 0
+  done
+  return 1
+}
+java_at_least 21 || die "the schema registry needs Java 21+; install one or set HOSTSTREAM_JAVA_HOME"
 
 say "ready"

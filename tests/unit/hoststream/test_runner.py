@@ -12,7 +12,8 @@ import pytest
 
 from hoststream.config import Settings
 from hoststream.ports import COMPONENT_METRICS_PORTS, scrape_targets
-from hoststream.runner import Component, pipeline_components
+from hoststream.run_report import Health, ServiceHealth
+from hoststream.runner import FIRST_SAMPLE_PATH, Component, _component_health, pipeline_components
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -67,3 +68,12 @@ def test_a_dead_component_reports_its_last_error_line_of_this_run(
         f"error: cannot serve /metrics on 127.0.0.1:{taken_port} (HOSTSTREAM_METRICS_PORT): "
         "Address already in use"
     )
+
+
+def test_components_off_the_first_samples_way_start_after_it() -> None:
+    components = pipeline_components(Settings(), simulate_hosts=2)
+    first = [c.name for c in components if c.name in FIRST_SAMPLE_PATH]
+    assert first == ["producer", "simulator", "sink-victoriametrics"]
+    # One waiting for them shows as starting in the status line, not as down.
+    waiting = next(c for c in components if c.name == "stream")
+    assert _component_health(waiting) == ServiceHealth("stream", Health.STARTING)
