@@ -45,7 +45,7 @@ background_build() {
   local name=$1 binary=$2; shift 2
   mkdir -p "$STATE/logs"
   [ -x "$binary" ] || say "building $name in the background (log: $STATE/logs/build-$name.log)"
-  HOSTSTREAM_STATE_DIR=$STATE HOSTSTREAM_LIB_DIR=$LIB setsid nohup nice -n 10 bash -c '
+  HOSTSTREAM_STATE_DIR=$STATE HOSTSTREAM_LIB_DIR=$LIB setsid nohup nice -n 5 bash -c '
     for tool; do bash "$0/build-go-tool.sh" "$tool" || true; done
   ' "$ROOT/deploy/local" "$@" >>"$STATE/logs/build-$name.log" 2>&1 </dev/null &
 }

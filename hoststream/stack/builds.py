@@ -88,7 +88,7 @@ class BackgroundBuild:
         with self.log.open("ab") as log:
             subprocess.Popen(
                 # Below the pipeline's priority: it waits for nothing the build makes.
-                ["nice", "-n", "10", "bash", str(self.script)],
+                ["nice", "-n", "5", "bash", str(self.script)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
