@@ -154,6 +154,7 @@ def _print_status(stack: Stack) -> bool:
 
 @app.command("produce")
 def produce(
+    *,
     interval: Annotated[
         float | None,
         typer.Option(help="Seconds between collections (HOSTSTREAM_COLLECT_INTERVAL_S; 10)."),
@@ -173,6 +174,12 @@ def produce(
             help="Simulated time runs this many times faster (HOSTSTREAM_SIMULATE_SPEEDUP)."
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Share the simulated hosts among N processes (HOSTSTREAM_SIMULATE_PROCESSES)."
+        ),
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until signalled).")
     ] = None,
@@ -186,17 +193,16 @@ def produce(
         simulate_hosts=simulate_hosts,
         simulate_seed=seed,
         simulate_speedup=speedup,
+        simulate_processes=processes,
     )
+    if not cfg.simulate_hosts and not cfg.simulate_processes > 1:
+        from hoststream.producers.handover import hand_over
+
+        # This host's agent runs in a fresh process image without pydantic,
+        # typer and the rest of the command line: see producers/handover.py.
+        hand_over(cfg, duration)
     report = run_component("producer", cfg, partial(run_agent, duration_s=duration))
-    console().print(
-        f"produced {report.events} events ({report.samples} samples) in "
-        f"{report.elapsed_seconds:.1f}s: {report.events_per_second:.0f} events/s, "
-        f"{report.samples_per_second:.0f} samples/s; dropped {report.dropped}, "
-        f"invalid samples not sent {report.invalid_samples}, "
-        f"unacknowledged at exit {report.unflushed}, ticks {report.ticks} "
-        f"(skipped {report.skipped_ticks}), CPU {report.cpu_ms_per_tick:.1f} ms per tick",
-        highlight=False,
-    )
+    console().print(report.summary(), highlight=False)
     if report.unflushed:
         raise typer.Exit(1)
 

@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hoststream.env_names import ENV_PREFIX, FILE_SUFFIX
 from hoststream.errors import ConfigurationError
 from hoststream.ports import API_PORT
 from hoststream.topics import prefixed
@@ -55,10 +56,6 @@ __all__ = [
     "settings_table",
 ]
 
-ENV_PREFIX = "HOSTSTREAM_"
-#: ``HOSTSTREAM_<NAME>_FILE`` gives a secret setting as the path of a file holding it,
-#: the convention of Docker and Kubernetes secrets and of secret-store agents.
-FILE_SUFFIX = "_FILE"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -256,6 +253,13 @@ class ProducerSection(_Section):
         gt=0,
         le=10_000,
         description="Simulated time runs this many times faster (`--speedup`).",
+    )
+    simulate_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes that share the simulated hosts, each with its own Kafka "
+        "producer (`--processes`); the fleet's output is the same whatever their number.",
     )
 
     @field_validator(

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from hoststream.config import Settings
 from hoststream.errors import ConfigurationError, KafkaAccessError
+
+if TYPE_CHECKING:
+    # Annotations only: the agent process runs without the settings' pydantic models.
+    from hoststream.config import Settings
 
 __all__ = [
     "ACCESS_ERRORS",

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from opentelemetry.trace import Tracer
@@ -45,13 +45,15 @@ from prometheus_client import (
     start_http_server,
 )
 
-from hoststream.certificates import CertificateWatch
-from hoststream.config import Settings
 from hoststream.errors import ListenError
 from hoststream.secret_files import SaslClient, SecretFileWatch, watch_kafka_password
 from hoststream.telemetry import configure_logging
 from hoststream.tls import watch_certificates
 from hoststream.tracing import configure_tracing, shutdown_tracing
+
+if TYPE_CHECKING:
+    from hoststream.certificates import CertificateWatch
+    from hoststream.config import Settings
 
 __all__ = ["Runtime", "bind_socket", "new_registry", "run_component"]
 

@@ -17,9 +17,12 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from hoststream.config import ENV_PREFIX, FILE_SUFFIX, Settings
+from hoststream.env_names import ENV_PREFIX, FILE_SUFFIX
+
+if TYPE_CHECKING:
+    from hoststream.config import Settings
 
 __all__ = ["SaslClient", "SecretFileWatch", "kafka_password_file", "watch_kafka_password"]
 
@@ -116,7 +119,7 @@ def kafka_password_file(settings: Settings) -> Path | None:
         return None  # set_sasl_credentials applies to PLAIN and SCRAM only
     environ = {key.upper(): value for key, value in os.environ.items()}
     path = environ.get(KAFKA_PASSWORD_SETTING)
-    yaml_values = type(settings).yaml_values
+    yaml_values = settings.yaml_values
     if path is None and "kafka_sasl_password" not in yaml_values:
         configured = yaml_values.get("kafka_sasl_password_file")
         path = str(configured) if configured is not None else None

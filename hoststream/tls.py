@@ -13,11 +13,15 @@ from __future__ import annotations
 import ssl
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from hoststream.certificates import CertificateWatch, probe_server
-from hoststream.config import Settings
+if TYPE_CHECKING:
+    # cryptography (several MiB resident) is loaded only by a component with
+    # certificate files to watch.
+    from hoststream.certificates import CertificateWatch
+    from hoststream.config import Settings
 
 __all__ = ["certificate_files", "client_ssl_context", "vm_auth", "watch_certificates"]
 
@@ -91,6 +95,8 @@ def watch_certificates(
     files = certificate_files(settings)
     if not files:
         return None
+    from hoststream.certificates import CertificateWatch, probe_server
+
     watch = CertificateWatch(files, registry, settings.certificate_warning_days)
     watch.check()
     if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ssl_ca_location:

@@ -32,7 +32,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from hoststream import __version__
-from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.telemetry import attach_otlp_log_handler, detach_otlp_log_handler
 
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+
+    from hoststream.config import Settings
 
 __all__ = [
     "TRACEPARENT",

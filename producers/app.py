@@ -19,7 +19,7 @@ from hoststream.producers.agent import (
 )
 from hoststream.producers.publisher import EventPublisher, PublisherMetrics
 from hoststream.runtime import Runtime
-from hoststream.schemas import MetricEvent, codec_for
+from hoststream.schemas import MetricEvent, serializer_for
 from hoststream.tracing import tracing_enabled
 
 __all__ = ["event_source", "run_agent"]
@@ -43,10 +43,10 @@ def event_source(runtime: Runtime) -> EventSource:
             settings.host_labels,
             region=settings.region,
         )
-    from hoststream.producers.simulation import SimulatedFleet
+    from hoststream.producers.simulation import FleetValues, SimulatedFleet
 
-    return SimulatedFleet(
-        settings.simulate_hosts, seed=settings.simulate_seed, region=settings.region
+    return FleetValues(
+        SimulatedFleet(settings.simulate_hosts, seed=settings.simulate_seed, region=settings.region)
     )
 
 
@@ -57,11 +57,19 @@ def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerRepo
     says how much was not acknowledged.
     """
     settings = runtime.settings
+    if settings.simulate_processes > 1:
+        if not settings.simulate_hosts:
+            raise ConfigurationError(
+                "HOSTSTREAM_SIMULATE_PROCESSES", "is for simulated hosts only (--simulate-hosts)"
+            )
+        from hoststream.producers.fleet_processes import run_fleet_processes
+
+        return run_fleet_processes(runtime, duration_s)
     source = event_source(runtime)
     create_metric_topics(settings, source.families)
     metrics = PublisherMetrics(runtime.registry)
     metrics.known_families(source.families)
-    publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer, metrics)
+    publisher = EventPublisher(settings, serializer_for(settings, MetricEvent), metrics)
     runtime.follow_kafka_password(publisher.kafka_client)
     return run_producer(
         settings,

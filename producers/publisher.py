@@ -14,27 +14,71 @@ sent at all. Consumers would dead-letter what this leaves out.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from hoststream.config import Settings
 from hoststream.kafka import producer_config
-from hoststream.schemas.records import MetricEvent
+from hoststream.schemas.records import EventValues, MetricEvent, MetricKind
 from hoststream.schemas.validation import Validator, Violation
 from hoststream.topics import metric_topic
 from hoststream.tracing import MessageHeaders
+
+if TYPE_CHECKING:
+    # Annotations only: the agent process runs without the settings' pydantic models.
+    from hoststream.config import Settings
 
 __all__ = ["EventPublisher", "PublisherMetrics"]
 
 log = logging.getLogger(__name__)
 
 Serializer = Callable[[Any, SerializationContext], bytes]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+@runtime_checkable
+class ValuesSerializer(Protocol):
+    """A serializer that also writes an :class:`EventValues` without building its event."""
+
+    def encode_values(self, values: EventValues, ctx: SerializationContext | None = None) -> bytes:
+        """What the serializer gives for ``values.event()``."""
+        ...
+
+
+class _Template:
+    """What a template's first clean event proved: its names, labels and host are valid.
+
+    Later events of the template differ only in their instant, sequence number
+    and values, so only the values' rules are left to check: finite, and
+    counters not negative.
+    """
+
+    __slots__ = ("counters",)
+
+    def __init__(self, template: MetricEvent) -> None:
+        at = [i for i, s in enumerate(template.samples) if s.kind is MetricKind.COUNTER]
+        # itemgetter of one index gives a value, of more a tuple: min() wants a sequence.
+        self.counters: Callable[[Sequence[float]], Any] | None = (
+            None
+            if not at
+            else (lambda values, i=at[0]: (values[i],))
+            if len(at) == 1
+            else itemgetter(*at)
+        )
+
+    def values_valid(self, values: Sequence[float]) -> bool:
+        # A sum is finite only if every term is (an overflow to inf only sends
+        # the event down the full check); NaN and inf propagate.
+        if not math.isfinite(sum(values)):
+            return False
+        return self.counters is None or min(self.counters(values)) >= 0
 
 
 class PublisherMetrics:
@@ -122,6 +166,13 @@ class EventPublisher:
             )
         )
         self._topics: dict[str, str] = {}
+        self._contexts: dict[str, SerializationContext] = {}
+        self._values_serializer = serializer if isinstance(serializer, ValuesSerializer) else None
+        # id(template) -> (template, what its first clean event proved); the
+        # template is kept so that its id is not reused by another object.
+        self._templates: dict[int, tuple[MetricEvent, _Template]] = {}
+        # (family, samples) -> the delivery callback: one closure per shape, not per message.
+        self._callbacks: dict[tuple[str, int], DeliveryCallback] = {}
         self._summary_interval_s = summary_interval_s
         self._lock = threading.Lock()
         self._dropped_since_summary = 0
@@ -163,16 +214,84 @@ class EventPublisher:
         if valid is None:
             return True
         event = valid
-        value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
-        family, samples = event.family, len(event.samples)
+        value = self._serializer(event, self._context(topic))
+        return self._produce(
+            topic,
+            event.host,
+            value,
+            timestamp_ms=event.timestamp_ms,
+            family=event.family,
+            samples=len(event.samples),
+            headers=headers,
+        )
+
+    def publish_values(self, values: EventValues, headers: MessageHeaders | None = None) -> bool:
+        """:meth:`publish` of ``values.event()``, without building it when that is safe.
+
+        The first event of a template takes the full path (validation, then the
+        serializer learns its layout); once one was entirely valid, later events
+        of the same template object only have their values checked and are
+        written by layout. Any event with a value that breaks a rule takes the
+        full path, so what is sent and counted is what :meth:`publish` would do.
+        """
+        template = values.template
+        known = self._templates.get(id(template))
+        serializer = self._values_serializer
+        if (
+            known is None
+            or serializer is None
+            or known[0] is not template
+            or len(values.values) != len(template.samples)
+            or not known[1].values_valid(values.values)
+        ):
+            event = values.event()
+            invalid_before = self.invalid_samples
+            sent = self.publish(event, headers)
+            if self.invalid_samples == invalid_before and known is None:
+                if len(self._templates) >= 1_000_000:
+                    self._templates.clear()
+                self._templates[id(template)] = (template, _Template(template))
+            return sent
+        topic = self._topic(template.family)
+        value = serializer.encode_values(values, self._context(topic))
+        return self._produce(
+            topic,
+            template.host,
+            value,
+            timestamp_ms=values.timestamp_ms,
+            family=template.family,
+            samples=len(values.values),
+            headers=headers,
+        )
+
+    def _context(self, topic: str) -> SerializationContext:
+        ctx = self._contexts.get(topic)
+        if ctx is None:
+            ctx = self._contexts[topic] = SerializationContext(topic, MessageField.VALUE)
+        return ctx
+
+    def _produce(
+        self,
+        topic: str,
+        host: str,
+        value: bytes,
+        *,
+        timestamp_ms: int,
+        family: str,
+        samples: int,
+        headers: MessageHeaders | None,
+    ) -> bool:
+        callback = self._callbacks.get((family, samples))
+        if callback is None:
+            callback = self._callbacks[(family, samples)] = self._delivery_callback(family, samples)
         try:
             self._producer.produce(
                 topic,
-                key=event.host.encode(),
+                key=host.encode(),
                 value=value,
-                timestamp=event.timestamp_ms,
+                timestamp=timestamp_ms,
                 headers=headers,
-                on_delivery=lambda err, msg: self._on_delivery(family, samples, err, msg),
+                on_delivery=callback,
             )
         except BufferError:
             self.metrics.dropped.labels(family).inc()
@@ -182,6 +301,21 @@ class EventPublisher:
             return False
         self._producer.poll(0)
         return True
+
+    def _delivery_callback(self, family: str, samples: int) -> DeliveryCallback:
+        # The family's counters are looked up once: labels() costs a lock and a tuple.
+        produced = self.metrics.produced.labels(family)
+        produced_samples = self.metrics.samples.labels(family)
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                produced.inc()
+                produced_samples.inc(samples)
+                self.acknowledged += 1
+            else:
+                self._on_delivery(family, samples, err, msg)
+
+        return delivered
 
     def _valid(self, event: MetricEvent, topic: str) -> MetricEvent | None:
         """``event`` without its invalid samples; None when nothing of it may be sent."""

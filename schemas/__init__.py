@@ -1,7 +1,8 @@
 """The Avro schemas (``*.avsc``) and their codecs.
 
 Start with :func:`codec_for`: it gives a record type's serializer and
-deserializer in the wire format the settings call for. Serializers are
+deserializer in the wire format the settings call for (:func:`serializer_for`
+gives a producer's serializer alone, without confluent-kafka's registry client). Serializers are
 confluent-kafka style callables ``(record, SerializationContext) -> bytes`` and
 deserializers ``(bytes, SerializationContext) -> record``; both raise
 :class:`hoststream.errors.SerializationError` naming what was wrong.
@@ -13,7 +14,7 @@ deserializers ``(bytes, SerializationContext) -> record``; both raise
 """
 
 from hoststream.schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
-from hoststream.schemas._factory import Codec, WireFormat, codec_for
+from hoststream.schemas._factory import Codec, WireFormat, codec_for, serializer_for
 from hoststream.schemas._layout import AvroReader, EventLayout, event_layout
 from hoststream.schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
 from hoststream.schemas._registry import (
@@ -31,6 +32,7 @@ from hoststream.schemas.records import (
     FAMILIES,
     AlertEvent,
     AlertState,
+    EventValues,
     MetricEvent,
     MetricKind,
     Sample,
@@ -47,6 +49,7 @@ __all__ = [
     "AvroSchema",
     "Codec",
     "EventLayout",
+    "EventValues",
     "MetricEvent",
     "MetricKind",
     "RecordDeserializer",
@@ -65,4 +68,5 @@ __all__ = [
     "registry_client_for",
     "schema_for",
     "schema_versions",
+    "serializer_for",
 ]

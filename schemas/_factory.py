@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, Literal
+from typing import TYPE_CHECKING, Generic, Literal
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
-from hoststream.config import Settings
 from hoststream.errors import ConfigurationError
 from hoststream.schemas._codec import R, RecordDeserializer, RecordSerializer
 from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
     RegistryAvroSerializer,
     registry_client_for,
+    schema_id_client_for,
 )
 from hoststream.schemas._single_object import (
     SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
 )
 
-__all__ = ["Codec", "WireFormat", "codec_for"]
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from hoststream.config import Settings
+
+__all__ = ["Codec", "WireFormat", "codec_for", "serializer_for"]
 
 #: ``confluent``: magic byte 0, schema registry id, body.
 #: ``single-object``: C3 01, schema fingerprint, body.
@@ -77,3 +80,19 @@ def codec_for(
         RegistryAvroDeserializer(registry, record_type),
         "confluent",
     )
+
+
+def serializer_for(settings: Settings, record_type: type[R]) -> RecordSerializer[R]:
+    """A producer's serializer for ``record_type``, in the wire format the settings call for.
+
+    The same bytes as :func:`codec_for`'s serializer, but the schema id is asked
+    with :class:`~schemas._schema_ids.SchemaIdClient` over plain HTTP instead of
+    confluent-kafka's registry client, which a producer does not need whole.
+
+    Raises:
+        ConfigurationError: the registry settings are invalid.
+    """
+    client = schema_id_client_for(settings)
+    if client is None:
+        return SingleObjectAvroSerializer(record_type)
+    return RegistryAvroSerializer(client, record_type)

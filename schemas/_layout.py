@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka.serialization import SerializationContext
 
 from hoststream.schemas._codec import encode
 from hoststream.schemas._loader import AvroSchema, schema_for
-from hoststream.schemas.records import MetricEvent
+from hoststream.schemas.records import EventValues, MetricEvent
 
 __all__ = [
     "AvroReader",
@@ -153,6 +153,8 @@ class _Shape:
     series: list[tuple[Any, ...]]  # (name, kind, labels) per sample
     args: list[Any]  # the layout's pack arguments, values to fill in
     pack: Callable[..., bytes]
+    #: The EventValues template last written with this shape: known to match it.
+    template: MetricEvent | None = None
 
 
 class MetricEventBodies:
@@ -197,6 +199,39 @@ class MetricEventBodies:
             )
         body = encode(b"", self._schema, event, ctx)
         self._learn(event, body)
+        return body
+
+    def values_body(self, values: EventValues, ctx: SerializationContext | None) -> bytes:
+        """The body of ``values.event()``, written without building it.
+
+        The shape is matched to the template once (by comparing its series);
+        later events of the same template object cost one ``struct`` call.
+        """
+        template = values.template
+        key = (template.host, template.family)
+        shape = self._shapes.get(key)
+        numbers = values.values
+        if (
+            shape is not None
+            and shape.template is template
+            and 2 * len(numbers) + 1 == len(shape.args)
+        ):
+            args = shape.args.copy()
+            args[1::2] = numbers
+            return b"".join(
+                (
+                    shape.head,
+                    zigzag(values.timestamp_ms),
+                    zigzag(template.interval_ms),
+                    zigzag(values.seq),
+                    shape.pack(*args),
+                )
+            )
+        body = self(values.event(), ctx)
+        # The shape under the key now matches the template's series: learned or compared.
+        shape = self._shapes.get(key)
+        if shape is not None:
+            self._shapes[key] = replace(shape, template=template)
         return body
 
     def _learn(self, event: MetricEvent, body: bytes) -> None:

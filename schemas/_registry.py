@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import struct
-from typing import Generic
+from functools import cache
+from typing import TYPE_CHECKING, Generic
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.serialization import SerializationContext
 
-from hoststream.config import Settings
 from hoststream.errors import (
     ConfigurationError,
     HoststreamError,
@@ -24,13 +23,23 @@ from hoststream.errors import (
 from hoststream.schemas._codec import R, decode, describe, encode
 from hoststream.schemas._layout import bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for
-from hoststream.schemas.records import MetricEvent
+from hoststream.schemas._schema_ids import RegistryHttpError, SchemaIdClient
+from hoststream.schemas.records import EventValues, MetricEvent
+
+if TYPE_CHECKING:
+    # confluent-kafka's registry client is imported only where one is built or
+    # called: the producer agent registers its schema through SchemaIdClient
+    # and never loads it (about 20 MiB resident).
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from hoststream.config import Settings
 
 __all__ = [
     "RegistryAvroDeserializer",
     "RegistryAvroSerializer",
     "SchemaRegistryUnavailableError",
     "registry_client_for",
+    "schema_id_client_for",
 ]
 
 MAGIC_BYTE = 0
@@ -39,6 +48,7 @@ _MAX_REFUSED_IDS = 10_000
 _HEADER = struct.Struct(">BI")
 
 
+@cache
 def _transport_errors() -> tuple[type[Exception], ...]:
     # confluent-kafka talks HTTP through httpx2 when it is installed, else httpx;
     # their errors share no base class, so catch both.
@@ -51,8 +61,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
-_TRANSPORT_ERRORS = _transport_errors()
-_REGISTRY_ERRORS: tuple[type[Exception], ...] = (SchemaRegistryError, *_TRANSPORT_ERRORS)
+@cache
+def _registry_errors() -> tuple[type[Exception], ...]:
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
+    return (SchemaRegistryError, *_transport_errors())
 
 
 def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
@@ -64,9 +77,45 @@ def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
     """
     if settings.schema_registry_url is None:
         return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
     # The client waits forever by default: a registry that stops answering would
     # hang the producer or a sink instead of raising a retryable error.
     conf: dict[str, object] = {"url": settings.schema_registry_url, "timeout": 10}
+    credentials = _registry_credentials(settings)
+    if settings.tls_ca_file is not None:
+        conf["ssl.ca.location"] = str(settings.tls_ca_file)
+    if credentials is not None:
+        conf["basic.auth.user.info"] = ":".join(credentials)
+    try:
+        return SchemaRegistryClient(conf)
+    except (ValueError, TypeError) as exc:
+        # The client's messages name the problem but never the password.
+        raise ConfigurationError("HOSTSTREAM_SCHEMA_REGISTRY_URL", str(exc)) from exc
+
+
+def schema_id_client_for(settings: Settings) -> SchemaIdClient | None:
+    """A :class:`SchemaIdClient` for ``settings.schema_registry_url``, or None when it is unset.
+
+    What a producer needs of the registry, without confluent-kafka's client.
+
+    Raises:
+        ConfigurationError: the URL is invalid, or only one of username and
+            password is set.
+    """
+    if settings.schema_registry_url is None:
+        return None
+    credentials = _registry_credentials(settings)
+    username, password = credentials if credentials is not None else (None, None)
+    return SchemaIdClient(
+        settings.schema_registry_url,
+        username=username,
+        password=password,
+        ca_file=settings.tls_ca_file,
+    )
+
+
+def _registry_credentials(settings: Settings) -> tuple[str, str] | None:
     username = settings.schema_registry_username
     password = settings.schema_registry_password
     if (username is None) != (password is None):
@@ -75,15 +124,9 @@ def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
             f"HOSTSTREAM_SCHEMA_REGISTRY_{missing}",
             "set both HOSTSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD, or neither",
         )
-    if settings.tls_ca_file is not None:
-        conf["ssl.ca.location"] = str(settings.tls_ca_file)
-    if username is not None and password is not None:
-        conf["basic.auth.user.info"] = f"{username}:{password.get_secret_value()}"
-    try:
-        return SchemaRegistryClient(conf)
-    except (ValueError, TypeError) as exc:
-        # The client's messages name the problem but never the password.
-        raise ConfigurationError("HOSTSTREAM_SCHEMA_REGISTRY_URL", str(exc)) from exc
+    if username is None or password is None:
+        return None
+    return username, password.get_secret_value()
 
 
 def _registry_failure(exc: Exception, doing: str) -> HoststreamError:
@@ -93,23 +136,25 @@ def _registry_failure(exc: Exception, doing: str) -> HoststreamError:
     those messages to the dead-letter topic, which would be wrong for an
     outage (retry) or for bad credentials (fix the configuration).
     """
+    status = getattr(exc, "http_status_code", None)
     if (
-        not isinstance(exc, SchemaRegistryError)
-        or not 400 <= exc.http_status_code < 500
-        or exc.http_status_code in (408, 429)  # a timeout or rate limit passes with time
+        # Both registry clients' HTTP errors carry the status; transport errors do not.
+        not isinstance(status, int)
+        or not 400 <= status < 500
+        or status in (408, 429)  # a timeout or rate limit passes with time
     ):
         return SchemaRegistryUnavailableError(
             f"{doing}: the schema registry did not answer ({type(exc).__name__}: {exc});"
             " check HOSTSTREAM_SCHEMA_REGISTRY_URL and that the registry is running, then retry"
         )
-    status = exc.http_status_code
     if status in (401, 403):
         return ConfigurationError(
             "HOSTSTREAM_SCHEMA_REGISTRY_USERNAME",
             f"{doing}: the registry refused the credentials (HTTP {status});"
             " check HOSTSTREAM_SCHEMA_REGISTRY_USERNAME and _PASSWORD",
         )
-    return SerializationError(f"{doing}: the registry refused (HTTP {status}): {exc.error_message}")
+    message = getattr(exc, "error_message", exc)
+    return SerializationError(f"{doing}: the registry refused (HTTP {status}): {message}")
 
 
 class RegistryAvroSerializer(Generic[R]):
@@ -123,7 +168,7 @@ class RegistryAvroSerializer(Generic[R]):
 
     def __init__(
         self,
-        client: SchemaRegistryClient,
+        client: SchemaRegistryClient | SchemaIdClient,
         record_type: type[R],
         *,
         schema: AvroSchema | None = None,
@@ -131,7 +176,8 @@ class RegistryAvroSerializer(Generic[R]):
     ) -> None:
         """
         Args:
-            client: the schema registry, e.g. from :func:`registry_client_for`.
+            client: the schema registry, e.g. from :func:`registry_client_for`,
+                or the lighter :func:`schema_id_client_for` (a producer's).
             record_type: the record class this serializer encodes.
             schema: the writer schema; default: the record type's current schema.
             auto_register: register the schema under the subject when it is not
@@ -163,6 +209,15 @@ class RegistryAvroSerializer(Generic[R]):
             return prefix + self._bodies(obj, ctx)
         return encode(prefix, self._schema, obj, ctx)
 
+    def encode_values(self, values: EventValues, ctx: SerializationContext | None = None) -> bytes:
+        """The value of ``values.event()``, written by its learned layout (MetricEvent only)."""
+        if self._bodies is None or ctx is None:
+            return self(values.event(), ctx)  # type: ignore[arg-type]
+        prefix = self._prefixes.get((ctx.topic, ctx.field))
+        if prefix is None:
+            return self(values.event(), ctx)  # type: ignore[arg-type]
+        return prefix + self._bodies.values_body(values, ctx)
+
     def schema_id(self, ctx: SerializationContext) -> int:
         """The registry id of the writer schema under ``ctx``'s subject (cached)."""
         prefix = self._prefixes.get((ctx.topic, ctx.field))
@@ -172,16 +227,28 @@ class RegistryAvroSerializer(Generic[R]):
 
     def _schema_id(self, ctx: SerializationContext) -> int:
         subject = ctx.topic + "-" + ctx.field
-        schema = Schema(self._schema.text, "AVRO")
         doing = f"{'registering' if self._auto_register else 'looking up'} {self._schema.full_name}"
         doing += f" under subject {subject!r}"
+        client = self._client
         schema_id: int | None
+        if isinstance(client, SchemaIdClient):
+            try:
+                if self._auto_register:
+                    schema_id = client.register(subject, self._schema.text)
+                else:
+                    schema_id = client.lookup(subject, self._schema.text)
+            except (RegistryHttpError, OSError) as exc:
+                raise _registry_failure(exc, doing) from exc
+            return schema_id
+        from confluent_kafka.schema_registry import Schema
+
+        schema = Schema(self._schema.text, "AVRO")
         try:
             if self._auto_register:
-                schema_id = self._client.register_schema(subject, schema)
+                schema_id = client.register_schema(subject, schema)
             else:
-                schema_id = self._client.lookup_schema(subject, schema).schema_id
-        except _REGISTRY_ERRORS as exc:
+                schema_id = client.lookup_schema(subject, schema).schema_id
+        except _registry_errors() as exc:
             raise _registry_failure(exc, doing) from exc
         if not isinstance(schema_id, int):
             raise SerializationError(f"{doing}: the registry answered without a schema id")
@@ -252,6 +319,8 @@ class RegistryAvroDeserializer(Generic[R]):
     def _resolve(
         self, schema_id: int, ctx: SerializationContext | None
     ) -> tuple[AvroSchema, AvroSchema | None]:
+        from confluent_kafka.schema_registry import SchemaRegistryError
+
         try:
             registered = self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
@@ -260,7 +329,7 @@ class RegistryAvroDeserializer(Generic[R]):
                     schema_id, ctx, f"names schema id {schema_id}, which the registry does not know"
                 ) from exc
             raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             raise _registry_failure(exc, f"fetching schema id {schema_id}") from exc
         if registered.schema_type not in (None, "AVRO") or registered.schema_str is None:
             raise self._refuse(

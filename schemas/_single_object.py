@@ -18,7 +18,7 @@ from hoststream.errors import SerializationError
 from hoststream.schemas._codec import R, decode, describe, encode
 from hoststream.schemas._layout import bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for, schema_versions
-from hoststream.schemas.records import MetricEvent
+from hoststream.schemas.records import EventValues, MetricEvent
 
 __all__ = ["SINGLE_OBJECT_MAGIC", "SingleObjectAvroDeserializer", "SingleObjectAvroSerializer"]
 
@@ -55,6 +55,12 @@ class SingleObjectAvroSerializer(Generic[R]):
         if self._bodies is not None and isinstance(obj, MetricEvent):
             return self._prefix + self._bodies(obj, ctx)
         return encode(self._prefix, self._schema, obj, ctx)
+
+    def encode_values(self, values: EventValues, ctx: SerializationContext | None = None) -> bytes:
+        """The value of ``values.event()``, written by its learned layout (MetricEvent only)."""
+        if self._bodies is None:
+            return encode(self._prefix, self._schema, values.event(), ctx)
+        return self._prefix + self._bodies.values_body(values, ctx)
 
 
 class SingleObjectAvroDeserializer(Generic[R]):

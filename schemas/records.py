@@ -6,8 +6,8 @@ in this package turn them into bytes and back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,6 +18,7 @@ __all__ = [
     "FAMILIES",
     "AlertEvent",
     "AlertState",
+    "EventValues",
     "MetricEvent",
     "MetricKind",
     "Sample",
@@ -101,6 +102,44 @@ class MetricEvent:
             seq=record["seq"],
             host_labels=record.get("host_labels", {}),
             region=record.get("region"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventValues:
+    """A metric event given as another event of the same series and this one's values.
+
+    A host sends the same series (names, labels, kinds) in every event of a
+    family; only the instant, the sequence number and the values change. A
+    producer that knows that hands the template and the new values to the
+    codecs, which write the event by its learned layout without building a
+    :class:`Sample` per value.
+
+    Attributes:
+        template: an event of the same host, family and series (its own
+            instant, sequence number and values are not used).
+        timestamp_ms, seq: this event's.
+        values: one per sample of ``template``, in its order.
+    """
+
+    template: MetricEvent
+    timestamp_ms: int
+    seq: int
+    values: Sequence[float]
+
+    def event(self) -> MetricEvent:
+        """The event itself, with a :class:`Sample` per value."""
+        samples = self.template.samples
+        if len(samples) != len(self.values):
+            raise ValueError(f"{len(self.values)} values for {len(samples)} samples")
+        return replace(
+            self.template,
+            timestamp_ms=self.timestamp_ms,
+            seq=self.seq,
+            samples=tuple(
+                Sample(s.name, value, s.labels, s.kind)
+                for s, value in zip(samples, self.values, strict=True)
+            ),
         )
 
 

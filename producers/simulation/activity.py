@@ -45,6 +45,8 @@ EPISODE_LEVEL = 0.82
 # Jitter: (grid step in seconds, amplitude as a fraction of busy time per second).
 _JITTER = ((10.0, 0.04), (300.0, 0.06))
 _JITTER_MAX = sum(amp for _, amp in _JITTER)
+# Grid points remembered per jitter scale: a few ticks' worth.
+_GRID_MEMO = 64
 #: Upper bound of the busy fraction, jitter included (checked in ActivityParams).
 MAX_LEVEL = 0.92
 
@@ -97,6 +99,12 @@ class Activity:
         self._prefix_boot = math.nan
         self._prefix_first_slot = 0
         self._prefix = array("d", [0.0])
+        # Memo: the jitter's grid points, per scale. A tick asks for points at
+        # t, t - 60, t - 300 and t - 900 (the load averages), and the next tick
+        # for most of the same ones: each point is hashed about once.
+        self._grid_points: tuple[dict[int, float], ...] = tuple({} for _ in _JITTER)
+        # Memo: (boot, smooth integral at boot, jitter at boot).
+        self._at_boot = (math.nan, 0.0, 0.0)
 
     # --- reboots --------------------------------------------------------------
 
@@ -153,11 +161,20 @@ class Activity:
 
     def _jitter(self, t: float) -> float:
         total = 0.0
-        for (step, amp), key in zip(_JITTER, self._jitter_keys, strict=True):
+        for (step, amp), key, points in zip(
+            _JITTER, self._jitter_keys, self._grid_points, strict=True
+        ):
             pos = t / step
             k = math.floor(pos)
-            h0 = unit(key, k)
-            total += amp * step * (h0 + (unit(key, k + 1) - h0) * (pos - k))
+            h0 = points.get(k)
+            if h0 is None:
+                h0 = points[k] = unit(key, k)
+            h1 = points.get(k + 1)
+            if h1 is None:
+                h1 = points[k + 1] = unit(key, k + 1)
+            total += amp * step * (h0 + (h1 - h0) * (pos - k))
+            if len(points) > _GRID_MEMO:
+                points.clear()
         return total
 
     def level(self, t: float) -> float:
@@ -171,10 +188,14 @@ class Activity:
         """Busy-seconds (per CPU, averaged) from ``boot`` to ``t``; 0 at ``t == boot``."""
         if t <= boot:
             return 0.0
+        at_boot = self._at_boot
+        if at_boot[0] != boot:
+            # Every tick until the next reboot subtracts the same two terms.
+            at_boot = self._at_boot = (boot, self._smooth_integral(boot), self._jitter(boot))
         return (
             self._smooth_integral(t)
-            - self._smooth_integral(boot)
+            - at_boot[1]
             + self._episodes_since(boot, t)
             + self._jitter(t)
-            - self._jitter(boot)
+            - at_boot[2]
         )

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from hoststream.producers.simulation.model import HostModel
 from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
-from hoststream.schemas.records import FAMILIES, MetricEvent, Sample
+from hoststream.schemas.records import FAMILIES, EventValues, MetricEvent, Sample
 
-__all__ = ["SimulatedFleet"]
+__all__ = ["FleetValues", "SimulatedFleet"]
 
 
 class SimulatedFleet:
@@ -47,6 +47,8 @@ class SimulatedFleet:
         self.host_ids: Sequence[str] = tuple(host_id(seed, i) for i in range(hosts))
         self._models: list[HostModel | None] = [None] * hosts
         self._host_labels: list[Mapping[str, str] | None] = [None] * hosts
+        # Per host and family: an event with the host's series, the template of its EventValues.
+        self._templates: list[MetricEvent | None] = [None] * (hosts * len(self.families))
         # Per host and family: the next event's seq, as a real producer numbers them.
         self._seq = [0] * (hosts * len(self.families))
 
@@ -82,25 +84,72 @@ class SimulatedFleet:
             interval_ms: the collection interval the events announce.
             indices: which hosts (default: all), e.g. a shard of the fleet.
         """
+        for values in self.event_values(timestamp_ms, interval_ms, indices):
+            yield values.event()
+
+    def event_values(
+        self,
+        timestamp_ms: int,
+        interval_ms: int = 10_000,
+        indices: Iterable[int] | None = None,
+    ) -> Iterator[EventValues]:
+        """:meth:`events` as templates and values: the producer's fast path.
+
+        Each host and family has one template event (its series, host labels
+        and region), kept for the fleet's life, and each tick only computes the
+        values. Sequence numbers advance as with :meth:`events`; the two share them.
+        """
         t = timestamp_ms / 1000.0
         families = self.families
         per_host = len(families)
         seq = self._seq
-        host_ids = self.host_ids
-        region = self.region
-        for index in range(len(host_ids)) if indices is None else indices:
+        templates = self._templates
+        for index in range(len(self.host_ids)) if indices is None else indices:
             model = self.model(index)
-            labels = self._host_labels[index]
             base = index * per_host
             for offset, family in enumerate(families):
-                yield MetricEvent(
-                    host_ids[index],
-                    family,
-                    timestamp_ms,
-                    tuple(model.samples(family, t)),
-                    interval_ms,
-                    seq[base + offset],
-                    labels if labels is not None else {},
-                    region,
+                template = templates[base + offset]
+                if template is None or template.interval_ms != interval_ms:
+                    template = templates[base + offset] = self._template(
+                        index, model, family, interval_ms
+                    )
+                yield EventValues(
+                    template, timestamp_ms, seq[base + offset], model.values(family, t)
                 )
                 seq[base + offset] += 1
+
+    def _template(self, index: int, model: HostModel, family: str, interval_ms: int) -> MetricEvent:
+        labels = self._host_labels[index]
+        return MetricEvent(
+            self.host_ids[index],
+            family,
+            0,
+            tuple(Sample(name, 0.0, labels_, kind) for name, labels_, kind in model.series(family)),
+            interval_ms,
+            0,
+            labels if labels is not None else {},
+            self.region,
+        )
+
+
+class FleetValues:
+    """A simulated fleet, or some of its hosts, as the producer's event source.
+
+    It gives :class:`EventValues` (a template and the tick's values per host
+    and family), which the publisher writes by learned layout.
+
+    Args:
+        fleet: the fleet.
+        indices: which of its hosts (default: all), e.g. one process's share.
+    """
+
+    def __init__(self, fleet: SimulatedFleet, indices: Sequence[int] | None = None) -> None:
+        self.fleet = fleet
+        self.indices = indices
+
+    @property
+    def families(self) -> Sequence[str]:
+        return self.fleet.families
+
+    def events(self, timestamp_ms: int, interval_ms: int) -> Iterator[EventValues]:
+        return self.fleet.event_values(timestamp_ms, interval_ms, self.indices)

@@ -9,8 +9,9 @@ hashed from the instant.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+
+import numpy as np
 
 from hoststream.producers.collectors.names import (
     BOOT_TIME,
@@ -81,8 +82,17 @@ class _Tick:
         self.shaped = _STEADY * self.uptime + (1.0 - _STEADY) * self.busy / mean
 
 
+#: One series of a host: (name, labels, kind); its value changes every tick.
+Series = tuple[str, dict[str, str], MetricKind]
+
+
 class HostModel:
     """Samples of one simulated host.
+
+    A host's series (names, labels, kinds) never change, so each family's are
+    listed once (:meth:`series`), and a tick computes only their values
+    (:meth:`values`), in the same order: what a producer that writes events by
+    their learned layout needs, without a :class:`Sample` per value.
 
     Args:
         profile: the host (see :func:`~producers.simulation.profile.make_profile`).
@@ -93,24 +103,68 @@ class HostModel:
         self.activity = Activity(profile.key, profile.activity)
         self._noise_keys = {f: derive(profile.key, 10, i) for i, f in enumerate(FAMILIES)}
         self._tick: _Tick | None = None
-        self._cpu_rows = self._cpu_table()
-        self._disk_rows = self._diskstats_table()
-        self._net_rows = self._netdev_table()
+        cpu_rows = self._cpu_table()
+        disk_rows = self._diskstats_table()
+        net_rows = self._netdev_table()
+        # The per-series constants as arrays: a tick's counters are a few
+        # vector operations (the same IEEE operations, so the same values as
+        # computing them one by one).
+        self._cpu_a = np.array([a for _, a, _ in cpu_rows], dtype=np.float64)
+        self._cpu_c = np.array([c for _, _, c in cpu_rows], dtype=np.float64)
+        self._disk_k = np.array([k for _, _, k, _ in disk_rows], dtype=np.float64)
+        self._disk_quantum = np.array([q for _, _, _, q in disk_rows], dtype=np.float64)
+        self._net_k = np.array([k for _, _, k in net_rows], dtype=np.float64)
         # What node_exporter dashboards pick a host by (job, nodename, instance).
-        self._uname = Sample(
-            UNAME_INFO,
-            1,
-            {
-                "domainname": "(none)",
-                "machine": "x86_64",
-                "nodename": profile.host_id,
-                "release": "6.1.0-28-amd64",
-                "sysname": "Linux",
-                "version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
-            },
-            _GAUGE,
+        uname_labels = {
+            "domainname": "(none)",
+            "machine": "x86_64",
+            "nodename": profile.host_id,
+            "release": "6.1.0-28-amd64",
+            "sysname": "Linux",
+            "version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1",
+        }
+        error, size_name, free_name, avail_name, files_name, files_free_name, ro_name = (
+            FILESYSTEM_GAUGES
         )
-        self._builders: dict[str, Callable[[_Tick], list[Sample]]] = {
+        filesystem_series: list[Series] = []
+        for fs in profile.filesystems:
+            labels = _labels(device=fs.device, fstype=fs.fstype, mountpoint=fs.mountpoint)
+            filesystem_series += [
+                (name, labels, _GAUGE)
+                for name in (
+                    error,
+                    size_name,
+                    free_name,
+                    avail_name,
+                    files_name,
+                    files_free_name,
+                    ro_name,
+                )
+            ]
+        self._series: dict[str, tuple[Series, ...]] = {
+            "cpu": tuple((CPU_SECONDS, labels, _COUNTER) for labels, _, _ in cpu_rows),
+            "memory": tuple((name, _NO_LABELS, _GAUGE) for name in _MEMINFO_NAMES),
+            "disk": (
+                *filesystem_series,
+                *((name, labels, _COUNTER) for name, labels, _, _ in disk_rows),
+            ),
+            "network": tuple((name, labels, _COUNTER) for name, labels, _ in net_rows),
+            "system": (
+                *((name, _NO_LABELS, _GAUGE) for name in LOAD_AVERAGES),
+                (BOOT_TIME, _NO_LABELS, _GAUGE),
+                (CONTEXT_SWITCHES, _NO_LABELS, _COUNTER),
+                (INTERRUPTS, _NO_LABELS, _COUNTER),
+                (FORKS, _NO_LABELS, _COUNTER),
+                (PROCS_RUNNING, _NO_LABELS, _GAUGE),
+                (PROCS_BLOCKED, _NO_LABELS, _GAUGE),
+                (UNAME_INFO, uname_labels, _GAUGE),
+                *(
+                    (PROCESSES_STATE, _labels(state=state), _GAUGE)
+                    for state in PROCESS_STATES_ALWAYS
+                ),
+            ),
+        }
+        self._builders: dict[str, Callable[[_Tick], list[float]]] = {
             "cpu": self._cpu,
             "memory": self._memory,
             "disk": self._disk,
@@ -118,12 +172,25 @@ class HostModel:
             "system": self._system,
         }
 
-    def samples(self, family: str, t: float) -> list[Sample]:
-        """The samples of ``family`` at ``t`` (seconds since the epoch)."""
+    def series(self, family: str) -> tuple[Series, ...]:
+        """The series of ``family``: (name, labels, kind), in the order of :meth:`values`."""
+        return self._series[family]
+
+    def values(self, family: str, t: float) -> list[float]:
+        """The values of ``family``'s series at ``t`` (seconds since the epoch)."""
         tick = self._tick
         if tick is None or tick.t != t:
             tick = self._tick = _Tick(self.activity, t)
         return self._builders[family](tick)
+
+    def samples(self, family: str, t: float) -> list[Sample]:
+        """The samples of ``family`` at ``t`` (seconds since the epoch)."""
+        return [
+            Sample(name, value, labels, kind)
+            for (name, labels, kind), value in zip(
+                self._series[family], self.values(family, t), strict=True
+            )
+        ]
 
     # --- tables of per-series constants -------------------------------------
 
@@ -196,16 +263,13 @@ class HostModel:
             rows += [(name, labels, per_field[field]) for name, field in NETDEV_COUNTERS]
         return rows
 
-    # --- families --------------------------------------------------------------
+    # --- families: values in the order of their series -------------------------
 
-    def _cpu(self, tick: _Tick) -> list[Sample]:
-        up, busy = tick.uptime, tick.busy
-        return [
-            Sample(CPU_SECONDS, a * up + c * busy, labels, _COUNTER)
-            for labels, a, c in self._cpu_rows
-        ]
+    def _cpu(self, tick: _Tick) -> list[float]:
+        values: list[float] = (self._cpu_a * tick.uptime + self._cpu_c * tick.busy).tolist()
+        return values
 
-    def _memory(self, tick: _Tick) -> list[Sample]:
+    def _memory(self, tick: _Tick) -> list[float]:
         p = self.profile
         total = p.memory_bytes
         n1, n2, _, _ = units(self._noise_keys["memory"], int(tick.t))
@@ -221,7 +285,7 @@ class HostModel:
         free = max(0.0, total - app - slab - buffers - cache)
         available = min(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
         swap_used = p.swap_bytes * min(0.9, 0.01 + max(0.0, app / total - 0.75) * 4.0)
-        values = (
+        return [
             total,
             _kb(free),
             _kb(available),
@@ -231,57 +295,42 @@ class HostModel:
             _kb(shmem),
             p.swap_bytes,
             _kb(p.swap_bytes - swap_used),
-        )
-        return [
-            Sample(name, value, _NO_LABELS, _GAUGE)
-            for name, value in zip(_MEMINFO_NAMES, values, strict=True)
         ]
 
-    def _disk(self, tick: _Tick) -> list[Sample]:
-        samples = []
+    def _disk(self, tick: _Tick) -> list[float]:
+        values: list[float] = []
         n1, n2, _, _ = units(self._noise_keys["disk"], int(tick.t))
-        error, size_name, free_name, avail_name, files_name, files_free_name, ro_name = (
-            FILESYSTEM_GAUGES
-        )
         for fs in self.profile.filesystems:
-            labels = _labels(device=fs.device, fstype=fs.fstype, mountpoint=fs.mountpoint)
             phase = (tick.t / fs.fill_period_s + fs.fill_phase) % 1.0
             used_fraction = fs.fill_low + (fs.fill_high - fs.fill_low) * phase
             used = fs.size_bytes * min(1.0, used_fraction + 0.0005 * (n1 - 0.5))
             free = (fs.size_bytes - int(used)) // 4096 * 4096
             files_used = int(fs.inodes * (0.01 + 0.2 * used_fraction + 0.0001 * n2))
-            samples += [
-                Sample(error, 0.0, labels, _GAUGE),
-                Sample(size_name, fs.size_bytes, labels, _GAUGE),
-                Sample(free_name, free, labels, _GAUGE),
-                Sample(avail_name, max(0, free - fs.reserved_bytes), labels, _GAUGE),
-                Sample(files_name, fs.inodes, labels, _GAUGE),
-                Sample(files_free_name, fs.inodes - files_used, labels, _GAUGE),
-                Sample(ro_name, 0.0, labels, _GAUGE),
-            ]
-        shaped = tick.shaped
-        floor = math.floor
-        samples += [
-            Sample(name, floor(shaped * k) * quantum, labels, _COUNTER)
-            for name, labels, k, quantum in self._disk_rows
-        ]
-        return samples
+            values += (
+                0.0,
+                fs.size_bytes,
+                free,
+                max(0, free - fs.reserved_bytes),
+                fs.inodes,
+                fs.inodes - files_used,
+                0.0,
+            )
+        values += (np.floor(tick.shaped * self._disk_k) * self._disk_quantum).tolist()
+        return values
 
-    def _network(self, tick: _Tick) -> list[Sample]:
-        shaped = tick.shaped
-        return [
-            Sample(name, int(shaped * k), labels, _COUNTER) for name, labels, k in self._net_rows
-        ]
+    def _network(self, tick: _Tick) -> list[float]:
+        values: list[float] = np.trunc(tick.shaped * self._net_k).tolist()
+        return values
 
-    def _system(self, tick: _Tick) -> list[Sample]:
+    def _system(self, tick: _Tick) -> list[float]:
         p = self.profile
         n1, n2, n3, n4 = units(self._noise_keys["system"], int(tick.t))
         cores = p.cores
         weight = sum(p.core_weights) / cores
         running = 1 + int(cores * tick.level * (0.6 + 0.8 * n1))
         blocked = int(tick.level * p.iowait_ratio * cores * 4.0 * n2)
-        samples = []
-        for name, window in zip(LOAD_AVERAGES, (60.0, 300.0, 900.0), strict=True):
+        values: list[float] = []
+        for window in (60.0, 300.0, 900.0):
             start = max(tick.boot, tick.t - window)
             if tick.t - start < 1.0:
                 busy_fraction = tick.level
@@ -292,22 +341,8 @@ class HostModel:
             # Load counts runnable and uninterruptible tasks; a busy fraction
             # near 1 means a queue, so it grows faster than linearly there.
             load = cores * weight * busy_fraction * (1.0 + busy_fraction) + blocked
-            samples.append(Sample(name, round(load, 2), _NO_LABELS, _GAUGE))
+            values.append(round(load, 2))
         shaped = tick.shaped
-        samples += [
-            Sample(BOOT_TIME, tick.boot, _NO_LABELS, _GAUGE),
-            Sample(
-                CONTEXT_SWITCHES,
-                int(shaped * cores * p.context_switches_per_core_s),
-                _NO_LABELS,
-                _COUNTER,
-            ),
-            Sample(INTERRUPTS, int(shaped * cores * p.interrupts_per_core_s), _NO_LABELS, _COUNTER),
-            Sample(FORKS, int(shaped * p.forks_per_s), _NO_LABELS, _COUNTER),
-            Sample(PROCS_RUNNING, running, _NO_LABELS, _GAUGE),
-            Sample(PROCS_BLOCKED, blocked, _NO_LABELS, _GAUGE),
-            self._uname,
-        ]
         states = {
             "R": running,
             "S": p.sleeping_processes + int(40 * tick.level * n4),
@@ -316,8 +351,14 @@ class HostModel:
             "T": 0,
             "I": 20 + 3 * cores,
         }
-        samples += [
-            Sample(PROCESSES_STATE, states[state], _labels(state=state), _GAUGE)
-            for state in PROCESS_STATES_ALWAYS
-        ]
-        return samples
+        values += (
+            tick.boot,
+            int(shaped * cores * p.context_switches_per_core_s),
+            int(shaped * cores * p.interrupts_per_core_s),
+            int(shaped * p.forks_per_s),
+            running,
+            blocked,
+            1,
+            *(states[state] for state in PROCESS_STATES_ALWAYS),
+        )
+        return values

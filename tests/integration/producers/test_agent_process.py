@@ -120,3 +120,26 @@ def test_sigterm_flushes_every_acknowledged_event(services: Settings, unique: st
     assert len(messages) == produced
     drained_more = drain(settings, [metric_topic(settings, f) for f in FAMILIES], idle_s=3)
     assert len(drained_more) == produced
+
+
+def test_the_agent_runs_without_what_it_does_not_need(services: Settings, unique: str) -> None:
+    # The agent's process image holds the collectors, the Avro encoder and
+    # librdkafka: not the settings' pydantic models, not the command line's
+    # typer, not the registry client's HTTP stacks, not NumPy.
+    port = free_port()
+    proc = produce_process(services, f"{unique}.", "--interval", "1", metrics_port=port)
+    try:
+        wait_for_acknowledged(port, 10, proc)
+        with open(f"/proc/{proc.pid}/maps", encoding="utf-8") as maps:
+            mapped = maps.read()
+        with open(f"/proc/{proc.pid}/environ", "rb") as environ:
+            variables = environ.read().split(b"\0")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "cimpl" in mapped  # librdkafka's binding: the agent itself is what was read
+    for absent in ("pydantic_core", "numpy", "_yaml", "cryptography", "_cffi_backend"):
+        assert absent not in mapped, absent
+    assert b"MALLOC_ARENA_MAX=2" in variables
+    assert "produced" in err

@@ -34,6 +34,7 @@ from hoststream.schemas import (
     WindowAggregate,
     registry_client_for,
     schema_for,
+    serializer_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -220,3 +221,19 @@ def test_data_written_with_the_next_version_decodes_with_the_current_reader(
     for data in (old_data, new_data):
         assert old_reader(data, value_ctx(topic)) == record
         assert new_reader(data, value_ctx(topic)) == record
+
+
+def test_the_producers_plain_http_serializer_writes_what_the_registry_client_writes(
+    registry: SchemaRegistryClient, services: Settings, unique: str
+) -> None:
+    # The agent registers its schema through SchemaIdClient, not confluent-kafka's
+    # client: the same subject, the same id, the same bytes.
+    ctx = value_ctx(f"{unique}.light")
+    light = serializer_for(services, MetricEvent)(METRIC_EVENT, ctx)
+    full = RegistryAvroSerializer(registry, MetricEvent)(METRIC_EVENT, ctx)
+    assert light == full
+    assert registry.get_latest_version(f"{unique}.light-value").schema_id == int.from_bytes(
+        light[1:5], "big"
+    )
+    decoded = AvroDeserializer(registry)(light, ctx)
+    assert decoded["host"] == METRIC_EVENT.host

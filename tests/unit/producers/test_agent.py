@@ -5,6 +5,7 @@ from __future__ import annotations
 from hoststream.config import Settings
 from hoststream.producers.agent import HostEvents, collectors_for
 from hoststream.producers.collectors import RecordedSource, default_collectors
+from hoststream.schemas import EventValues
 from tests.support.paths import DATA
 
 SNAPSHOT = DATA / "debian12_vm_2cpu.json"
@@ -93,4 +94,7 @@ def test_the_producer_stamps_hoststream_region_on_real_and_simulated_hosts(monke
             settings=settings.model_copy(update={"simulate_hosts": simulated})
         )
         source = event_source(runtime)  # type: ignore[arg-type]
-        assert {e.region for e in source.events(10_000, 10_000)} == {"region-b"}
+        events = [
+            e.event() if isinstance(e, EventValues) else e for e in source.events(10_000, 10_000)
+        ]
+        assert {e.region for e in events} == {"region-b"}

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from hoststream.producers.simulation import SimulatedFleet, host_id, make_profile
+import pytest
+
+from hoststream.producers.fleet_processes import shard
+from hoststream.producers.simulation import FleetValues, SimulatedFleet, host_id, make_profile
 from hoststream.producers.simulation.hashing import derive, unit, units
 from hoststream.schemas.records import MetricEvent
 
@@ -117,3 +122,82 @@ def test_hash_helpers_are_uniform_and_independent():
     assert len(set(draws)) == len(draws)
     assert derive(7, 1, 2) != derive(7, 2, 1)
     assert all(0.0 <= u < 1.0 for u in units(key, 3))
+
+
+def fleet_digest(fleet: SimulatedFleet, stamps: Iterable[int]) -> str:
+    digest = hashlib.sha256()
+    for ts in stamps:
+        for e in fleet.events(ts, INTERVAL):
+            digest.update(
+                json.dumps(
+                    [
+                        e.host,
+                        e.family,
+                        e.timestamp_ms,
+                        e.seq,
+                        sorted(e.host_labels.items()),
+                        e.region,
+                        [
+                            [s.name, sorted(s.labels.items()), float(s.value).hex(), s.kind.value]
+                            for s in e.samples
+                        ],
+                    ]
+                ).encode()
+            )
+    return digest.hexdigest()
+
+
+def test_a_seed_gives_the_fleet_it_always_gave():
+    # The digest of the fleet written before the simulation computed values
+    # without Sample objects (and with NumPy for the counters): the same bytes.
+    fleet = SimulatedFleet(12, seed=5, region="eu-west-1")
+    stamps = [T0 + k * INTERVAL for k in (0, 1, 2, 8_640, 60_480)]
+
+    assert (
+        fleet_digest(fleet, stamps)
+        == "cb380bb85d8fe48dc37091bb1d2ab75008e8d458817cd98fb31570c5f999683b"
+    )
+
+
+def records(events: Iterable[MetricEvent]) -> Counter[tuple[Any, ...]]:
+    return Counter(
+        (
+            e.host,
+            e.family,
+            e.timestamp_ms,
+            tuple((s.name, tuple(sorted(s.labels.items())), s.value, s.kind) for s in e.samples),
+        )
+        for e in events
+    )
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_shards_of_the_fleet_together_send_what_one_process_sends(processes: int):
+    hosts = 7
+    stamps = [T0 + k * INTERVAL for k in (0, 1, 2, 361)]
+    whole = records(
+        values.event()
+        for ts in stamps
+        for values in FleetValues(SimulatedFleet(hosts, seed=4)).events(ts, INTERVAL)
+    )
+    shards = [
+        FleetValues(SimulatedFleet(hosts, seed=4), shard(hosts, k, processes))
+        for k in range(processes)
+    ]
+    together = records(
+        values.event()
+        for ts in stamps
+        for source in shards
+        for values in source.events(ts, INTERVAL)
+    )
+
+    assert together == whole
+    assert len(whole) == hosts * 5 * len(stamps)
+
+
+def test_event_values_are_the_events():
+    fleet = SimulatedFleet(3, seed=2)
+    twin = SimulatedFleet(3, seed=2)
+    for ts in (T0, T0 + INTERVAL):
+        as_values = [v.event() for v in fleet.event_values(ts, INTERVAL)]
+        assert as_values == list(twin.events(ts, INTERVAL))
