@@ -300,7 +300,7 @@ class StreamsSection(_Section):
         "unset: every family.",
     )
     stream_batch_size: int = Field(
-        1000, ge=1, le=1_000_000, description="At most this many messages a batch (`--batch-size`)."
+        5000, ge=1, le=1_000_000, description="At most this many messages a batch (`--batch-size`)."
     )
     stream_batch_within_s: float = Field(
         0.5, gt=0, le=60, description="A batch is processed after this long (`--batch-within`)."

@@ -205,6 +205,8 @@ class EventDecoder:
         self._max_templates = max_templates
         # (wire-format header, family, body length after the header fields) -> layouts
         self._templates: dict[tuple[bytes, bytes, int], list[Template]] = {}
+        # (host, the key above) -> the layout that host's last event had
+        self._last: dict[tuple[bytes, tuple[bytes, bytes, int]], Template] = {}
         self._size = 0
         self._labels: dict[bytes, Mapping[str, str]] = {}
         self._texts: dict[bytes, str] = {}
@@ -228,9 +230,14 @@ class EventDecoder:
                     pass  # let the deserializer say what is wrong
                 else:
                     key = (data[:prefix], header.family, len(data) - header.body)
-                    for template in self._templates.get(key, ()):
-                        region = np.frombuffer(data, dtype=np.uint8, offset=header.body)
-                        if np.array_equal(region[template.fixed_at], template.fixed):
+                    region = np.frombuffer(data, dtype=np.uint8, offset=header.body)
+                    # Hosts of one kind share a body length with different
+                    # layouts; a host's own last layout is nearly always the one.
+                    last = self._last.get((header.host, key))
+                    candidates = self._templates.get(key, ())
+                    for template in (last, *candidates) if last is not None else candidates:
+                        if (region[template.fixed_at] == template.fixed).all():
+                            self._last[(header.host, key)] = template
                             values = region[template.values_at].view("<f8").astype(np.float64)
                             return DecodedEvent(
                                 self._text(header.host),
@@ -327,6 +334,7 @@ class EventDecoder:
         )
         if self._size >= self._max_templates:
             self._templates.clear()
+            self._last.clear()
             self._size = 0
         self._templates.setdefault(key, []).append(template)
         self._size += 1
