@@ -110,6 +110,9 @@ REFINE_STEPS = 2
 PROBE_S = 150.0
 CONFIRM_S = 300.0
 DRAIN_S = 60.0
+#: A probe whose simulator skipped more than this share of its ticks (and more
+#: than one) did not offer its fleet's load, and is not sustained.
+SKIPPED_TICKS_SHARE = 0.05
 #: The CPU every component uses with no load, measured before each probe.
 IDLE_S = 10.0
 #: A group's backlog "grows" when the slope of its lag's floor over the second
@@ -547,10 +550,11 @@ def _load(
     first_tick_s = math.ceil(time.time() / INTERVAL_S) * INTERVAL_S
     started = time.monotonic()
     cpu0 = _cpu_now(pipeline, (producer,))
-    busy0 = _machine_busy()
+    busy0, bench0 = _machine_busy(), proc_cpu_seconds(os.getpid())
     _watch(probe, pipeline, started + seconds, started, ctx.client, vm_url)
     wall = time.monotonic() - started
     machine = (_machine_busy() - busy0) / wall
+    bench_share = (proc_cpu_seconds(os.getpid()) - bench0) / wall
     cpu_s = {k: v - cpu0[k] for k, v in _cpu_now(pipeline, (producer,)).items()}
     stopped_s = time.time()
     _stop(producer)
@@ -584,6 +588,10 @@ def _load(
             break
     drained_s = time.monotonic() - drain_start
 
+    # A simulator that skipped ticks offered less than the fleet's load: the
+    # probe shows nothing about that fleet size (the first tick, which builds
+    # every host's model, may be late once).
+    simulator_behind = int(skipped) > max(1, SKIPPED_TICKS_SHARE * (int(ticks) + int(skipped)))
     spans = {g: FLOOR_SPAN_S.get(g, AGGREGATE_BURST_S) for g in probe.lag_by}
     loaded = {g: [(t, v) for t, v in p if t <= wall] for g, p in probe.lag_by.items()}
     growing, slopes, last_floor = growing_groups(loaded, inputs, spans, wall / 2)
@@ -606,6 +614,19 @@ def _load(
     pipeline_cpu = sum(cost[k] for k in in_pipeline)
     observability_cpu = sum(v for k, v in cost.items() if k in OBSERVABILITY)
 
+    # What the machine's CPUs would carry if the pipeline and the simulator had
+    # them alone: the CPUs left after the components' idle CPU, over the CPU
+    # per sample above idle. An estimate: it takes each cost per sample as fixed.
+    on_machine = [k for k in cost if k not in OBSERVABILITY]
+    above_idle_s = sum(max(0.0, cost[k] - idle_cost.get(k, 0.0)) for k in on_machine)
+    idle_cpus = sum(idle_cost.get(k, 0.0) for k in on_machine) / wall
+    samples_per_host_s = int(samples) / max(1, int(ticks) * hosts) / INTERVAL_S
+    projected_samples_per_s = (
+        ((os.cpu_count() or 1) - idle_cpus) * samples_in_probe / above_idle_s
+        if above_idle_s
+        else 0.0
+    )
+
     def per_million(seconds_used: float) -> float:
         return round(seconds_used / samples_in_probe * 1e6, 2) if samples_in_probe else 0.0
 
@@ -626,19 +647,32 @@ def _load(
         "lag_max_by_group": {k: round(max(v for _, v in p)) for k, p in probe.lag_by.items()},
         "drained": drained,
         "drain_seconds": round(drained_s, 1),
-        "sustained": not growing and drained,
+        "simulator_fell_behind": simulator_behind,
+        "sustained": not growing and drained and not simulator_behind,
         "cpu_share": {k: round(v / wall, 3) for k, v in cost.items()},
         "cpu_share_idle": {k: round(v / wall, 3) for k, v in idle_cost.items()},
         "cpu_share_pipeline": round(pipeline_cpu / wall, 3),
         "cpu_share_simulator": round(cost["producer (simulator)"] / wall, 3),
         "cpu_share_observability": round(observability_cpu / wall, 3),
         "cpu_share_machine": round(machine, 3),
+        # This process: the scrapes and VictoriaMetrics polls that measure the probe.
+        "cpu_share_bench": round(bench_share, 3),
+        # Whatever else ran on the machine meanwhile; near the CPU count, the
+        # pipeline competed for the CPUs and a probe that failed says little.
+        "cpu_share_unrelated": round(
+            max(0.0, machine - sum(cost.values()) / wall - bench_share), 3
+        ),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cpu_seconds_per_million_samples": {k: per_million(v) for k, v in cost.items()},
         "cpu_seconds_per_million_samples_above_idle": {
             k: per_million(max(0.0, v - idle_cost.get(k, 0.0))) for k, v in cost.items()
         },
         "cpu_seconds_per_million_samples_pipeline": per_million(pipeline_cpu),
+        "samples_per_host_per_s": round(samples_per_host_s, 2),
+        "projected_alone_samples_per_s": round(projected_samples_per_s),
+        "projected_alone_hosts": round(projected_samples_per_s / samples_per_host_s)
+        if samples_per_host_s
+        else 0,
         "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
     }
@@ -656,6 +690,7 @@ def search(
     probe_s: float,
     confirm_s: float | None,
     start_hosts: int = START_HOSTS,
+    refine_steps: int = REFINE_STEPS,
 ) -> dict[str, Any]:
     """Coarse (doubling up, or halving down if the first size fails), then fine
     (bisection) probes, then a confirmation run.
@@ -679,7 +714,7 @@ def search(
             if good:
                 break
             hosts //= 2
-    for _ in range(REFINE_STEPS):
+    for _ in range(refine_steps):
         if not bad:
             break
         middle = max(5, round((good + bad) / 2 / 10) * 10) if good else bad // 2
@@ -745,6 +780,7 @@ def _configuration(
     env: dict[str, str],
     factor: float,
     start_hosts: int,
+    refine_steps: int,
 ) -> dict[str, Any]:
     settings = settings_for(env)
     stack = stack_for_env(env)
@@ -760,6 +796,7 @@ def _configuration(
                 max(60.0, PROBE_S * factor),
                 max(60.0, CONFIRM_S * factor) if confirm else None,
                 start_hosts,
+                refine_steps,
             )
         finally:
             _cleanup(
@@ -775,11 +812,12 @@ def run(
     env: dict[str, str],
     start_hosts: int = START_HOSTS,
     configurations: tuple[tuple[str, str, int], ...] = CONFIGURATIONS,
+    refine_steps: int = REFINE_STEPS,
 ) -> list[Result]:
     """The suite: a search per configuration (by default all three)."""
     factor = scale()
     searches = [
-        _configuration(label, windows, workers, env, factor, start_hosts)
+        _configuration(label, windows, workers, env, factor, start_hosts, refine_steps)
         for label, windows, workers in configurations
     ]
     by_key = {f"{s['windows']}/{s['workers']}": s for s in searches}
@@ -853,7 +891,7 @@ def run(
         f"configurations: {', '.join(label for label, _, _ in configurations)}",
         f"search per configuration: from {start_hosts} simulated hosts, doubling while sustained "
         f"(halving while not, if the first size is not) with {probe_s:.0f} s probes, then "
-        f"{REFINE_STEPS} bisections, then one {confirm_s:.0f} s "
+        f"{refine_steps} bisections, then one {confirm_s:.0f} s "
         "confirmation at the size found (one fifth smaller if it fails, at most twice; the "
         "2-worker search has no confirmation); --interval "
         f"{INTERVAL_S} --speedup {SPEEDUP:g}; the stream processor (--grace {GRACE_S}, alert "
@@ -977,6 +1015,9 @@ def main() -> None:
         "--start-hosts", type=int, default=START_HOSTS, help="the suite's first size"
     )
     parser.add_argument(
+        "--refine-steps", type=int, default=REFINE_STEPS, help="the suite's bisections"
+    )
+    parser.add_argument(
         "--only-default",
         action="store_true",
         help="the suite searches the default configuration only (windows 1m,5m, one worker)",
@@ -985,7 +1026,7 @@ def main() -> None:
     env = _environment()
     if args.hosts is None:
         configurations = CONFIGURATIONS[:1] if args.only_default else CONFIGURATIONS
-        for result in run(env, args.start_hosts, configurations):
+        for result in run(env, args.start_hosts, configurations, args.refine_steps):
             print(f"pipeline: saved {result.save()}")
         return
     settings = settings_for(env)
