@@ -16,9 +16,12 @@ time at each size of a search:
   smaller, at most twice, if it fails).
 
 Every probe starts from an empty pipeline: its consumers are started for it,
-on a topic prefix and with a simulated fleet (seed) of their own, and stopped
-with their topics deleted after it. A backlog, or windows still open, from
-one probe can then neither slow the next one nor be counted in its cost.
+on a topic prefix of their own, and stopped with their topics deleted after
+it. A backlog, or windows still open, from one probe can then neither slow the
+next one nor be counted in its cost. All probes simulate the same fleet (one
+seed), so a probe's series exist in VictoriaMetrics when an earlier probe had
+as many hosts: a deployment creates its series once, and a new series costs
+VictoriaMetrics far more than a sample of an existing one.
 Before the producer starts, each component's CPU is measured for
 :data:`IDLE_S` with no load (its fixed cost: polling, timers, scrapes).
 
@@ -54,6 +57,7 @@ runs the suite (``--start-hosts``, ``--only-default``) and saves its results.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -74,7 +78,6 @@ from typing import Any
 import httpx
 import psutil
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
     REPO,
@@ -188,7 +191,7 @@ class Proc:
 
     def scrape(self) -> str | None:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2.0).text
+            return _scraper().get(f"http://127.0.0.1:{self.port}/metrics").text
         except httpx.HTTPError:
             return None
 
@@ -197,6 +200,13 @@ class Proc:
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
+
+
+@functools.cache
+def _scraper() -> httpx.Client:
+    """One client for every scrape: a client per request would build an SSL
+    context each time, CPU the bench would take from the pipeline."""
+    return httpx.Client(timeout=2.0)
 
 
 def _start(name: str, group: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
@@ -224,16 +234,28 @@ def _stop(proc: Proc) -> None:
             proc.popen.wait(10)
 
 
+_LAG_METRICS = ("hoststream_stream_consumer_lag", "hoststream_sink_consumer_lag")
+
+
+def lag_total(text: str) -> float:
+    """The sum of the consumer-lag gauges' samples in a ``/metrics`` text.
+
+    Read line by line rather than through the exposition parser: the bench scrapes
+    every process each second, on the CPUs the pipeline needs.
+    """
+    total = 0.0
+    for line in text.splitlines():
+        # The prefix test is a cheap filter; then the exact name (not a longer one).
+        if not line.startswith(_LAG_METRICS):
+            continue
+        if line.split("{", 1)[0].split(" ", 1)[0] in _LAG_METRICS:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def _lag(proc: Proc) -> float | None:
     text = proc.scrape()
-    if text is None:
-        return None
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in ("hoststream_stream_consumer_lag", "hoststream_sink_consumer_lag"):
-                total += sample.value
-    return total
+    return None if text is None else lag_total(text)
 
 
 def floor(points: list[tuple[float, float]], span_s: float) -> list[tuple[float, float]]:
@@ -469,8 +491,14 @@ class Context:
     services: dict[str, int]
     client: httpx.Client
     factor: float
-    #: The simulated fleets' seeds used so far: their series and rows are deleted at the end.
-    seeds: list[int] = field(default_factory=list)
+    #: The simulated fleet of every probe: hosts ``sim-s<seed>-h<n>``, its first
+    #: ``hosts`` of them in a probe. One fleet for all probes, so a probe's series
+    #: exist in VictoriaMetrics already when an earlier probe had as many hosts:
+    #: a deployment creates its series once, and creating them costs far more
+    #: than appending to them.
+    seed: int = field(default_factory=lambda: random.randint(10_000, 999_000))
+    #: The most hosts a probe has had so far (whose series exist).
+    warm_hosts: int = 0
 
 
 def _cpu_now(pipeline: Pipeline, extra: tuple[Proc, ...] = ()) -> dict[str, float]:
@@ -489,15 +517,16 @@ def run_probe(ctx: Context, hosts: int, seconds: float) -> dict[str, Any]:
     prefix = f"benchpipe{uuid.uuid4().hex[:6]}."
     env = {**ctx.env, "HOSTSTREAM_TOPIC_PREFIX": prefix, "HOSTSTREAM_LOG_LEVEL": "WARNING"}
     settings = settings_for(env)
-    seed = random.randint(10_000, 999_000)
-    ctx.seeds.append(seed)
+    seed = ctx.seed
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     pipeline = Pipeline(ctx.windows, ctx.workers, env, workdir, ctx.services)
     try:
         began = time.monotonic()
         pipeline.start(settings)
         start_up_s = time.monotonic() - began
-        return _load(ctx, pipeline, settings, seed, hosts, seconds, start_up_s)
+        figures = _load(ctx, pipeline, settings, seed, hosts, seconds, start_up_s)
+        ctx.warm_hosts = max(ctx.warm_hosts, hosts)
+        return figures
     finally:
         pipeline.stop()
         delete_topics(settings, topics_with_prefix(settings, prefix))
@@ -639,6 +668,8 @@ def _load(
         "producer_ticks": int(ticks),
         "producer_skipped_ticks": int(skipped),
         "start_up_seconds": round(start_up_s, 1),
+        # Hosts no earlier probe had: their series are new to VictoriaMetrics.
+        "hosts_with_new_series": max(0, hosts - ctx.warm_hosts),
         "lag_at_start": {k: round(v) for k, v in backlog.items()},
         "lag_floor_slope_by_group_per_s": {k: round(v, 1) for k, v in slopes.items()},
         "lag_floor_at_end": {k: round(v) for k, v in last_floor.items()},
@@ -748,7 +779,7 @@ def search(
 
 
 def _cleanup(settings: Any, seeds: list[int], vm_url: str, dsn: str) -> None:
-    """Delete the simulated fleets' series and rows (each probe deletes its topics)."""
+    """Delete the simulated fleet's series and rows (each probe deletes its topics)."""
     if not seeds:
         return
     try:
@@ -801,7 +832,7 @@ def _configuration(
         finally:
             _cleanup(
                 settings,
-                ctx.seeds,
+                [ctx.seed],
                 settings.vm_url.rstrip("/"),
                 settings.sql_dsn.get_secret_value(),
             )
@@ -853,6 +884,9 @@ def run(
             "cpu_seconds_per_million_samples_above_idle"
         ]
         figures["cpu_share_idle"] = probe["cpu_share_idle"]
+        figures["projected_alone_samples_per_s"] = probe["projected_alone_samples_per_s"]
+        figures["projected_alone_hosts"] = probe["projected_alone_hosts"]
+        figures["cpu_share_unrelated_in_cost_probe"] = probe["cpu_share_unrelated"]
     if best is not None:
         figures["latency_at_capacity"] = {
             "postgres": best["latency_postgres"],
@@ -863,6 +897,7 @@ def run(
         figures["cpu_share_pipeline_at_capacity"] = best["cpu_share_pipeline"]
         figures["cpu_share_machine_at_capacity"] = best["cpu_share_machine"]
         figures["load_average_at_capacity"] = best["load_average_1m"]
+        figures["cpu_share_unrelated_at_capacity"] = best["cpu_share_unrelated"]
         figures["samples_per_s_per_pipeline_core"] = (
             round(best["samples_per_s"] / best["cpu_share_pipeline"])
             if best["cpu_share_pipeline"]
@@ -898,9 +933,10 @@ def run(
         "rules on), the VictoriaMetrics, SQL and alert sinks, each its own process, co-located "
         "with the services",
         "every probe starts from an empty pipeline: its consumers are started for it on a topic "
-        "prefix and a simulated fleet (seed) of their own and stopped after it, its topics "
-        f"deleted; each component's CPU with no load is measured for {IDLE_S:.0f} s first "
-        "(cpu_share_idle)",
+        "prefix of their own and stopped after it, its topics deleted; all probes of a search "
+        "simulate the same fleet (seed), so the series of hosts an earlier probe had exist in "
+        "VictoriaMetrics (hosts_with_new_series counts the others); each component's CPU "
+        f"with no load is measured for {IDLE_S:.0f} s first (cpu_share_idle)",
         "sustained: no consumer group's backlog grows and the backlog drains (to about one "
         "second of input) within the drain time once the producer stops. The backlog is the "
         "floor of the group's lag (the sum of its processes' hoststream_*_consumer_lag, scraped "
@@ -909,7 +945,9 @@ def run(
         "(each tick, and each window size's aggregates, arrive in one burst); it grows when its "
         "least-squares slope over the probe's second half is above "
         f"{GROWTH_SHARE:.0%} of the group's input messages/s and it ends above one second of "
-        "input",
+        "input. A probe whose simulator skipped more than one tick and "
+        f"{SKIPPED_TICKS_SHARE:.0%} of its ticks (simulator_fell_behind) did not offer its "
+        "fleet's load and is not sustained either",
         "samples/s: the producer's own report (acknowledged samples / its run time)",
         "latency: PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
@@ -920,7 +958,12 @@ def run(
         "produced in it, in total and above each component's idle CPU; cpu_share_pipeline "
         "excludes the simulated producer (cpu_share_simulator) and the local stack's "
         "observability services (jaeger, victorialogs, vmalert, alertmanager: "
-        "cpu_share_observability)",
+        "cpu_share_observability); cpu_share_bench is the bench's own process (scrapes, "
+        "polls), cpu_share_unrelated whatever else ran on the machine (other work: when it "
+        "nears the CPU count, the pipeline competed for the CPUs)",
+        "projected_alone_samples_per_s / _hosts: an estimate of what the machine's CPUs would "
+        "carry for the pipeline and the simulator alone: (CPUs - their idle CPU) / their CPU "
+        "seconds per sample above idle, each cost per sample taken as constant",
         f"scale {factor:g} (BENCH_SCALE) multiplies probe, confirmation and drain times",
         f"{load_note()}; {code_version()}",
     ]
@@ -1007,6 +1050,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, help="run one probe of this many simulated hosts")
     parser.add_argument("--seconds", type=float, default=PROBE_S, help="the probe's length")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the probe this many times on the same fleet (from the second on, its "
+        "series exist in VictoriaMetrics)",
+    )
     parser.add_argument("--windows", default="1m,5m", help="the probe's --windows")
     parser.add_argument(
         "--workers", type=int, default=1, help="stream workers and sinks of each kind"
@@ -1037,16 +1087,18 @@ def main() -> None:
     }
     with httpx.Client(timeout=10) as client:
         ctx = Context(args.windows, args.workers, env, services, client, scale())
+        runs = []
         try:
-            figures = run_probe(ctx, args.hosts, args.seconds)
+            for _ in range(args.repeat):
+                runs.append(run_probe(ctx, args.hosts, args.seconds))
         finally:
             _cleanup(
                 settings,
-                ctx.seeds,
+                [ctx.seed],
                 settings.vm_url.rstrip("/"),
                 settings.sql_dsn.get_secret_value(),
             )
-    print(json.dumps({"hardware": hardware(), "code": code_version(), **figures}, indent=2))
+    print(json.dumps({"hardware": hardware(), "code": code_version(), "probes": runs}, indent=2))
 
 
 if __name__ == "__main__":

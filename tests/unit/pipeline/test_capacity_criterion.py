@@ -8,7 +8,7 @@ as growth while a backlog that is left over from burst to burst does.
 
 from __future__ import annotations
 
-from bench.pipeline import floor, growing_groups, search
+from bench.pipeline import floor, growing_groups, lag_total, search
 
 INPUT_PER_S = 100.0
 
@@ -72,3 +72,19 @@ def test_the_search_halves_from_a_first_size_that_fails_then_bisects_and_confirm
     assert seen[-1] == (300, 300)
     assert found["highest_sustained_hosts"] == 300
     assert found["confirmed"] is True
+
+
+def test_the_lag_is_summed_over_every_partition_of_both_gauges_and_nothing_else() -> None:
+    text = "\n".join(
+        [
+            "# HELP hoststream_sink_consumer_lag Messages behind.",
+            "# TYPE hoststream_sink_consumer_lag gauge",
+            'hoststream_sink_consumer_lag{sink="sql",topic="a",partition="0"} 12.0',
+            'hoststream_sink_consumer_lag{sink="sql",topic="a",partition="1"} 3.0',
+            'hoststream_stream_consumer_lag{topic="m",partition="0"} 100.0',
+            "hoststream_sink_consumer_lag_seconds 7.0",
+            'hoststream_sink_written_total{sink="sql"} 5000.0',
+        ]
+    )
+
+    assert lag_total(text) == 115.0
