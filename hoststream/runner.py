@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,6 +238,7 @@ def run_pipeline(
     died: Component | None = None
     last_join = started
     first_sample = _FirstSample(stack_env.get("HOSTSTREAM_VM_URL"), started_wall)
+    join_errors: set[str] = set()
     try:
         with console.status("") as status:
             while duration is None or time.monotonic() - started < duration:
@@ -252,7 +254,7 @@ def run_pipeline(
                     rest = []
                 if time.monotonic() - last_join > JOIN_EVERY_S:
                     last_join = time.monotonic()
-                    _join_built(stack, console)
+                    _join_built(stack, console, join_errors)
                 if first_sample.arrived():
                     console.print(
                         f"first samples stored in VictoriaMetrics "
@@ -289,16 +291,20 @@ def _stack_up(stack: Stack, console: Console) -> dict[str, str]:
     began = time.monotonic()
     starting: dict[str, None] = {}
     took: list[str] = []
+    # The callbacks come from the stack's start threads, one per service.
+    lock = threading.Lock()
 
     def on_service(service: LocalService) -> None:
-        starting[service.name] = None
-        status.update("starting " + ", ".join(starting))
+        with lock:
+            starting[service.name] = None
+            status.update("starting " + ", ".join(starting))
 
     def on_ready(service: LocalService, seconds: float) -> None:
-        starting.pop(service.name, None)
-        if service_group(service) in PIPELINE_NEEDS:
-            took.append(f"{service.name} {seconds:.0f}s")
-        status.update("starting " + ", ".join(starting))
+        with lock:
+            starting.pop(service.name, None)
+            if service_group(service) in PIPELINE_NEEDS:
+                took.append(f"{service.name} {seconds:.0f}s")
+            status.update("starting " + ", ".join(starting))
 
     with console.status("starting the local stack") as status:
         # Stores still being built from source join later (see the loop in
@@ -325,12 +331,22 @@ def _stack_up(stack: Stack, console: Console) -> dict[str, str]:
     return stack_env
 
 
-def _join_built(stack: Stack, console: Console) -> None:
-    """Start the stores whose build has finished; one that cannot start does not stop the run."""
+def _join_built(stack: Stack, console: Console, reported: set[str]) -> None:
+    """Start the stores whose build has finished; one that cannot start does not stop the run.
+
+    Args:
+        reported: errors already printed, so a store that keeps failing is told once.
+    """
     try:
         joined = stack.join_built()
     except HoststreamError as error:
-        console.print(f"[yellow]a store built in the background did not start: {error}[/]")
+        if str(error) not in reported:
+            reported.add(str(error))
+            console.print(
+                f"a store built in the background did not start: {error}",
+                style="yellow",
+                highlight=False,
+            )
         return
     if joined:
         console.print(f"joined: {', '.join(joined)}", highlight=False)

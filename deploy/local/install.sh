@@ -126,7 +126,7 @@ find_uv() {
     fi
     rm -rf "$dir.tmp"
     # --target installs into a folder, which an externally managed Python allows too.
-    "$pip" -m pip install -q --no-compile --disable-pip-version-check \
+    PIP_ROOT_USER_ACTION=ignore "$pip" -m pip install -q --no-compile --disable-pip-version-check \
       --target "$dir.tmp" "uv==$UV_VERSION" >&2 || { rm -rf "$dir.tmp"; return 0; }
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
