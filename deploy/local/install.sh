@@ -43,11 +43,14 @@ command -v mvn >/dev/null 2>&1 || die "Maven is missing; install it (apt-get ins
 # (flock).
 background_build() {
   local name=$1 binary=$2; shift 2
-  mkdir -p "$STATE/logs"
+  mkdir -p "$STATE/logs" "$STATE/build"
   [ -x "$binary" ] || say "building $name in the background (log: $STATE/logs/build-$name.log)"
+  # One queue per name: a second `make` while the first one's builds still
+  # run leaves them to it instead of queueing the same builds again.
   HOSTSTREAM_STATE_DIR=$STATE HOSTSTREAM_LIB_DIR=$LIB setsid nohup nice -n 5 bash -c '
+    exec 7>"$HOSTSTREAM_STATE_DIR/build/queue-$1.lock"; flock -n 7 || exit 0; shift
     for tool; do bash "$0/build-go-tool.sh" "$tool" || true; done
-  ' "$ROOT/deploy/local" "$@" >>"$STATE/logs/build-$name.log" 2>&1 </dev/null &
+  ' "$ROOT/deploy/local" "$name" "$@" >>"$STATE/logs/build-$name.log" 2>&1 </dev/null &
 }
 command -v go >/dev/null 2>&1 || die "Go is missing; install Go 1.24+ (apt-get install golang)"
 background_build jaeger "$LIB/jaeger/jaeger" jaeger
