@@ -113,6 +113,8 @@ REFINE_STEPS = 2
 PROBE_S = 150.0
 CONFIRM_S = 300.0
 DRAIN_S = 60.0
+#: A probe's time beyond its load: start-up, idle measurement, drain, clean-up.
+PROBE_OVERHEAD_S = 150.0
 #: A probe whose simulator skipped more than this share of its ticks (and more
 #: than one) did not offer its fleet's load, and is not sustained.
 SKIPPED_TICKS_SHARE = 0.05
@@ -650,10 +652,12 @@ def _load(
     above_idle_s = sum(max(0.0, cost[k] - idle_cost.get(k, 0.0)) for k in on_machine)
     idle_cpus = sum(idle_cost.get(k, 0.0) for k in on_machine) / wall
     samples_per_host_s = int(samples) / max(1, int(ticks) * hosts) / INTERVAL_S
+    # Only once the stream processor kept up: before that, few windows closed and
+    # the sinks' (and their stores') cost of the aggregates is missing.
     projected_samples_per_s = (
         ((os.cpu_count() or 1) - idle_cpus) * samples_in_probe / above_idle_s
-        if above_idle_s
-        else 0.0
+        if above_idle_s and "stream" not in growing
+        else None
     )
 
     def per_million(seconds_used: float) -> float:
@@ -700,10 +704,12 @@ def _load(
         },
         "cpu_seconds_per_million_samples_pipeline": per_million(pipeline_cpu),
         "samples_per_host_per_s": round(samples_per_host_s, 2),
-        "projected_alone_samples_per_s": round(projected_samples_per_s),
+        "projected_alone_samples_per_s": round(projected_samples_per_s)
+        if projected_samples_per_s is not None
+        else None,
         "projected_alone_hosts": round(projected_samples_per_s / samples_per_host_s)
-        if samples_per_host_s
-        else 0,
+        if projected_samples_per_s is not None and samples_per_host_s
+        else None,
         "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
     }
@@ -722,19 +728,37 @@ def search(
     confirm_s: float | None,
     start_hosts: int = START_HOSTS,
     refine_steps: int = REFINE_STEPS,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Coarse (doubling up, or halving down if the first size fails), then fine
     (bisection) probes, then a confirmation run.
 
     ``probe(hosts, seconds)`` runs one probe and returns its figures (with
-    ``sustained``); ``confirm_s`` None skips the confirmation.
+    ``sustained``); ``confirm_s`` None skips the confirmation. With ``budget_s``,
+    no probe starts that would not end within it (a probe takes its seconds plus
+    about :data:`PROBE_OVERHEAD_S`); the search then reports what it has, with
+    ``stopped_by_budget``.
     """
     probes: list[dict[str, Any]] = []
+    deadline = None if budget_s is None else clock() + budget_s
+    stopped = False
+
+    def run(hosts: int, seconds: float, phase: str) -> dict[str, Any] | None:
+        nonlocal stopped
+        if stopped or (deadline is not None and clock() + seconds + PROBE_OVERHEAD_S > deadline):
+            stopped = True
+            return None
+        result = probe(hosts, seconds)
+        probes.append({**result, "phase": phase})
+        return result
+
     good, bad = 0, 0
     hosts = start_hosts
     while MIN_HOSTS <= hosts <= MAX_HOSTS:
-        result = probe(hosts, probe_s)
-        probes.append({**result, "phase": "coarse"})
+        result = run(hosts, probe_s, "coarse")
+        if result is None:
+            break
         if result["sustained"]:
             good = hosts
             if bad:
@@ -751,8 +775,9 @@ def search(
         middle = max(5, round((good + bad) / 2 / 10) * 10) if good else bad // 2
         if middle in (good, bad):
             break
-        result = probe(middle, probe_s)
-        probes.append({**result, "phase": "fine"})
+        result = run(middle, probe_s, "fine")
+        if result is None:
+            break
         if result["sustained"]:
             good = middle
         else:
@@ -760,8 +785,9 @@ def search(
     confirmed: dict[str, Any] | None = None
     if confirm_s is not None and good:
         for _ in range(3):
-            result = probe(good, confirm_s)
-            probes.append({**result, "phase": "confirmation"})
+            result = run(good, confirm_s, "confirmation")
+            if result is None:
+                break
             if result["sustained"]:
                 confirmed = result
                 break
@@ -774,6 +800,7 @@ def search(
         "highest_sustained_hosts": best["hosts"] if best else None,
         "highest_sustained_samples_per_s": best["samples_per_s"] if best else 0,
         "confirmed": confirmed is not None,
+        "stopped_by_budget": stopped,
         "at_highest": best,
     }
 
@@ -812,6 +839,7 @@ def _configuration(
     factor: float,
     start_hosts: int,
     refine_steps: int,
+    budget_s: float | None,
 ) -> dict[str, Any]:
     settings = settings_for(env)
     stack = stack_for_env(env)
@@ -828,6 +856,7 @@ def _configuration(
                 max(60.0, CONFIRM_S * factor) if confirm else None,
                 start_hosts,
                 refine_steps,
+                budget_s,
             )
         finally:
             _cleanup(
@@ -844,11 +873,12 @@ def run(
     start_hosts: int = START_HOSTS,
     configurations: tuple[tuple[str, str, int], ...] = CONFIGURATIONS,
     refine_steps: int = REFINE_STEPS,
+    budget_s: float | None = None,
 ) -> list[Result]:
     """The suite: a search per configuration (by default all three)."""
     factor = scale()
     searches = [
-        _configuration(label, windows, workers, env, factor, start_hosts, refine_steps)
+        _configuration(label, windows, workers, env, factor, start_hosts, refine_steps, budget_s)
         for label, windows, workers in configurations
     ]
     by_key = {f"{s['windows']}/{s['workers']}": s for s in searches}
@@ -862,6 +892,7 @@ def run(
         "capacity_hosts": default["highest_sustained_hosts"],
         "capacity_samples_per_s": default["highest_sustained_samples_per_s"],
         "capacity_confirmed": default["confirmed"],
+        "search_stopped_by_budget": any(s["stopped_by_budget"] for s in searches),
     }
     if with_10s is not None:
         figures["capacity_hosts_with_10s_window"] = with_10s["highest_sustained_hosts"]
@@ -963,7 +994,8 @@ def run(
         "nears the CPU count, the pipeline competed for the CPUs)",
         "projected_alone_samples_per_s / _hosts: an estimate of what the machine's CPUs would "
         "carry for the pipeline and the simulator alone: (CPUs - their idle CPU) / their CPU "
-        "seconds per sample above idle, each cost per sample taken as constant",
+        "seconds per sample above idle, each cost per sample taken as constant; none when the "
+        "stream processor's backlog grew (few windows closed: the aggregates' cost is missing)",
         f"scale {factor:g} (BENCH_SCALE) multiplies probe, confirmation and drain times",
         f"{load_note()}; {code_version()}",
     ]
@@ -1068,6 +1100,11 @@ def main() -> None:
         "--refine-steps", type=int, default=REFINE_STEPS, help="the suite's bisections"
     )
     parser.add_argument(
+        "--budget-s",
+        type=float,
+        help="each search starts no probe that would not end within this many seconds",
+    )
+    parser.add_argument(
         "--only-default",
         action="store_true",
         help="the suite searches the default configuration only (windows 1m,5m, one worker)",
@@ -1076,7 +1113,7 @@ def main() -> None:
     env = _environment()
     if args.hosts is None:
         configurations = CONFIGURATIONS[:1] if args.only_default else CONFIGURATIONS
-        for result in run(env, args.start_hosts, configurations, args.refine_steps):
+        for result in run(env, args.start_hosts, configurations, args.refine_steps, args.budget_s):
             print(f"pipeline: saved {result.save()}")
         return
     settings = settings_for(env)

@@ -8,7 +8,7 @@ as growth while a backlog that is left over from burst to burst does.
 
 from __future__ import annotations
 
-from bench.pipeline import floor, growing_groups, lag_total, search
+from bench.pipeline import PROBE_OVERHEAD_S, floor, growing_groups, lag_total, search
 
 INPUT_PER_S = 100.0
 
@@ -88,3 +88,19 @@ def test_the_lag_is_summed_over_every_partition_of_both_gauges_and_nothing_else(
     )
 
     assert lag_total(text) == 115.0
+
+
+def test_a_search_with_a_time_budget_starts_no_probe_it_cannot_finish() -> None:
+    now = [0.0]
+
+    def probe(hosts: int, seconds: float) -> dict:
+        now[0] += seconds + PROBE_OVERHEAD_S
+        return {"hosts": hosts, "samples_per_s": hosts * 18, "sustained": hosts <= 300}
+
+    # Room for three 150 s probes (300 s each with the overhead), not for the 300 s confirmation.
+    found = search(probe, 150, 300, start_hosts=200, budget_s=1000, clock=lambda: now[0])
+
+    assert [p["hosts"] for p in found["probes"]] == [200, 400, 300]
+    assert found["stopped_by_budget"] is True
+    assert found["confirmed"] is False
+    assert found["highest_sustained_hosts"] == 300
