@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -162,9 +163,10 @@ def _mean_event_size(hosts: int) -> int:
     return int(sum(len(encode(e, None)) for e in events) / len(events))
 
 
-def simulated_vs_producer_performance(
-    env: dict[str, str], seconds: float = 30, hosts: int = 1000
-) -> Result:
+def _simulated_rate(
+    env: dict[str, str], seconds: float, hosts: int, processes: int
+) -> tuple[int, int, str]:
+    """(events/s, samples/s, the end line) of one simulated run as fast as it goes."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     proc = hoststream(
         [
@@ -173,16 +175,39 @@ def simulated_vs_producer_performance(
             str(hosts),
             "--speedup",
             "1000",
+            "--processes",
+            str(processes),
             "--duration",
             str(seconds),
         ],
         {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix},
     )
-    _, err = proc.communicate(timeout=seconds + 120)
-    match = re.search(r"([0-9]+) events/s, ([0-9]+)\s+samples/s", err.replace("\n", " "))
+    _, err = proc.communicate(timeout=seconds + 180)
+    line = err.replace("\n", " ")
+    match = re.search(r"([0-9]+) events/s, ([0-9]+)\s+samples/s", line)
     if not match:
         raise SystemExit(f"no rate in the producer's output:\n{err[-2000:]}")
-    ours_events, ours_samples = int(match.group(1)), int(match.group(2))
+    summary = re.search(r"produced .*per tick", line)
+    return int(match.group(1)), int(match.group(2)), summary.group(0) if summary else ""
+
+
+def simulated_vs_producer_performance(
+    env: dict[str, str], seconds: float = 30, hosts: int = 1000
+) -> Result:
+    """The simulated fleet in one process and in one per CPU, then ProducerPerformance.
+
+    ``BENCH_PREVIOUS_CODE`` (a folder holding an earlier checkout) adds a run of
+    that code's simulated producer in the same conditions, for a before/after ratio.
+    """
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    processes = max(2, os.cpu_count() or 1)
+    one_events, one_samples, one_line = _simulated_rate(env, seconds, hosts, 1)
+    ours_events, ours_samples, ours_line = _simulated_rate(env, seconds, hosts, processes)
+    previous: dict[str, object] = {}
+    previous_code = os.environ.get("BENCH_PREVIOUS_CODE")
+    if previous_code:
+        before = _previous_rate({**env, "PYTHONPATH": previous_code}, seconds, hosts)
+        previous = {"previous_code_events_per_s": before, "previous_code": previous_code}
 
     record_size = _mean_event_size(50)
     topic = f"{prefix}producer-performance"
@@ -247,29 +272,65 @@ def simulated_vs_producer_performance(
         f"{hosts} simulated hosts, as fast as possible (--speedup 1000), Avro via the schema "
         f"registry, vs Kafka's ProducerPerformance with the same producer settings",
         f"{ours_events * seconds:.0f} events ({ours_samples * seconds:.0f} samples) "
-        f"over {seconds:g}s; "
+        f"over {seconds:g}s with {processes} processes; "
         f"ProducerPerformance {records} records of {record_size} bytes",
         figures={
             "hoststream_events_per_s": ours_events,
             "hoststream_samples_per_s": ours_samples,
+            "hoststream_processes": processes,
+            "hoststream_summary": ours_line,
+            "hoststream_one_process_events_per_s": one_events,
+            "hoststream_one_process_samples_per_s": one_samples,
+            "hoststream_one_process_summary": one_line,
             "producer_performance_records_per_s": theirs,
             "producer_performance_summary": summary,
+            **previous,
         },
-        ratios={"events_per_s_vs_producer_performance": ours_events / theirs},
+        ratios={
+            "events_per_s_vs_producer_performance": ours_events / theirs,
+            "one_process_events_per_s_vs_producer_performance": one_events / theirs,
+            **(
+                {"events_per_s_vs_previous_code": ours_events / float(previous_events)}
+                if (previous_events := previous.get("previous_code_events_per_s"))
+                else {}
+            ),
+        },
         notes=[
-            "hoststream's rate includes simulating the fleet and Avro encoding "
-            "on one Python thread;",
+            f"hoststream's rate includes simulating the fleet, Avro encoding and producing, "
+            f"with --processes {processes} (one process: the one_process figures), "
+            f"each run {seconds:g} s from the first tick, which builds every host's model;",
             "ProducerPerformance sends pre-made random payloads of the mean event size (Java)",
+            load_note(),
         ],
     )
     bar_plot(
         result.name,
         "Messages/s to one broker, higher is better",
-        ["hoststream simulated producer", "Kafka ProducerPerformance (ceiling)"],
-        [ours_events, theirs],
+        [
+            f"hoststream simulated producer, {processes} processes",
+            "hoststream simulated producer, 1 process",
+            "Kafka ProducerPerformance (ceiling)",
+        ],
+        [ours_events, one_events, theirs],
         "messages per second",
     )
     return result
+
+
+def _previous_rate(env: dict[str, str], seconds: float, hosts: int) -> int:
+    """events/s of an earlier checkout's simulated producer (one process: it had no other)."""
+    args = ["--simulate-hosts", str(hosts), "--speedup", "1000", "--duration", str(seconds)]
+    proc = hoststream(
+        ["produce", *args],
+        {**env, "HOSTSTREAM_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}."},
+        # `python -m` puts the working folder first on the path: run from the checkout.
+        cwd=env["PYTHONPATH"],
+    )
+    _, err = proc.communicate(timeout=seconds + 180)
+    match = re.search(r"([0-9]+) events/s", err.replace("\n", " "))
+    if not match:
+        raise SystemExit(f"no rate in the earlier producer's output:\n{err[-2000:]}")
+    return int(match.group(1))
 
 
 def run(env: dict[str, str]) -> list[Result]:

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 Serializer = Callable[[Any, SerializationContext], bytes]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+#: Messages produced between two polls for delivery reports.
+_POLL_EVERY = 32
 
 
 @runtime_checkable
@@ -173,6 +175,8 @@ class EventPublisher:
         self._templates: dict[int, tuple[MetricEvent, _Template]] = {}
         # (family, samples) -> the delivery callback: one closure per shape, not per message.
         self._callbacks: dict[tuple[str, int], DeliveryCallback] = {}
+        # Messages queued since delivery reports were last served.
+        self._unpolled = 0
         self._summary_interval_s = summary_interval_s
         self._lock = threading.Lock()
         self._dropped_since_summary = 0
@@ -299,7 +303,12 @@ class EventPublisher:
                 self._dropped_since_summary += 1
             self._producer.poll(0)
             return False
-        self._producer.poll(0)
+        # Serving delivery reports costs a call into librdkafka whether or not
+        # any is ready: once every few messages is enough to keep up.
+        self._unpolled += 1
+        if self._unpolled >= _POLL_EVERY:
+            self._unpolled = 0
+            self._producer.poll(0)
         return True
 
     def _delivery_callback(self, family: str, samples: int) -> DeliveryCallback:

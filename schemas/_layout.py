@@ -170,12 +170,15 @@ class MetricEventBodies:
         max_shapes: shapes remembered; beyond that the oldest are forgotten.
     """
 
-    __slots__ = ("_max_shapes", "_schema", "_shapes")
+    __slots__ = ("_instant", "_max_shapes", "_schema", "_shapes")
 
     def __init__(self, schema: AvroSchema, *, max_shapes: int = 100_000) -> None:
         self._schema = schema
         self._max_shapes = max_shapes
         self._shapes: dict[tuple[str, str], _Shape] = {}
+        # (timestamp_ms, interval_ms) -> both encoded: a fleet's tick writes the
+        # same instant into every event.
+        self._instant: tuple[int, int, bytes] = (-1, -1, b"")
 
     def __call__(self, event: MetricEvent, ctx: SerializationContext | None) -> bytes:
         samples = event.samples
@@ -218,15 +221,14 @@ class MetricEventBodies:
         ):
             args = shape.args.copy()
             args[1::2] = numbers
-            return b"".join(
-                (
-                    shape.head,
-                    zigzag(values.timestamp_ms),
-                    zigzag(template.interval_ms),
-                    zigzag(values.seq),
-                    shape.pack(*args),
+            instant = self._instant
+            if instant[0] != values.timestamp_ms or instant[1] != template.interval_ms:
+                instant = self._instant = (
+                    values.timestamp_ms,
+                    template.interval_ms,
+                    zigzag(values.timestamp_ms) + zigzag(template.interval_ms),
                 )
-            )
+            return b"".join((shape.head, instant[2], zigzag(values.seq), shape.pack(*args)))
         body = self(values.event(), ctx)
         # The shape under the key now matches the template's series: learned or compared.
         shape = self._shapes.get(key)
