@@ -248,7 +248,13 @@ class Peer:
                 f"{self.title} skipped: {where} is missing (deploy/local/install-bench.sh makes it)"
             )
         version = subprocess.run(
-            [str(self.python), "-c", f"import {self.package}; print({self.package}.__version__)"],
+            [
+                str(self.python),
+                "-c",
+                # Not every package has __version__ (Bytewax has none); its metadata does.
+                f"import {self.package}, importlib.metadata as m; "
+                f"print(m.version({self.package!r}))",
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -358,8 +364,9 @@ def run(env: dict[str, str]) -> list[Result]:
         "samples (measured_by)",
         "hoststream computes count, sum, min, max, mean, last, exact p50-p99, counter rates "
         "and CPU busy ratios per series over 1m and 5m windows, evaluates the default alert "
-        "rules, keeps window state in memory with what changed written to a Faust table's "
-        "changelog, and writes closed windows to metrics.agg.1m and .5m; the Faust peer keeps "
+        "rules, keeps window state in memory with what changed written to its Faust table's "
+        "changelog (through librdkafka, acknowledged before each commit), and writes closed "
+        "windows to metrics.agg.1m and .5m; the Faust peer keeps "
         "count/sum/min/max per series in a windowed table, one table write (and changelog "
         "message) per sample, and emits nothing; the Quix peer reduces one window per host "
         "(count/sum/min/max of each of its series, updated once per event, RocksDB state with "
