@@ -399,9 +399,14 @@ def run(env: dict[str, str]) -> list[Result]:
         panels.append(
             (
                 "VictoriaMetrics, samples/s",
-                ["hoststream VM sink", "bare /api/v1/import (ceiling)"],
+                [
+                    "hoststream VM sink",
+                    "the same, no write-ahead",
+                    "bare /api/v1/import (ceiling)",
+                ],
                 [
                     vm_figures["hoststream_sink"]["samples_per_s"],
+                    vm_figures["hoststream_sink_without_write_ahead"]["samples_per_s"],
                     vm_figures["bare_import"]["samples_per_s"],
                 ],
                 "samples per second",

@@ -152,9 +152,9 @@ class MetricEventReader:
             reader.long()  # interval_ms
             reader.long()  # seq
             start = reader.pos
-            reader.skip_map()  # host_labels
-            # Schema, host, family and host labels; not the instant or sequence number.
-            key = data[:key_end] + data[start : reader.pos]
+            # Schema, host and family; not the instant or sequence number. The
+            # host labels need no reading: the shape's fixed bytes hold them.
+            key = data[:key_end]
         except IndexError:
             return self._deserialize(data, ctx)  # it raises the precise error
         shape = self._shapes.get(key)
@@ -172,7 +172,7 @@ class MetricEventReader:
             validate(event, TimeBounds(event.timestamp_ms, 0, 0))
         except InvalidRecordError:
             return event
-        if len(self._shapes) >= self._max_shapes:
+        if key not in self._shapes and len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[key] = shape = _shape_of(data, start, event)
         return EventValues(shape, timestamp_ms, tuple(float(s.value) for s in event.samples))

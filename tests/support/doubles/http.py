@@ -47,6 +47,12 @@ class _Fault:
     headers: dict[str, str]
 
 
+class _Server(ThreadingHTTPServer):
+    # A client opening many connections at once (the alert sink delivers up to
+    # 32 keys together) must not find the listen queue full: the default is 5.
+    request_queue_size = 128
+
+
 class FakeHttpServer:
     """A ThreadingHTTPServer on 127.0.0.1 with a free port, run in a daemon thread.
 
@@ -74,7 +80,7 @@ class FakeHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # tests read self.requests, not stderr
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -184,3 +184,15 @@ def test_the_validation_contract_judges_events_read_by_shape_as_whole_events() -
     found = validator.check(reader(encode(nan)), "metrics.system")
     assert found is not None
     assert "node_load1" in found.reason
+
+
+def test_changed_host_labels_are_a_changed_shape_and_label_the_series_they_came_with() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    events = [event(0), event(1)]
+    events += [replace(event(t), host_labels={"role": "web"}) for t in (2, 3)]
+    events += [event(4)]
+    read = [reader(encode(e)) for e in events]
+    assert full.calls == 3  # first, the new host labels, and back to the first
+    assert all(isinstance(r, EventValues) for r in read)
+    assert parsed(import_body(read)) == expected_lines(events)
