@@ -71,9 +71,13 @@ def settings(**overrides: object) -> Settings:
 
 
 def stack_for(
-    cfg: Settings, brokers: int = 1, secure: bool | None = None, mutual_tls: bool = False
+    cfg: Settings,
+    brokers: int = 1,
+    secure: bool | None = None,
+    mutual_tls: bool = False,
+    regions: int | None = None,
 ) -> Stack:
-    """The stack of the settings' state folder; ``secure`` None: as it was started."""
+    """The stack of the settings' state folder; ``secure``, ``regions`` None: as it was started."""
     from hoststream.stack import Stack
 
     return Stack(
@@ -83,6 +87,7 @@ def stack_for(
         port_offset=cfg.stack_port_offset,
         secure=secure,
         mutual_tls=mutual_tls,
+        regions=regions,
     )
 
 
@@ -102,18 +107,32 @@ def stack_up(
         bool,
         typer.Option("--mtls", help="With --secure: Kafka clients also present a certificate."),
     ] = False,
+    regions: Annotated[
+        int,
+        typer.Option(
+            help="1, or 2: a second region (its own Kafka, registry, VictoriaMetrics and "
+            "PostgreSQL, ports moved by 2000, addresses in .hoststream/region-b/stack.env) "
+            "and MirrorMaker 2 copying aggregates, alerts and schemas both ways."
+        ),
+    ] = 1,
 ) -> None:
     """Start the local services (idempotent) and write .hoststream/stack.env."""
     if brokers not in (1, 3):
         raise ConfigurationError("--brokers", "must be 1 or 3")
     if mtls and not secure:
         raise ConfigurationError("--mtls", "needs --secure")
+    if regions not in (1, 2):
+        raise ConfigurationError("--regions", "must be 1 or 2")
+    if regions == 2 and (secure or brokers != 1):
+        raise ConfigurationError("--regions", "2 runs one plaintext broker per region")
     cfg = settings()
-    stack = stack_for(cfg, brokers, secure=secure, mutual_tls=mtls)
+    stack = stack_for(cfg, brokers, secure=secure, mutual_tls=mtls, regions=regions)
     with console().status("starting the stack") as status:
         stack.up(on_service=lambda s: status.update(f"starting {s.name} ({s.address})"))
     _print_status(stack)
     console().print(f"addresses written to {stack.env_file}; `source` it in a shell")
+    if stack.regions == 2:
+        console().print(f"the second region's: {stack.other_region().env_file}", highlight=False)
     if stack.security is not None:
         console().print(
             f"each component's user and secret files: {stack.security.dir}/<component>.env "
@@ -142,12 +161,12 @@ def _print_status(stack: Stack) -> bool:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("service", "address", "pid", "health")
+    table = Table("service", "address", "pid", "health", "detail")
     all_ok = True
     for st in stack.status():
         all_ok &= st.healthy
         health = "[green]up[/]" if st.healthy else "[red]down[/]"
-        table.add_row(st.name, st.address, str(st.pid or "-"), health)
+        table.add_row(st.name, st.address, str(st.pid or "-"), health, st.detail)
     Console().print(table)
     return all_ok
 

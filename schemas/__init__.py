@@ -21,6 +21,7 @@ from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
     RegistryAvroSerializer,
     SchemaRegistryUnavailableError,
+    WriterSchemas,
     registry_client_for,
 )
 from hoststream.schemas._single_object import (
@@ -62,6 +63,7 @@ __all__ = [
     "SingleObjectAvroSerializer",
     "WindowAggregate",
     "WireFormat",
+    "WriterSchemas",
     "codec_for",
     "event_layout",
     "load_schema",

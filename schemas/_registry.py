@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import struct
 from functools import cache
-from typing import TYPE_CHECKING, Generic
+from typing import TYPE_CHECKING, Generic, Protocol
 
 from confluent_kafka.serialization import SerializationContext
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # confluent-kafka's registry client is imported only where one is built or
     # called: the producer agent registers its schema through SchemaIdClient
     # and never loads it (about 20 MiB resident).
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
     from hoststream.config import Settings
 
@@ -38,6 +38,7 @@ __all__ = [
     "RegistryAvroDeserializer",
     "RegistryAvroSerializer",
     "SchemaRegistryUnavailableError",
+    "WriterSchemas",
     "registry_client_for",
     "schema_id_client_for",
 ]
@@ -66,6 +67,13 @@ def _registry_errors() -> tuple[type[Exception], ...]:
     from confluent_kafka.schema_registry import SchemaRegistryError
 
     return (SchemaRegistryError, *_transport_errors())
+
+
+class WriterSchemas(Protocol):
+    """Where a deserializer finds the writer schema of an id: a registry client, or
+    another region's schemas copied here (:mod:`hoststream.replicated_schemas`)."""
+
+    def get_schema(self, schema_id: int) -> Schema: ...
 
 
 def registry_client_for(settings: Settings) -> SchemaRegistryClient | None:
@@ -266,14 +274,15 @@ class RegistryAvroDeserializer(Generic[R]):
 
     def __init__(
         self,
-        client: SchemaRegistryClient,
+        client: WriterSchemas,
         record_type: type[R],
         *,
         schema: AvroSchema | None = None,
     ) -> None:
         """
         Args:
-            client: the schema registry, e.g. from :func:`registry_client_for`.
+            client: the schema registry, e.g. from :func:`registry_client_for`,
+                or another region's writer schemas for records mirrored from it.
             record_type: the record class to build.
             schema: the reader schema; default: the record type's current schema.
         """

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from hoststream.schemas.records import AlertEvent, MetricEvent, MetricKind, Sample, WindowAggregate
 from hoststream.schemas.statistics import STATISTICS
+from hoststream.topics import mirror_source
 
 if TYPE_CHECKING:
     from hoststream.config import Settings
@@ -402,7 +403,7 @@ class Validator:
     ) -> Violation | None:
         now = self._clock_ms() if now_ms is None else now_ms
         e = alert
-        if topic is not None and topic != f"{self._prefix}alerts":
+        if topic is not None and self._unmirrored(topic) != f"{self._prefix}alerts":
             return Violation("WrongTopic", f"an alert event on topic {topic!r}")
         if not e.dedup_key or len(e.dedup_key) > 1024 or _CONTROL.search(e.dedup_key):
             return Violation(
@@ -594,7 +595,16 @@ class Validator:
         family = name.removeprefix("metrics.")
         return family if _FAMILY.fullmatch(family) else None
 
+    def _unmirrored(self, topic: str) -> str:
+        """The topic's name in its own region: a mirrored ``<region>.<topic>`` is judged as
+        ``<topic>`` (only aggregates and alerts are mirrored)."""
+        if topic.startswith(f"{self._prefix}metrics.") or topic == f"{self._prefix}alerts":
+            return topic
+        source = mirror_source(topic)
+        return source[1] if source is not None else topic
+
     def _window_of(self, topic: str) -> int | None:
+        topic = self._unmirrored(topic)
         if not topic.startswith(f"{self._prefix}metrics.agg."):
             return None
         match = _WINDOW_LABEL.fullmatch(topic.removeprefix(f"{self._prefix}metrics.agg."))

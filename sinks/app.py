@@ -8,7 +8,7 @@ and drive the loop themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from confluent_kafka import Consumer
@@ -17,10 +17,14 @@ from prometheus_client import CollectorRegistry
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError, SinkUnavailableError
 from hoststream.kafka import consumer_config
+from hoststream.replicated_schemas import ReplicatedSchemas
 from hoststream.runtime import Runtime
 from hoststream.schemas import (
     AlertEvent,
+    AvroRecord,
     MetricEvent,
+    RecordDeserializer,
+    RegistryAvroDeserializer,
     WindowAggregate,
     codec_for,
     registry_client_for,
@@ -28,7 +32,7 @@ from hoststream.schemas import (
 from hoststream.schemas.validation import Validator
 from hoststream.sinks.base import BatchingSink
 from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
-from hoststream.sinks.decoding import TopicDecoder
+from hoststream.sinks.decoding import Routes, TopicDecoder
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
@@ -39,12 +43,21 @@ from hoststream.topics import (
     aggregate_topic_prefix,
     aggregate_topics_pattern,
     alerts_topic,
+    alerts_topics_pattern,
     metric_topic_prefix,
     metric_topics_pattern,
+    schemas_topic,
     sink_group,
 )
 
-__all__ = ["SinkKind", "build_sink", "default_group", "default_topics", "run_sink"]
+__all__ = [
+    "SinkKind",
+    "build_sink",
+    "default_group",
+    "default_topics",
+    "mirrored_routes",
+    "run_sink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +73,34 @@ def default_topics(kind: SinkKind, settings: Settings) -> list[str]:
     """What a sink kind subscribes to; ``^``-prefixed names are librdkafka regexes.
 
     The patterns name every ``metrics.<family>`` and ``metrics.agg.<window>``
-    topic that exists or appears later, but never a ``.dlq`` topic.
+    topic that exists or appears later, but never a ``.dlq`` topic. Aggregates
+    and alerts mirrored from other regions (``<region>.metrics.agg.<window>``,
+    ``<region>.alerts``) are stored too; raw events stay in their region.
     """
-    aggregates = aggregate_topics_pattern(settings)
+    aggregates = aggregate_topics_pattern(settings, mirrored=True)
     if kind == "victoriametrics":
         return [metric_topics_pattern(settings), aggregates]
-    return [aggregates, alerts_topic(settings)]
+    return [aggregates, alerts_topics_pattern(settings)]
+
+
+def mirrored_routes(
+    settings: Settings, record_types: Mapping[str, type[AvroRecord]]
+) -> Callable[[str], Routes]:
+    """For a region's mirrored topics: topic prefix -> a deserializer of that region's records.
+
+    With a registry, the writer schemas are the source region's, as copied
+    into ``<region>._schemas`` here (:mod:`hoststream.replicated_schemas`);
+    single-object encoding names schemas by fingerprint, the same everywhere.
+    """
+
+    def routes(region: str) -> dict[str, RecordDeserializer[Any]]:
+        if settings.schema_registry_url is None:
+            return {p: codec_for(settings, t).deserializer for p, t in record_types.items()}
+        schemas = ReplicatedSchemas(settings, f"{region}.{schemas_topic(settings)}")
+        log.info("records mirrored from %s decode with the schemas in %s", region, schemas.topic)
+        return {p: RegistryAvroDeserializer(schemas, t) for p, t in record_types.items()}
+
+    return routes
 
 
 def build_sink(
@@ -103,7 +138,8 @@ def build_sink(
         events = MetricEventReader(codec_for(settings, MetricEvent, client=client).deserializer)
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
         decoder = TopicDecoder(
-            {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events}
+            {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events},
+            mirrored_routes(settings, {aggregate_topic_prefix(settings): WindowAggregate}),
         )
         sink = VictoriaMetricsSink(
             settings.vm_url,
@@ -114,7 +150,14 @@ def build_sink(
     else:
         alerts = codec_for(settings, AlertEvent, client=client).deserializer
         decoder = TopicDecoder(
-            {aggregate_topic_prefix(settings): aggregates, alerts_topic(settings): alerts}
+            {aggregate_topic_prefix(settings): aggregates, alerts_topic(settings): alerts},
+            mirrored_routes(
+                settings,
+                {
+                    aggregate_topic_prefix(settings): WindowAggregate,
+                    alerts_topic(settings): AlertEvent,
+                },
+            ),
         )
         sink = SqlSink(settings.sql_dsn.get_secret_value(), schema=sql_schema)
     group = group_id or default_group(kind, settings)

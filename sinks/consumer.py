@@ -618,10 +618,15 @@ class SinkConsumer(Generic[T]):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
-        if self._paused and partitions:
+        if self._paused:
             # Newly assigned partitions would otherwise flow into a batch that
             # cannot be written.
             self._pause(partitions)
+        else:
+            # librdkafka keeps a partition's pause across losing and regaining it:
+            # one paused during an outage and lost meanwhile (its cluster gone
+            # too) would deliver nothing ever after.
+            self._resume(partitions)
         self._lag_at = 0.0
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

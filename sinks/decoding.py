@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -10,8 +10,16 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from hoststream.errors import InvalidRecordError
 from hoststream.schemas import RecordDeserializer
 from hoststream.sinks.base import Headers
+from hoststream.topics import mirror_source
 
 __all__ = ["TopicDecoder"]
+
+
+Routes = Mapping[str, RecordDeserializer[Any]]
+
+
+def _longest_first(routes: Routes) -> list[tuple[str, RecordDeserializer[Any]]]:
+    return sorted(routes.items(), key=lambda item: len(item[0]), reverse=True)
 
 
 class TopicDecoder:
@@ -20,10 +28,16 @@ class TopicDecoder:
     Args:
         routes: topic prefix (or full name) -> deserializer, e.g.
             ``{"metrics.agg.": aggregates, "metrics.": events}``.
+        mirrored: for a topic MirrorMaker 2 copied from another region
+            (``<region>.<topic>``, which no route matches), the routes of that
+            region's records: built once per region, matched against ``<topic>``.
+            None: such topics have no decoder.
     """
 
-    def __init__(self, routes: Mapping[str, RecordDeserializer[Any]]) -> None:
-        self._routes = sorted(routes.items(), key=lambda item: len(item[0]), reverse=True)
+    def __init__(self, routes: Routes, mirrored: Callable[[str], Routes] | None = None) -> None:
+        self._routes = _longest_first(routes)
+        self._mirrored = mirrored
+        self._regions: dict[str, list[tuple[str, RecordDeserializer[Any]]]] = {}
 
     def __call__(self, topic: str, value: bytes | None, headers: Headers) -> Any:
         """The decoded record.
@@ -35,7 +49,17 @@ class TopicDecoder:
         """
         if value is None:
             raise InvalidRecordError(f"a message without a value (tombstone) on topic {topic!r}")
+        ctx = SerializationContext(topic, MessageField.VALUE, headers)
         for prefix, deserializer in self._routes:
             if topic.startswith(prefix):
-                return deserializer(value, SerializationContext(topic, MessageField.VALUE, headers))
+                return deserializer(value, ctx)
+        source = mirror_source(topic) if self._mirrored is not None else None
+        if source is not None and self._mirrored is not None:
+            region, name = source
+            routes = self._regions.get(region)
+            if routes is None:
+                routes = self._regions[region] = _longest_first(self._mirrored(region))
+            for prefix, deserializer in routes:
+                if name.startswith(prefix):
+                    return deserializer(value, ctx)
         raise InvalidRecordError(f"no decoder for topic {topic!r}")

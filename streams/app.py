@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from hoststream.config import Settings
 from hoststream.dead_letters import Position, Rejection, dead_letter_headers
 from hoststream.errors import ConfigurationError, StreamsError
+from hoststream.replicated_schemas import writer_schema_message
 from hoststream.runtime import Runtime
 from hoststream.schemas import (
     AlertEvent,
@@ -58,7 +59,13 @@ from hoststream.streams.processor import BatchProcessor, SourceMessage
 from hoststream.streams.rules import RuleEngine, RuleSet, load_rules
 from hoststream.streams.topics import TABLE_NAME, prepare_topics
 from hoststream.streams.windows import WindowSize, parse_windows
-from hoststream.topics import aggregate_topic, alerts_topic, dead_letter_topic, metric_topic
+from hoststream.topics import (
+    aggregate_topic,
+    alerts_topic,
+    dead_letter_topic,
+    metric_topic,
+    schemas_topic,
+)
 from hoststream.tracing import MessageHeaders, inject_traceparent
 
 __all__ = ["DEFAULT_APP_ID", "StreamApp", "build_app", "caught_up_partitions", "run_worker"]
@@ -254,6 +261,8 @@ class _StreamTopics:
     outputs: dict[int, faust.TopicT]
     alerts: faust.TopicT
     dead_letters: dict[str, faust.TopicT]
+    #: ``_schemas``: the writer schemas of the aggregates and alerts, for other regions.
+    schemas: str
 
     @classmethod
     def declare(
@@ -275,6 +284,7 @@ class _StreamTopics:
             dead_letters={
                 name: app.topic(dead_letter_topic(name), **raw) for name in family_of_topic
             },
+            schemas=schemas_topic(settings),
         )
 
     def owned_sources(self) -> list[TP]:
@@ -305,8 +315,23 @@ class _Emitter:
         self.producer = producer
         self.output_names = {size: topic.get_topic_name() for size, topic in topics.outputs.items()}
         self.encoder = AggregateEncoder(encode, self.output_names)
+        self.encode = encode
         self.encode_alert = encode_alert
         self.metrics = metrics
+        # Topics whose writer schema is in _schemas already (by this worker).
+        self.schemas_sent: set[str] = set()
+
+    def send_schema(self, topic: str, serializer: RecordSerializer[Any]) -> None:
+        """Write the writer schema of ``topic``'s records to ``_schemas``, once per topic.
+
+        Other regions decode this region's mirrored records with it
+        (:mod:`hoststream.replicated_schemas`): their registries give the same
+        id to another schema, or to none. Single-object encoding needs nothing.
+        """
+        message = writer_schema_message(serializer, topic)
+        if message is not None:
+            self.producer.produce(self.topics.schemas, *message, None)
+        self.schemas_sent.add(topic)
 
     async def emit(self, closed: ClosedWindows, alerts: Sequence[AlertEvent]) -> None:
         # The processor calls this inside the span of the batch (or timer tick)
@@ -321,10 +346,14 @@ class _Emitter:
         pending = []
         names = self.output_names
         for size_ms, key, value in self.encoder.encode(closed):
+            if names[size_ms] not in self.schemas_sent:
+                self.send_schema(names[size_ms], self.encode)
             self.producer.produce(names[size_ms], key, value, headers())
         alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
+            if ctx.topic not in self.schemas_sent:
+                self.send_schema(ctx.topic, self.encode_alert)
             value = self.encode_alert(alert, ctx)
             pending.append(
                 await alerts_out.send(key=alert.dedup_key.encode(), value=value, headers=headers())

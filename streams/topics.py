@@ -9,7 +9,13 @@ from hoststream.config import Settings
 from hoststream.errors import ConfigurationError, StreamsError
 from hoststream.kafka import TopicSpec, admin_client, ensure_topics
 from hoststream.streams.windows import WindowSize
-from hoststream.topics import aggregate_topic, alerts_topic, dead_letter_topic, metric_topic
+from hoststream.topics import (
+    aggregate_topic,
+    alerts_topic,
+    dead_letter_topic,
+    metric_topic,
+    schemas_topic,
+)
 
 __all__ = [
     "TABLE_NAME",
@@ -90,6 +96,8 @@ def prepare_topics(
                 changelog_topic(app_id), partitions, replication, {"cleanup.policy": "compact"}
             ),
             TopicSpec(leader_topic(app_id), 1, replication),
+            # One partition: a reader takes in every writer schema in one pass.
+            TopicSpec(schemas_topic(settings), 1, replication, {"cleanup.policy": "compact"}),
             *([TopicSpec(alerts_topic(settings), partitions, replication)] if alerts else []),
         ],
         timeout_s,

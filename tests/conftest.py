@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.support.markers",
     "tests.support.services",
+    "tests.support.regions",
     "tests.support.secure",
     "tests.support.jaeger",
     "tests.support.api",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what hoststream needs on this machine: Debian packages, the Python
-# virtual env, and the Kafka and schema-registry jars from Maven Central.
+# virtual env, and the Kafka, MirrorMaker 2 and schema-registry jars from Maven Central.
 # Idempotent: a second run finds everything in place and does no network work.
 set -euo pipefail
 
@@ -109,10 +109,23 @@ registry_jars() {
   rm -rf "$LIB/apicurio" && mv "$LIB/apicurio.tmp" "$LIB/apicurio"
   say "Apicurio Registry in $(since "$started")"
 }
+# Kafka's MirrorMaker 2 (connect-mirror and the Connect runtime), for `stack up --regions 2`
+mirrormaker_jars() {
+  [ -f "$LIB/mirrormaker/connect-mirror-$KAFKA_VERSION.jar" ] && return 0
+  local started; started=$(date +%s)
+  say "MirrorMaker 2 $KAFKA_VERSION jars into $LIB/mirrormaker"
+  rm -rf "$LIB/mirrormaker.tmp"
+  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/mirrormaker.xml" "$MVN_DEP_PLUGIN:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$LIB/mirrormaker.tmp"
+  rm -rf "$LIB/mirrormaker" && mv "$LIB/mirrormaker.tmp" "$LIB/mirrormaker"
+  say "MirrorMaker 2 jars in $(since "$started")"
+}
 kafka_jars &
 kafka_pid=$!
 registry_jars &
 registry_pid=$!
+mirrormaker_jars &
+mirrormaker_pid=$!
 
 # --- Python virtual env -----------------------------------------------------
 # uv, in a folder of its own (not in the virtual env, which holds exactly the
@@ -165,6 +178,7 @@ fi
 
 wait "$kafka_pid" || die "fetching the Kafka jars failed; see the lines above"
 wait "$registry_pid" || die "fetching the schema registry failed; see the lines above"
+wait "$mirrormaker_pid" || die "fetching the MirrorMaker 2 jars failed; see the lines above"
 
 # The registry needs Java 21+ (Apicurio 3.3 is built for it); say so now, not
 # at start. The JDKs looked at are those of hoststream/stack/java.py, read the

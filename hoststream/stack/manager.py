@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -16,6 +17,7 @@ from hoststream.stack.alertmanager import ALERTMANAGER_PORT, Alertmanager
 from hoststream.stack.base import LocalService, ServiceStatus, StackPaths
 from hoststream.stack.jaeger import Jaeger
 from hoststream.stack.kafka import KafkaBroker, broker_layout
+from hoststream.stack.mirrormaker import MirrorMaker2
 from hoststream.stack.postgres import PostgresServer
 from hoststream.stack.registry import SchemaRegistry
 from hoststream.stack.security import COMPONENTS, StackSecurity, grant_kafka
@@ -23,7 +25,15 @@ from hoststream.stack.victorialogs import VICTORIALOGS_PORT, VictoriaLogs
 from hoststream.stack.victoriametrics import VictoriaMetrics
 from hoststream.stack.vmalert import VMALERT_PORT, VmAlert
 
-__all__ = ["ALL_SERVICES", "PIPELINE_NEEDS", "Stack", "service_group"]
+__all__ = [
+    "ALL_SERVICES",
+    "PIPELINE_NEEDS",
+    "REGIONS",
+    "REGION_PORT_SHIFT",
+    "REGION_SERVICES",
+    "Stack",
+    "service_group",
+]
 
 #: Service groups, in start order; ``kafka`` is one or three brokers.
 ALL_SERVICES = (
@@ -42,6 +52,14 @@ ALL_SERVICES = (
 #: sink's database, where the registry keeps its schemas too). Alertmanager,
 #: vmalert and the stores built from source join while the pipeline runs.
 PIPELINE_NEEDS = ("postgres", "victoriametrics", "kafka", "schema-registry")
+
+#: The regions of ``stack up --regions 2``: the first is this stack itself.
+REGIONS = ("region-a", "region-b")
+#: What each further region runs: its own stores, nothing shared with the first.
+REGION_SERVICES = ("postgres", "victoriametrics", "kafka", "schema-registry")
+#: Added to every port of a further region (after HOSTSTREAM_STACK_PORT_OFFSET):
+#: none of the first region's ports is one of its ports moved by this much.
+REGION_PORT_SHIFT = 2000
 
 VM_PORT = 8428
 PG_PORT = 5432
@@ -67,6 +85,12 @@ class Stack:
         secure: TLS and authentication everywhere (``stack up --secure``, see
             :mod:`hoststream.stack.security`); None: as the running stack was started.
         mutual_tls: Kafka clients present a certificate as well (``--mtls``).
+        regions: 2 for a second region (its own Kafka, registry, VictoriaMetrics
+            and PostgreSQL, under ``<root>/region-b``, ports moved by
+            :data:`REGION_PORT_SHIFT`) and MirrorMaker 2 between the two;
+            None: as the running stack was started.
+        region: this stack's region name, written to stack.env as
+            ``HOSTSTREAM_REGION`` (the regions of a two-region stack set it).
     """
 
     def __init__(
@@ -79,6 +103,8 @@ class Stack:
         *,
         secure: bool | None = None,
         mutual_tls: bool = False,
+        regions: int | None = None,
+        region: str | None = None,
     ) -> None:
         if brokers not in (1, 3):
             raise StackError(f"--brokers must be 1 or 3, not {brokers}")
@@ -95,6 +121,39 @@ class Stack:
             secure = bool(state.get("secure", False))
             mutual_tls = mutual_tls or bool(state.get("mutual_tls", False))
         self.security = StackSecurity(self.root, mutual_tls) if secure else None
+        if regions is None:
+            regions = int(str(self._saved_state().get("regions", 1)))
+        if regions not in (1, 2):
+            raise StackError(f"--regions must be 1 or 2, not {regions}")
+        if regions == 2 and (brokers != 1 or secure):
+            raise StackError(
+                "--regions 2 runs one plaintext broker per region (no --brokers 3, --secure)"
+            )
+        self.regions = regions
+        self.region = region or (REGIONS[0] if regions == 2 else None)
+
+    def other_region(self) -> Stack:
+        """The second region of ``--regions 2``: its own stores, beside this stack's."""
+        return Stack(
+            self.root / REGIONS[1],
+            self.paths.lib,
+            services=REGION_SERVICES,
+            port_offset=self.port_offset + REGION_PORT_SHIFT,
+            secure=False,
+            regions=1,
+            region=REGIONS[1],
+        )
+
+    def mirrormaker(self) -> MirrorMaker2:
+        """MirrorMaker 2 between this stack's region and the other's."""
+        other = self.other_region()
+        return MirrorMaker2(
+            self.paths,
+            {
+                REGIONS[0]: self._brokers(1)[0].address,
+                REGIONS[1]: other._brokers(1)[0].address,
+            },
+        )
 
     def _saved_state(self) -> dict[str, object]:
         try:
@@ -234,6 +293,12 @@ class Stack:
                 f"{'with' if self._saved_state().get('secure') else 'without'} --secure; "
                 "run `hoststream stack down` before switching"
             )
+        saved_regions = int(str(self._saved_state().get("regions", 1)))
+        if running is not None and saved_regions != self.regions:
+            raise StackError(
+                f"the stack in {self.root} runs {saved_regions} region(s); "
+                f"run `hoststream stack down` before starting it with {self.regions}"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_file.write_text(
             json.dumps(
@@ -242,6 +307,7 @@ class Stack:
                     "services": self.groups,
                     "secure": self.security is not None,
                     "mutual_tls": bool(self.security and self.security.mutual_tls),
+                    "regions": self.regions,
                 }
             )
         )
@@ -269,7 +335,29 @@ class Stack:
                 starts[group] = (service, service.start)
             else:
                 starts[group] = (service, service.launch)
-        self._start_together(starts, on_service, on_ready)
+        # The second region starts beside this one, then MirrorMaker 2 between them.
+        with ThreadPoolExecutor(1, thread_name_prefix="region") as pool:
+            other = (
+                pool.submit(
+                    self.other_region().up,
+                    on_service,
+                    wait_for_builds=wait_for_builds,
+                    on_ready=on_ready,
+                )
+                if self.regions == 2
+                else None
+            )
+            self._start_together(starts, on_service, on_ready)
+            if other is not None:
+                other.result()
+        if self.regions == 2:
+            mirrormaker = self.mirrormaker()
+            if on_service:
+                on_service(mirrormaker)
+            began = time.monotonic()
+            mirrormaker.start()
+            if on_ready:
+                on_ready(mirrormaker, time.monotonic() - began)
         env = self.environment()
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         if self.security is not None:
@@ -350,6 +438,11 @@ class Stack:
     def down(self) -> list[str]:
         """Stop every service this stack started (either broker layout); their names."""
         stopped: list[str] = []
+        # A second region may run whatever the saved state says: look for it anyway.
+        if (self.root / REGIONS[1]).is_dir():
+            if self.mirrormaker().stop():
+                stopped.append("mirrormaker2")
+            stopped += [f"{REGIONS[1]}/{name}" for name in self.other_region().down()]
         seen: set[str] = set()
         for brokers in (1, 3):
             for service in reversed(self.services(brokers)):
@@ -362,12 +455,23 @@ class Stack:
         return stopped
 
     def status(self) -> list[ServiceStatus]:
+        """Each service's status; with two regions, names start with their region."""
         brokers = self._running_brokers() or self.brokers
-        return [service.status() for service in self.services(brokers)]
+        own = [service.status() for service in self.services(brokers)]
+        if self.regions != 2:
+            return own
+        other = self.other_region().status()
+        return [
+            *(dataclasses.replace(s, name=f"{REGIONS[0]}/{s.name}") for s in own),
+            *(dataclasses.replace(s, name=f"{REGIONS[1]}/{s.name}") for s in other),
+            self.mirrormaker().status(),
+        ]
 
     def environment(self) -> dict[str, str]:
         """The ``HOSTSTREAM_*`` settings that point hoststream at this stack."""
         env: dict[str, str] = {}
+        if self.region is not None:
+            env["HOSTSTREAM_REGION"] = self.region
         for service in self.services():
             if isinstance(service, KafkaBroker):
                 env["HOSTSTREAM_KAFKA_BOOTSTRAP"] = ",".join(

@@ -68,6 +68,7 @@ def test_each_regions_mirror_copies_the_other_regions_aggregates_and_alerts(
         "metrics.agg.5m",
         "metrics.agg.1h",
         "alerts",
+        "_schemas",
     ):
         assert pattern.fullmatch(topic), topic
     for topic in ("metrics.cpu", "metrics.agg.1m.dlq", "alerts.dlq", f"{region}.alerts"):

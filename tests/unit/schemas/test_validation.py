@@ -66,6 +66,15 @@ def test_the_topic_prefix_is_understood() -> None:
     )
 
 
+def test_aggregates_and_alerts_mirrored_from_another_region_are_judged_by_their_own_topic() -> None:
+    v = Validator(topic_prefix="prod.", clock_ms=lambda: T0)
+    assert v.check(window_aggregate(), "region-a.prod.metrics.agg.1m") is None
+    assert v.check(alert_event(), "region-a.prod.alerts") is None
+    assert v.check(window_aggregate(), "region-a.prod.metrics.agg.5m").error == "WrongTopic"
+    # Raw events are never mirrored: a copy of them is on no topic of theirs.
+    assert v.check(metric_event(), "region-a.prod.metrics.cpu").error == "WrongTopic"
+
+
 @pytest.mark.parametrize(
     ("host", "ok"),
     [

@@ -6,6 +6,7 @@ import itertools
 import threading
 
 import pytest
+from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from hoststream.dead_letters import (
@@ -219,6 +220,28 @@ def test_partitions_assigned_while_paused_are_paused_too() -> None:
     rig.steps(1)
     assert ("m", 1) in rig.consumer.paused
     assert rig.loop.buffered == 4
+
+
+def test_a_partition_lost_while_paused_delivers_again_once_it_is_assigned_back() -> None:
+    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
+    rig.sink.failures = [SinkUnavailableError("down")] * 2
+    rig.steps(1)
+    assert rig.consumer.paused == {("m", 0)}
+    # Its cluster goes away: the partition is lost; librdkafka keeps it paused.
+    rig.consumer.callbacks["lost"](rig.consumer, [TopicPartition("m", 0)])
+    rig.consumer.paused.add(("m", 0))
+    for _ in range(20):
+        rig.steps(1)
+        if not rig.loop.paused:
+            break
+    assert not rig.loop.paused
+    rig.consumer.pending_assign = [("m", 0)]
+    for _ in range(20):
+        rig.steps(1)
+        if rig.consumer.committed.get(("m", 0)) == 4:
+            break
+    assert rig.consumer.paused == set()
+    assert rig.consumer.committed == {("m", 0): 4}
 
 
 def test_stop_writes_and_commits_the_last_batch_then_closes() -> None:

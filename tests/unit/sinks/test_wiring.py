@@ -32,6 +32,30 @@ def test_the_longest_matching_prefix_decodes() -> None:
         decoder("metrics.cpu", None, [])
 
 
+def test_a_mirrored_topic_decodes_with_its_source_regions_routes_built_once() -> None:
+    built: list[str] = []
+
+    def routes_of(region: str):
+        built.append(region)
+        return {"p.metrics.agg.": lambda data, ctx: (region, ctx.topic)}
+
+    decoder = TopicDecoder({"p.metrics.agg.": lambda data, ctx: ("local", ctx.topic)}, routes_of)
+    assert decoder("p.metrics.agg.1m", b"x", []) == ("local", "p.metrics.agg.1m")
+    assert decoder("region-a.p.metrics.agg.1m", b"x", []) == (
+        "region-a",
+        "region-a.p.metrics.agg.1m",
+    )
+    assert decoder("region-a.p.metrics.agg.5m", b"x", [])[0] == "region-a"
+    assert decoder("eu-2.p.metrics.agg.1m", b"x", [])[0] == "eu-2"
+    assert built == ["region-a", "eu-2"]
+    with pytest.raises(InvalidRecordError, match="no decoder"):
+        decoder("region-a.p.alerts", b"x", [])
+    with pytest.raises(InvalidRecordError, match="no decoder"):
+        TopicDecoder({"p.metrics.agg.": lambda data, ctx: None})(
+            "region-a.p.metrics.agg.1m", b"x", []
+        )
+
+
 def test_decoding_errors_pass_through() -> None:
     def refuse(data, ctx):
         raise SerializationError("bad bytes")
@@ -56,6 +80,12 @@ def full_match(patterns: list[str], topic: str) -> bool:
         ("p.alerts", False, True),
         ("metrics.cpu", False, False),  # another prefix's topic
         ("pxmetrics.cpu", False, False),  # the prefix's dot is literal
+        # Copies MirrorMaker 2 made of other regions' aggregates and alerts.
+        ("region-a.p.metrics.agg.1m", True, True),
+        ("region-a.p.alerts", False, True),
+        ("region-a.p.metrics.cpu", False, False),  # raw events stay in their region
+        ("region-a.p.metrics.agg.1m.dlq", False, False),
+        ("region-a.p._schemas", False, False),
     ],
 )
 def test_default_subscriptions(topic: str, vm: bool, sql: bool) -> None:
