@@ -27,10 +27,19 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
-from hoststream.producers.simulation.hashing import derive, unit, units
+from hoststream.producers.simulation.hashing import derive, unit, unit_array, units
 
-__all__ = ["EPISODE_LEVEL", "FLOOR", "MAX_LEVEL", "Activity", "ActivityParams"]
+__all__ = [
+    "EPISODE_LEVEL",
+    "FLOOR",
+    "LOAD_WINDOWS_S",
+    "MAX_LEVEL",
+    "Activity",
+    "ActivityParams",
+    "jitter_of_many",
+]
 
 DAY_S = 86_400.0
 _OMEGA = 2.0 * math.pi / DAY_S
@@ -49,6 +58,8 @@ _JITTER_MAX = sum(amp for _, amp in _JITTER)
 _GRID_MEMO = 64
 #: Upper bound of the busy fraction, jitter included (checked in ActivityParams).
 MAX_LEVEL = 0.92
+#: The windows of the load averages, seconds: a tick asks for the busy time this long ago.
+LOAD_WINDOWS_S = (60.0, 300.0, 900.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +195,18 @@ class Activity:
             return EPISODE_LEVEL
         return self._mean + self._ba * math.sin(_OMEGA * t - self._phi)
 
-    def busy_since_boot(self, boot: float, t: float) -> float:
-        """Busy-seconds (per CPU, averaged) from ``boot`` to ``t``; 0 at ``t == boot``."""
+    @property
+    def jitter_keys(self) -> tuple[int, ...]:
+        """The keys of the jitter's scales (for :func:`jitter_of_many`)."""
+        return self._jitter_keys
+
+    def busy_since_boot(self, boot: float, t: float, jitter_at_t: float | None = None) -> float:
+        """Busy-seconds (per CPU, averaged) from ``boot`` to ``t``; 0 at ``t == boot``.
+
+        Args:
+            jitter_at_t: the jitter's integral at ``t`` when it is known already
+                (:func:`jitter_of_many` computes it for a whole fleet at once).
+        """
         if t <= boot:
             return 0.0
         at_boot = self._at_boot
@@ -196,6 +217,26 @@ class Activity:
             self._smooth_integral(t)
             - at_boot[1]
             + self._episodes_since(boot, t)
-            + self._jitter(t)
+            + (self._jitter(t) if jitter_at_t is None else jitter_at_t)
             - at_boot[2]
         )
+
+
+def jitter_of_many(keys: tuple[Any, ...], t: float) -> Any:
+    """The jitter's integral at ``t`` for many hosts at once: ``Activity._jitter`` vectorised.
+
+    Args:
+        keys: per scale of the jitter, the hosts' keys as a uint64 NumPy array.
+
+    Returns:
+        A float64 array, equal bit for bit to each host's ``_jitter(t)``: the
+        same operations in the same order, on arrays.
+    """
+    total: Any = 0.0
+    for (step, amp), scale_keys in zip(_JITTER, keys, strict=True):
+        pos = t / step
+        k = math.floor(pos)
+        h0 = unit_array(scale_keys, k)
+        h1 = unit_array(scale_keys, k + 1)
+        total = total + amp * step * (h0 + (h1 - h0) * (pos - k))
+    return total

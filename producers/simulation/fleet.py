@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+
+from hoststream.producers.simulation.activity import LOAD_WINDOWS_S, jitter_of_many
 from hoststream.producers.simulation.model import HostModel
 from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
 from hoststream.schemas.records import FAMILIES, EventValues, MetricEvent, Sample
@@ -49,6 +52,8 @@ class SimulatedFleet:
         self._host_labels: list[Mapping[str, str] | None] = [None] * hosts
         # Per host and family: an event with the host's series, the template of its EventValues.
         self._templates: list[MetricEvent | None] = [None] * (hosts * len(self.families))
+        # Per scale of the jitter, every host's key: a tick hashes the fleet's at once.
+        self._jitter_keys: list[np.ndarray] | None = None
         # Per host and family: the next event's seq, as a real producer numbers them.
         self._seq = [0] * (hosts * len(self.families))
 
@@ -61,6 +66,11 @@ class SimulatedFleet:
         if model is None:
             model = self._models[index] = HostModel(make_profile(self.seed, index))
             self._host_labels[index] = model.profile.labels
+            keys = model.activity.jitter_keys
+            if self._jitter_keys is None:
+                self._jitter_keys = [np.zeros(len(self.host_ids), np.uint64) for _ in keys]
+            for scale, key in zip(self._jitter_keys, keys, strict=True):
+                scale[index] = key
         return model
 
     def profile(self, index: int) -> HostProfile:
@@ -104,8 +114,10 @@ class SimulatedFleet:
         per_host = len(families)
         seq = self._seq
         templates = self._templates
-        for index in range(len(self.host_ids)) if indices is None else indices:
-            model = self.model(index)
+        order = list(range(len(self.host_ids)) if indices is None else indices)
+        models = [self.model(index) for index in order]
+        for index, model, jitters in zip(order, models, self._jitters(order, t), strict=True):
+            model.at(t, jitters)
             base = index * per_host
             for offset, family in enumerate(families):
                 template = templates[base + offset]
@@ -117,6 +129,18 @@ class SimulatedFleet:
                     template, timestamp_ms, seq[base + offset], model.values(family, t)
                 )
                 seq[base + offset] += 1
+
+    def _jitters(self, order: list[int], t: float) -> list[tuple[float, ...]]:
+        """Per host of ``order``: the jitter at ``t`` and ``t`` minus each load window."""
+        if not order or self._jitter_keys is None:
+            return [()] * len(order)
+        at = np.asarray(order, dtype=np.intp)
+        keys = tuple(scale[at] for scale in self._jitter_keys)
+        columns = [
+            jitter_of_many(keys, when).tolist()
+            for when in (t, *(t - window for window in LOAD_WINDOWS_S))
+        ]
+        return list(zip(*columns, strict=True))
 
     def _template(self, index: int, model: HostModel, family: str, interval_ms: int) -> MetricEvent:
         labels = self._host_labels[index]

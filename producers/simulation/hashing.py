@@ -8,7 +8,9 @@ strings and its algorithm is an implementation detail.
 
 from __future__ import annotations
 
-__all__ = ["derive", "mix64", "unit", "units"]
+from typing import Any
+
+__all__ = ["derive", "mix64", "unit", "unit_array", "units"]
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -45,3 +47,19 @@ def units(key: int, n: int) -> tuple[float, float, float, float]:
         ((h >> 32) & 0xFFFF) * _INV_2_16,
         (h >> 48) * _INV_2_16,
     )
+
+
+def unit_array(keys: Any, n: int) -> Any:
+    """:func:`unit` of every key of the uint64 NumPy array ``keys`` for slot ``n``, at once.
+
+    The same values, bit for bit: the integer steps wrap modulo 2**64 as the
+    masks do, and a uint64 converts to the nearest double as an int does.
+    """
+    import numpy as np
+
+    x = keys ^ np.uint64((n * _GOLDEN) & _MASK)
+    x = x + np.uint64(_GOLDEN)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return x.astype(np.float64) * _INV_2_64

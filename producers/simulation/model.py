@@ -32,7 +32,7 @@ from hoststream.producers.collectors.names import (
     UNAME_INFO,
     meminfo_metric,
 )
-from hoststream.producers.simulation.activity import MAX_LEVEL, Activity
+from hoststream.producers.simulation.activity import LOAD_WINDOWS_S, MAX_LEVEL, Activity
 from hoststream.producers.simulation.hashing import derive, units
 from hoststream.producers.simulation.profile import HostProfile
 from hoststream.schemas.records import FAMILIES, MetricKind, Sample
@@ -68,13 +68,17 @@ def _kb(value: float) -> int:
 class _Tick:
     """What every family of one host needs at one instant, computed once."""
 
-    __slots__ = ("boot", "busy", "level", "shaped", "t", "uptime")
+    __slots__ = ("boot", "busy", "jitters", "level", "shaped", "t", "uptime")
 
-    def __init__(self, activity: Activity, t: float) -> None:
+    def __init__(
+        self, activity: Activity, t: float, jitters: tuple[float, ...] | None = None
+    ) -> None:
         self.t = t
+        #: The jitter's integral at t and at t minus each load window, if known.
+        self.jitters = jitters
         self.boot = activity.boot_time(t)
         self.uptime = t - self.boot
-        self.busy = activity.busy_since_boot(self.boot, t)
+        self.busy = activity.busy_since_boot(self.boot, t, None if jitters is None else jitters[0])
         self.level = activity.level(t)
         mean = activity.params.mean_level
         # "Work done" since boot in mean-rate seconds: grows like uptime on an
@@ -182,6 +186,17 @@ class HostModel:
         if tick is None or tick.t != t:
             tick = self._tick = _Tick(self.activity, t)
         return self._builders[family](tick)
+
+    def at(self, t: float, jitters: tuple[float, ...]) -> None:
+        """Start the tick at ``t`` with the jitter already computed for the fleet.
+
+        Args:
+            jitters: the jitter's integral at ``t`` and at ``t`` minus each of
+                :data:`~producers.simulation.activity.LOAD_WINDOWS_S`.
+        """
+        tick = self._tick
+        if tick is None or tick.t != t:
+            self._tick = _Tick(self.activity, t, jitters)
 
     def samples(self, family: str, t: float) -> list[Sample]:
         """The samples of ``family`` at ``t`` (seconds since the epoch)."""
@@ -330,14 +345,17 @@ class HostModel:
         running = 1 + int(cores * tick.level * (0.6 + 0.8 * n1))
         blocked = int(tick.level * p.iowait_ratio * cores * 4.0 * n2)
         values: list[float] = []
-        for window in (60.0, 300.0, 900.0):
+        jitters = tick.jitters
+        for index, window in enumerate(LOAD_WINDOWS_S, start=1):
             start = max(tick.boot, tick.t - window)
             if tick.t - start < 1.0:
                 busy_fraction = tick.level
             else:
-                busy_fraction = (tick.busy - self.activity.busy_since_boot(tick.boot, start)) / (
-                    tick.t - start
-                )
+                # The fleet's jitter is at t - window; a later boot takes its own.
+                known = jitters[index] if jitters is not None and start != tick.boot else None
+                busy_fraction = (
+                    tick.busy - self.activity.busy_since_boot(tick.boot, start, known)
+                ) / (tick.t - start)
             # Load counts runnable and uninterruptible tasks; a busy fraction
             # near 1 means a queue, so it grows faster than linearly there.
             load = cores * weight * busy_fraction * (1.0 + busy_fraction) + blocked

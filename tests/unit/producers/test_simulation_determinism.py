@@ -201,3 +201,14 @@ def test_event_values_are_the_events():
     for ts in (T0, T0 + INTERVAL):
         as_values = [v.event() for v in fleet.event_values(ts, INTERVAL)]
         assert as_values == list(twin.events(ts, INTERVAL))
+
+
+def test_a_host_alone_gives_what_the_fleet_gives_at_once():
+    # A fleet's tick hashes every host's jitter in one NumPy pass; one host's
+    # samples, asked alone, take the scalar path: the same values, bit for bit.
+    fleet, alone = SimulatedFleet(40, seed=3), SimulatedFleet(40, seed=3)
+    for k in range(0, 40 * 24 * 360, 5_557):  # six weeks, reboots included
+        ts = T0 + k * INTERVAL
+        for event in fleet.events(ts, INTERVAL):
+            index = fleet.host_ids.index(event.host)
+            assert alone.samples(index, event.family, ts) == event.samples
