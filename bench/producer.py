@@ -199,9 +199,13 @@ def _simulated_rate(
 
 
 def simulated_vs_producer_performance(
-    env: dict[str, str], seconds: float = 30, hosts: int = 1000
+    env: dict[str, str], seconds: float = 90, hosts: int = 1000
 ) -> Result:
     """The simulated fleet in one process and in one per CPU, then ProducerPerformance.
+
+    Each run lasts 90 s: its first tick builds every host's model and learns
+    every event's layout (about 4 CPU seconds for 1,000 hosts), which took
+    most of the 30 s runs this benchmark used before on a busy machine.
 
     ``BENCH_PREVIOUS_CODE`` (a folder holding an earlier checkout) adds a run of
     that code's simulated producer in the same conditions, for a before/after ratio.
