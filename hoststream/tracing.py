@@ -58,11 +58,13 @@ __all__ = [
     "get_tracer",
     "inject_traceparent",
     "links_from_headers",
+    "open_batch_span",
     "otlp_endpoint",
     "service_name",
     "shutdown_tracing",
     "tracer_provider",
     "tracing_enabled",
+    "using_span",
 ]
 
 #: The W3C Trace Context header every traced message carries.
@@ -433,6 +435,47 @@ def batch_span(
     """
     if not tracing_enabled():
         return nullcontext(None)
+    links, span_attributes = _batch_links(headers_per_message, attributes)
+    return get_tracer().start_as_current_span(
+        name, kind=kind, links=links, attributes=span_attributes
+    )
+
+
+def open_batch_span(
+    name: str,
+    headers_per_message: Iterable[KafkaHeaders],
+    *,
+    kind: SpanKind = SpanKind.CONSUMER,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Span | None:
+    """:func:`batch_span` for a batch handled on more than one thread.
+
+    The span is started but neither made current nor ended: each thread that
+    works on the batch makes it current with :func:`using_span`, and the last
+    one ends it. A sink writing ahead writes a batch on one thread and
+    dead-letters and commits it on another, all under one span. None with
+    tracing off.
+    """
+    if not tracing_enabled():
+        return None
+    links, span_attributes = _batch_links(headers_per_message, attributes)
+    return get_tracer().start_span(name, kind=kind, links=links, attributes=span_attributes)
+
+
+def using_span(span: Span | None, *, end: bool) -> AbstractContextManager[object]:
+    """Make an :func:`open_batch_span` current here; ``end`` ends it on the way out.
+
+    An exception leaving the block is recorded on the span and marks it failed.
+    """
+    if span is None:
+        return nullcontext()
+    return trace.use_span(span, end_on_exit=end)
+
+
+def _batch_links(
+    headers_per_message: Iterable[KafkaHeaders],
+    attributes: Mapping[str, AttributeValue] | None,
+) -> tuple[list[Link], dict[str, AttributeValue]]:
     count = 0
 
     def counted() -> Iterator[KafkaHeaders]:
@@ -442,14 +485,9 @@ def batch_span(
             yield headers
 
     links = links_from_headers(counted())
-    return get_tracer().start_as_current_span(
-        name,
-        kind=kind,
-        links=links,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.batch.message_count": count,
-            **(attributes or {}),
-        },
-    )
+    return links, {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.batch.message_count": count,
+        **(attributes or {}),
+    }

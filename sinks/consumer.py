@@ -61,7 +61,7 @@ from hoststream.sinks.base import BatchingSink, Headers, SinkRecord
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
-from hoststream.tracing import batch_span
+from hoststream.tracing import batch_span, open_batch_span, using_span
 
 __all__ = ["BatchPolicy", "Decoder", "SinkConsumer", "write_span_name"]
 
@@ -156,6 +156,8 @@ class _InFlight(Generic[T]):
     batch: _Batch[T]
     valid: list[SinkRecord[T]]
     future: Future[Sequence[Rejection[SinkRecord[Any]]]]
+    #: The batch's one span: its write on the writer thread, its dead letters and commit here.
+    span: Span | None
 
 
 class SinkConsumer(Generic[T]):
@@ -497,17 +499,19 @@ class SinkConsumer(Generic[T]):
         batch = self._batch
         valid = self._decode_batch(batch)
         self._batch = _Batch()
-        future = self._writer.submit(self._write_in_span, batch, valid)
-        self._inflight = _InFlight(batch, valid, future)
-
-    def _write_in_span(
-        self, batch: _Batch[T], valid: list[SinkRecord[T]]
-    ) -> Sequence[Rejection[SinkRecord[Any]]]:
-        with batch_span(
+        span = open_batch_span(
             write_span_name(self._sink.name),
             (item.headers for item in batch.items),
             attributes={"hoststream.sink": self._sink.name},
-        ):
+        )
+        future = self._writer.submit(self._write_in_span, batch, valid, span)
+        self._inflight = _InFlight(batch, valid, future, span)
+
+    def _write_in_span(
+        self, batch: _Batch[T], valid: list[SinkRecord[T]], span: Span | None
+    ) -> Sequence[Rejection[SinkRecord[Any]]]:
+        # Current here for the write; ended by _settle once dead letters and commit are done.
+        with using_span(span, end=False):
             refused = self._write(valid)
             span = trace.get_current_span()
             if span.is_recording():
@@ -532,6 +536,12 @@ class SinkConsumer(Generic[T]):
         if inflight is None:
             return
         wait([inflight.future])
+        # The batch's span again: a failed write marks it, and its dead letters
+        # and log lines carry its ids.
+        with using_span(inflight.span, end=True):
+            self._settle_written(inflight)
+
+    def _settle_written(self, inflight: _InFlight[T]) -> None:
         batch, newer = inflight.batch, self._batch
         try:
             refused = inflight.future.result()

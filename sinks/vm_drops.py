@@ -1,6 +1,7 @@
 """Noticing VictoriaMetrics change data it accepted with a 204.
 
-VictoriaMetrics drops a series' labels past ``-maxLabelsPerTimeseries``,
+VictoriaMetrics drops a series' labels past ``-maxLabelsPerTimeseries``
+(newer releases leave such a row out, ``vm_rows_ignored_total{reason="too_many_labels"}``),
 truncates label values past ``-maxLabelValueLen`` and skips rows outside its
 time range, all without an error in the response. The validation contract
 (docs/validation.md) keeps such records out of every batch; where it still
