@@ -133,8 +133,11 @@ class PostgresServer(LocalService):
             "-t",
             "60",
             "-o",
+            # synchronous_commit stays on: the SQL sink commits its Kafka offsets
+            # once PostgreSQL says a batch is committed, so that commit must
+            # survive a crash of the server.
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} "
-            "-c synchronous_commit=off -c max_connections=200" + self._tls_options(),
+            "-c max_connections=200" + self._tls_options(),
             "start",
         ]
 
