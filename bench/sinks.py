@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import struct
@@ -30,7 +31,15 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
-from bench.common import Result, code_version, load_note, panels_plot, scale, settings_for
+from bench.common import (
+    RESULTS,
+    Result,
+    code_version,
+    load_note,
+    panels_plot,
+    scale,
+    settings_for,
+)
 from bench.workload import (
     GroupProgress,
     delete_subjects,
@@ -380,6 +389,33 @@ def _sql(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float]
     return figures, ratios, notes
 
 
+#: Each part of the suite: its ``BENCH_SINKS`` name, figures key and ratio prefix.
+PARTS = (("vm", "victoriametrics", "vm_"), ("sql", "sql", "sql_"))
+
+
+def _carry_over(
+    parts: list[str], figures: dict[str, Any], ratios: dict[str, float], notes: list[str]
+) -> None:
+    """A part not run this time keeps the figures of the results file, marked as earlier.
+
+    ``BENCH_SINKS=vm`` must not erase the SQL figures (or the other way round).
+    """
+    path = RESULTS / "sinks.json"
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    for part, key, prefix in PARTS:
+        if part in parts or key not in earlier.get("figures", {}):
+            continue
+        figures[key] = earlier["figures"][key]
+        ratios.update({k: v for k, v in earlier.get("ratios", {}).items() if k.startswith(prefix)})
+        commit = (earlier.get("code") or {}).get("commit")
+        notes.append(
+            f"{key} figures carried over from the run of {earlier.get('date')}"
+            f" (commit {commit}), not measured in this run"
+        )
+
+
 def run(env: dict[str, str]) -> list[Result]:
     factor = scale()
     parts = os.environ.get("BENCH_SINKS", "vm,sql").split(",")
@@ -426,6 +462,7 @@ def run(env: dict[str, str]) -> list[Result]:
                 "rows per second",
             )
         )
+    _carry_over(parts, figures, ratios, notes)
     result = Result(
         "sinks",
         "VictoriaMetrics sink over pre-loaded metric topics vs bare /api/v1/import of the "
