@@ -39,7 +39,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from hoststream.certificates import Authority, IssuedCertificate, create_authority, issue
 from hoststream.errors import StackError
 from hoststream.schemas.records import FAMILIES
-from hoststream.topics import dead_letter_topic
+from hoststream.topics import SCHEMAS_TOPIC, dead_letter_topic
 
 __all__ = [
     "ADMIN_USER",
@@ -110,6 +110,8 @@ def kafka_rights(prefix: str = "") -> dict[str, list[KafkaRight]]:
             *_topics(metric_dlqs, _WRITE),
             KafkaRight("topic", aggregates, _WRITE, prefixed=True),
             *_topics([alerts], _WRITE),
+            # The writer schemas of what it emits, mirrored with it to other regions.
+            *_topics([f"{prefix}{SCHEMAS_TOPIC}"], _WRITE),
             # Faust's changelog and assignor topics and its group all start with the app id.
             KafkaRight("topic", streams_app, ("READ", *_WRITE), prefixed=True),
             KafkaRight("group", streams_app, _READ, prefixed=True),

@@ -39,12 +39,13 @@ def test_sinks_and_the_api_write_nothing_but_dead_letters() -> None:
                 assert not right.prefixed
 
 
-def test_the_stream_processor_writes_aggregates_alerts_and_its_own_topics_only() -> None:
+def test_the_stream_processor_writes_aggregates_alerts_schemas_and_its_own_topics_only() -> None:
     written = {r.name for r in kafka_rights()["stream"] if "WRITE" in r.operations}
     assert written == {
         "metrics.agg.",
         "alerts",
         "hoststream-streams",
+        "_schemas",
         *(f"metrics.{f}.dlq" for f in ("cpu", "memory", "disk", "network", "system")),
     }
 
