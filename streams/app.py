@@ -433,13 +433,29 @@ def _add_quiet_host_timer(
             log.debug("quiet hosts: no high watermarks: %r", exc)
             return
         caught_up = caught_up_partitions(
-            sources,
-            highwaters,
-            processor.next_offsets(),
-            {(tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()},
+            sources, highwaters, processor.next_offsets(), _committed_offsets(app)
         )
         if caught_up:
             await processor.close_quiet(caught_up)
+
+
+def _committed_offsets(app: faust.App) -> dict[tuple[str, int], int]:
+    """The next offset committed in the group per source partition, as far as known.
+
+    Faust's monitor has only the commits this worker made since the last
+    rebalance. A partition taken over already read to its end (its previous
+    owner processed and committed everything) gets no new commit until a new
+    message arrives, so the offset the consumer was positioned at on assignment
+    (Faust reads it from the group's committed offsets) fills the gap; without
+    it such a partition would never count as caught up and its quiet hosts'
+    last windows would never close.
+    """
+    on_assignment: Mapping[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
+    found = {(tp.topic, tp.partition): n for tp, n in on_assignment.items() if n is not None}
+    found.update(
+        {(tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()}
+    )
+    return found
 
 
 def _add_lag_timer(

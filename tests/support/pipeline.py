@@ -21,6 +21,7 @@ __all__ = [
     "Component",
     "component_env",
     "group_lag",
+    "metric_sum",
     "sql_rows",
     "vm_raw_samples",
     "wait_for",
@@ -115,6 +116,12 @@ def group_lag(ports: list[int]) -> float | None:
     """The consumer lag the components on these ``/metrics`` ports report, summed
     (``hoststream_stream_consumer_lag`` and ``hoststream_sink_consumer_lag``); None
     while one of them does not answer."""
+    return metric_sum(ports, ("hoststream_stream_consumer_lag", "hoststream_sink_consumer_lag"))
+
+
+def metric_sum(ports: list[int], names: tuple[str, ...]) -> float | None:
+    """The samples named ``names`` that the components on these ``/metrics`` ports
+    report, summed over ports and labels; None while one of them does not answer."""
     total = 0.0
     for port in ports:
         try:
@@ -123,9 +130,6 @@ def group_lag(ports: list[int]) -> float | None:
             return None
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name in (
-                    "hoststream_stream_consumer_lag",
-                    "hoststream_sink_consumer_lag",
-                ):
+                if sample.name in names:
                     total += sample.value
     return total

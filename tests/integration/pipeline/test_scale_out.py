@@ -12,13 +12,21 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from hoststream.config import Settings
 from hoststream.producers.agent import create_metric_topics
 from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricEvent, codec_for
-from tests.support.pipeline import Component, component_env, group_lag, sql_rows, wait_for
+from tests.support.pipeline import (
+    Component,
+    component_env,
+    group_lag,
+    metric_sum,
+    sql_rows,
+    wait_for,
+)
 from tests.support.processes import free_port
 
 INTERVAL_MS = 10_000
@@ -60,9 +68,14 @@ def _run(
     expected_rows: int,
     hosts: list[str],
     folder: Path,
+    late_joiner: bool = False,
 ) -> tuple[list[tuple], dict[tuple, list]]:
     """The workload through ``workers`` stream workers and as many of each sink;
-    returns the rows and the VictoriaMetrics aggregates stored for the hosts."""
+    returns the rows and the VictoriaMetrics aggregates stored for the hosts.
+
+    With ``late_joiner`` the last stream worker starts only once the others have
+    read every source message, so it takes over partitions read to their end.
+    """
     folder.mkdir()
     create_metric_topics(settings, families)
     publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer)
@@ -93,9 +106,15 @@ def _run(
                     folder / f"{kind}-{i}.log",
                 )
             )
+    streams, others = components[:workers], components[workers:]
     try:
-        for component in components:
+        for component in others + (streams[:-1] if late_joiner else streams):
             component.start()
+        if late_joiner:
+            ports = [int(c.env["HOSTSTREAM_METRICS_PORT"]) for c in streams[:-1]]
+            read = ("hoststream_stream_events_total",)
+            wait_for(lambda: metric_sum(ports, read) == len(events), 120, "every event read")
+            streams[-1].start()
 
         def stored_all() -> bool:
             rows = [
@@ -135,8 +154,11 @@ def _run(
             component.stop()
 
 
+# A worker that joins once the first has read everything takes over partitions
+# read to their end: it must still see them as caught up and close their windows.
+@pytest.mark.parametrize("late_joiner", [False, True], ids=["together", "second-joins-late"])
 def test_two_workers_per_group_store_the_same_aggregates_as_one(
-    services: Settings, unique: str, tmp_path: Path
+    services: Settings, unique: str, tmp_path: Path, late_joiner: bool
 ) -> None:
     seed = random.randrange(10_000, 99_999)
     fleet = SimulatedFleet(6, seed=seed)
@@ -174,6 +196,7 @@ def test_two_workers_per_group_store_the_same_aggregates_as_one(
             len(series_windows),
             hosts,
             tmp_path / "two",
+            late_joiner,
         )
     finally:
         _forget(services, hosts)
