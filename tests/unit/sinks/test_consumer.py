@@ -7,7 +7,6 @@ import threading
 
 import pytest
 from confluent_kafka import TopicPartition
-from prometheus_client import CollectorRegistry
 
 from hoststream.dead_letters import (
     HEADER_ERROR,
@@ -17,57 +16,27 @@ from hoststream.dead_letters import (
     HEADER_SOURCE_TOPIC,
 )
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
-from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
-from hoststream.sinks.dlq import DeadLetterQueue
-from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.retry import Backoff
-from tests.support.doubles.clock import FakeClock
 from tests.support.doubles.kafka import (
-    FakeConsumer,
-    FakeProducer,
     IntDecoder,
     RecordingSink,
     partition_log,
 )
+from tests.support.sink_loop import SinkLoopRig, values
 
 
-class Rig:
-    def __init__(self, logs, max_records=4, max_delay_s=1.0):
-        self.clock = FakeClock()
-        self.consumer = FakeConsumer(self.clock, logs)
-        self.producer = FakeProducer()
-        self.sink = RecordingSink()
-        self.decoder = IntDecoder()
-        self.registry = CollectorRegistry()
-        self.loop = SinkConsumer(
-            self.consumer,
-            sorted({t for t, _ in logs}),
-            sink=self.sink,
-            decoder=self.decoder,
-            dead_letters=DeadLetterQueue(self.producer, "recording"),
-            metrics=SinkMetrics(self.registry, "recording"),
-            policy=BatchPolicy(max_records=max_records, max_delay_s=max_delay_s),
-            backoff=Backoff(initial_s=1.0, max_s=8.0, rand=lambda: 1.0),
-            clock=self.clock,
-            sleep=self.clock.sleep,
-        )
-        self.loop.subscribe()
-
-    def steps(self, n: int) -> None:
-        for _ in range(n):
-            self.loop.step()
-
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.registry.get_sample_value(name, {"sink": "recording", **labels})
-        return 0.0 if value is None else value
-
-
-def values(*ints: int) -> list[bytes]:
-    return [str(i).encode() for i in ints]
+def recording_rig(logs, max_records=4, max_delay_s=1.0) -> SinkLoopRig[RecordingSink, IntDecoder]:
+    return SinkLoopRig(
+        logs,
+        sink=RecordingSink(),
+        decoder=IntDecoder(),
+        max_records=max_records,
+        max_delay_s=max_delay_s,
+    )
 
 
 def test_full_batches_are_written_then_committed() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(10)))})
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(10)))})
     rig.steps(3)
     assert rig.sink.writes == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert rig.consumer.committed == {("m", 0): 8}
@@ -76,7 +45,9 @@ def test_full_batches_are_written_then_committed() -> None:
 
 
 def test_a_partial_batch_is_written_when_its_time_is_up() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=2.0)
+    rig = recording_rig(
+        {("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=2.0
+    )
     rig.steps(1)
     assert rig.sink.writes == []
     rig.steps(20)  # each empty poll advances the fake clock by the poll timeout
@@ -85,7 +56,7 @@ def test_a_partial_batch_is_written_when_its_time_is_up() -> None:
 
 
 def test_nothing_is_committed_while_the_destination_is_down_and_partitions_pause() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(6)))})
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(6)))})
     rig.sink.failures = [SinkUnavailableError("down"), SinkUnavailableError("still down")]
     rig.steps(1)
     assert rig.consumer.commits == []
@@ -110,7 +81,7 @@ def test_nothing_is_committed_while_the_destination_is_down_and_partitions_pause
 
 
 def test_retries_back_off_exponentially_and_honour_retry_after() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(4)))})
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(4)))})
     rig.sink.failures = [
         SinkUnavailableError("a"),
         SinkUnavailableError("b"),
@@ -128,7 +99,7 @@ def test_retries_back_off_exponentially_and_honour_retry_after() -> None:
 
 
 def test_undecodable_and_invalid_records_go_to_the_dead_letter_topic() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"\x00garbage", b"-5", b"13"])})
+    rig = recording_rig({("m", 0): partition_log("m", 0, [b"1", b"\x00garbage", b"-5", b"13"])})
     rig.steps(1)
     assert rig.sink.stored == [1]
     assert rig.consumer.committed == {("m", 0): 4}
@@ -150,7 +121,7 @@ def test_undecodable_and_invalid_records_go_to_the_dead_letter_topic() -> None:
 
 
 def test_an_unacknowledged_dead_letter_holds_the_commit_without_rewriting() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3"])})
+    rig = recording_rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3"])})
     rig.producer.fail = 1
     rig.steps(1)
     assert rig.consumer.commits == []
@@ -165,7 +136,9 @@ def test_an_unacknowledged_dead_letter_holds_the_commit_without_rewriting() -> N
 
 
 def test_an_unavailable_registry_is_retried_not_dead_lettered() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"registry-down"])}, max_delay_s=0.1)
+    rig = recording_rig(
+        {("m", 0): partition_log("m", 0, [b"1", b"registry-down"])}, max_delay_s=0.1
+    )
     rig.decoder.down = 2
     for _ in range(100):
         rig.loop.step()
@@ -181,7 +154,7 @@ def test_revoke_flushes_and_commits_what_is_held_for_revoked_partitions() -> Non
         ("m", 0): partition_log("m", 0, values(1, 2)),
         ("m", 1): partition_log("m", 1, values(3)),
     }
-    rig = Rig(logs, max_records=100, max_delay_s=60)
+    rig = recording_rig(logs, max_records=100, max_delay_s=60)
     rig.steps(1)
     assert rig.loop.buffered == 3
     rig.consumer.revoke(("m", 1))
@@ -196,7 +169,7 @@ def test_revoke_while_down_drops_the_revoked_records_uncommitted() -> None:
         ("m", 0): partition_log("m", 0, values(1, 2)),
         ("m", 1): partition_log("m", 1, values(3)),
     }
-    rig = Rig(logs, max_records=3)
+    rig = recording_rig(logs, max_records=3)
     rig.sink.failures = [SinkUnavailableError("down")]
     rig.steps(1)
     assert rig.loop.paused
@@ -211,7 +184,7 @@ def test_revoke_while_down_drops_the_revoked_records_uncommitted() -> None:
 
 
 def test_partitions_assigned_while_paused_are_paused_too() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
     rig.consumer.logs[("m", 1)] = partition_log("m", 1, values(5))
     rig.consumer.positions[("m", 1)] = 0
     rig.sink.failures = [SinkUnavailableError("down")] * 3
@@ -223,7 +196,7 @@ def test_partitions_assigned_while_paused_are_paused_too() -> None:
 
 
 def test_a_partition_lost_while_paused_delivers_again_once_it_is_assigned_back() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(1, 2, 3, 4))})
     rig.sink.failures = [SinkUnavailableError("down")] * 2
     rig.steps(1)
     assert rig.consumer.paused == {("m", 0)}
@@ -245,7 +218,9 @@ def test_a_partition_lost_while_paused_delivers_again_once_it_is_assigned_back()
 
 
 def test_stop_writes_and_commits_the_last_batch_then_closes() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=60)
+    rig = recording_rig(
+        {("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=60
+    )
     stop = threading.Event()
     real_step = rig.loop.step
 
@@ -263,7 +238,9 @@ def test_stop_writes_and_commits_the_last_batch_then_closes() -> None:
 
 
 def test_stop_gives_up_after_the_shutdown_timeout_without_committing() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1))}, max_records=100, max_delay_s=60)
+    rig = recording_rig(
+        {("m", 0): partition_log("m", 0, values(1))}, max_records=100, max_delay_s=60
+    )
     rig.steps(1)
     rig.sink.failures = [SinkUnavailableError("down")] * 1000
     assert rig.loop.drain() is False
@@ -289,7 +266,9 @@ def test_backoff_jitter_keeps_half_of_the_delay() -> None:
 
 
 def test_a_fatal_error_stops_the_loop_without_committing_or_writing_again() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=0.1)
+    rig = recording_rig(
+        {("m", 0): partition_log("m", 0, values(1, 2))}, max_records=100, max_delay_s=0.1
+    )
     rig.sink.failures = [SinkFatalError("bad credentials")]
     with pytest.raises(SinkFatalError):
         rig.loop.run(threading.Event())
@@ -299,7 +278,7 @@ def test_a_fatal_error_stops_the_loop_without_committing_or_writing_again() -> N
 
 
 def test_consumer_lag_is_the_distance_from_the_commit_to_the_partition_end() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(10)))}, max_records=4)
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(10)))}, max_records=4)
     rig.steps(1)  # one batch of 4 written and committed
     rig.clock.now += 10  # the lag gauge refreshes every 5 s
     rig.steps(1)
@@ -308,7 +287,7 @@ def test_consumer_lag_is_the_distance_from_the_commit_to_the_partition_end() -> 
 
 
 def test_messages_arriving_while_a_written_batch_awaits_its_commit_wait_for_the_next() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3", b"4", b"5"])})
+    rig = recording_rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3", b"4", b"5"])})
     rig.producer.fail = 1  # the batch is stored, its dead letter is not acknowledged
     rig.steps(1)
     assert rig.loop.paused

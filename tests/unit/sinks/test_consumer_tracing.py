@@ -6,55 +6,37 @@ import pytest
 from confluent_kafka import Message
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import CollectorRegistry
 
 from hoststream.dead_letters import HEADER_SINK
 from hoststream.errors import SinkUnavailableError
 from hoststream.sinks.alerts.routing import parse_routes
 from hoststream.sinks.alerts.sink import AlertSink
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.consumer import BatchPolicy, SinkConsumer, write_span_name
-from hoststream.sinks.dlq import DeadLetterQueue
-from hoststream.sinks.metrics import SinkMetrics
-from hoststream.sinks.retry import Backoff
+from hoststream.sinks.consumer import SinkConsumer, write_span_name
 from hoststream.tracing import flush_tracing, get_tracer
 from tests.support.alerts import firing
 from tests.support.doubles.alerts import Receiver
 from tests.support.doubles.kafka import (
-    FakeClock,
     FakeConsumer,
     FakeProducer,
     IntDecoder,
     RecordingSink,
 )
+from tests.support.sink_loop import SinkLoopRig
 from tests.support.tracing import ids, json_lines, producer_tick, traceparent_ids
 
 pytestmark = pytest.mark.usefixtures("no_otlp_environment")
 
 
 def rig(values_and_headers) -> tuple[SinkConsumer, RecordingSink, FakeProducer, FakeConsumer]:
-    clock = FakeClock()
     log = [
         Message(topic="m", partition=0, offset=i, key=b"k", value=v, headers=list(h))
         for i, (v, h) in enumerate(values_and_headers)
     ]
-    consumer = FakeConsumer(clock, {("m", 0): log})
-    producer = FakeProducer()
-    sink = RecordingSink()
-    loop = SinkConsumer(
-        consumer,
-        ["m"],
-        sink=sink,
-        decoder=IntDecoder(),
-        dead_letters=DeadLetterQueue(producer, "recording"),
-        metrics=SinkMetrics(CollectorRegistry(), "recording"),
-        policy=BatchPolicy(max_records=len(log)),
-        backoff=Backoff(initial_s=1.0, max_s=8.0, rand=lambda: 1.0),
-        clock=clock,
-        sleep=clock.sleep,
+    built = SinkLoopRig(
+        {("m", 0): log}, sink=RecordingSink(), decoder=IntDecoder(), max_records=len(log)
     )
-    loop.subscribe()
-    return loop, sink, producer, consumer
+    return built.loop, built.sink, built.producer, built.consumer
 
 
 def test_a_written_batch_is_one_span_linked_to_its_messages_and_dead_letters_name_it(

@@ -10,23 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry
-
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkUnavailableError
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
-from hoststream.sinks.dlq import DeadLetterQueue
-from hoststream.sinks.metrics import SinkMetrics
-from hoststream.sinks.retry import Backoff
-from tests.support.doubles.clock import FakeClock
 from tests.support.doubles.kafka import (
-    FakeConsumer,
-    FakeProducer,
     IntDecoder,
     RecordingSink,
     partition_log,
 )
+from tests.support.sink_loop import SinkLoopRig, values
 
 
 class AheadSink(RecordingSink):
@@ -58,38 +50,18 @@ class CountingDecoder(IntDecoder):
         return super().__call__(topic, value, headers)
 
 
-class Rig:
-    def __init__(self, logs, max_records=4, max_delay_s=1.0):
-        self.clock = FakeClock()
-        self.consumer = FakeConsumer(self.clock, logs)
-        self.producer = FakeProducer()
-        self.sink = AheadSink()
-        self.decoder = CountingDecoder()
-        self.loop = SinkConsumer(
-            self.consumer,
-            sorted({t for t, _ in logs}),
-            sink=self.sink,
-            decoder=self.decoder,
-            dead_letters=DeadLetterQueue(self.producer, "recording"),
-            metrics=SinkMetrics(CollectorRegistry(), "recording"),
-            policy=BatchPolicy(max_records=max_records, max_delay_s=max_delay_s),
-            backoff=Backoff(initial_s=1.0, max_s=8.0, rand=lambda: 1.0),
-            clock=self.clock,
-            sleep=self.clock.sleep,
-        )
-        self.loop.subscribe()
-
-    def steps(self, n: int) -> None:
-        for _ in range(n):
-            self.loop.step()
-
-
-def values(*ints: int) -> list[bytes]:
-    return [str(i).encode() for i in ints]
+def ahead_rig(logs, max_records=4, max_delay_s=1.0) -> SinkLoopRig[AheadSink, CountingDecoder]:
+    return SinkLoopRig(
+        logs,
+        sink=AheadSink(),
+        decoder=CountingDecoder(),
+        max_records=max_records,
+        max_delay_s=max_delay_s,
+    )
 
 
 def test_a_batch_is_committed_only_after_its_write_returned_while_the_next_is_decoded() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(12)))})
+    rig = ahead_rig({("m", 0): partition_log("m", 0, values(*range(12)))})
     rig.sink.gate = threading.Event()
     rig.steps(1)  # batch 0-3 handed to the writer thread, which waits at the gate
     assert rig.sink.writing.wait(10)
@@ -120,7 +92,7 @@ def test_a_batch_is_committed_only_after_its_write_returned_while_the_next_is_de
 
 
 def test_a_failed_write_ahead_is_written_again_with_the_next_records_before_any_commit() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(8)))})
+    rig = ahead_rig({("m", 0): partition_log("m", 0, values(*range(8)))})
     rig.sink.failures = [SinkUnavailableError("down")]
     rig.steps(1)  # 0-3 in flight; their write fails
     rig.steps(1)  # 4-7 decoded; settling 0-3 finds the failure
@@ -138,7 +110,9 @@ def test_a_failed_write_ahead_is_written_again_with_the_next_records_before_any_
 
 
 def test_dead_letters_of_decoding_and_of_the_write_are_sent_before_the_commit() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"-5", b"13", b"2", b"x", b"3", b"4", b"5"])})
+    rig = ahead_rig(
+        {("m", 0): partition_log("m", 0, [b"1", b"-5", b"13", b"2", b"x", b"3", b"4", b"5"])}
+    )
     rig.steps(2)
     assert rig.consumer.committed == {("m", 0): 4}
     assert [m["value"] for m in rig.producer.sent] == [b"-5", b"13"]
@@ -149,7 +123,9 @@ def test_dead_letters_of_decoding_and_of_the_write_are_sent_before_the_commit() 
 
 
 def test_an_unacknowledged_dead_letter_holds_the_commit_and_the_next_batch() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3", b"4", b"5", b"6", b"7"])})
+    rig = ahead_rig(
+        {("m", 0): partition_log("m", 0, [b"1", b"bad", b"2", b"3", b"4", b"5", b"6", b"7"])}
+    )
     rig.producer.fail = 1
     rig.steps(2)  # 0-3 written, its dead letter not acknowledged; 4-7 held back
     assert rig.consumer.commits == []
@@ -170,7 +146,7 @@ def test_revoke_settles_the_batch_in_flight_before_the_partitions_go() -> None:
         ("m", 0): partition_log("m", 0, values(1, 2)),
         ("m", 1): partition_log("m", 1, values(3, 4)),
     }
-    rig = Rig(logs, max_records=4, max_delay_s=60)
+    rig = ahead_rig(logs, max_records=4, max_delay_s=60)
     rig.steps(1)  # 1-4 in flight
     rig.consumer.revoke(("m", 1))
     rig.steps(1)
@@ -180,7 +156,7 @@ def test_revoke_settles_the_batch_in_flight_before_the_partitions_go() -> None:
 
 
 def test_stop_waits_for_the_write_in_flight_and_commits_it() -> None:
-    rig = Rig({("m", 0): partition_log("m", 0, values(*range(4)))}, max_delay_s=60)
+    rig = ahead_rig({("m", 0): partition_log("m", 0, values(*range(4)))}, max_delay_s=60)
     rig.sink.gate = threading.Event()
     threading.Timer(0.2, rig.sink.gate.set).start()  # the write is still running at the stop
     stop = threading.Event()
