@@ -84,16 +84,22 @@ fi
 # Both downloads run at once and while the Python packages install (they wait
 # on the network and Maven, the installer on the CPU); the script waits for
 # them before it says ready.
-kafka_jars() {
-  [ -f "$LIB/kafka/kafka_2.13-$KAFKA_VERSION.jar" ] && return 0
-  local started; started=$(date +%s)
-  say "Kafka $KAFKA_VERSION jars into $LIB/kafka (Maven cache: ~/.m2)"
-  rm -rf "$LIB/kafka.tmp"
-  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/kafka.xml" "$MVN_DEP_PLUGIN:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$LIB/kafka.tmp"
-  rm -rf "$LIB/kafka" && mv "$LIB/kafka.tmp" "$LIB/kafka"
-  say "Kafka jars in $(since "$started")"
+# The runtime dependencies of deploy/local/maven/NAME.xml into $LIB/NAME, by
+# way of NAME.tmp, so that an interrupted fetch leaves no half folder that
+# the next run would take for done. Args: NAME, what it is (for the log), and
+# the jar that is there once the folder is complete.
+maven_jars() {
+  local name=$1 what=$2 marker=$3 started
+  [ -f "$LIB/$name/$marker" ] && return 0
+  started=$(date +%s)
+  say "$what $KAFKA_VERSION jars into $LIB/$name (Maven cache: ~/.m2)"
+  rm -rf "$LIB/$name.tmp"
+  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/$name.xml" "$MVN_DEP_PLUGIN:copy-dependencies" \
+    -DincludeScope=runtime -DoutputDirectory="$LIB/$name.tmp"
+  rm -rf "$LIB/$name" && mv "$LIB/$name.tmp" "$LIB/$name"
+  say "$what jars in $(since "$started")"
 }
+kafka_jars() { maven_jars kafka Kafka "kafka_2.13-$KAFKA_VERSION.jar"; }
 
 # Apicurio Registry (Confluent-compatible schema registry)
 registry_jars() {
@@ -110,16 +116,7 @@ registry_jars() {
   say "Apicurio Registry in $(since "$started")"
 }
 # Kafka's MirrorMaker 2 (connect-mirror and the Connect runtime), for `stack up --regions 2`
-mirrormaker_jars() {
-  [ -f "$LIB/mirrormaker/connect-mirror-$KAFKA_VERSION.jar" ] && return 0
-  local started; started=$(date +%s)
-  say "MirrorMaker 2 $KAFKA_VERSION jars into $LIB/mirrormaker"
-  rm -rf "$LIB/mirrormaker.tmp"
-  mvn -q -B -Dstyle.color=never -f "$ROOT/deploy/local/maven/mirrormaker.xml" "$MVN_DEP_PLUGIN:copy-dependencies" \
-    -DincludeScope=runtime -DoutputDirectory="$LIB/mirrormaker.tmp"
-  rm -rf "$LIB/mirrormaker" && mv "$LIB/mirrormaker.tmp" "$LIB/mirrormaker"
-  say "MirrorMaker 2 jars in $(since "$started")"
-}
+mirrormaker_jars() { maven_jars mirrormaker "MirrorMaker 2" "connect-mirror-$KAFKA_VERSION.jar"; }
 kafka_jars &
 kafka_pid=$!
 registry_jars &
