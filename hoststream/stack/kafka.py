@@ -8,9 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from hoststream.errors import PrerequisiteMissingError
-from hoststream.stack.base import LocalService, StackPaths
-from hoststream.stack.java import find_java
+from hoststream.stack.base import StackPaths
+from hoststream.stack.kafka_jars import KafkaJarService
 from hoststream.stack.security import ADMIN_USER, BROKER_PRINCIPAL, StackSecurity
 
 __all__ = ["KafkaBroker", "broker_layout"]
@@ -54,8 +53,13 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-class KafkaBroker(LocalService):
+class KafkaBroker(KafkaJarService):
     """One KRaft node that is both broker and controller."""
+
+    jar_folder = "kafka"
+    jar_marker = "kafka_2.13-*.jar"
+    jar_title = "Kafka"
+    log4j2 = _LOG4J2
 
     def __init__(
         self,
@@ -83,10 +87,6 @@ class KafkaBroker(LocalService):
     @property
     def ports(self) -> list[int]:
         return [self.port, self.controller_port]
-
-    @property
-    def libdir(self) -> Path:
-        return self.paths.lib / "kafka"
 
     def _listener_properties(self) -> list[str]:
         if self.security is None:
@@ -155,12 +155,8 @@ class KafkaBroker(LocalService):
         )
 
     def prepare(self) -> None:
-        if not any(self.libdir.glob("kafka_2.13-*.jar")):
-            raise PrerequisiteMissingError(
-                f"Kafka jars are missing from {self.libdir}; run `make install`"
-            )
+        super().prepare()
         conf = self.paths.config(self.name)
-        conf.mkdir(parents=True, exist_ok=True)
         scram: list[str] = []
         if self.security is not None:
             # Kafka's PEM key store is one file: the private key, then the certificate.
@@ -174,7 +170,6 @@ class KafkaBroker(LocalService):
         properties = conf / "server.properties"
         properties.touch(mode=0o600)  # it holds the admin password in the secure stack
         properties.write_text(self._properties())
-        (conf / "log4j2.properties").write_text(_LOG4J2)
         data = self.paths.data(self.name)
         if (data / "meta.properties").exists():
             return
@@ -199,23 +194,18 @@ class KafkaBroker(LocalService):
     def _java_args(
         self, main_class: str, args: list[str], extra: list[str] | None = None
     ) -> list[str]:
-        conf = self.paths.config(self.name)
-        return [
-            str(find_java(17)),
-            *(extra or []),
-            "-Xms256m",
-            "-Xmx512m",
-            "-XX:+UseG1GC",
-            "-XX:ParallelGCThreads=1",
-            "-XX:ConcGCThreads=1",
-            "-XX:CICompilerCount=2",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
-            "-cp",
-            f"{self.libdir}/*",
+        return self.java_command(
             main_class,
-            *args,
-        ]
+            args,
+            jvm_options=[
+                *(extra or []),
+                "-Xms256m",
+                "-Xmx512m",
+                "-XX:+UseG1GC",
+                "-XX:ParallelGCThreads=1",
+                "-XX:ConcGCThreads=1",
+            ],
+        )
 
     def _run_java(self, main_class: str, args: list[str]) -> None:
         log = self.paths.log(self.name)

@@ -16,14 +16,12 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from hoststream.errors import PrerequisiteMissingError
-from hoststream.stack.base import LocalService, ServiceStatus, StackPaths
-from hoststream.stack.java import find_java
+from hoststream.stack.base import ServiceStatus, StackPaths
+from hoststream.stack.kafka_jars import KafkaJarService
 from hoststream.topics import MIRRORED_TOPIC_REGEXES
 
 __all__ = ["MirrorMaker2", "ReplicationLag", "replication_lag"]
@@ -137,7 +135,7 @@ def replication_lag(
     return ReplicationLag(source, target, missing)
 
 
-class MirrorMaker2(LocalService):
+class MirrorMaker2(KafkaJarService):
     """A dedicated MirrorMaker 2 process, copying each region's aggregates to every other.
 
     Args:
@@ -145,6 +143,10 @@ class MirrorMaker2(LocalService):
     """
 
     start_timeout_s = 150.0
+    jar_folder = "mirrormaker"
+    jar_marker = "connect-mirror-*.jar"
+    jar_title = "MirrorMaker 2"
+    log4j2 = _LOG4J2
 
     def __init__(self, paths: StackPaths, clusters: Mapping[str, str]) -> None:
         super().__init__("mirrormaker2", paths)
@@ -157,10 +159,6 @@ class MirrorMaker2(LocalService):
     @property
     def ports(self) -> list[int]:
         return []  # dedicated mode without its internal REST server binds nothing
-
-    @property
-    def libdir(self) -> Path:
-        return self.paths.lib / "mirrormaker"
 
     @property
     def flows(self) -> list[tuple[str, str]]:
@@ -206,30 +204,15 @@ class MirrorMaker2(LocalService):
         return "\n".join(lines)
 
     def prepare(self) -> None:
-        if not any(self.libdir.glob("connect-mirror-*.jar")):
-            raise PrerequisiteMissingError(
-                f"MirrorMaker 2 jars are missing from {self.libdir}; run `make install`"
-            )
-        conf = self.paths.config(self.name)
-        conf.mkdir(parents=True, exist_ok=True)
-        (conf / "mm2.properties").write_text(self.properties())
-        (conf / "log4j2.properties").write_text(_LOG4J2)
+        super().prepare()
+        (self.paths.config(self.name) / "mm2.properties").write_text(self.properties())
 
     def command(self) -> list[str]:
-        conf = self.paths.config(self.name)
-        return [
-            str(find_java(17)),
-            "-Xms128m",
-            "-Xmx384m",
-            "-XX:+UseSerialGC",
-            "-XX:CICompilerCount=2",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
-            "-cp",
-            f"{self.libdir}/*",
+        return self.java_command(
             "org.apache.kafka.connect.mirror.MirrorMaker",
-            str(conf / "mm2.properties"),
-        ]
+            [str(self.paths.config(self.name) / "mm2.properties")],
+            jvm_options=["-Xms128m", "-Xmx384m", "-XX:+UseSerialGC"],
+        )
 
     def _flowing(self, source: str, target: str) -> bool:
         """The target's newest heartbeat copied from the source is recent."""
