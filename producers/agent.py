@@ -158,24 +158,33 @@ class ProducerReport:
 
     ticks: int = 0
     skipped_ticks: int = 0
+    #: Events (and samples) queued for Kafka.
     events: int = 0
     samples: int = 0
+    #: Of those, what Kafka acknowledged by the end (after the exit's flush).
+    acknowledged: int = 0
+    acknowledged_samples: int = 0
+    #: Events Kafka refused or that failed to reach it (each logged in a summary line).
+    failed: int = 0
     dropped: int = 0
     #: Samples not sent because they broke the validation contract.
     invalid_samples: int = 0
     unflushed: int = 0
     collect_seconds: float = 0.0
+    #: From the start to the last acknowledgement (the exit's flush included).
     elapsed_seconds: float = 0.0
     #: Process CPU time (user + system, every thread) spent in the loop.
     cpu_seconds: float = 0.0
 
     @property
     def events_per_second(self) -> float:
-        return self.events / self.elapsed_seconds if self.elapsed_seconds else 0.0
+        """Acknowledged events per second: what reached Kafka, not what was queued."""
+        return self.acknowledged / self.elapsed_seconds if self.elapsed_seconds else 0.0
 
     @property
     def samples_per_second(self) -> float:
-        return self.samples / self.elapsed_seconds if self.elapsed_seconds else 0.0
+        """Samples of acknowledged events per second."""
+        return self.acknowledged_samples / self.elapsed_seconds if self.elapsed_seconds else 0.0
 
     @property
     def cpu_ms_per_tick(self) -> float:
@@ -185,9 +194,11 @@ class ProducerReport:
     def summary(self) -> str:
         """The line ``hoststream produce`` ends with."""
         return (
-            f"produced {self.events} events ({self.samples} samples) in "
-            f"{self.elapsed_seconds:.1f}s: {self.events_per_second:.0f} events/s, "
-            f"{self.samples_per_second:.0f} samples/s; dropped {self.dropped}, "
+            f"produced {self.events} events ({self.samples} samples), "
+            f"acknowledged {self.acknowledged} in {self.elapsed_seconds:.1f}s: "
+            f"{self.events_per_second:.0f} events/s, "
+            f"{self.samples_per_second:.0f} samples/s; failed {self.failed}, "
+            f"dropped {self.dropped}, "
             f"invalid samples not sent {self.invalid_samples}, "
             f"unacknowledged at exit {self.unflushed}, ticks {self.ticks} "
             f"(skipped {self.skipped_ticks}), CPU {self.cpu_ms_per_tick:.1f} ms per tick"
@@ -250,6 +261,11 @@ def run_producer(
             stop.wait(min(left, 0.2))
 
     invalid_before = (publisher.invalid_samples, publisher.invalid_events)
+    delivered_before = (
+        publisher.acknowledged,
+        publisher.acknowledged_samples,
+        publisher.failed,
+    )
     ticker = AlignedTicker(interval_s, speedup=speedup, sleep=sleep, stopped=should_stop)
     period_s = interval_s / speedup
     interval_ms = round(interval_s * 1000)
@@ -319,11 +335,16 @@ def run_producer(
     report.invalid_samples = publisher.invalid_samples - invalid_before[0]
     report.samples = max(0, report.samples - report.invalid_samples)
     report.events -= publisher.invalid_events - invalid_before[1]
-    report.elapsed_seconds = time.monotonic() - started
     report.cpu_seconds = _process_cpu_seconds() - cpu_started
     report.unflushed = publisher.flush(flush_timeout_s)
+    report.elapsed_seconds = time.monotonic() - started
+    report.acknowledged = publisher.acknowledged - delivered_before[0]
+    report.acknowledged_samples = publisher.acknowledged_samples - delivered_before[1]
+    report.failed = publisher.failed - delivered_before[2]
     if report.unflushed:
         log.error("%d event(s) were not acknowledged before exit", report.unflushed)
+    if report.failed:
+        log.error("%d event(s) were not accepted by Kafka (see the summaries above)", report.failed)
     return report
 
 

@@ -69,7 +69,13 @@ def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerRepo
     create_metric_topics(settings, source.families)
     metrics = PublisherMetrics(runtime.registry)
     metrics.known_families(source.families)
-    publisher = EventPublisher(settings, serializer_for(settings, MetricEvent), metrics)
+    publisher = EventPublisher(
+        settings,
+        serializer_for(settings, MetricEvent),
+        metrics,
+        # A simulation ahead of the clock: messages stamped when produced.
+        event_timestamps=settings.simulate_speedup == 1.0,
+    )
     runtime.follow_kafka_password(publisher.kafka_client)
     return run_producer(
         settings,

@@ -193,7 +193,13 @@ def _worker(
             fleet, shard(settings.simulate_hosts, worker, settings.simulate_processes)
         )
         metrics = PublisherMetrics(CollectorRegistry())
-        publisher = EventPublisher(settings, serializer_for(settings, MetricEvent), metrics)
+        publisher = EventPublisher(
+            settings,
+            serializer_for(settings, MetricEvent),
+            metrics,
+            # A simulation ahead of the clock: messages stamped when produced.
+            event_timestamps=settings.simulate_speedup == 1.0,
+        )
         sender = threading.Thread(
             target=_send_metrics, args=(conn, metrics, publisher, stop), daemon=True
         )

@@ -143,6 +143,12 @@ class EventPublisher:
         metrics: where to count produced, dropped and failed events.
         producer: a ready producer; by default one built from ``settings``.
         validator: the validation contract; by default the settings' limits.
+        event_timestamps: give each message its event's instant as its Kafka
+            timestamp. False: the instant it is produced, for a simulation that
+            runs ahead of the wall clock (``--speedup``): brokers reject
+            timestamps more than ``log.message.timestamp.after.max.ms`` (an
+            hour by default since Kafka 4.0) ahead of their clock. The event's
+            own ``timestamp_ms`` is the same either way.
     """
 
     def __init__(
@@ -154,10 +160,12 @@ class EventPublisher:
         summary_interval_s: float = 10.0,
         *,
         validator: Validator | None = None,
+        event_timestamps: bool = True,
     ) -> None:
         self._settings = settings
         self._validator = validator if validator is not None else Validator.from_settings(settings)
         self._serializer = serializer
+        self._event_timestamps = event_timestamps
         self.metrics = metrics or PublisherMetrics(CollectorRegistry())
         # Not `producer or ...`: an empty producer is falsy (len() counts its queue).
         self._producer = (
@@ -185,7 +193,10 @@ class EventPublisher:
         self._invalid_since_summary = 0
         self._last_invalid: Violation | None = None
         self._last_summary = time.monotonic()
+        #: Events (and their samples) Kafka acknowledged, and events it did not.
         self.acknowledged = 0
+        self.acknowledged_samples = 0
+        self.failed = 0
         #: Samples never sent because they were invalid, and events of which none was left.
         self.invalid_samples = 0
         self.invalid_events = 0
@@ -217,15 +228,13 @@ class EventPublisher:
         valid = self._valid(event, topic)
         if valid is None:
             return True
-        event = valid
-        value = self._serializer(event, self._context(topic))
+        value = self._serializer(valid, self._context(topic))
         return self._produce(
             topic,
-            event.host,
+            valid,
             value,
-            timestamp_ms=event.timestamp_ms,
-            family=event.family,
-            samples=len(event.samples),
+            timestamp_ms=valid.timestamp_ms,
+            samples=len(valid.samples),
             headers=headers,
         )
 
@@ -260,10 +269,9 @@ class EventPublisher:
         value = serializer.encode_values(values, self._context(topic))
         return self._produce(
             topic,
-            template.host,
+            template,
             value,
             timestamp_ms=values.timestamp_ms,
-            family=template.family,
             samples=len(values.values),
             headers=headers,
         )
@@ -277,23 +285,25 @@ class EventPublisher:
     def _produce(
         self,
         topic: str,
-        host: str,
+        event: MetricEvent,
         value: bytes,
         *,
         timestamp_ms: int,
-        family: str,
         samples: int,
         headers: MessageHeaders | None,
     ) -> bool:
+        """Queue ``value`` keyed by ``event``'s host (an event or its template) and count it."""
+        family = event.family
         callback = self._callbacks.get((family, samples))
         if callback is None:
             callback = self._callbacks[(family, samples)] = self._delivery_callback(family, samples)
         try:
             self._producer.produce(
                 topic,
-                key=host.encode(),
+                key=event.host.encode(),
                 value=value,
-                timestamp=timestamp_ms,
+                # 0: librdkafka stamps the message when it is produced.
+                timestamp=timestamp_ms if self._event_timestamps else 0,
                 headers=headers,
                 on_delivery=callback,
             )
@@ -316,13 +326,14 @@ class EventPublisher:
         produced = self.metrics.produced.labels(family)
         produced_samples = self.metrics.samples.labels(family)
 
-        def delivered(err: KafkaError | None, msg: Message) -> None:
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is None:
                 produced.inc()
                 produced_samples.inc(samples)
                 self.acknowledged += 1
+                self.acknowledged_samples += samples
             else:
-                self._on_delivery(family, samples, err, msg)
+                self._on_failure(family, err)
 
         return delivered
 
@@ -346,14 +357,8 @@ class EventPublisher:
                 self._last_invalid = violations[-1]
         return kept
 
-    def _on_delivery(
-        self, family: str, samples: int, err: KafkaError | None, _msg: Message
-    ) -> None:
-        if err is None:
-            self.metrics.produced.labels(family).inc()
-            self.metrics.samples.labels(family).inc(samples)
-            self.acknowledged += 1
-            return
+    def _on_failure(self, family: str, err: KafkaError) -> None:
+        self.failed += 1
         self.metrics.failed.labels(family, err.name()).inc()
         with self._lock:
             self._failed_since_summary += 1

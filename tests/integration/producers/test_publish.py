@@ -58,3 +58,34 @@ def test_each_family_round_trips_exactly(services: Settings, unique: str) -> Non
         assert got == want
         assert record["timestamp_ms"] == datetime.fromtimestamp(read_at_ms / 1000, UTC)
         assert message.timestamp()[1] == read_at_ms
+
+
+def test_a_simulation_ahead_of_the_clock_is_stamped_when_produced(
+    services: Settings, unique: str
+) -> None:
+    # Two hours ahead of the wall clock, as a fleet at --speedup 1000 is after
+    # seven seconds: the broker refuses message timestamps that far ahead
+    # (log.message.timestamp.after.max.ms, an hour by default since Kafka 4.0).
+    settings = services.model_copy(update={"topic_prefix": f"{unique}."})
+    collectors = default_collectors(RecordedSource.from_file(SNAPSHOT))
+    ahead_ms = (int(time.time()) + 7200) * 1000
+    create_metric_topics(settings, ["system"])
+    system = [c for c in collectors if c.family == "system"]
+    event = next(iter(HostEvents(system, "host-a", {}, clock=lambda: ahead_ms / 1000).events(0, 0)))
+    serializer = codec_for(settings, MetricEvent).serializer
+
+    refused = EventPublisher(settings, serializer)
+    assert refused.publish(event)
+    assert refused.flush(30) == 0
+    # Not lost in silence: counted as a failure, never as acknowledged.
+    assert (refused.acknowledged, refused.failed) == (0, 1)
+
+    stamped = EventPublisher(settings, serializer, event_timestamps=False)
+    before_ms = int(time.time() * 1000)
+    assert stamped.publish(event)
+    assert stamped.flush(30) == 0
+    assert (stamped.acknowledged, stamped.failed) == (1, 0)
+    (message,) = drain(settings, [metric_topic(settings, "system")], expected=1)
+    assert before_ms <= message.timestamp()[1] <= int(time.time() * 1000)
+    decode = codec_for(settings, MetricEvent).deserializer
+    assert decode(message.value(), None).timestamp_ms == ahead_ms

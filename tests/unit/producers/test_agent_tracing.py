@@ -40,6 +40,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[MetricEvent, list[tuple[str, bytes]] | None]] = []
         self.invalid_samples = self.invalid_events = 0
+        self.acknowledged = self.acknowledged_samples = self.failed = 0
 
     def publish(self, event: MetricEvent, headers: list[tuple[str, bytes]] | None = None) -> bool:
         self.sent.append((event, headers))
