@@ -25,14 +25,8 @@ from tests.support.doubles.kafka import (
 from tests.support.sink_loop import SinkLoopRig, values
 
 
-def recording_rig(logs, max_records=4, max_delay_s=1.0) -> SinkLoopRig[RecordingSink, IntDecoder]:
-    return SinkLoopRig(
-        logs,
-        sink=RecordingSink(),
-        decoder=IntDecoder(),
-        max_records=max_records,
-        max_delay_s=max_delay_s,
-    )
+def recording_rig(logs, **policy) -> SinkLoopRig[RecordingSink, IntDecoder]:
+    return SinkLoopRig(logs, sink=RecordingSink(), decoder=IntDecoder(), **policy)
 
 
 def test_full_batches_are_written_then_committed() -> None:

@@ -50,14 +50,8 @@ class CountingDecoder(IntDecoder):
         return super().__call__(topic, value, headers)
 
 
-def ahead_rig(logs, max_records=4, max_delay_s=1.0) -> SinkLoopRig[AheadSink, CountingDecoder]:
-    return SinkLoopRig(
-        logs,
-        sink=AheadSink(),
-        decoder=CountingDecoder(),
-        max_records=max_records,
-        max_delay_s=max_delay_s,
-    )
+def ahead_rig(logs, **policy) -> SinkLoopRig[AheadSink, CountingDecoder]:
+    return SinkLoopRig(logs, sink=AheadSink(), decoder=CountingDecoder(), **policy)
 
 
 def test_a_batch_is_committed_only_after_its_write_returned_while_the_next_is_decoded() -> None:
