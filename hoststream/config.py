@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -61,8 +69,16 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 #: A port a component listens on; 0 asks the system for a free one (the component logs it).
 ListenPort = Annotated[int, Field(ge=0, le=65535)]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 #: A list given as ``a,b,c`` in a variable, or as a YAML list.
-CommaList = Annotated[tuple[str, ...], NoDecode]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
 class _Section(BaseModel):
@@ -72,12 +88,6 @@ class _Section(BaseModel):
 
     #: The section's heading in :func:`settings_table` and the docs.
     title: ClassVar[str] = ""
-
-
-def _split_commas(value: object) -> object:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
 
 
 class KafkaSection(_Section):
@@ -330,11 +340,6 @@ class StreamsSection(_Section):
         True, description="Evaluate alert rules; false: aggregates only (`--no-alerts`)."
     )
 
-    @field_validator("stream_windows", "stream_families", mode="before")
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        return _split_commas(value)
-
     @field_validator("stream_windows")
     @classmethod
     def _windows_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -500,22 +505,6 @@ class LocalStackSection(_Section):
     )
 
 
-#: The sections, in the order the docs list them.
-SECTIONS: tuple[type[_Section], ...] = (
-    KafkaSection,
-    SchemaRegistrySection,
-    StoresSection,
-    TelemetrySection,
-    ProducerSection,
-    StreamsSection,
-    ValidationSection,
-    ApiSection,
-    AlertingSection,
-    SecuritySection,
-    LocalStackSection,
-)
-
-
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the ``--config`` YAML file; keys are the setting names without the prefix."""
 
@@ -575,6 +564,7 @@ class _SecretFileSource(PydanticBaseSettingsSource):
         return values
 
 
+# The sections' order here is the docs' order (SECTIONS).
 class Settings(
     KafkaSection,
     SchemaRegistrySection,
@@ -619,6 +609,12 @@ class Settings(
             _SecretFileSource(settings_cls, cls.yaml_values),
             _YamlSource(settings_cls, cls.yaml_values),
         )
+
+
+#: The sections, in the order the docs list them: that of Settings' bases.
+SECTIONS: tuple[type[_Section], ...] = tuple(
+    base for base in Settings.__bases__ if issubclass(base, _Section)
+)
 
 
 @dataclass(frozen=True)
