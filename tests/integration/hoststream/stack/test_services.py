@@ -100,3 +100,16 @@ def test_postgres_row_round_trip(services: Settings, unique: str) -> None:
             ("h1", 0.75),
         )
         assert conn.execute(f"SELECT host, value FROM {unique}").fetchall() == [("h1", 0.75)]
+
+
+def test_postgres_commits_survive_a_crash(services: Settings) -> None:
+    # The SQL sink commits its Kafka offsets once PostgreSQL has committed a
+    # batch: that commit must be on disk before PostgreSQL says so.
+    with psycopg.connect(services.sql_dsn.get_secret_value()) as conn:
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings"
+                " WHERE name IN ('synchronous_commit', 'fsync')"
+            ).fetchall()
+        )
+    assert settings == {"synchronous_commit": "on", "fsync": "on"}
