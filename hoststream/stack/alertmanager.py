@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
-
 from hoststream.errors import PrerequisiteMissingError
-from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.base import LoopbackHttpService, StackPaths
 
 __all__ = ["ALERTMANAGER_PORT", "Alertmanager"]
 
@@ -32,7 +30,7 @@ receivers:
 """
 
 
-class Alertmanager(LocalService):
+class Alertmanager(LoopbackHttpService):
     """One Alertmanager on loopback, its storage under the stack's data folder.
 
     Args:
@@ -40,17 +38,10 @@ class Alertmanager(LocalService):
         port: the HTTP port on 127.0.0.1 (API and UI).
     """
 
+    health_path = "/-/ready"
+
     def __init__(self, paths: StackPaths, port: int = ALERTMANAGER_PORT) -> None:
-        super().__init__("alertmanager", paths)
-        self.port = port
-
-    @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ports(self) -> list[int]:
-        return [self.port]
+        super().__init__("alertmanager", paths, port)
 
     @property
     def config_file(self) -> str:
@@ -78,9 +69,3 @@ class Alertmanager(LocalService):
             "--cluster.listen-address=",
             "--log.level=warn",
         ]
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.address}/-/ready", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False

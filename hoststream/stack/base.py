@@ -13,8 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+import httpx
 import psutil
 
 from hoststream.errors import ServiceStartError, StackError
@@ -22,7 +23,14 @@ from hoststream.errors import ServiceStartError, StackError
 if TYPE_CHECKING:
     from hoststream.stack.builds import BackgroundBuild
 
-__all__ = ["LocalService", "ServiceStatus", "StackPaths", "port_is_free", "tail"]
+__all__ = [
+    "LocalService",
+    "LoopbackHttpService",
+    "ServiceStatus",
+    "StackPaths",
+    "port_is_free",
+    "tail",
+]
 
 
 @dataclass(frozen=True)
@@ -242,3 +250,34 @@ class LocalService(ABC):
         if pid is None and self.build is not None and not self.build.built():
             detail = "building" if self.build.building() else "not built"
         return ServiceStatus(self.name, self.address, pid, healthy, detail)
+
+
+class LoopbackHttpService(LocalService):
+    """A service with one plain HTTP port on 127.0.0.1, healthy when ``health_path`` answers 200.
+
+    Args:
+        name: the service's name in the stack (its folders, pid file, status line).
+        paths: the stack's folders.
+        port: the one port it binds.
+    """
+
+    #: The path that answers 200 once the service serves requests.
+    health_path: ClassVar[str] = "/health"
+
+    def __init__(self, name: str, paths: StackPaths, port: int) -> None:
+        super().__init__(name, paths)
+        self.port = port
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.address}{self.health_path}", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False

@@ -11,10 +11,8 @@ Its query API (``/select/logsql/query``) finds a trace's log lines by
 
 from __future__ import annotations
 
-import httpx
-
 from hoststream.errors import PrerequisiteMissingError
-from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.base import LoopbackHttpService, StackPaths
 from hoststream.stack.builds import REPO_DEPLOY, BackgroundBuild
 
 __all__ = ["VICTORIALOGS_PORT", "VictoriaLogs"]
@@ -22,7 +20,7 @@ __all__ = ["VICTORIALOGS_PORT", "VictoriaLogs"]
 VICTORIALOGS_PORT = 9428
 
 
-class VictoriaLogs(LocalService):
+class VictoriaLogs(LoopbackHttpService):
     """VictoriaLogs on loopback, its data under the stack's data folder.
 
     Args:
@@ -33,8 +31,7 @@ class VictoriaLogs(LocalService):
     start_timeout_s = 60.0
 
     def __init__(self, paths: StackPaths, port: int = VICTORIALOGS_PORT) -> None:
-        super().__init__("victorialogs", paths)
-        self.port = port
+        super().__init__("victorialogs", paths, port)
         self.build = BackgroundBuild(
             "victorialogs",
             REPO_DEPLOY / "build-victorialogs.sh",
@@ -43,17 +40,9 @@ class VictoriaLogs(LocalService):
         )
 
     @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def otlp_logs_endpoint(self) -> str:
         """Where components send their log records (``HOSTSTREAM_OTLP_LOGS_ENDPOINT``)."""
         return f"{self.address}/insert/opentelemetry/v1/logs"
-
-    @property
-    def ports(self) -> list[int]:
-        return [self.port]
 
     def command(self) -> list[str]:
         binary = self.paths.lib / "victorialogs" / "victoria-logs"
@@ -70,9 +59,3 @@ class VictoriaLogs(LocalService):
             "-retentionPeriod=7d",
             "-loggerLevel=WARN",
         ]
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.address}/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False

@@ -11,10 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import httpx
-
 from hoststream.errors import PrerequisiteMissingError
-from hoststream.stack.base import LocalService, StackPaths
+from hoststream.stack.base import LoopbackHttpService, StackPaths
 
 __all__ = ["SELF_RULES", "VMALERT_PORT", "VmAlert"]
 
@@ -23,7 +21,7 @@ VMALERT_PORT = 8880
 SELF_RULES = Path(__file__).resolve().parents[2] / "deploy" / "vmalert" / "hoststream-self.yml"
 
 
-class VmAlert(LocalService):
+class VmAlert(LoopbackHttpService):
     """vmalert on loopback.
 
     Args:
@@ -47,20 +45,11 @@ class VmAlert(LocalService):
         evaluation_interval: str = "30s",
         name: str = "vmalert",
     ) -> None:
-        super().__init__(name, paths)
-        self.port = port
+        super().__init__(name, paths, port)
         self.datasource_url = datasource_url
         self.notifier_url = notifier_url
         self.rule_files = rule_files or [SELF_RULES]
         self.evaluation_interval = evaluation_interval
-
-    @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ports(self) -> list[int]:
-        return [self.port]
 
     def command(self) -> list[str]:
         binary = shutil.which("vmalert")
@@ -80,9 +69,3 @@ class VmAlert(LocalService):
             f"-external.url={self.address}",
             "-loggerLevel=WARN",
         ]
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.address}/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
