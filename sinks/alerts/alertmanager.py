@@ -30,7 +30,7 @@ import httpx
 
 from hoststream.errors import PermanentDeliveryError
 from hoststream.schemas import AlertEvent, AlertState
-from hoststream.sinks.alerts.router import iso8601, post_json
+from hoststream.sinks.alerts.router import HttpRouter, iso8601, post_json
 
 __all__ = ["DEFAULT_FIRING_TTL_S", "AlertmanagerRouter", "alertmanager_alert", "label_name"]
 
@@ -82,7 +82,7 @@ def alertmanager_alert(
     return body
 
 
-class AlertmanagerRouter:
+class AlertmanagerRouter(HttpRouter):
     """Sends alerts to one Alertmanager (or to each of an HA pair, one router each).
 
     Args:
@@ -106,12 +106,10 @@ class AlertmanagerRouter:
         timeout_s: float = 10.0,
         name: str = "alertmanager",
     ) -> None:
-        self.name = name
+        super().__init__(name, client, timeout_s)
         self._url = url.rstrip("/") + "/api/v2/alerts"
         self._generator = generator_base_url
         self._ttl = firing_ttl_s
-        self._own_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
         # Alerts waiting for the next request, each with its sender's future.
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._posts: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
@@ -163,10 +161,6 @@ class AlertmanagerRouter:
     async def _post(self, bodies: list[dict[str, Any]]) -> None:
         # Alertmanager answers 200 with an empty body.
         await post_json(self._client, self.name, self._url, bodies, accepted=(200,))
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
 
 
 def _settle(

@@ -21,7 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from hoststream.schemas import AlertEvent, AlertState
-from hoststream.sinks.alerts.router import iso8601, post_json, summary_of
+from hoststream.sinks.alerts.router import HttpRouter, iso8601, post_json, summary_of
 
 __all__ = [
     "DEFAULT_URL",
@@ -92,7 +92,7 @@ def opsgenie_close(alert: AlertEvent) -> dict[str, Any]:
     return {"source": _SOURCE, "note": note[:_MAX_NOTE]}
 
 
-class OpsgenieRouter:
+class OpsgenieRouter(HttpRouter):
     """Sends alerts to Opsgenie through its Alert API.
 
     Args:
@@ -114,11 +114,9 @@ class OpsgenieRouter:
         timeout_s: float = 10.0,
         name: str = "opsgenie",
     ) -> None:
-        self.name = name
+        super().__init__(name, client, timeout_s)
         self._api_key = api_key
         self._base = base_url.rstrip("/")
-        self._own_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
 
     def __repr__(self) -> str:
         return (
@@ -143,7 +141,3 @@ class OpsgenieRouter:
             secrets=[self._api_key],
             accepted=(202,),
         )
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()

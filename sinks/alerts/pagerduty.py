@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from hoststream.errors import RateLimitedDeliveryError
 from hoststream.schemas import AlertEvent, AlertState
 from hoststream.sinks.alerts.rate_limit import RateLimit
-from hoststream.sinks.alerts.router import iso8601, post_json, summary_of
+from hoststream.sinks.alerts.router import HttpRouter, iso8601, post_json, summary_of
 
 __all__ = [
     "DEFAULT_URL",
@@ -86,7 +86,7 @@ def pagerduty_event(alert: AlertEvent, routing_key: SecretStr) -> dict[str, Any]
     return body
 
 
-class PagerDutyRouter:
+class PagerDutyRouter(HttpRouter):
     """Sends alerts to one PagerDuty service integration.
 
     Args:
@@ -117,14 +117,12 @@ class PagerDutyRouter:
         max_wait_s: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.name = name
+        super().__init__(name, client, timeout_s)
         self.rate_limit = rate_limit or RateLimit(EVENTS_PER_MINUTE, 60.0)
         self._max_wait_s = max_wait_s
         self._sleep = sleep
         self._routing_key = routing_key
         self._url = url
-        self._own_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
 
     def __repr__(self) -> str:
         return (
@@ -158,7 +156,3 @@ class PagerDutyRouter:
             exc.retry_after = limit.throttled(exc.retry_after)
             raise
         limit.accepted()
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()

@@ -26,7 +26,7 @@ from hoststream.errors import (
 )
 from hoststream.schemas import AlertEvent
 
-__all__ = ["Router", "iso8601", "post_json", "redact", "summary_of"]
+__all__ = ["HttpRouter", "Router", "iso8601", "post_json", "redact", "summary_of"]
 
 # Statuses that pass with time; every other 4xx blames the request.
 _TRANSIENT_4XX = frozenset({408, 425, 429})
@@ -58,6 +58,26 @@ class Router(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+class HttpRouter:
+    """What the HTTP receivers' routers share: their name, and a client closed with them.
+
+    Args:
+        name: the receiver's name in the routing file.
+        client: the HTTP client to use; None: a new one, closed by :meth:`aclose`.
+        timeout_s: the new client's per-request timeout.
+    """
+
+    def __init__(self, name: str, client: httpx.AsyncClient | None, timeout_s: float) -> None:
+        self.name = name
+        self._own_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        """Close the client, unless it was handed in (its owner closes it)."""
+        if self._own_client:
+            await self._client.aclose()
 
 
 def iso8601(millis: int) -> str:
