@@ -4,10 +4,14 @@
    at the same interval: CPU time per collection and resident memory.
 2. The simulated producer's messages/s against Kafka's own ProducerPerformance
    on the same broker, with the same producer settings and record size.
+
+``BENCH_PRODUCER=real`` (a comma-separated list of ``real``, ``simulated``)
+runs some of them.
 """
 
 from __future__ import annotations
 
+import compileall
 import os
 import re
 import shutil
@@ -27,6 +31,19 @@ from hoststream.schemas import MetricEvent, codec_for
 from hoststream.stack.java import find_java
 
 LIB = REPO / ".hoststream" / "lib"
+#: The folders of hoststream's packages (``hoststream/<name>`` links to the others).
+PACKAGES = ("hoststream", "producers", "schemas", "sinks", "streams", "api")
+
+
+def _compile_as_installed() -> None:
+    """Write the bytecode of hoststream's modules, as ``pip install`` does.
+
+    An installed agent loads its modules' bytecode; a checkout run with
+    ``PYTHONDONTWRITEBYTECODE`` compiles them at every start instead, and the
+    compiler's leftovers stay in the agent's heap (1.7 MiB more after its imports).
+    """
+    for package in PACKAGES:
+        compileall.compile_dir(REPO / package, quiet=1)
 
 
 def real_host_vs_node_exporter(
@@ -47,6 +64,7 @@ def real_host_vs_node_exporter(
         )
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     metrics_port = free_port()
+    _compile_as_installed()
     # The agent as installed by default: without a trace or log endpoint
     # (node_exporter exports neither), even when the stack's environment names
     # them; OTLP log export would add OpenTelemetry's SDK (about 9 MiB).
@@ -132,6 +150,8 @@ def real_host_vs_node_exporter(
             f"node_exporter's includes serving {series} series over HTTP "
             "with its default collectors (Debian's, systemd's failing one included);",
             f"resident memory of both read after {seconds / 60:g} min of collection",
+            "the agent runs as installed: its modules' bytecode compiled beforehand (pip does at "
+            "install), no trace or log endpoint",
             load,
         ],
     )

@@ -172,7 +172,16 @@ class EventPublisher:
             producer
             if producer is not None
             else Producer(
-                producer_config(settings, **{"message.timeout.ms": 0, "error_cb": self._on_error})
+                producer_config(
+                    settings,
+                    **{
+                        "message.timeout.ms": 0,
+                        "error_cb": self._on_error,
+                        # A host's batch is a few kB: zstd's default level (3)
+                        # builds a context several times larger for each one.
+                        "compression.level": 1,
+                    },
+                )
             )
         )
         self._topics: dict[str, str] = {}

@@ -125,7 +125,8 @@ def test_sigterm_flushes_every_acknowledged_event(services: Settings, unique: st
 def test_the_agent_runs_without_what_it_does_not_need(services: Settings, unique: str) -> None:
     # The agent's process image holds the collectors, the Avro encoder and
     # librdkafka: not the settings' pydantic models, not the command line's
-    # typer, not the registry client's HTTP stacks, not NumPy.
+    # typer, not the registry client's HTTP stacks, not NumPy, not asyncio
+    # (confluent-kafka's serializing clients), not fastavro's container codecs.
     port = free_port()
     proc = produce_process(services, f"{unique}.", "--interval", "1", metrics_port=port)
     try:
@@ -139,7 +140,16 @@ def test_the_agent_runs_without_what_it_does_not_need(services: Settings, unique
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "cimpl" in mapped  # librdkafka's binding: the agent itself is what was read
-    for absent in ("pydantic_core", "numpy", "_yaml", "cryptography", "_cffi_backend"):
+    for absent in (
+        "pydantic_core",
+        "numpy",
+        "_yaml",
+        "cryptography",
+        "_cffi_backend",
+        "_asyncio",
+        "cramjam",
+    ):
         assert absent not in mapped, absent
     assert b"MALLOC_ARENA_MAX=2" in variables
+    assert b"MALLOC_MMAP_THRESHOLD_=131072" in variables
     assert "produced" in err

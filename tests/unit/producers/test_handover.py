@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,39 @@ def test_handed_settings_are_frozen() -> None:
     assert isinstance(handed, SettingsSnapshot)
     with pytest.raises(AttributeError, match="frozen"):
         handed.topic_prefix = "other."  # type: ignore[misc]
+
+
+# A fresh interpreter: what the agent process imports, after the handover's set-up.
+_AGENT_IMPORTS = """
+import sys
+from hoststream.producers.handover import without_serializing_clients, without_unused_codecs
+without_unused_codecs()
+without_serializing_clients()
+import hoststream.producers.app, hoststream.runtime
+import confluent_kafka
+from hoststream.schemas import MetricEvent, SingleObjectAvroSerializer
+from hoststream.schemas.records import Sample
+event = MetricEvent("h", "system", 1_700_000_000_000, (Sample("node_load1", 0.5),), seq=0)
+print(len(SingleObjectAvroSerializer(MetricEvent)(event)))
+confluent_kafka.Producer({"bootstrap.servers": "127.0.0.1:1"})
+print(sorted(m for m in ("asyncio", "cramjam", "lz4") if sys.modules.get(m) is not None))
+try:
+    confluent_kafka.SerializingProducer({"bootstrap.servers": "127.0.0.1:1"})
+except RuntimeError as exc:
+    print(exc)
+"""
+
+
+def test_the_agent_process_encodes_and_produces_without_asyncio_or_container_codecs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _AGENT_IMPORTS],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    size, loaded, refusal = done.stdout.splitlines()
+    assert int(size) > 10  # an Avro single object, fastavro working without its codecs
+    assert loaded == "[]"
+    assert "not loaded in the agent process" in refusal
