@@ -133,9 +133,12 @@ def build_sink(
     client = registry_client_for(settings)
     aggregates = codec_for(settings, WindowAggregate, client=client).deserializer
     metrics = SinkMetrics(registry, kind)
+    validator = Validator.from_settings(settings)
     sink: BatchingSink[Any]
     if kind == "victoriametrics":
-        events = MetricEventReader(codec_for(settings, MetricEvent, client=client).deserializer)
+        events = MetricEventReader(
+            codec_for(settings, MetricEvent, client=client).deserializer, validator=validator
+        )
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
         decoder = TopicDecoder(
             {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events},
@@ -170,7 +173,7 @@ def build_sink(
         dead_letters=DeadLetterQueue.from_settings(settings, kind),
         metrics=metrics,
         policy=policy,
-        validator=Validator.from_settings(settings),
+        validator=validator,
     )
 
 

@@ -720,4 +720,6 @@ class SinkConsumer(Generic[T]):
 def _headers(raw: Any) -> Headers:
     if not raw:
         return []
+    if type(raw) is list:  # confluent-kafka's own, new for every call: no copy
+        return raw
     return list(raw.items() if isinstance(raw, dict) else raw)

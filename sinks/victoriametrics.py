@@ -1,10 +1,12 @@
 """VictoriaMetrics: raw samples and window aggregates through ``POST /api/v1/import``.
 
-One batch is one gzip-compressed request of JSON lines (see
-:mod:`sinks.vm_series` for names and labels). VictoriaMetrics answers 204 even
-when it skips a malformed line or a sample outside its retention, so records
-are validated before they are sent (:meth:`VictoriaMetricsSink.check`) and
-such records are dead-lettered instead of silently lost.
+A batch is sent as JSON lines, one per series (see :mod:`sinks.vm_series` for
+names and labels, :mod:`sinks.vm_import` for the lines). VictoriaMetrics
+answers 204 even when it skips a malformed line or a sample outside its
+retention, so records are judged before they are sent, by the validation
+contract (the consumer's validator) and for the retention by
+:meth:`VictoriaMetricsSink.check`, and such records are dead-lettered
+instead of silently lost.
 
 Writing a batch again after a crash stores its samples again: without
 ``-dedup.minScrapeInterval`` VictoriaMetrics keeps samples with equal
@@ -111,13 +113,24 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         if compress_level > 0:
             self._headers["Content-Encoding"] = "gzip"
         self._clock = clock
+        # The retention window of the current second: one per second, not per record.
+        self._bounds_second = -1
+        self._bounds = TimeBounds(0, max_age_s, max_future_s)
 
     def check(self, value: VmRecord) -> None:
-        bounds = TimeBounds(int(self._clock() * 1000), self._max_age_s, self._max_future_s)
+        """Refuse a record whose samples VictoriaMetrics would drop: outside its retention.
+
+        What else it refuses is the validation contract's, which the consumer
+        applies first (:mod:`hoststream.schemas.validation`).
+        """
+        second = int(self._clock())
+        if second != self._bounds_second:
+            self._bounds = TimeBounds(second * 1000, self._max_age_s, self._max_future_s)
+            self._bounds_second = second
         if isinstance(value, EventValues):
-            check_values(value, bounds)
+            check_values(value, self._bounds)
         else:
-            validate(value, bounds)
+            validate(value, self._bounds)
 
     def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         records = list(batch)

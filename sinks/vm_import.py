@@ -16,7 +16,6 @@ for VictoriaMetrics to parse.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import orjson
 from confluent_kafka.serialization import SerializationContext
 
-from hoststream.errors import InvalidRecordError, SerializationError
+from hoststream.errors import SerializationError
 from hoststream.schemas import (
     AvroReader,
     MetricEvent,
@@ -33,12 +32,12 @@ from hoststream.schemas import (
     WindowAggregate,
     event_layout,
 )
+from hoststream.schemas.validation import Validator
 from hoststream.sinks.vm_series import (
     TimeBounds,
     aggregate_lines,
     event_lines,
     series_labels,
-    validate,
 )
 
 __all__ = ["EventShape", "EventValues", "MetricEventReader", "check_values", "import_body"]
@@ -60,6 +59,7 @@ class EventShape:
         chunks: the fixed bytes between the values, which must match.
         prefixes: per sample, its line up to and including ``"values":``.
         template: the event the shape was learned from.
+        values: the template's values.
     """
 
     host: str
@@ -68,6 +68,7 @@ class EventShape:
     chunks: tuple[bytes, ...]
     prefixes: tuple[bytes, ...]
     template: MetricEvent
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,8 @@ class EventValues:
     def event(self) -> MetricEvent:
         """The whole event (its interval and sequence number are its shape's first event's)."""
         template = self.shape.template
+        if self.values is self.shape.values and self.timestamp_ms == template.timestamp_ms:
+            return template  # the event the shape was learned from, as the validator's first
         samples = tuple(
             replace(sample, value=value)
             for sample, value in zip(template.samples, self.values, strict=True)
@@ -110,7 +113,10 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         _line_prefix(s.name, series_labels(event.host, event.region, event.host_labels, s.labels))
         for s in event.samples
     )
-    return EventShape(event.host, layout.unpack, layout.size, layout.chunks, prefixes, event)
+    values = tuple(float(s.value) for s in event.samples)
+    return EventShape(
+        event.host, layout.unpack, layout.size, layout.chunks, prefixes, event, values
+    )
 
 
 class MetricEventReader:
@@ -121,15 +127,24 @@ class MetricEventReader:
             used for an event of a shape not seen yet, and for every event
             written with another schema version than the current one.
         max_shapes: shapes remembered; beyond that the oldest are forgotten.
+        validator: the validation contract; an event that breaks it is handed
+            on whole (for the consumer's validator to refuse), its shape not
+            learned. Default: the contract's default limits.
     """
 
     def __init__(
-        self, deserializer: RecordDeserializer[MetricEvent], *, max_shapes: int = 100_000
+        self,
+        deserializer: RecordDeserializer[MetricEvent],
+        *,
+        max_shapes: int = 100_000,
+        validator: Validator | None = None,
     ) -> None:
         self._deserialize = deserializer
         self._max_shapes = max_shapes
         self._shapes: dict[bytes, EventShape] = {}
-        self._current = SingleObjectAvroSerializer(MetricEvent)
+        # fastavro, not a learned layout: each event it checks is a shape's first.
+        self._current = SingleObjectAvroSerializer(MetricEvent, learn_layouts=False)
+        self._validator = validator if validator is not None else Validator()
 
     def __call__(
         self, data: bytes | None, ctx: SerializationContext | None = None, /
@@ -138,7 +153,6 @@ class MetricEventReader:
 
         Raises:
             SerializationError: the bytes are no metric event of a known schema.
-            InvalidRecordError: a series name or label VictoriaMetrics would refuse.
         """
         if not data:
             return self._deserialize(data, ctx)  # it raises the precise error
@@ -166,30 +180,23 @@ class MetricEventReader:
         # Only a body exactly as the current schema writes it has the layout read below.
         if data[header:] != self._current(event)[_SINGLE_OBJECT_HEADER:]:
             return event
-        try:
-            # VictoriaMetrics' own rules, once per shape (a bad event is judged,
-            # and refused, by the consumer's validator and the sink's check).
-            validate(event, TimeBounds(event.timestamp_ms, 0, 0))
-        except InvalidRecordError:
+        # Names and labels judged once per shape, by the contract (its clock:
+        # the event's own instant; the consumer's validator judges that).
+        if self._validator.check_event(event, None, event.timestamp_ms) is not None:
             return event
         if key not in self._shapes and len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[key] = shape = _shape_of(data, start, event)
-        return EventValues(shape, timestamp_ms, tuple(float(s.value) for s in event.samples))
+        return EventValues(shape, timestamp_ms, shape.values)
 
 
 def check_values(values: EventValues, bounds: TimeBounds) -> None:
-    """Raise :class:`InvalidRecordError` for values VictoriaMetrics would drop or refuse."""
+    """Raise :class:`~hoststream.errors.InvalidRecordError` if VictoriaMetrics would drop them.
+
+    Only its retention and clock: the values themselves (finite) are the
+    validation contract's, judged by the consumer's validator.
+    """
     bounds.check(values.timestamp_ms, "timestamp_ms")
-    # One sum finds a NaN or infinity among all values; only then look closer.
-    if not math.isfinite(sum(values.values)):
-        for prefix, value in zip(values.shape.prefixes, values.values, strict=True):
-            if not math.isfinite(value):
-                name = orjson.loads(prefix[: prefix.rindex(b',"values":')] + b"}")
-                raise InvalidRecordError(
-                    f"the value of {name['metric']['__name__']} is {value};"
-                    " only finite values are stored"
-                )
 
 
 def import_body(records: Iterable[EventValues | MetricEvent | WindowAggregate]) -> bytes:

@@ -10,8 +10,6 @@ as a recording rule evaluated then would be. docs/sinks.md lists the stats.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,9 +34,6 @@ JOB = "hoststream"
 
 #: stat suffix -> WindowAggregate field. ``rate`` exists for counters only.
 AGGREGATE_STATS: Mapping[str, str] = {s.series: s.field for s in STATISTICS}
-
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 Line = dict[str, Any]
 
@@ -127,46 +122,16 @@ def aggregate_lines(aggregate: WindowAggregate) -> list[Line]:
     return lines
 
 
-def _check_name(name: str) -> None:
-    if not _METRIC_NAME.fullmatch(name):
-        raise InvalidRecordError(f"invalid metric name {name!r}")
-
-
-def _check_labels(labels: Mapping[str, str], where: str) -> None:
-    for name in labels:
-        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
-            raise InvalidRecordError(f"invalid label name {name!r} in {where}")
-
-
-def _check_finite(value: float, what: str) -> None:
-    if not math.isfinite(value):
-        raise InvalidRecordError(f"{what} is {value}; only finite values are stored")
-
-
 def validate(record: MetricEvent | WindowAggregate, bounds: TimeBounds) -> None:
-    """Raise :class:`InvalidRecordError` if ``record`` cannot be stored as it is."""
-    if not record.host:
-        raise InvalidRecordError("empty host id")
+    """Raise :class:`InvalidRecordError` if VictoriaMetrics would drop ``record``'s samples.
+
+    It drops, without an error, samples outside its retention or too far
+    ahead of its clock. The rest of what it would refuse or drop (names,
+    labels, values that are not finite, windows) is the validation contract's
+    (:mod:`hoststream.schemas.validation`), which the sink's consumer applies
+    to every record before the sink's own check.
+    """
     if isinstance(record, MetricEvent):
         bounds.check(record.timestamp_ms, "timestamp_ms")
-        _check_labels(record.host_labels, "host_labels")
-        for sample in record.samples:
-            _check_name(sample.name)
-            _check_labels(sample.labels, f"the labels of {sample.name}")
-            _check_finite(sample.value, f"the value of {sample.name}")
-        return
-    _check_name(record.metric)
-    _check_labels(record.labels, f"the labels of {record.metric}")
-    if (
-        record.window_size_ms <= 0
-        or record.window_end != record.window_start + record.window_size_ms
-    ):
-        raise InvalidRecordError(
-            f"window [{record.window_start}, {record.window_end}) does not span"
-            f" window_size_ms={record.window_size_ms}"
-        )
-    bounds.check(record.window_end, "window_end")
-    for stat, field_name in AGGREGATE_STATS.items():
-        value = getattr(record, field_name)
-        if value is not None:
-            _check_finite(float(value), f"{stat} of {record.metric}")
+    else:
+        bounds.check(record.window_end, "window_end")
