@@ -166,6 +166,9 @@ SERDE_BUILDER = "confluent_kafka._serde_builder"
 
 
 def _serde_builder_stand_in(name: str) -> Callable[..., NoReturn]:
+    if name.startswith("__"):  # __file__, __path__...: a module's, asked by tools
+        raise AttributeError(name)
+
     def unavailable(*args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError(
             f"{SERDE_BUILDER}.{name} is not loaded in the agent process: "

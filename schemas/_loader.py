@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastavro.schema import fingerprint as _fastavro_fingerprint
@@ -112,8 +112,13 @@ class AvroSchema:
         )
 
 
+#: The schema files sit beside this module (read as files: importlib.resources
+#: would bring tempfile, shutil and zipfile into the agent process).
+_FOLDER = Path(__file__).parent
+
+
 def _read_package_file(*parts: str) -> str:
-    node = resources.files("hoststream.schemas").joinpath(*parts)
+    node = _FOLDER.joinpath(*parts)
     try:
         return node.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -131,7 +136,7 @@ def load_schema(stem: str) -> AvroSchema:
 
 @cache
 def _history(stem: str) -> tuple[tuple[int, AvroSchema], ...]:
-    folder = resources.files("hoststream.schemas").joinpath("history")
+    folder = _FOLDER / "history"
     if not folder.is_dir():
         return ()
     found: list[tuple[int, str]] = []

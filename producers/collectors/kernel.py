@@ -11,7 +11,6 @@ left out: Prometheus treats them as absent.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import time
@@ -272,8 +271,12 @@ class _CTimex(ctypes.Structure):
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    return None if name is None else ctypes.CDLL(name, use_errno=True)
+    # The process' own symbols, the C library's among them: ctypes.util's
+    # find_library would load subprocess (and run ldconfig) to name it.
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def read_adjtimex() -> Timex | None:

@@ -67,6 +67,7 @@ event = MetricEvent("h", "system", 1_700_000_000_000, (Sample("node_load1", 0.5)
 print(len(SingleObjectAvroSerializer(MetricEvent)(event)))
 confluent_kafka.Producer({"bootstrap.servers": "127.0.0.1:1"})
 print(sorted(m for m in ("asyncio", "cramjam", "lz4") if sys.modules.get(m) is not None))
+assert not hasattr(sys.modules["confluent_kafka._serde_builder"], "__path__")
 try:
     confluent_kafka.SerializingProducer({"bootstrap.servers": "127.0.0.1:1"})
 except RuntimeError as exc:
