@@ -36,24 +36,15 @@ class SingleObjectAvroSerializer(Generic[R]):
 
     __slots__ = ("_bodies", "_prefix", "_schema")
 
-    def __init__(
-        self,
-        record_type: type[R],
-        *,
-        schema: AvroSchema | None = None,
-        learn_layouts: bool = True,
-    ) -> None:
+    def __init__(self, record_type: type[R], *, schema: AvroSchema | None = None) -> None:
         """
         Args:
             record_type: the record class this serializer encodes.
             schema: the writer schema; default: the record type's current schema.
-            learn_layouts: write a :class:`MetricEvent` by the learned layout of
-                its shape (it pays from a shape's second event on); False: every
-                record through fastavro, as for a check of single records.
         """
         self._schema = schema if schema is not None else schema_for(record_type)
         self._prefix = SINGLE_OBJECT_MAGIC + self._schema.fingerprint
-        self._bodies = bodies_for(record_type, self._schema) if learn_layouts else None
+        self._bodies = bodies_for(record_type, self._schema)
 
     @property
     def schema(self) -> AvroSchema:

@@ -16,6 +16,7 @@ for VictoriaMetrics to parse.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,7 +29,6 @@ from hoststream.schemas import (
     AvroReader,
     MetricEvent,
     RecordDeserializer,
-    SingleObjectAvroSerializer,
     WindowAggregate,
     event_layout,
 )
@@ -142,8 +142,6 @@ class MetricEventReader:
         self._deserialize = deserializer
         self._max_shapes = max_shapes
         self._shapes: dict[bytes, EventShape] = {}
-        # fastavro, not a learned layout: each event it checks is a shape's first.
-        self._current = SingleObjectAvroSerializer(MetricEvent, learn_layouts=False)
         self._validator = validator if validator is not None else Validator()
 
     def __call__(
@@ -177,16 +175,23 @@ class MetricEventReader:
             if parts[0::2] == shape.chunks:
                 return EventValues(shape, timestamp_ms, parts[1::2])
         event = self._deserialize(data, ctx)
-        # Only a body exactly as the current schema writes it has the layout read below.
-        if data[header:] != self._current(event)[_SINGLE_OBJECT_HEADER:]:
-            return event
         # Names and labels judged once per shape, by the contract (its clock:
         # the event's own instant; the consumer's validator judges that).
         if self._validator.check_event(event, None, event.timestamp_ms) is not None:
             return event
+        try:
+            shape = _shape_of(data, start, event)
+        except (IndexError, SerializationError, struct.error):
+            return event  # bytes not in the layout hoststream writes: read in full
+        # The layout must find each of the decoded event's values where it
+        # reads them. Later events of the shape repeat every other byte, so
+        # they decode to the same series with their own values; bytes laid
+        # out otherwise (another writer, another schema) are read in full.
+        if shape.unpack(data, start)[1::2] != shape.values:
+            return event
         if key not in self._shapes and len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
-        self._shapes[key] = shape = _shape_of(data, start, event)
+        self._shapes[key] = shape
         return EventValues(shape, timestamp_ms, shape.values)
 
 

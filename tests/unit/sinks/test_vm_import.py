@@ -17,6 +17,7 @@ from hoststream.schemas import (
     Sample,
     SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
+    schema_versions,
 )
 from hoststream.schemas.validation import Validator
 from hoststream.sinks.vm_import import EventValues, MetricEventReader, check_values, import_body
@@ -204,3 +205,34 @@ def test_changed_host_labels_are_a_changed_shape_and_label_the_series_they_came_
     assert full.calls == 3  # first, the new host labels, and back to the first
     assert all(isinstance(r, EventValues) for r in read)
     assert parsed(import_body(read)) == expected_lines(events)
+
+
+def test_events_of_an_earlier_schema_version_are_read_as_their_full_decode_says() -> None:
+    [v1] = [v for v in schema_versions(MetricEvent) if v.source.endswith(".v1.avsc")]
+    old = SingleObjectAvroSerializer(MetricEvent, schema=v1)
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    events = [event(tick) for tick in range(4)]
+    read = [reader(old(e)) for e in events]
+    # Whether read by a learned shape or in full, each is what decoding it in full gives.
+    assert [r.event() if isinstance(r, EventValues) else r for r in read] == [
+        replace(full.inner(old(e)), seq=0) for e in events
+    ]
+    assert parsed(import_body(read)) == expected_lines(events)
+
+
+def test_bytes_whose_layout_puts_no_value_where_the_decode_has_it_are_not_learned() -> None:
+    class Misreading(CountingDeserializer):
+        """Double: decodes each event with its first value changed, as a decoder
+        of another layout might: the bytes then hold no such value."""
+
+        def __call__(self, data, ctx=None):
+            decoded = super().__call__(data, ctx)
+            first = replace(decoded.samples[0], value=decoded.samples[0].value + 1)
+            return replace(decoded, samples=(first, *decoded.samples[1:]))
+
+    full = Misreading()
+    reader = MetricEventReader(full)
+    read = [reader(encode(event(tick))) for tick in range(3)]
+    assert all(isinstance(r, MetricEvent) for r in read)  # handed on whole, as decoded
+    assert full.calls == 3  # never learned
