@@ -11,6 +11,7 @@ from psycopg import sql
 
 from hoststream.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
+from hoststream.schemas.validation import Validator
 from hoststream.sinks.migrations import MIGRATIONS, apply_migrations, regional_statements
 from hoststream.sinks.sql import (
     SqlSink,
@@ -155,24 +156,39 @@ def test_batches_are_copied_into_a_staging_table_emptied_per_transaction() -> No
 @pytest.mark.parametrize(
     ("record", "problem"),
     [
-        (aggregate(p99=math.nan), "p99"),
-        (aggregate(mean=math.inf), "mean"),
-        (aggregate(rate_per_second=-math.inf), "rate_per_second"),
-        (aggregate(count=0), "count"),
-        (aggregate(window_end=NOW_MS), "does not span"),
         (aggregate(window_start=0, window_end=60_000), "outside"),
         (aggregate(window_start=NOW_MS + 86_400_000, window_end=NOW_MS + 86_460_000), "outside"),
-        (aggregate(labels={"cpu": "0\x00"}), "NUL"),
-        (aggregate(host=""), "empty"),
-        (alert(value=math.nan), "value"),
         (alert(starts_at=5), "starts_at"),
-        (alert(annotations={"summary": "a\x00b"}), "NUL"),
-        (alert(dedup_key=""), "dedup_key"),
+        (alert(ends_at=NOW_MS + 86_400_000), "ends_at"),
     ],
 )
-def test_records_the_database_would_refuse_or_misstore_are_invalid(record, problem: str) -> None:
+def test_instants_no_row_should_hold_are_invalid(record, problem: str) -> None:
     with pytest.raises(InvalidRecordError, match=problem):
         validate(record, NOW_MS, 600_000)
+
+
+@pytest.mark.parametrize(
+    ("record", "rule"),
+    [
+        (aggregate(p99=math.nan), "NonFiniteValue"),
+        (aggregate(mean=math.inf), "NonFiniteValue"),
+        (aggregate(rate_per_second=-math.inf), "NonFiniteValue"),
+        (aggregate(count=0), "InvalidWindow"),
+        (aggregate(window_end=NOW_MS), "InvalidWindow"),
+        (aggregate(labels={"cpu": "0\x00"}), "InvalidLabelValue"),
+        (aggregate(host=""), "InvalidHostId"),
+        (alert(value=math.nan), "NonFiniteValue"),
+        (alert(annotations={"summary": "a\x00b"}), "InvalidLabelValue"),
+        (alert(dedup_key=""), "InvalidAlert"),
+    ],
+)
+def test_what_the_database_would_refuse_besides_is_the_validation_contracts(
+    record, rule: str
+) -> None:
+    # The sink's consumer applies the contract before the sink's own check.
+    found = Validator(clock_ms=lambda: NOW_MS).check(record)
+    assert found is not None
+    assert found.error == rule
 
 
 def test_valid_records_pass() -> None:
