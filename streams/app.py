@@ -53,6 +53,7 @@ from hoststream.streams._producer import AckedProducer
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
 from hoststream.streams.encode import AggregateEncoder
+from hoststream.streams.group_offsets import GroupOffsets
 from hoststream.streams.lag import ConsumerLag, measure
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor, SourceMessage
@@ -189,7 +190,9 @@ def build_app(
     )
     fatal = _Fatal()
     _add_aggregating_agent(app, topics, processor, settings, fatal)
-    _add_quiet_host_timer(app, topics, processor, settings.stream_tick_s)
+    _add_quiet_host_timer(
+        app, topics, processor, settings.stream_tick_s, GroupOffsets(settings, app_id)
+    )
     _add_lag_timer(
         app, topics, ConsumerLag(aggregator.metrics.consumer_lag), settings.stream_lag_interval_s
     )
@@ -416,7 +419,11 @@ def _add_aggregating_agent(
 
 
 def _add_quiet_host_timer(
-    app: faust.App, topics: _StreamTopics, processor: BatchProcessor, tick_s: float
+    app: faust.App,
+    topics: _StreamTopics,
+    processor: BatchProcessor,
+    tick_s: float,
+    group_offsets: GroupOffsets,
 ) -> None:
     @app.timer(interval=tick_s, name="close-quiet-hosts")  # type: ignore[untyped-decorator]
     async def close_quiet_hosts() -> None:
@@ -432,30 +439,26 @@ def _add_quiet_host_timer(
         except Exception as exc:  # no close this tick rather than a wrong one
             log.debug("quiet hosts: no high watermarks: %r", exc)
             return
-        caught_up = caught_up_partitions(
-            sources, highwaters, processor.next_offsets(), _committed_offsets(app)
-        )
+        processed = processor.next_offsets()
+        # Committed by Faust since the last rebalance (its monitor clears them then).
+        committed = {
+            (tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()
+        }
+        unknown = [
+            tp
+            for tp in sources
+            if (tp.topic, tp.partition) not in processed
+            and (tp.topic, tp.partition) not in committed
+            and highwaters.get(tp, 0) > 0
+        ]
+        if unknown:
+            # Taken over already read to the end, or not read yet: the group knows which.
+            committed.update(await asyncio.to_thread(group_offsets.committed, unknown))
+            if app.rebalancing or app.in_recovery:
+                return  # began while the broker answered
+        caught_up = caught_up_partitions(sources, highwaters, processed, committed)
         if caught_up:
             await processor.close_quiet(caught_up)
-
-
-def _committed_offsets(app: faust.App) -> dict[tuple[str, int], int]:
-    """The next offset committed in the group per source partition, as far as known.
-
-    Faust's monitor has only the commits this worker made since the last
-    rebalance. A partition taken over already read to its end (its previous
-    owner processed and committed everything) gets no new commit until a new
-    message arrives, so the offset the consumer was positioned at on assignment
-    (Faust reads it from the group's committed offsets) fills the gap; without
-    it such a partition would never count as caught up and its quiet hosts'
-    last windows would never close.
-    """
-    on_assignment: Mapping[TP, int | None] = getattr(app.consumer, "_committed_offset", {})
-    found = {(tp.topic, tp.partition): n for tp, n in on_assignment.items() if n is not None}
-    found.update(
-        {(tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()}
-    )
-    return found
 
 
 def _add_lag_timer(

@@ -1,0 +1,58 @@
+"""The stream processor's consumer group's committed offsets, read from Kafka.
+
+A worker knows how far it has read a source partition from its own processing
+or its own commits. A partition it took over already read to its end (the
+previous owner processed and committed everything, then a rebalance moved it)
+gives it neither until a new message arrives: for a stopped workload, never.
+The group's committed offset settles it; without it, such a partition would
+never count as caught up and its quiet hosts' last windows would never close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from faust.types import TP
+
+from hoststream.config import Settings
+from hoststream.kafka import admin_client
+
+__all__ = ["GroupOffsets"]
+
+log = logging.getLogger(__name__)
+
+
+class GroupOffsets:
+    """Reads one consumer group's committed offsets (a blocking call: run it in a thread).
+
+    Args:
+        settings: the Kafka connection (security included).
+        group: the consumer group, the Faust application id.
+        timeout_s: bound on the request.
+    """
+
+    def __init__(self, settings: Settings, group: str, timeout_s: float = 5.0) -> None:
+        self._group, self._timeout_s = group, timeout_s
+        self._admin = admin_client(settings)
+
+    def committed(self, partitions: Iterable[TP]) -> dict[tuple[str, int], int]:
+        """The next offset committed per partition; partitions without one are left out."""
+        wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        if not wanted:
+            return {}
+        request = ConsumerGroupTopicPartitions(self._group, wanted)
+        try:
+            futures = self._admin.list_consumer_group_offsets(
+                [request], request_timeout=self._timeout_s
+            )
+            answer = futures[self._group].result(timeout=self._timeout_s)
+        except (KafkaException, TimeoutError) as exc:
+            log.debug("group %s: no committed offsets: %r", self._group, exc)
+            return {}
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in answer.topic_partitions or ()
+            if tp.error is None and tp.offset >= 0
+        }
