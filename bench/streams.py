@@ -17,7 +17,10 @@ resident memory are read from the kernel when it is stopped.
    peer, each from a virtualenv of its own.
 5. The ceiling: a bare confluent-kafka consumer that only decodes the Avro values.
 
-Then hoststream's worker runs once more under py-spy for a profile.
+Then hoststream's worker runs once more under py-spy for a profile, and its
+state memory is measured: the worker reads a few collections of 200 and of
+2,000 simulated hosts (fresh topics each), and its peak resident memory per
+active series is reported, in all and at the margin between the two fleets.
 
 ``BENCH_STREAMS_BASELINE=<another checkout of hoststream>`` adds that
 checkout's stream processor as a contender (``hoststream_baseline``), so a
@@ -69,6 +72,12 @@ HOSTS = 100
 CAP_S = 60.0
 HOSTSTREAM_CAP_S = 100.0
 PROFILE_S = 20
+#: Fleets of the state-memory probe; the larger one is the issue's 2,000 hosts.
+MEMORY_HOSTS = (200, 2000)
+#: Collections each host sends in the probe: 70 s of event time, so its series hold open windows.
+MEMORY_TICKS = 7
+#: The probe's worker reads 2.7 million samples at 2,000 hosts: longer than the main run.
+MEMORY_CAP_S = 300.0
 
 
 def _launch(
@@ -175,6 +184,59 @@ def _profile(
     return _summarise_profile(raw), raw
 
 
+def _state_memory(env: dict[str, str], series_per_host: float, workdir: Path) -> dict[str, Any]:
+    """hoststream's peak resident memory per active series, for each fleet of ``MEMORY_HOSTS``.
+
+    An active series is one the hosts sent in a collection (every series is
+    sent in each). The margin between the two fleets leaves out what does not
+    grow with the fleet: the interpreter, libraries, Kafka clients' buffers.
+    """
+    runs: dict[str, Any] = {}
+    for hosts in MEMORY_HOSTS:
+        prefix = f"{env['HOSTSTREAM_TOPIC_PREFIX']}mem{hosts}."
+        run_env = {**env, "HOSTSTREAM_TOPIC_PREFIX": prefix}
+        settings = settings_for(run_env)
+        try:
+            loaded = load_metric_topics(
+                settings,
+                hosts=hosts,
+                target_samples=round(MEMORY_TICKS * hosts * series_per_host),
+            )
+            group = f"{prefix}hs"
+            figures = _measure(
+                f"memory-{hosts}",
+                _hoststream_cmd(group),
+                run_env,
+                group,
+                loaded,
+                workdir,
+                MEMORY_CAP_S,
+            )
+        finally:
+            delete_topics(settings, topics_with_prefix(settings, prefix))
+            delete_subjects(settings, prefix)
+            for path in (settings.state_dir / "faust").glob(f"{prefix}*"):
+                shutil.rmtree(path, ignore_errors=True)
+        series = loaded.total_samples // loaded.ticks
+        runs[f"hosts_{hosts}"] = {
+            "active_series": series,
+            "peak_rss_mib": figures.get("peak_rss_mib"),
+            "finished": figures["finished"],
+            "bytes_per_series": round(figures["peak_rss_mib"] * 2**20 / series)
+            if figures.get("peak_rss_mib")
+            else None,
+        }
+        print(f"streams: state memory, {hosts} hosts: {runs[f'hosts_{hosts}']}", flush=True)
+    small, large = (runs[f"hosts_{h}"] for h in MEMORY_HOSTS)
+    if small["peak_rss_mib"] and large["peak_rss_mib"]:
+        runs["bytes_per_series_at_margin"] = round(
+            (large["peak_rss_mib"] - small["peak_rss_mib"])
+            * 2**20
+            / (large["active_series"] - small["active_series"])
+        )
+    return runs
+
+
 def _summarise_profile(raw: Path, top: int = 8) -> list[str]:
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
@@ -211,6 +273,18 @@ def _short(frame: str) -> str:
     path = where.rstrip(")").rsplit(":", 1)[0]
     parts = Path(path).parts
     return f"{name} ({'/'.join(parts[-2:])})"
+
+
+def _untraced(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without trace and log export endpoints: hoststream as installed by default."""
+    endpoints = {
+        "HOSTSTREAM_OTLP_ENDPOINT",
+        "HOSTSTREAM_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    }
+    return {k: v for k, v in env.items() if k not in endpoints}
 
 
 def _hoststream_cmd(app_id: str) -> list[str]:
@@ -302,6 +376,18 @@ def run(env: dict[str, str]) -> list[Result]:
         contenders: dict[str, tuple[list[str], str]] = {}
         hs_group = f"{prefix}hs"
         contenders["hoststream"] = (_hoststream_cmd(hs_group), hs_group)
+        # As installed by default, hoststream exports no traces (nor do the peers
+        # trace); with the stack's trace endpoint it also runs traced, measured apart.
+        envs = {"hoststream": _untraced(env), "hoststream_baseline": _untraced(env)}
+        if env.get("HOSTSTREAM_OTLP_ENDPOINT"):
+            traced_group = f"{prefix}traced"
+            contenders["hoststream_traced"] = (_hoststream_cmd(traced_group), traced_group)
+            notes.append(
+                "hoststream: as installed by default, without trace or log endpoints (the peers "
+                "trace nothing either); hoststream_traced: the same with the stack's OTLP trace "
+                "and log endpoints, every aggregate carrying its batch's traceparent header, so "
+                "produced one by one (librdkafka's produce_batch takes no headers)"
+            )
         baseline = os.environ.get("BENCH_STREAMS_BASELINE")
         if baseline:
             contenders["hoststream_baseline"] = (_hoststream_cmd(f"{prefix}base"), f"{prefix}base")
@@ -331,9 +417,21 @@ def run(env: dict[str, str]) -> list[Result]:
             # Smaller data needs less time, but start-up (Quix: ~8 s) does not shrink.
             cap_s = max(30.0, full_cap * min(1.0, 2 * factor))
             cwd = Path(baseline) if baseline and name == "hoststream_baseline" else REPO
-            figures[name] = _measure(name, cmd, env, group, loaded, workdir, cap_s, cwd)
+            run_env = envs.get(name, env)
+            figures[name] = _measure(name, cmd, run_env, group, loaded, workdir, cap_s, cwd)
             print(f"streams: {name}: {figures[name]}", flush=True)
-        profile_lines, raw = _profile(env, f"{prefix}hs-profile", loaded, workdir)
+        profile_lines, raw = _profile(_untraced(env), f"{prefix}hs-profile", loaded, workdir)
+        if os.environ.get("BENCH_STREAMS_MEMORY", "1") != "0":
+            series_per_host = loaded.total_samples / loaded.ticks / loaded.hosts
+            figures["state_memory"] = _state_memory(_untraced(env), series_per_host, workdir)
+            notes.append(
+                "state_memory: hoststream's peak resident memory (VmHWM) per active series "
+                f"after reading {MEMORY_TICKS} collections of "
+                f"{' and of '.join(f'{h:,}' for h in MEMORY_HOSTS)} simulated hosts "
+                "(fresh topics; 1m and 5m windows, alert rules on), in all (bytes_per_series) "
+                "and at the margin between the two fleets (bytes_per_series_at_margin: what "
+                "each further series costs, leaving out the interpreter and libraries)"
+            )
         notes += profile_lines
         notes.append(
             f"profile: {raw.relative_to(REPO)} (collapsed stacks, by function) and "
@@ -402,6 +500,7 @@ def plot(figures: dict[str, Any], contenders: list[str]) -> Path:
     """The suite's bar chart, from its figures (also used to redraw a saved result)."""
     labels = {
         "hoststream": "hoststream stream processor",
+        "hoststream_traced": "hoststream, traced (OTLP)",
         "hoststream_baseline": "hoststream, baseline checkout",
         "faust_plain": "plain Faust windowed table",
         "quix_streams": "Quix Streams tumbling window",

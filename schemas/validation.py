@@ -127,6 +127,10 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 # Names and label pairs seen valid are remembered, so a steady stream of
 # the same series costs a set lookup per label; bounded, then forgotten.
 _CACHE_LIMIT = 200_000
+# Judged layouts of the columnar path: the stream decoder learns one per host
+# and family, so a fleet of 2,000 hosts has 10,000; a smaller bound would
+# forget them all again and again and judge every event's layout anew.
+_LAYOUT_CACHE_LIMIT = 100_000
 
 T = TypeVar("T")
 
@@ -538,7 +542,7 @@ class Validator:
         return (bad[0][1] if bad else None), counters
 
     def _remember_layout(self, layout: Hashable, judged: tuple[Violation | None, Any]) -> None:
-        if len(self._layouts) >= _CACHE_LIMIT // 100:
+        if len(self._layouts) >= _LAYOUT_CACHE_LIMIT:
             self._layouts.clear()
         self._layouts[layout] = judged
 

@@ -362,6 +362,21 @@ def test_the_columnar_form_judges_as_the_record_form(event: MetricEvent) -> None
         assert (got and got.error) == (expected and expected.error)
 
 
+def test_the_layouts_of_a_fleet_of_2000_hosts_are_each_judged_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = validator()
+    judged: list[object] = []
+    judge = v._judge_layout
+    monkeypatch.setattr(v, "_judge_layout", lambda *a: judged.append(a) or judge(*a))
+    good = columns_of(metric_event())
+    layouts = [(host, family) for host in range(2000) for family in range(5)]
+    for _ in range(2):
+        for layout in layouts:
+            assert v.check_columns(**good, layout=layout) is None
+    assert len(judged) == len(layouts)
+
+
 def test_a_known_layout_judges_only_the_values() -> None:
     v = validator()
     good = columns_of(metric_event())
