@@ -385,8 +385,8 @@ def run(env: dict[str, str]) -> list[Result]:
             notes.append(
                 "hoststream: as installed by default, without trace or log endpoints (the peers "
                 "trace nothing either); hoststream_traced: the same with the stack's OTLP trace "
-                "and log endpoints, every aggregate carrying its batch's traceparent header, so "
-                "produced one by one (librdkafka's produce_batch takes no headers)"
+                "and log endpoints (a span per batch exported, its traceparent header on every "
+                "aggregate, log records exported)"
             )
         baseline = os.environ.get("BENCH_STREAMS_BASELINE")
         if baseline:
