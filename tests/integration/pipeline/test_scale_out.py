@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from hoststream.config import Settings
 from hoststream.producers.agent import create_metric_topics
@@ -61,6 +63,18 @@ def _forget(settings: Settings, hosts: list[str]) -> None:
     ).raise_for_status()
 
 
+def _owners(settings: Settings, group: str) -> int:
+    """How many members of a stable consumer group own partitions (0 while it rebalances)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except KafkaException:
+        return 0
+    if description.state != ConsumerGroupState.STABLE:
+        return 0
+    return sum(1 for m in description.members if m.assignment.topic_partitions)
+
+
 def _run(
     settings: Settings,
     events: list[MetricEvent],
@@ -74,15 +88,20 @@ def _run(
     """The workload through ``workers`` stream workers and as many of each sink;
     returns the rows and the VictoriaMetrics aggregates stored for the hosts.
 
-    With ``late_joiner`` the last stream worker starts only once the others have
-    read every source message, so it takes over partitions read to their end.
+    The workers start first and the workload is published once each of them
+    owns partitions, as in a running deployment. With ``late_joiner`` the
+    workload is there first and the last stream worker starts only once the
+    others have read all of it, so it takes over partitions read to their end.
     """
     folder.mkdir()
     create_metric_topics(settings, families)
-    publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer)
-    for event in events:
-        assert publisher.publish(event)
-    assert publisher.flush(30) == 0
+
+    def publish() -> None:
+        publisher = EventPublisher(settings, codec_for(settings, MetricEvent).serializer)
+        for event in events:
+            assert publisher.publish(event)
+        assert publisher.flush(30) == 0
+
     env = component_env(settings)
     components: list[Component] = []
     for i in range(workers):
@@ -109,6 +128,8 @@ def _run(
             )
     streams, others = components[:workers], components[workers:]
     try:
+        if late_joiner:
+            publish()
         for component in others + (streams[:-1] if late_joiner else streams):
             component.start()
         if late_joiner:
@@ -116,6 +137,10 @@ def _run(
             read = ("hoststream_stream_events_total",)
             wait_for(lambda: metric_sum(ports, read) == len(events), 120, "every event read")
             streams[-1].start()
+        else:
+            group = settings.topic("hoststream-streams")
+            wait_for(lambda: _owners(settings, group) == workers, 120, "every worker assigned")
+            publish()
 
         def stored_all() -> bool:
             rows = [
