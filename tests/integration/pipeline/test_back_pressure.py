@@ -63,11 +63,14 @@ def test_a_burst_above_capacity_shows_as_lag_then_drains_with_every_sample_store
     stream_port = free_port()
     stream = Component(
         ["stream", "--windows", "1m", "--grace", "5", "--no-alerts"],
-        # Lag sampled twice a second: on an idle machine the burst drains in seconds.
+        # Lag sampled twice a second, and batches of 50 events: at its default
+        # batch size the worker reads the whole burst in about a second on an idle
+        # machine, before its first commit, and the lag never shows.
         {
             **env,
             "HOSTSTREAM_METRICS_PORT": str(stream_port),
             "HOSTSTREAM_STREAM_LAG_INTERVAL_S": "0.5",
+            "HOSTSTREAM_STREAM_BATCH_SIZE": "50",
         },
         tmp_path / "stream.log",
     )
