@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 # OffsetSpec is exported at run time but missing from the package's stubs.
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client
+from hoststream.kafka import admin_client, committed_offsets
 from hoststream.topics import sink_group
 
 __all__ = ["GroupLagCollector", "hoststream_groups"]
@@ -133,14 +133,12 @@ class GroupLagCollector(Collector):
         return all(p.leader >= 0 and p.error is None for p in offsets.partitions.values())
 
     def _group_lag(self, group: str) -> int | None:
-        future = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-        committed = future[group].result(timeout=5).topic_partitions
+        committed = committed_offsets(self._admin, group)
         # A group that never committed has nothing to compare yet.
-        positions = [tp for tp in committed if tp.offset >= 0]
-        if not positions:
+        if not committed:
             return None
-        ends = self._ends([TopicPartition(tp.topic, tp.partition) for tp in positions])
-        return sum(max(0, ends[(tp.topic, tp.partition)] - int(tp.offset)) for tp in positions)
+        ends = self._ends([TopicPartition(topic, part) for topic, part in committed])
+        return sum(max(0, ends[tp] - offset) for tp, offset in committed.items())
 
     def _ends(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]

@@ -11,7 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from hoststream.errors import ConfigurationError, KafkaAccessError
@@ -26,6 +31,7 @@ __all__ = [
     "access_error",
     "admin_client",
     "client_config",
+    "committed_offsets",
     "consumer_config",
     "ensure_topics",
     "producer_config",
@@ -148,6 +154,38 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
 
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({**client_config(settings), "log_level": 3})
+
+
+def committed_offsets(
+    admin: AdminClient,
+    group: str,
+    partitions: Iterable[tuple[str, int]] | None = None,
+    timeout_s: float = 5.0,
+) -> dict[tuple[str, int], int]:
+    """The next offset a consumer group has committed, per (topic, partition).
+
+    Args:
+        admin: the admin client to ask with.
+        group: the consumer group.
+        partitions: the partitions to ask about; None: all the group committed.
+        timeout_s: bound on the request.
+
+    Returns:
+        Only the partitions with a committed offset; one never committed is left out.
+
+    Raises:
+        KafkaException: the broker refused or could not be reached.
+        TimeoutError: no answer within ``timeout_s``.
+    """
+    wanted = None if partitions is None else [TopicPartition(t, p) for t, p in partitions]
+    request = ConsumerGroupTopicPartitions(group, wanted)
+    futures = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
+    answer = futures[group].result(timeout=timeout_s)
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in answer.topic_partitions or ()
+        if tp.error is None and tp.offset >= 0
+    }
 
 
 @dataclass(frozen=True)

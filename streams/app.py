@@ -194,7 +194,11 @@ def build_app(
         app, topics, processor, settings.stream_tick_s, GroupOffsets(settings, app_id)
     )
     _add_lag_timer(
-        app, topics, ConsumerLag(aggregator.metrics.consumer_lag), settings.stream_lag_interval_s
+        app,
+        topics,
+        processor,
+        ConsumerLag(aggregator.metrics.consumer_lag),
+        settings.stream_lag_interval_s,
     )
     return StreamApp(app, processor, sizes, partitions, fatal)
 
@@ -462,7 +466,11 @@ def _add_quiet_host_timer(
 
 
 def _add_lag_timer(
-    app: faust.App, topics: _StreamTopics, lag: ConsumerLag, interval_s: float
+    app: faust.App,
+    topics: _StreamTopics,
+    processor: BatchProcessor,
+    lag: ConsumerLag,
+    interval_s: float,
 ) -> None:
     @app.on_partitions_assigned.connect
     async def forget_lost_partitions(_app: object, /, *args: Any, **_: Any) -> None:
@@ -479,12 +487,16 @@ def _add_lag_timer(
             return
         owned = topics.owned_sources()
         lag.retain(owned)
-        # Committed by Faust since the last rebalance (its monitor clears them then).
+        # Committed by Faust since the last rebalance (its monitor clears them then);
+        # before the first commit, what the worker has processed: its fetch position
+        # runs ahead by everything prefetched, and a burst fetched but not yet
+        # processed is a backlog all the same.
+        read = {TP(topic, part): n for (topic, part), n in processor.next_offsets().items()}
         committed = {
             TP(tp.topic, tp.partition): offset
             for tp, offset in app.monitor.tp_committed_offsets.items()
         }
-        lags = await measure(app.consumer, owned, committed)
+        lags = await measure(app.consumer, owned, {**read, **committed})
         if app.rebalancing or app.in_recovery:
             return  # began while the broker answered: some of these may be lost already
         still = set(topics.owned_sources())

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from faust.types import TP
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client
+from hoststream.kafka import admin_client, committed_offsets
 
 __all__ = ["GroupOffsets"]
 
@@ -39,20 +39,11 @@ class GroupOffsets:
 
     def committed(self, partitions: Iterable[TP]) -> dict[tuple[str, int], int]:
         """The next offset committed per partition; partitions without one are left out."""
-        wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        wanted = [(tp.topic, tp.partition) for tp in partitions]
         if not wanted:
             return {}
-        request = ConsumerGroupTopicPartitions(self._group, wanted)
         try:
-            futures = self._admin.list_consumer_group_offsets(
-                [request], request_timeout=self._timeout_s
-            )
-            answer = futures[self._group].result(timeout=self._timeout_s)
+            return committed_offsets(self._admin, self._group, wanted, self._timeout_s)
         except (KafkaException, TimeoutError) as exc:
             log.debug("group %s: no committed offsets: %r", self._group, exc)
             return {}
-        return {
-            (tp.topic, tp.partition): tp.offset
-            for tp in answer.topic_partitions or ()
-            if tp.error is None and tp.offset >= 0
-        }

@@ -3,8 +3,11 @@
 The lag of a partition is its high watermark (the offset the next message will
 get) minus the worker's position in it: the offset Faust last committed for
 it, or, before the worker's first commit since it was assigned the partition,
-the consumer's fetch position (where a restarted worker resumes). Both are
-"the next offset to read", so a worker that has caught up has a lag of 0.
+the offset after the last message it processed there, or, before that, the
+consumer's fetch position (where a restarted worker resumes). All are "the next
+offset to read", so a worker that has caught up has a lag of 0. The fetch
+position alone would hide a burst: it runs ahead of processing by all that the
+consumer prefetched.
 
 :func:`measure` asks the consumer through Faust's public consumer API
 (``highwaters``, a ListOffsets request, so the number keeps growing while the
@@ -73,8 +76,8 @@ async def measure(
     Args:
         consumer: Faust's ``app.consumer``.
         partitions: the source partitions the worker owns.
-        committed: the next offset committed per partition, e.g.
-            ``app.monitor.tp_committed_offsets``.
+        committed: the next offset to read per partition as far as the worker knows
+            (``app.monitor.tp_committed_offsets``, else its processed offsets).
         timeout_s: bound on each request to the broker.
     """
     tps = sorted({TP(tp.topic, tp.partition) for tp in partitions})

@@ -59,7 +59,7 @@ class AdminDouble:
         return MetadataDouble(topics)
 
     def list_consumer_group_offsets(
-        self, requests: list[ConsumerGroupTopicPartitions]
+        self, requests: list[ConsumerGroupTopicPartitions], **_: Any
     ) -> dict[str, Future[ConsumerGroupTopicPartitions]]:
         if not self._offsets_topic_led():
             pytest.fail("group offsets asked for before the offsets topic had leaders")
