@@ -222,7 +222,7 @@ def produce(
         hand_over(cfg, duration)
     report = run_component("producer", cfg, partial(run_agent, duration_s=duration))
     console().print(report.summary(), highlight=False)
-    if report.unflushed:
+    if report.lost:
         raise typer.Exit(1)
 
 

@@ -187,6 +187,14 @@ class ProducerReport:
         return self.acknowledged_samples / self.elapsed_seconds if self.elapsed_seconds else 0.0
 
     @property
+    def lost(self) -> int:
+        """Events that never reached Kafka: refused, dropped on a full queue, or unflushed.
+
+        ``hoststream produce`` exits 1 when it is not 0: a run that lost data failed.
+        """
+        return self.failed + self.dropped + self.unflushed
+
+    @property
     def cpu_ms_per_tick(self) -> float:
         """CPU cost of one collection: collecting, encoding and producing all families."""
         return 1000 * self.cpu_seconds / self.ticks if self.ticks else 0.0

@@ -215,7 +215,7 @@ def main(argv: list[str]) -> NoReturn:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
     print(report.summary(), file=sys.stderr, flush=True)
-    sys.exit(1 if report.unflushed else 0)
+    sys.exit(1 if report.lost else 0)
 
 
 if __name__ == "__main__":
