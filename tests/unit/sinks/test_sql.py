@@ -12,6 +12,7 @@ from psycopg import sql
 from hoststream.errors import InvalidRecordError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import AlertEvent, AlertState, MetricKind, WindowAggregate
 from hoststream.schemas.validation import Validator
+from hoststream.sinks import sql_rows
 from hoststream.sinks.migrations import MIGRATIONS, apply_migrations, regional_statements
 from hoststream.sinks.sql import (
     SqlSink,
@@ -85,6 +86,17 @@ def test_labels_are_canonical_json_whatever_their_order() -> None:
         {"mode": "idle", "cpu": "0"}
     )
     assert canonical_labels({}) == "{}"
+
+
+def test_remembered_label_texts_stay_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_rows, "_CANONICAL", {})
+    monkeypatch.setattr(sql_rows, "_CANONICAL_MAX", 3)
+    for cpu in range(10):
+        for _ in range(2):  # the second call is answered from memory
+            assert canonical_labels({"mode": "idle", "cpu": str(cpu)}) == (
+                f'{{"cpu":"{cpu}","mode":"idle"}}'
+            )
+        assert len(sql_rows._CANONICAL) <= 3
 
 
 def test_rows_match_their_staged_columns() -> None:
