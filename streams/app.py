@@ -50,6 +50,7 @@ from hoststream.streams._broker import (
     reload_client_certificate,
 )
 from hoststream.streams._producer import AckedProducer
+from hoststream.streams._seek_hold import hold_fetching_while_seeking
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
 from hoststream.streams.encode import AggregateEncoder
@@ -154,6 +155,7 @@ def build_app(
         settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
     )
     app = _faust_app(settings, app_id, partitions, datadir)
+    hold_fetching_while_seeking(app)
     # One librdkafka producer for the aggregates, alerts' neighbours and the
     # table's changelog (see streams._producer).
     producer = AckedProducer(settings)
