@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from hoststream.schemas import RecordDeserializer
 from hoststream.schemas.records import MetricEvent, MetricKind
-from hoststream.streams.state import Float64Array, SeriesKey, series_key
+from hoststream.streams.state import Float64Array, SeriesKey, series_key, shared_series
 
 __all__ = ["DecodedEvent", "EventDecoder", "Template"]
 
@@ -167,7 +167,7 @@ def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], l
             offsets.append(at)
             at += 8
             labels, at = _string_map(data, at)
-            series.append((series_key(name.decode(), labels), _KINDS[kind]))
+            series.append(shared_series(series_key(name.decode(), labels), _KINDS[kind]))
     if at < len(data):  # version 2 on: the region, ["null", "string"]
         branch, at = _long(data, at)
         if branch == 1:

@@ -25,6 +25,7 @@ import numpy as np
 from hoststream.schemas import RecordSerializer
 from hoststream.schemas.records import MetricKind, WindowAggregate
 from hoststream.streams.aggregator import ClosedWindows
+from hoststream.streams.state import SeriesKey
 
 __all__ = ["AggregateEncoder", "EncodedAggregate"]
 
@@ -38,6 +39,7 @@ _DOUBLE = struct.Struct("<d")
 _NULL = b"\x00"
 _SOME = b"\x02"
 _DOUBLES = 10  # sum min max mean last p50 p90 p95 p99 quantile_relative_error
+_MAX_IDENTITIES = 1_000_000
 
 
 def _long(n: int) -> bytes:
@@ -56,7 +58,12 @@ def _string(text: str) -> bytes:
 
 
 def _identity(host: str, metric: str, labels: Mapping[str, str], kind: MetricKind) -> bytes:
-    parts = [_string(host), _string(metric)]
+    return _string(host) + _series_identity(metric, labels, kind)
+
+
+def _series_identity(metric: str, labels: Mapping[str, str], kind: MetricKind) -> bytes:
+    """The identity after the host: metric, labels and kind."""
+    parts = [_string(metric)]
     if labels:
         parts.append(_long(len(labels)))
         for name, value in labels.items():
@@ -109,6 +116,9 @@ class AggregateEncoder:
         self._headers: dict[str, bytes | None] = {}
         # Counts repeat (samples per window): their varints, encoded once.
         self._counts = {n: _long(n) for n in range(1, 4096)}
+        # Each distinct series' identity after the host, shared by every host
+        # that has the series (one copy per host cost more than its samples).
+        self._identities: dict[tuple[SeriesKey, MetricKind], bytes] = {}
 
     def _header(self, aggregate: WindowAggregate) -> bytes | None:
         topic = self._topics[aggregate.window_size_ms]
@@ -160,6 +170,10 @@ class AggregateEncoder:
         series = closed.series.tolist()
         states = closed.states
         hosts = [s.host.encode() for s in states]
+        host_parts = [_string(s.host) for s in states]
+        identities = self._identities
+        if len(identities) > _MAX_IDENTITIES:
+            identities.clear()
         windows: dict[tuple[int, int], bytes] = {}
         counts_encoded = self._counts
         region = _region(closed.region)
@@ -174,11 +188,11 @@ class AggregateEncoder:
             owner = owners[i]
             index = series[i]
             state = states[owner]
-            identity = state.encoded.get(index)
+            series_kind = (state.series[index], state.kinds[index])
+            identity = identities.get(series_kind)
             if identity is None:
-                metric, labels = state.series[index]
-                identity = _identity(state.host, metric, dict(labels), state.kinds[index])
-                state.encoded[index] = identity
+                (metric, labels), kind = series_kind
+                identity = identities[series_kind] = _series_identity(metric, dict(labels), kind)
             window = windows.get((size, starts[i]))
             if window is None:
                 window = windows[(size, starts[i])] = _window(size, starts[i])
@@ -190,6 +204,7 @@ class AggregateEncoder:
                     b"".join(
                         (
                             header,
+                            host_parts[owner],
                             identity,
                             window,
                             counts_encoded.get(counts[i]) or _long(counts[i]),

@@ -42,9 +42,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol, cast
+
+from opentelemetry.trace import Span
 
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SerializationError, StreamsError
@@ -84,6 +86,8 @@ DEFAULT_RETENTION_MS = 3_600_000
 _SEPARATOR = b"\x1f"
 _SERIES = b"s"
 _GAUGES_EVERY_MS = 10_000
+#: About how many series' windows the timer reduces, emits and writes at a time.
+_CLOSE_SLICE_SERIES = 20_000
 
 
 class SourceMessage(Protocol):
@@ -409,8 +413,7 @@ class BatchProcessor:
             now = self._clock_ms()
             limits: list[tuple[FamilyState, int]] = []
             keys: dict[int, bytes] = {}
-            alerts: list[AlertEvent] = []
-            nodata: set[bytes] = set()
+            nodata: dict[bytes, list[AlertEvent]] = {}
             expired: list[bytes] = []
             for key in sorted(k for k in list(self.table.keys()) if is_state_key(k)):
                 if partition_of(key) not in owned or self._due.get(key, now) > now:
@@ -432,25 +435,45 @@ class BatchProcessor:
                 ):
                     raised = self.rules.check_nodata(state, now)
                     if raised:
-                        alerts += raised
-                        nodata.add(key)
+                        nodata[key] = raised
                 self._due[key] = self._next_due(key, state, last_seen)
-            closed = self.aggregator.close_at(limits)
-            alerts = self._judge(closed) + alerts
-            # Every state in limits moved its horizon; nodata rules changed alert memory.
-            changed = sorted({keys[id(state)] for state, _ in limits} | nodata)
-            # No span for a tick that closed nothing: the timer runs every second.
-            span: AbstractContextManager[object] = nullcontext()
-            if (len(closed) or alerts) and tracing_enabled():
-                span = get_tracer().start_as_current_span(
-                    CLOSE_QUIET_SPAN,
-                    attributes={
-                        "hoststream.windows.closed": len(closed),
-                        "hoststream.alerts.raised": len(alerts),
-                    },
-                )
-            with span:
-                await self._emit(closed, alerts)
+            # In slices, each emitted, acknowledged and written before the next
+            # is reduced: after a backlog every state closes at once, and one
+            # slice of them all held every aggregate and changelog record in
+            # memory together (twice the worker's state at 2,000 hosts).
+            parts = _slices(limits, _CLOSE_SLICE_SERIES)
+            # Nodata alerts go out with the slice that writes their state's alert
+            # memory; those of states with nothing to close, with the last slice.
+            in_limits = {keys[id(state)] for state, _ in limits}
+            changed = sorted(set(nodata) - in_limits)
+            closed_n = alerts_n = 0
+            with ExitStack() as scope:
+                span: Span | None = None
+                for number, part in enumerate(parts):
+                    closed = self.aggregator.close_at(part)
+                    raised = self._judge(closed)
+                    for state, _ in part:
+                        raised += nodata.get(keys[id(state)], [])
+                    if number == len(parts) - 1:
+                        for key in changed:
+                            raised += nodata[key]
+                    # No span for a tick that closed nothing: the timer runs every second.
+                    if span is None and (len(closed) or raised) and tracing_enabled():
+                        span = scope.enter_context(
+                            get_tracer().start_as_current_span(CLOSE_QUIET_SPAN)
+                        )
+                    await self._emit(closed, raised)
+                    # Every state in a slice moved its horizon.
+                    for state, _ in part:
+                        self._save(keys[id(state)], state, ())
+                    if self._stored is not None and part:
+                        await self._stored()
+                    closed_n += len(closed)
+                    alerts_n += len(raised)
+                if span is not None:
+                    span.set_attribute("hoststream.windows.closed", closed_n)
+                    span.set_attribute("hoststream.alerts.raised", alerts_n)
+            # Nodata rules changed the alert memory of these too.
             for key in changed:
                 self._save(key, self._states[key], ())
             for key in expired:
@@ -460,7 +483,7 @@ class BatchProcessor:
             if expired:
                 self.aggregator.metrics.states_expired.inc(len(expired))
             self._update_gauges(now)
-            return len(closed) + len(alerts)
+            return closed_n + alerts_n
 
     def _limit(self, state: FamilyState, last_seen: int, now: int) -> int:
         """How far wall time lets ``state``'s windows close (before grace is subtracted)."""
@@ -493,6 +516,22 @@ class BatchProcessor:
         metrics = self.aggregator.metrics
         metrics.state_series.set(sum(len(s.series) for s in self._states.values()))
         metrics.state_bytes.set(sum(s.state_bytes() for s in self._states.values()))
+
+
+def _slices(
+    limits: Sequence[tuple[FamilyState, int]], series: int
+) -> list[Sequence[tuple[FamilyState, int]]]:
+    """``limits`` cut in order into runs of about ``series`` series each; at least one run."""
+    out: list[Sequence[tuple[FamilyState, int]]] = []
+    begin = held = 0
+    for end, (state, _) in enumerate(limits, start=1):
+        held += len(state.series)
+        if held >= series:
+            out.append(limits[begin:end])
+            begin, held = end, 0
+    if begin < len(limits) or not out:
+        out.append(limits[begin:])
+    return out
 
 
 def _headers(message: SourceMessage) -> KafkaHeaders:

@@ -38,6 +38,8 @@ __all__ = [
     "SeriesKey",
     "StateRecords",
     "series_key",
+    "shared_series",
+    "shared_series_key",
 ]
 
 #: A series within one host: metric name and its labels, sorted.
@@ -53,8 +55,39 @@ _SEGMENT_HEADER = struct.Struct("<BI")  # version, chunk count
 _KINDS = (MetricKind.GAUGE, MetricKind.COUNTER)
 
 
+#: Distinct series keys shared by every state, so that the hosts of a fleet
+#: hold one copy of each name and label set between them (a key's strings
+#: and tuples cost several hundred bytes, more than its samples).
+_SHARED_KEYS: dict[SeriesKey, SeriesKey] = {}
+_MAX_SHARED_KEYS = 1_000_000
+
+
+def shared_series_key(key: SeriesKey) -> SeriesKey:
+    """The one object for ``key`` (equal keys give the same object, up to a bound)."""
+    found = _SHARED_KEYS.get(key)
+    if found is None:
+        if len(_SHARED_KEYS) >= _MAX_SHARED_KEYS:
+            _SHARED_KEYS.clear()  # more distinct series than expected: only sharing is lost
+        found = _SHARED_KEYS[key] = key
+    return found
+
+
+_SHARED_SERIES: dict[tuple[SeriesKey, MetricKind], tuple[SeriesKey, MetricKind]] = {}
+
+
+def shared_series(key: SeriesKey, kind: MetricKind) -> tuple[SeriesKey, MetricKind]:
+    """The one object for a series and its kind (as :func:`shared_series_key`)."""
+    pair = (key, kind)
+    found = _SHARED_SERIES.get(pair)
+    if found is None:
+        if len(_SHARED_SERIES) >= _MAX_SHARED_KEYS:
+            _SHARED_SERIES.clear()
+        found = _SHARED_SERIES[pair] = (shared_series_key(key), kind)
+    return found
+
+
 def series_key(metric: str, labels: Mapping[str, str]) -> SeriesKey:
-    return metric, tuple(sorted(labels.items()))
+    return shared_series_key((metric, tuple(sorted(labels.items()))))
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,8 +130,6 @@ class FamilyState:
     # template the series indexes of its samples.
     _index: dict[SeriesKey, int] = field(default_factory=dict, repr=False, compare=False)
     _templates: dict[int, Int32Array] = field(default_factory=dict, repr=False, compare=False)
-    #: Not persisted: each series' identity as encoded in its aggregates (streams.encode).
-    encoded: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
     _flags: dict[str, npt.NDArray[np.bool_]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -130,13 +161,13 @@ class FamilyState:
         for key, kind in keys:
             index = self._index.get(key)
             if index is None:
+                shared = shared_series_key(key)
                 index = len(self.series)
-                self._index[key] = index
-                self.series.append(key)
+                self._index[shared] = index
+                self.series.append(shared)
                 self.kinds.append(kind)
             elif self.kinds[index] is not kind:
                 self.kinds[index] = kind
-                self.encoded.pop(index, None)
                 self._flags.clear()
             out.append(index)
         array = np.asarray(out, dtype=np.int32)
@@ -272,7 +303,7 @@ class StateRecords:
             alerts=json.loads(header[_HEADER.size + 8 * n :]),
         )
         for metric, labels, kind in body["series"]:
-            key: SeriesKey = (metric, tuple((str(k), str(v)) for k, v in labels))
+            key = shared_series_key((metric, tuple((str(k), str(v)) for k, v in labels)))
             state._index[key] = len(state.series)
             state.series.append(key)
             state.kinds.append(_KINDS[kind])

@@ -11,6 +11,7 @@ from hoststream.config import Settings
 from hoststream.dead_letters import Rejection
 from hoststream.errors import StreamsError
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
+from hoststream.streams import processor as processor_module
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor, is_state_key
@@ -214,3 +215,32 @@ def test_a_host_whose_events_run_late_keeps_its_lag_before_wall_clock_closes() -
     assert h.tick() == 0
     h.now = T0 + 70_000 + 30_000
     assert h.tick() == 1
+
+
+def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hosts = [f"h{i}" for i in range(5)]
+    batch = [message(host, T0 + i * 10_000, i) for host in hosts for i in range(3)]
+    whole = Harness()
+    whole.process(batch)
+    whole.now = T0 + 10 * 60_000
+    assert whole.tick() == 5
+    monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SERIES", 2)  # two states a slice
+    sliced = Harness()
+    emits: list[tuple[int, int]] = []
+
+    async def emit(closed, alerts) -> None:
+        # (windows, how many times the table's writes had been stored by then)
+        emits.append((len(closed), len(sliced.stored)))
+        sliced.emitted += closed.aggregates()
+
+    sliced.processor._emit = emit
+    sliced.process(batch)
+    sliced.now = T0 + 10 * 60_000
+    assert sliced.tick() == 5
+    # The batch, then three slices, each emitted once the slice before was stored.
+    assert emits == [(0, 0), (2, 1), (2, 2), (1, 3)]
+    assert len(sliced.stored) == 1 + 3
+    assert sliced.emitted == whole.emitted
+    assert sliced.table == whole.table
