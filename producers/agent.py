@@ -25,7 +25,7 @@ from hoststream.producers.collectors import (
 )
 from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.scheduler import AlignedTicker
-from hoststream.schemas.records import EventValues, MetricEvent
+from hoststream.schemas.records import EventBatch, EventValues, MetricEvent
 from hoststream.topics import metric_topic
 from hoststream.tracing import inject_traceparent
 
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 PRODUCE_SPAN = "produce metrics"
 #: The child span of collecting (or simulating) the tick's events.
 COLLECT_SPAN = "collect"
+#: A paced tick checks its schedule every this many events.
+_PACE_EVERY = 200
 
 
 class EventSource(Protocol):
@@ -59,14 +61,17 @@ class EventSource(Protocol):
     @property
     def families(self) -> Sequence[str]: ...
 
-    def events(self, timestamp_ms: int, interval_ms: int) -> Iterable[MetricEvent | EventValues]:
+    def events(
+        self, timestamp_ms: int, interval_ms: int
+    ) -> Iterable[MetricEvent | EventValues | EventBatch]:
         """The events of the tick scheduled at ``timestamp_ms``.
 
         Each event's own ``timestamp_ms`` is the instant its values stand for:
         the scheduled instant for simulated hosts, the read time for a real one.
         A source whose hosts send the same series every time may give
         :class:`EventValues` instead, which are published without building
-        their events.
+        their events, or :class:`EventBatch` objects of many such events,
+        written and checked at once.
         """
         ...
 
@@ -306,23 +311,32 @@ def run_producer(
             with collect_span:
                 events = list(source.events(tick.timestamp_ms, interval_ms))
             report.collect_seconds += time.monotonic() - tick_start
-            sent = dropped = 0
-            for index, event in enumerate(events):
-                if isinstance(event, EventValues):
-                    published = publisher.publish_values(event, headers)
-                    samples = len(event.values)
-                else:
-                    published = publisher.publish(event, headers)
-                    samples = len(event.samples)
-                if published:
-                    sent += 1
+            sent = dropped = done = 0
+            total = sum(len(event) if isinstance(event, EventBatch) else 1 for event in events)
+            paced = _PACE_EVERY
+            for event in events:
+                if isinstance(event, EventBatch):
+                    queued, full, samples = publisher.publish_batch(event, headers)
+                    sent += queued
+                    dropped += full
                     report.samples += samples
+                    done += len(event)
                 else:
-                    dropped += 1
-                if pace and index % 200 == 199:
-                    ahead = (
-                        tick_start + period_s * 0.9 * (index + 1) / len(events) - time.monotonic()
-                    )
+                    if isinstance(event, EventValues):
+                        published = publisher.publish_values(event, headers)
+                        samples = len(event.values)
+                    else:
+                        published = publisher.publish(event, headers)
+                        samples = len(event.samples)
+                    if published:
+                        sent += 1
+                        report.samples += samples
+                    else:
+                        dropped += 1
+                    done += 1
+                if pace and done >= paced:
+                    paced = done + _PACE_EVERY
+                    ahead = tick_start + period_s * 0.9 * done / total - time.monotonic()
                     if ahead > 0:
                         sleep(ahead)
                     if should_stop():

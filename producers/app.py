@@ -43,9 +43,9 @@ def event_source(runtime: Runtime) -> EventSource:
             settings.host_labels,
             region=settings.region,
         )
-    from hoststream.producers.simulation import FleetValues, SimulatedFleet
+    from hoststream.producers.simulation import FleetBatches, SimulatedFleet
 
-    return FleetValues(
+    return FleetBatches(
         SimulatedFleet(settings.simulate_hosts, seed=settings.simulate_seed, region=settings.region)
     )
 

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from hoststream.errors import HoststreamError
 from hoststream.producers.agent import ProducerReport, create_metric_topics, run_producer
 from hoststream.producers.publisher import EventPublisher, PublisherMetrics
-from hoststream.producers.simulation import FleetValues, SimulatedFleet
+from hoststream.producers.simulation import FleetBatches, SimulatedFleet
 from hoststream.runtime import Runtime
 from hoststream.schemas import MetricEvent, serializer_for
 
@@ -189,7 +189,7 @@ def _worker(
         fleet = SimulatedFleet(
             settings.simulate_hosts, seed=settings.simulate_seed, region=settings.region
         )
-        source = FleetValues(
+        source = FleetBatches(
             fleet, shard(settings.simulate_hosts, worker, settings.simulate_processes)
         )
         metrics = PublisherMetrics(CollectorRegistry())

@@ -26,7 +26,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hoststream.kafka import producer_config
-from hoststream.schemas.records import EventValues, MetricEvent, MetricKind
+from hoststream.schemas.records import EventBatch, EventValues, MetricEvent, MetricKind
 from hoststream.schemas.validation import Validator, Violation
 from hoststream.topics import metric_topic
 from hoststream.tracing import MessageHeaders
@@ -34,8 +34,9 @@ from hoststream.tracing import MessageHeaders
 if TYPE_CHECKING:
     # Annotations only: the agent process runs without the settings' pydantic models.
     from hoststream.config import Settings
+    from hoststream.schemas._batch import BatchImage
 
-__all__ = ["EventPublisher", "PublisherMetrics"]
+__all__ = ["BatchSerializer", "EventPublisher", "PublisherMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,54 @@ class ValuesSerializer(Protocol):
     def encode_values(self, values: EventValues, ctx: SerializationContext | None = None) -> bytes:
         """What the serializer gives for ``values.event()``."""
         ...
+
+
+@runtime_checkable
+class BatchSerializer(Protocol):
+    """A serializer that also writes an :class:`EventBatch` into one laid-out buffer."""
+
+    def batch_image(
+        self, templates: Sequence[MetricEvent], contexts: Sequence[SerializationContext]
+    ) -> BatchImage | None:
+        """The image of the templates' events (None until each template's layout is known)."""
+        ...
+
+
+class _BatchPlan:
+    """What a batch of known templates needs each tick: its image, topics, keys, callbacks.
+
+    Every template of the batch passed the full validation once, so, as for
+    :class:`_Template`, only the values are left to check, all at once.
+    """
+
+    __slots__ = ("callbacks", "counters", "families", "image", "keys", "templates", "topics")
+
+    def __init__(
+        self,
+        templates: tuple[MetricEvent, ...],
+        image: BatchImage,
+        topics: list[str],
+        callbacks: list[DeliveryCallback],
+    ) -> None:
+        import numpy as np  # the simulated fleet's path only: the agent never imports NumPy
+
+        self.templates = templates
+        self.image = image
+        self.topics = topics
+        self.keys = [t.host.encode() for t in templates]
+        self.families = [t.family for t in templates]
+        self.callbacks = callbacks
+        kinds = [s.kind is MetricKind.COUNTER for t in templates for s in t.samples]
+        self.counters = np.flatnonzero(np.asarray(kinds, dtype=bool))
+
+    def values_valid(self, batch: EventBatch) -> bool:
+        """Every value finite and no counter negative: what :class:`_Template` checks."""
+        import numpy as np
+
+        values = batch.values
+        if list(batch.ends) != self.image.value_ends:
+            return False
+        return bool(np.isfinite(values).all()) and not (values[self.counters] < 0).any()
 
 
 class _Template:
@@ -187,6 +236,9 @@ class EventPublisher:
         self._topics: dict[str, str] = {}
         self._contexts: dict[str, SerializationContext] = {}
         self._values_serializer = serializer if isinstance(serializer, ValuesSerializer) else None
+        self._batch_serializer = serializer if isinstance(serializer, BatchSerializer) else None
+        # id(templates) -> the plan of batches of those templates (it keeps the tuple alive).
+        self._batches: dict[int, _BatchPlan] = {}
         # id(template) -> (template, what its first clean event proved); the
         # template is kept so that its id is not reused by another object.
         self._templates: dict[int, tuple[MetricEvent, _Template]] = {}
@@ -285,6 +337,100 @@ class EventPublisher:
             headers=headers,
         )
 
+    def publish_batch(
+        self, batch: EventBatch, headers: MessageHeaders | None = None
+    ) -> tuple[int, int, int]:
+        """:meth:`publish_values` of each event of ``batch``, written and checked at once.
+
+        Once every template of the batch went through :meth:`publish_values`
+        cleanly (the first tick does), the batch's messages are written into
+        one buffer laid out once and its values checked in one pass; any value
+        that breaks a rule sends the whole batch event by event, so what is
+        sent and counted is what :meth:`publish` would do.
+
+        Returns:
+            (events queued, events dropped because the buffer was full,
+            samples of the events queued).
+        """
+        plan = self._batches.get(id(batch.templates))
+        if plan is None or plan.templates is not batch.templates:
+            plan = self._batch_plan(batch.templates)
+        if plan is None or not plan.values_valid(batch):
+            return self._publish_each(batch, headers)
+        data = plan.image.write(batch)
+        timestamp = batch.timestamp_ms if self._event_timestamps else 0
+        produce = self._producer.produce
+        sent = dropped = samples = 0
+        start = 0
+        for topic, key, callback, family, begin, end, values_end in zip(
+            plan.topics,
+            plan.keys,
+            plan.callbacks,
+            plan.families,
+            plan.image.starts,
+            plan.image.ends,
+            plan.image.value_ends,
+            strict=True,
+        ):
+            try:
+                produce(
+                    topic,
+                    data[begin:end],
+                    key,
+                    timestamp=timestamp,
+                    headers=headers,
+                    on_delivery=callback,
+                )
+                sent += 1
+                samples += values_end - start
+            except BufferError:
+                dropped += 1
+                self.metrics.dropped.labels(family).inc()
+                with self._lock:
+                    self._dropped_since_summary += 1
+                self._producer.poll(0)
+            start = values_end
+        self._producer.poll(0)
+        return sent, dropped, samples
+
+    def _publish_each(
+        self, batch: EventBatch, headers: MessageHeaders | None
+    ) -> tuple[int, int, int]:
+        sent = dropped = samples = 0
+        for values in batch.event_values():
+            if self.publish_values(values, headers):
+                sent += 1
+                samples += len(values.values)
+            else:
+                dropped += 1
+        return sent, dropped, samples
+
+    def _batch_plan(self, templates: tuple[MetricEvent, ...]) -> _BatchPlan | None:
+        """The plan of batches of ``templates``; None while one is not known valid yet."""
+        serializer = self._batch_serializer
+        if serializer is None or not templates:
+            return None
+        known = self._templates
+        for template in templates:
+            entry = known.get(id(template))
+            if entry is None or entry[0] is not template:
+                return None
+        topics = [self._topic(t.family) for t in templates]
+        image = serializer.batch_image(templates, [self._context(topic) for topic in topics])
+        if image is None:
+            return None
+        callbacks = [self._callback(t.family, len(t.samples)) for t in templates]
+        if len(self._batches) >= 10_000:
+            self._batches.clear()
+        plan = self._batches[id(templates)] = _BatchPlan(templates, image, topics, callbacks)
+        return plan
+
+    def _callback(self, family: str, samples: int) -> DeliveryCallback:
+        callback = self._callbacks.get((family, samples))
+        if callback is None:
+            callback = self._callbacks[(family, samples)] = self._delivery_callback(family, samples)
+        return callback
+
     def _context(self, topic: str) -> SerializationContext:
         ctx = self._contexts.get(topic)
         if ctx is None:
@@ -303,9 +449,7 @@ class EventPublisher:
     ) -> bool:
         """Queue ``value`` keyed by ``event``'s host (an event or its template) and count it."""
         family = event.family
-        callback = self._callbacks.get((family, samples))
-        if callback is None:
-            callback = self._callbacks[(family, samples)] = self._delivery_callback(family, samples)
+        callback = self._callback(family, samples)
         try:
             self._producer.produce(
                 topic,

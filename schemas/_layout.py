@@ -10,9 +10,9 @@ event with one ``struct`` call instead of a pass over every sample.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.serialization import SerializationContext
 
@@ -20,10 +20,14 @@ from hoststream.schemas._codec import encode
 from hoststream.schemas._loader import AvroSchema, schema_for
 from hoststream.schemas.records import EventValues, MetricEvent
 
+if TYPE_CHECKING:
+    from hoststream.schemas._batch import BatchImage
+
 __all__ = [
     "AvroReader",
     "EventLayout",
     "MetricEventBodies",
+    "batch_image",
     "bodies_for",
     "event_layout",
     "zigzag",
@@ -236,6 +240,17 @@ class MetricEventBodies:
             self._shapes[key] = replace(shape, template=template)
         return body
 
+    def learned(self, template: MetricEvent) -> tuple[bytes, tuple[bytes, ...]] | None:
+        """(head, the fixed chunks around the values) of ``template``'s shape.
+
+        None unless an event of ``template`` itself was written
+        (:meth:`values_body`), which proved the shape matches its series.
+        """
+        shape = self._shapes.get((template.host, template.family))
+        if shape is None or shape.template is not template:
+            return None
+        return shape.head, tuple(shape.args[0::2])
+
     def _learn(self, event: MetricEvent, body: bytes) -> None:
         reader = AvroReader(body, 0)
         reader.string()
@@ -267,3 +282,31 @@ def bodies_for(record_type: type[Any], schema: AvroSchema) -> MetricEventBodies 
     ):
         return None
     return MetricEventBodies(schema)
+
+
+def batch_image(
+    bodies: MetricEventBodies | None,
+    templates: Sequence[MetricEvent],
+    prefixes: Sequence[bytes | None],
+) -> BatchImage | None:
+    """A :class:`~schemas._batch.BatchImage` of ``templates``' events, each after its prefix.
+
+    None when a prefix is not known yet or a template's layout was not learned
+    from an event of that template (:meth:`MetricEventBodies.values_body`).
+    """
+    if bodies is None:
+        return None
+    heads: list[bytes] = []
+    chunks: list[tuple[bytes, ...]] = []
+    known: list[bytes] = []
+    for template, prefix in zip(templates, prefixes, strict=True):
+        learned = bodies.learned(template)
+        if learned is None or prefix is None:
+            return None
+        heads.append(learned[0])
+        chunks.append(learned[1])
+        known.append(prefix)
+    # NumPy only here: the real-host agent never writes batches.
+    from hoststream.schemas._batch import BatchImage
+
+    return BatchImage(known, heads, chunks, [t.interval_ms for t in templates])

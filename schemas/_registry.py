@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import struct
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Generic, Protocol
 
@@ -21,7 +22,7 @@ from hoststream.errors import (
     SerializationError,
 )
 from hoststream.schemas._codec import R, decode, describe, encode
-from hoststream.schemas._layout import bodies_for
+from hoststream.schemas._layout import batch_image, bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for
 from hoststream.schemas._schema_ids import RegistryHttpError, SchemaIdClient
 from hoststream.schemas.records import EventValues, MetricEvent
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
     from hoststream.config import Settings
+    from hoststream.schemas._batch import BatchImage
 
 __all__ = [
     "RegistryAvroDeserializer",
@@ -225,6 +227,19 @@ class RegistryAvroSerializer(Generic[R]):
         if prefix is None:
             return self(values.event(), ctx)  # type: ignore[arg-type]
         return prefix + self._bodies.values_body(values, ctx)
+
+    def batch_image(
+        self, templates: Sequence[MetricEvent], contexts: Sequence[SerializationContext]
+    ) -> BatchImage | None:
+        """A :class:`~schemas._batch.BatchImage` of the events of ``templates``, each
+        on its context's topic; None until each template's values were written
+        once (:meth:`encode_values`), which learned its layout and schema id.
+        """
+        return batch_image(
+            self._bodies,
+            templates,
+            [self._prefixes.get((ctx.topic, ctx.field)) for ctx in contexts],
+        )
 
     def schema_id(self, ctx: SerializationContext) -> int:
         """The registry id of the writer schema under ``ctx``'s subject (cached)."""

@@ -9,16 +9,19 @@ among the versions in :func:`schemas.schema_versions`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Generic
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Generic
 
 from confluent_kafka.serialization import SerializationContext
 
 from hoststream.errors import SerializationError
 from hoststream.schemas._codec import R, decode, describe, encode
-from hoststream.schemas._layout import bodies_for
+from hoststream.schemas._layout import batch_image, bodies_for
 from hoststream.schemas._loader import AvroSchema, schema_for, schema_versions
 from hoststream.schemas.records import EventValues, MetricEvent
+
+if TYPE_CHECKING:
+    from hoststream.schemas._batch import BatchImage
 
 __all__ = ["SINGLE_OBJECT_MAGIC", "SingleObjectAvroDeserializer", "SingleObjectAvroSerializer"]
 
@@ -61,6 +64,14 @@ class SingleObjectAvroSerializer(Generic[R]):
         if self._bodies is None:
             return encode(self._prefix, self._schema, values.event(), ctx)
         return self._prefix + self._bodies.values_body(values, ctx)
+
+    def batch_image(
+        self, templates: Sequence[MetricEvent], contexts: Sequence[SerializationContext]
+    ) -> BatchImage | None:
+        """A :class:`~schemas._batch.BatchImage` of the events of ``templates``; None
+        until each template's values were written once (:meth:`encode_values`).
+        """
+        return batch_image(self._bodies, templates, [self._prefix] * len(templates))
 
 
 class SingleObjectAvroDeserializer(Generic[R]):

@@ -6,7 +6,7 @@ in this package turn them into bytes and back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +18,7 @@ __all__ = [
     "FAMILIES",
     "AlertEvent",
     "AlertState",
+    "EventBatch",
     "EventValues",
     "MetricEvent",
     "MetricKind",
@@ -141,6 +142,44 @@ class EventValues:
                 for s, value in zip(samples, self.values, strict=True)
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events of one instant given as their templates and all their values in one array.
+
+    What :class:`EventValues` is for one event, for many: a source that sends
+    the same events every tick gives the same ``templates`` tuple each time,
+    so a codec can write the whole batch into bytes it laid out once, and a
+    producer can check every value at once.
+
+    Attributes:
+        templates: per event, a template as in :class:`EventValues`.
+        timestamp_ms: every event's instant.
+        seqs: per event, its sequence number.
+        values: every event's values one after the other, in the order of
+            ``templates``: a float64 array (anything with the buffer protocol
+            and ``len``; NumPy for a simulated fleet).
+        ends: per event, where its values end in ``values`` (each starts
+            where the previous ends).
+    """
+
+    templates: tuple[MetricEvent, ...]
+    timestamp_ms: int
+    seqs: Sequence[int]
+    values: Any
+    ends: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    def event_values(self) -> Iterator[EventValues]:
+        """Each event of the batch as :class:`EventValues`, in order."""
+        start = 0
+        values = self.values.tolist() if hasattr(self.values, "tolist") else list(self.values)
+        for template, seq, end in zip(self.templates, self.seqs, self.ends, strict=True):
+            yield EventValues(template, self.timestamp_ms, seq, values[start:end])
+            start = end
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,14 @@ all derived from (seed, host, timestamp) by counter-based hashing
 
 from __future__ import annotations
 
-from hoststream.producers.simulation.fleet import FleetValues, SimulatedFleet
+from hoststream.producers.simulation.fleet import FleetBatches, FleetValues, SimulatedFleet
 from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
 
-__all__ = ["FleetValues", "HostProfile", "SimulatedFleet", "host_id", "make_profile"]
+__all__ = [
+    "FleetBatches",
+    "FleetValues",
+    "HostProfile",
+    "SimulatedFleet",
+    "host_id",
+    "make_profile",
+]

@@ -60,6 +60,8 @@ _GRID_MEMO = 64
 MAX_LEVEL = 0.92
 #: The windows of the load averages, seconds: a tick asks for the busy time this long ago.
 LOAD_WINDOWS_S = (60.0, 300.0, 900.0)
+# Hour slots and reboot periods remembered per host: a few ticks' worth.
+_MEMO = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +118,23 @@ class Activity:
         self._grid_points: tuple[dict[int, float], ...] = tuple({} for _ in _JITTER)
         # Memo: (boot, smooth integral at boot, jitter at boot).
         self._at_boot = (math.nan, 0.0, 0.0)
+        # Memo: the episodes of the last hour slots asked, and the reboots of
+        # the last periods: every tick asks for the same few (its instant and
+        # the load averages' windows), each a hash.
+        self._episodes: dict[int, tuple[float, float] | None] = {}
+        self._reboots: dict[int, float] = {}
 
     # --- reboots --------------------------------------------------------------
 
     def _reboot_at(self, period_index: int) -> float:
+        boot = self._reboots.get(period_index)
+        if boot is None:
+            if len(self._reboots) >= _MEMO:
+                self._reboots.clear()
+            boot = self._reboots[period_index] = self._hashed_reboot_at(period_index)
+        return boot
+
+    def _hashed_reboot_at(self, period_index: int) -> float:
         period = self.params.reboot_period_s
         start = self._reboot_phase + period_index * period
         # Keep the reboot away from the period's edges; whole seconds, like btime.
@@ -137,6 +152,15 @@ class Activity:
         return self._mean * t - self._ba / _OMEGA * math.cos(_OMEGA * t - self._phi)
 
     def _episode(self, slot: int) -> tuple[float, float] | None:
+        """The episode of hour slot ``slot`` as (start, end), if it has one."""
+        if slot in self._episodes:
+            return self._episodes[slot]
+        if len(self._episodes) >= _MEMO:
+            self._episodes.clear()
+        episode = self._episodes[slot] = self._hashed_episode(slot)
+        return episode
+
+    def _hashed_episode(self, slot: int) -> tuple[float, float] | None:
         chance, offset, length, _ = units(self._episode_key, slot)
         if chance >= self.params.episode_probability:
             return None

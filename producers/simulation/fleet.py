@@ -9,9 +9,9 @@ import numpy as np
 from hoststream.producers.simulation.activity import LOAD_WINDOWS_S, jitter_of_many
 from hoststream.producers.simulation.model import HostModel
 from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
-from hoststream.schemas.records import FAMILIES, EventValues, MetricEvent, Sample
+from hoststream.schemas.records import FAMILIES, EventBatch, EventValues, MetricEvent, Sample
 
-__all__ = ["FleetValues", "SimulatedFleet"]
+__all__ = ["FleetBatches", "FleetValues", "SimulatedFleet"]
 
 
 class SimulatedFleet:
@@ -56,6 +56,8 @@ class SimulatedFleet:
         self._jitter_keys: list[np.ndarray] | None = None
         # Per host and family: the next event's seq, as a real producer numbers them.
         self._seq = [0] * (hosts * len(self.families))
+        # (first host, events) -> the templates of the batch last given from there.
+        self._batches: dict[tuple[str, int], tuple[MetricEvent, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.host_ids)
@@ -109,6 +111,72 @@ class SimulatedFleet:
         and region), kept for the fleet's life, and each tick only computes the
         values. Sequence numbers advance as with :meth:`events`; the two share them.
         """
+        for template, seq, values in self._rows(timestamp_ms, interval_ms, indices):
+            yield EventValues(template, timestamp_ms, seq, values)
+
+    def event_batches(
+        self,
+        timestamp_ms: int,
+        interval_ms: int = 10_000,
+        indices: Iterable[int] | None = None,
+        *,
+        hosts_per_batch: int = 40,
+    ) -> Iterator[EventBatch]:
+        """:meth:`event_values` in batches of ``hosts_per_batch`` hosts' events, in the same order.
+
+        A batch of the same hosts gives the same ``templates`` tuple every tick
+        while their templates stay, so a producer writes it by the layout it
+        learned. Sequence numbers advance as with :meth:`events`.
+        """
+        import numpy as np
+
+        if hosts_per_batch < 1:
+            raise ValueError(f"hosts_per_batch must be 1 or more, not {hosts_per_batch}")
+        order = list(range(len(self.host_ids)) if indices is None else indices)
+        per_batch = hosts_per_batch * len(self.families)
+        templates: list[MetricEvent] = []
+        seqs: list[int] = []
+        values: list[float] = []
+        ends: list[int] = []
+        for template, seq, event_values in self._rows(timestamp_ms, interval_ms, order):
+            templates.append(template)
+            seqs.append(seq)
+            values += event_values
+            ends.append(len(values))
+            if len(templates) == per_batch:
+                yield EventBatch(
+                    self._batch_templates(templates),
+                    timestamp_ms,
+                    seqs,
+                    np.array(values, dtype=np.float64),
+                    ends,
+                )
+                templates, seqs, values, ends = [], [], [], []
+        if templates:
+            yield EventBatch(
+                self._batch_templates(templates),
+                timestamp_ms,
+                seqs,
+                np.array(values, dtype=np.float64),
+                ends,
+            )
+
+    def _batch_templates(self, templates: list[MetricEvent]) -> tuple[MetricEvent, ...]:
+        """``templates`` as the tuple given last time for the same ones (kept by first host)."""
+        key = (templates[0].host, len(templates))
+        known = self._batches.get(key)
+        if (
+            known is None
+            or len(known) != len(templates)
+            or any(a is not b for a, b in zip(known, templates, strict=True))
+        ):
+            known = self._batches[key] = tuple(templates)
+        return known
+
+    def _rows(
+        self, timestamp_ms: int, interval_ms: int, indices: Iterable[int] | None
+    ) -> Iterator[tuple[MetricEvent, int, list[float]]]:
+        """(template, seq, values) per host and family of ``indices``, host by host."""
         t = timestamp_ms / 1000.0
         families = self.families
         per_host = len(families)
@@ -125,9 +193,7 @@ class SimulatedFleet:
                     template = templates[base + offset] = self._template(
                         index, model, family, interval_ms
                     )
-                yield EventValues(
-                    template, timestamp_ms, seq[base + offset], model.values(family, t)
-                )
+                yield template, seq[base + offset], model.values(family, t)
                 seq[base + offset] += 1
 
     def _jitters(self, order: list[int], t: float) -> list[tuple[float, ...]]:
@@ -177,3 +243,38 @@ class FleetValues:
 
     def events(self, timestamp_ms: int, interval_ms: int) -> Iterator[EventValues]:
         return self.fleet.event_values(timestamp_ms, interval_ms, self.indices)
+
+
+class FleetBatches:
+    """A simulated fleet, or some of its hosts, as the producer's event source, in batches.
+
+    It gives :class:`EventBatch` objects, which the publisher writes into one
+    buffer laid out once and checks at once (``EventPublisher.publish_batch``):
+    what ``hoststream produce --simulate-hosts`` runs. The events are those
+    of :class:`FleetValues`, in the same order.
+
+    Args:
+        fleet: the fleet.
+        indices: which of its hosts (default: all), e.g. one process's share.
+        hosts_per_batch: hosts whose events make one batch (a paced tick
+            checks its schedule between batches).
+    """
+
+    def __init__(
+        self,
+        fleet: SimulatedFleet,
+        indices: Sequence[int] | None = None,
+        hosts_per_batch: int = 40,
+    ) -> None:
+        self.fleet = fleet
+        self.indices = indices
+        self.hosts_per_batch = hosts_per_batch
+
+    @property
+    def families(self) -> Sequence[str]:
+        return self.fleet.families
+
+    def events(self, timestamp_ms: int, interval_ms: int) -> Iterator[EventBatch]:
+        return self.fleet.event_batches(
+            timestamp_ms, interval_ms, self.indices, hosts_per_batch=self.hosts_per_batch
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hoststream.config import Settings
 from hoststream.producers.agent import HostEvents, collectors_for
 from hoststream.producers.collectors import RecordedSource, default_collectors
-from hoststream.schemas import EventValues
+from hoststream.schemas import EventBatch, EventValues
 from tests.support.paths import DATA
 
 SNAPSHOT = DATA / "debian12_vm_2cpu.json"
@@ -94,7 +94,10 @@ def test_the_producer_stamps_hoststream_region_on_real_and_simulated_hosts(monke
             settings=settings.model_copy(update={"simulate_hosts": simulated})
         )
         source = event_source(runtime)  # type: ignore[arg-type]
+        given = source.events(10_000, 10_000)
         events = [
-            e.event() if isinstance(e, EventValues) else e for e in source.events(10_000, 10_000)
+            v.event() if isinstance(v, EventValues) else v
+            for e in given
+            for v in (e.event_values() if isinstance(e, EventBatch) else (e,))
         ]
         assert {e.region for e in events} == {"region-b"}
