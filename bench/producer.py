@@ -14,6 +14,7 @@ from __future__ import annotations
 import compileall
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -242,8 +243,18 @@ def _simulated_rate(
     )
 
 
-def _producer_performance(env: dict[str, str], records: int, record_size: int) -> tuple[float, str]:
-    """(records/s, its summary line) of Kafka's ProducerPerformance with hoststream's settings."""
+@dataclass(frozen=True)
+class _PerformanceRun:
+    """One ProducerPerformance run's figures."""
+
+    records_per_s: float
+    #: CPU of the Java process (start-up and JIT included) per record sent.
+    cpu_us_per_record: float
+    summary: str
+
+
+def _producer_performance(env: dict[str, str], records: int, record_size: int) -> _PerformanceRun:
+    """Kafka's ProducerPerformance with hoststream's settings: its rate, CPU and summary line."""
     topic = f"bench{uuid.uuid4().hex[:6]}.producer-performance"
     java = find_java(17)
     classpath = f"{LIB / 'kafka-tools'}/*:{LIB / 'kafka'}/*"
@@ -267,6 +278,9 @@ def _producer_performance(env: dict[str, str], records: int, record_size: int) -
         check=True,
         capture_output=True,
     )
+    # The run is this process's only child while it runs: its CPU is the
+    # children's CPU gained over it.
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     perf = subprocess.run(
         [
             str(java),
@@ -298,11 +312,15 @@ def _producer_performance(env: dict[str, str], records: int, record_size: int) -
         text=True,
         timeout=600,
     )
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
     summary = perf.stdout.strip().splitlines()[-1]
     rate = re.search(r"([0-9.]+) records/sec", summary)
     if not rate:
         raise SystemExit(f"unexpected ProducerPerformance output: {summary}")
-    return float(rate.group(1)), summary
+    return _PerformanceRun(float(rate.group(1)), 1e6 * cpu_s / records, summary)
 
 
 def simulated_vs_producer_performance(
@@ -322,8 +340,9 @@ def simulated_vs_producer_performance(
     that code's simulated producer in the same conditions, for a before/after ratio.
     """
     processes = max(2, os.cpu_count() or 1)
+    load_at_start = load_note()
     record_size = _mean_event_size(50)
-    first_rate, first_summary = _producer_performance(env, records, record_size)
+    first = _producer_performance(env, records, record_size)
     one = _simulated_rate(env, seconds, hosts, 1)
     ours = _simulated_rate(env, seconds, hosts, processes)
     before: _SimulatedRun | None = None
@@ -341,8 +360,11 @@ def simulated_vs_producer_performance(
             "previous_code_summary": before.summary,
         }
     )
-    second_rate, second_summary = _producer_performance(env, records, record_size)
-    theirs = max(first_rate, second_rate)
+    second = _producer_performance(env, records, record_size)
+    theirs = max(first.records_per_s, second.records_per_s)
+    # CPU per message is the figure the load moves least: the rates' ratio
+    # depends on what else ran on the shared CPUs during each run.
+    their_cpu_us = min(first.cpu_us_per_record, second.cpu_us_per_record)
     result = Result(
         "producer_simulated",
         f"{hosts} simulated hosts, as fast as possible (--speedup 1000), Avro via the schema "
@@ -363,14 +385,21 @@ def simulated_vs_producer_performance(
             "hoststream_one_process_cpu_us_per_event": one.cpu_us_per_event,
             "hoststream_one_process_summary": one.summary,
             "producer_performance_records_per_s": theirs,
-            "producer_performance_before_records_per_s": first_rate,
-            "producer_performance_before_summary": first_summary,
-            "producer_performance_after_records_per_s": second_rate,
-            "producer_performance_after_summary": second_summary,
+            "producer_performance_cpu_us_per_record": their_cpu_us,
+            "producer_performance_before_records_per_s": first.records_per_s,
+            "producer_performance_before_cpu_us_per_record": first.cpu_us_per_record,
+            "producer_performance_before_summary": first.summary,
+            "producer_performance_after_records_per_s": second.records_per_s,
+            "producer_performance_after_cpu_us_per_record": second.cpu_us_per_record,
+            "producer_performance_after_summary": second.summary,
+            "load_average_at_start": load_at_start,
             **previous,
         },
         ratios={
             "events_per_s_vs_producer_performance": ours.events_per_s / theirs,
+            # Above 1: hoststream spends less CPU per message than ProducerPerformance.
+            "cpu_per_message_producer_performance_vs_hoststream": their_cpu_us
+            / ours.cpu_us_per_event,
             "one_process_events_per_s_vs_producer_performance": one.events_per_s / theirs,
             **(
                 {"events_per_s_vs_previous_code": ours.events_per_s / before.events_per_s}
@@ -384,7 +413,8 @@ def simulated_vs_producer_performance(
             f"the one_process figures), each run {seconds:g} s from the first tick, which builds "
             "every host's model; CPU per event counts every process of the run;",
             "ProducerPerformance sends pre-made random payloads of the mean event size (Java), "
-            "before and after hoststream's runs; the faster of the two is the ceiling;",
+            "before and after hoststream's runs; the faster of the two is the ceiling; its CPU "
+            "per record (the lower of the two) counts the Java process's start-up and JIT;",
             *(
                 ["the previous code's rate is of events queued: it did not count acknowledgements"]
                 if previous
