@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from hoststream.producers.simulation.activity import LOAD_WINDOWS_S, jitter_of_many
+from hoststream.producers.simulation.columns import BatchColumns
 from hoststream.producers.simulation.model import HostModel
 from hoststream.producers.simulation.profile import HostProfile, host_id, make_profile
 from hoststream.schemas.records import FAMILIES, EventBatch, EventValues, MetricEvent, Sample
@@ -58,6 +59,8 @@ class SimulatedFleet:
         self._seq = [0] * (hosts * len(self.families))
         # (first host, events) -> the templates of the batch last given from there.
         self._batches: dict[tuple[str, int], tuple[MetricEvent, ...]] = {}
+        # A batch's hosts -> where their values lie and their counters' constants.
+        self._columns: dict[tuple[int, ...], BatchColumns] = {}
 
     def __len__(self) -> int:
         return len(self.host_ids)
@@ -126,40 +129,54 @@ class SimulatedFleet:
 
         A batch of the same hosts gives the same ``templates`` tuple every tick
         while their templates stay, so a producer writes it by the layout it
-        learned. Sequence numbers advance as with :meth:`events`.
+        learned; its counters are computed for all its hosts at once
+        (:class:`~producers.simulation.columns.BatchColumns`), the same values.
+        Sequence numbers advance as with :meth:`events`.
         """
-        import numpy as np
-
         if hosts_per_batch < 1:
             raise ValueError(f"hosts_per_batch must be 1 or more, not {hosts_per_batch}")
+        t = timestamp_ms / 1000.0
+        families = self.families
+        per_host = len(families)
+        seq = self._seq
         order = list(range(len(self.host_ids)) if indices is None else indices)
-        per_batch = hosts_per_batch * len(self.families)
-        templates: list[MetricEvent] = []
-        seqs: list[int] = []
-        values: list[float] = []
-        ends: list[int] = []
-        for template, seq, event_values in self._rows(timestamp_ms, interval_ms, order):
-            templates.append(template)
-            seqs.append(seq)
-            values += event_values
-            ends.append(len(values))
-            if len(templates) == per_batch:
-                yield EventBatch(
-                    self._batch_templates(templates),
-                    timestamp_ms,
-                    seqs,
-                    np.array(values, dtype=np.float64),
-                    ends,
-                )
-                templates, seqs, values, ends = [], [], [], []
-        if templates:
+        models = [self.model(index) for index in order]
+        for model, jitters in zip(models, self._jitters(order, t), strict=True):
+            model.at(t, jitters)
+        for first in range(0, len(order), hosts_per_batch):
+            hosts = order[first : first + hosts_per_batch]
+            batch_models = models[first : first + hosts_per_batch]
+            templates: list[MetricEvent] = []
+            seqs: list[int] = []
+            for index, model in zip(hosts, batch_models, strict=True):
+                base = index * per_host
+                for offset, family in enumerate(families):
+                    templates.append(self._template_of(index, model, offset, family, interval_ms))
+                    seqs.append(seq[base + offset])
+                    seq[base + offset] += 1
+            key = tuple(hosts)
+            columns = self._columns.get(key)
+            if columns is None:
+                if len(self._columns) >= 100_000:
+                    self._columns.clear()
+                columns = self._columns[key] = BatchColumns(batch_models, families)
             yield EventBatch(
                 self._batch_templates(templates),
                 timestamp_ms,
                 seqs,
-                np.array(values, dtype=np.float64),
-                ends,
+                columns.values(batch_models),
+                columns.ends,
             )
+
+    def _template_of(
+        self, index: int, model: HostModel, offset: int, family: str, interval_ms: int
+    ) -> MetricEvent:
+        """Host ``index``'s template of ``family`` (its ``offset`` among the families)."""
+        slot = index * len(self.families) + offset
+        template = self._templates[slot]
+        if template is None or template.interval_ms != interval_ms:
+            template = self._templates[slot] = self._template(index, model, family, interval_ms)
+        return template
 
     def _batch_templates(self, templates: list[MetricEvent]) -> tuple[MetricEvent, ...]:
         """``templates`` as the tuple given last time for the same ones (kept by first host)."""
@@ -181,18 +198,13 @@ class SimulatedFleet:
         families = self.families
         per_host = len(families)
         seq = self._seq
-        templates = self._templates
         order = list(range(len(self.host_ids)) if indices is None else indices)
         models = [self.model(index) for index in order]
         for index, model, jitters in zip(order, models, self._jitters(order, t), strict=True):
             model.at(t, jitters)
             base = index * per_host
             for offset, family in enumerate(families):
-                template = templates[base + offset]
-                if template is None or template.interval_ms != interval_ms:
-                    template = templates[base + offset] = self._template(
-                        index, model, family, interval_ms
-                    )
+                template = self._template_of(index, model, offset, family, interval_ms)
                 yield template, seq[base + offset], model.values(family, t)
                 seq[base + offset] += 1
 

@@ -10,6 +10,7 @@ hashed from the instant.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,10 @@ def _labels(**labels: str) -> dict[str, str]:
     if cached is None:
         cached = _label_cache[key] = labels
     return cached
+
+
+def _no_values(_tick: _Tick) -> list[float]:
+    return []
 
 
 def _kb(value: float) -> int:
@@ -175,6 +180,18 @@ class HostModel:
             "network": self._network,
             "system": self._system,
         }
+        self._scalars: dict[str, Callable[[_Tick], list[float]]] = {
+            "cpu": _no_values,
+            "memory": self._memory,
+            "disk": self._filesystems,
+            "network": _no_values,
+            "system": self._system,
+        }
+        self._columns: dict[str, tuple[str, Any, Any]] = {
+            "cpu": ("cpu", self._cpu_a, self._cpu_c),
+            "disk": ("disk", self._disk_k, self._disk_quantum),
+            "network": ("network", self._net_k, None),
+        }
 
     def series(self, family: str) -> tuple[Series, ...]:
         """The series of ``family``: (name, labels, kind), in the order of :meth:`values`."""
@@ -197,6 +214,36 @@ class HostModel:
         tick = self._tick
         if tick is None or tick.t != t:
             self._tick = _Tick(self.activity, t, jitters)
+
+    # --- a fleet's tick in columns ------------------------------------------------
+    #
+    # Each family's values are some computed host by host in Python (gauges,
+    # filesystems) followed by counters that are each a constant times one of
+    # the tick's terms: a fleet computes those for many hosts in one NumPy
+    # operation per kind (``producers.simulation.columns``). The operations are
+    # the same as :meth:`values`' element by element, so the values are too.
+
+    def scalar_values(self, family: str) -> list[float]:
+        """The values of ``family`` before its counter column, at the tick :meth:`at` started."""
+        tick = self._tick
+        if tick is None:
+            raise RuntimeError("no tick started: call at() first")
+        return self._scalars[family](tick)
+
+    def counter_column(self, family: str) -> tuple[str, Any, Any] | None:
+        """``family``'s counters after its scalar values: (kind, k1, k2), or None.
+
+        kind ``cpu``: ``k1 * uptime + k2 * busy``; ``disk``:
+        ``floor(shaped * k1) * k2``; ``network``: ``trunc(shaped * k1)`` (k2 None).
+        """
+        return self._columns.get(family)
+
+    def tick_terms(self) -> tuple[float, float, float]:
+        """(uptime, busy, shaped) of the tick :meth:`at` started: what the counters scale."""
+        tick = self._tick
+        if tick is None:
+            raise RuntimeError("no tick started: call at() first")
+        return tick.uptime, tick.busy, tick.shaped
 
     def samples(self, family: str, t: float) -> list[Sample]:
         """The samples of ``family`` at ``t`` (seconds since the epoch)."""
@@ -313,6 +360,11 @@ class HostModel:
         ]
 
     def _disk(self, tick: _Tick) -> list[float]:
+        values = self._filesystems(tick)
+        values += (np.floor(tick.shaped * self._disk_k) * self._disk_quantum).tolist()
+        return values
+
+    def _filesystems(self, tick: _Tick) -> list[float]:
         values: list[float] = []
         n1, n2, _, _ = units(self._noise_keys["disk"], int(tick.t))
         for fs in self.profile.filesystems:
@@ -330,7 +382,6 @@ class HostModel:
                 fs.inodes - files_used,
                 0.0,
             )
-        values += (np.floor(tick.shaped * self._disk_k) * self._disk_quantum).tolist()
         return values
 
     def _network(self, tick: _Tick) -> list[float]:

@@ -212,3 +212,20 @@ def test_a_host_alone_gives_what_the_fleet_gives_at_once():
         for event in fleet.events(ts, INTERVAL):
             index = fleet.host_ids.index(event.host)
             assert alone.samples(index, event.family, ts) == event.samples
+
+
+def test_batches_give_the_values_of_the_events_bit_for_bit():
+    # A batch computes its hosts' counters in columns, the events host by host.
+    fleet, twin = SimulatedFleet(30, seed=6), SimulatedFleet(30, seed=6)
+    for k in range(0, 30 * 24 * 360, 7_919):  # a month, reboots included
+        ts = T0 + k * INTERVAL
+        batched = [
+            (values.template.host, values.template.family, [float(v).hex() for v in values.values])
+            for batch in fleet.event_batches(ts, INTERVAL, hosts_per_batch=7)
+            for values in batch.event_values()
+        ]
+        alone = [
+            (e.host, e.family, [float(s.value).hex() for s in e.samples])
+            for e in twin.events(ts, INTERVAL)
+        ]
+        assert batched == alone
