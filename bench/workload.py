@@ -146,7 +146,8 @@ def follow(
     first: tuple[float, float] | None = None  # (seconds, samples) at the first commit seen
     samples, now, finished = 0.0, 0.0, False
     while True:
-        time.sleep(0.5)
+        # A run of a few seconds is timed to within this step at each end.
+        time.sleep(0.1)
         committed = progress.committed()
         now = time.monotonic() - started
         samples = loaded.samples_of(committed)

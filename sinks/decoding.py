@@ -17,6 +17,9 @@ __all__ = ["TopicDecoder"]
 
 Routes = Mapping[str, RecordDeserializer[Any]]
 
+#: Topics whose route is remembered (a regex subscription may match many).
+_MAX_TOPICS = 10_000
+
 
 def _longest_first(routes: Routes) -> list[tuple[str, RecordDeserializer[Any]]]:
     return sorted(routes.items(), key=lambda item: len(item[0]), reverse=True)
@@ -38,6 +41,8 @@ class TopicDecoder:
         self._routes = _longest_first(routes)
         self._mirrored = mirrored
         self._regions: dict[str, list[tuple[str, RecordDeserializer[Any]]]] = {}
+        # Each topic's route, found once: every message asks.
+        self._by_topic: dict[str, RecordDeserializer[Any]] = {}
 
     def __call__(self, topic: str, value: bytes | None, headers: Headers) -> Any:
         """The decoded record.
@@ -50,8 +55,13 @@ class TopicDecoder:
         if value is None:
             raise InvalidRecordError(f"a message without a value (tombstone) on topic {topic!r}")
         ctx = SerializationContext(topic, MessageField.VALUE, headers)
+        found = self._by_topic.get(topic)
+        if found is not None:
+            return found(value, ctx)
         for prefix, deserializer in self._routes:
             if topic.startswith(prefix):
+                if len(self._by_topic) < _MAX_TOPICS:
+                    self._by_topic[topic] = deserializer
                 return deserializer(value, ctx)
         source = mirror_source(topic) if self._mirrored is not None else None
         if source is not None and self._mirrored is not None:

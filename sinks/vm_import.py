@@ -16,10 +16,11 @@ for VictoriaMetrics to parse.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from confluent_kafka.serialization import SerializationContext
@@ -46,6 +47,11 @@ __all__ = ["EventShape", "EventValues", "MetricEventReader", "check_values", "im
 _CONFLUENT_HEADER = 5  # 0x00, 4-byte schema id
 _SINGLE_OBJECT_HEADER = 10  # C3 01, 8-byte fingerprint
 _LONG_PREFIX = 0xC3
+#: An event's instant, interval and sequence number after its family: three
+#: Avro varints (bytes with the top bit set, then one without); the first captured.
+_THREE_LONGS = re.compile(
+    rb"([\x80-\xff]*[\x00-\x7f])[\x80-\xff]*[\x00-\x7f][\x80-\xff]*[\x00-\x7f]"
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
@@ -71,9 +77,12 @@ class EventShape:
     values: tuple[float, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class EventValues:
-    """One metric event as the VictoriaMetrics sink keeps it: its shape, instant and values."""
+class EventValues(NamedTuple):
+    """One metric event as the VictoriaMetrics sink keeps it: its shape, instant and values.
+
+    A named tuple, not a frozen dataclass: one is made per message, and a
+    tuple is made in a fraction of the time.
+    """
 
     shape: EventShape
     timestamp_ms: int
@@ -143,6 +152,7 @@ class MetricEventReader:
         self._max_shapes = max_shapes
         self._shapes: dict[bytes, EventShape] = {}
         self._validator = validator if validator is not None else Validator()
+        self._last_instant: tuple[bytes, int] = (b"", 0)
 
     def __call__(
         self, data: bytes | None, ctx: SerializationContext | None = None, /
@@ -156,14 +166,29 @@ class MetricEventReader:
             return self._deserialize(data, ctx)  # it raises the precise error
         try:
             header = _SINGLE_OBJECT_HEADER if data[0] == _LONG_PREFIX else _CONFLUENT_HEADER
-            reader = AvroReader(data, header)
-            reader.string()  # host
-            reader.string()  # family
-            key_end = reader.pos
-            timestamp_ms = reader.long()
-            reader.long()  # interval_ms
-            reader.long()  # seq
-            start = reader.pos
+            # Host and family: strings shorter than 64 bytes have a one-byte
+            # length (zig-zag, so even); read here without a reader object.
+            size = data[header]
+            key_end = header + 1 + (size >> 1)
+            family_size = data[key_end]
+            if (size | family_size) & 0x81:
+                reader = AvroReader(data, header)
+                reader.string()  # host
+                reader.string()  # family
+                key_end = reader.pos
+            else:
+                key_end += 1 + (family_size >> 1)
+            # Instant, interval and sequence number: three varints.
+            longs = _THREE_LONGS.match(data, key_end)
+            if longs is None:
+                raise IndexError("the event's header runs past the end")
+            start = longs.end()
+            instant = longs.group(1)
+            if instant == self._last_instant[0]:
+                timestamp_ms = self._last_instant[1]  # one tick's events share it
+            else:
+                timestamp_ms = AvroReader(instant, 0).long()
+                self._last_instant = (instant, timestamp_ms)
             # Schema, host and family; not the instant or sequence number. The
             # host labels need no reading: the shape's fixed bytes hold them.
             key = data[:key_end]
@@ -219,7 +244,14 @@ def import_body(records: Iterable[EventValues | MetricEvent | WindowAggregate]) 
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
     for shape, (rows, timestamps) in by_shape.items():
-        tail = b',"timestamps":' + orjson.dumps(timestamps) + b"}\n"
-        for prefix, column in zip(shape.prefixes, zip(*rows, strict=True), strict=True):
-            lines += (prefix, orjson.dumps(column), tail)
+        if not shape.prefixes:
+            continue
+        # One orjson call for the shape's whole column matrix, split at its
+        # "],[" seams (values are numbers, so they hold none): orjson's cost
+        # per call outweighs its cost per value for columns of a few values.
+        tail = b'],"timestamps":' + orjson.dumps(timestamps) + b"}\n"
+        matrix = orjson.dumps(list(zip(*rows, strict=True)))
+        columns = matrix[2:-2].split(b"],[")
+        for prefix, column in zip(shape.prefixes, columns, strict=True):
+            lines += (prefix, b"[", column, tail)
     return b"".join(lines)

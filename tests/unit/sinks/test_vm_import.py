@@ -97,6 +97,34 @@ def test_the_import_body_has_one_line_per_series_with_every_value_of_the_batch()
     assert len(body.splitlines()) == len(expected_lines(events))
 
 
+def test_shapes_of_one_series_and_batches_of_one_event_make_whole_lines() -> None:
+    # The body dumps a shape's columns in one go and splits them: one column,
+    # one row and a value JSON writes with an exponent must come out whole.
+    def one(tick: int, host: str) -> MetricEvent:
+        sample = Sample("node_load1", 1e-300 * (tick + 1) if host == "h1" else 2.5e20 * tick, {})
+        return MetricEvent(host, "system", T0 + tick * 10_000, (sample,), seq=tick)
+
+    reader = MetricEventReader(CountingDeserializer())
+    events = [one(tick, host) for tick in range(3) for host in ("h1", "h2")]
+    read = [reader(encode(e)) for e in events]
+    assert all(isinstance(r, EventValues) for r in read[2:])
+    assert parsed(import_body(read)) == expected_lines(events)
+    assert parsed(import_body(read[-1:])) == expected_lines(events[-1:])
+
+
+def test_a_long_host_id_and_a_growing_sequence_number_are_read_by_shape() -> None:
+    # Host ids of 64 bytes and more have a length of two bytes; sequence
+    # numbers past 63 take two bytes and more: the shape still applies.
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    host = "h" * 70
+    events = [replace(event(tick, host=host), seq=tick * 1000) for tick in range(4)]
+    read = [reader(encode(e)) for e in events]
+    assert full.calls == 1
+    assert [r.timestamp_ms for r in read] == [e.timestamp_ms for e in events]
+    assert parsed(import_body(read)) == expected_lines(events)
+
+
 def test_a_changed_shape_is_decoded_in_full_and_learned_again() -> None:
     full = CountingDeserializer()
     reader = MetricEventReader(full)
