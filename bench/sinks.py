@@ -140,8 +140,12 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         "bare_import_sink_format_before_and_after": [before, after],
         "bare_import_by_format": ceilings,
     }
+    # The fastest import of the same samples in any format measured, for a
+    # sink that sends its own format: what another choice of format could reach.
+    fastest = max([before, *ceilings.values()], key=lambda c: c["samples_per_s"])
     ratios = {
         "vm_sink_vs_bare_import": ours["samples_per_s"] / ceiling["samples_per_s"],
+        "vm_sink_vs_fastest_bare_import": ours["samples_per_s"] / fastest["samples_per_s"],
         "vm_sink_without_write_ahead_vs_bare_import": in_turn["samples_per_s"]
         / ceiling["samples_per_s"],
     }
@@ -157,7 +161,8 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         "and timestamps of the batch), Prometheus text, and Prometheus remote write (protobuf "
         "WriteRequest, one TimeSeries per series and batch, snappy, POST /api/v1/write); the "
         f"ratio is against the format the sink sends ({', '.join(SINK_FORMAT)}), the faster of "
-        "a pass before the sinks ran and one after",
+        "a pass before the sinks ran and one after; vm_sink_vs_fastest_bare_import is "
+        "against the fastest pass of any format",
     ]
     return figures, ratios, notes
 
