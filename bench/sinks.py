@@ -23,6 +23,7 @@ import struct
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import cramjam
@@ -94,14 +95,16 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
                     batch = []
         if batch:
             batches.append(batch)
-        # Those events (millions of objects) stay alive in this process while
-        # the sinks run in it; a deployed sink's process holds no such heap.
-        # Frozen, the collector's full passes skip them instead of walking
-        # them for every batch the sink allocates.
-        gc.freeze()
+        # Every pass's requests are encoded now, and the events dropped: a
+        # deployed sink's process holds no heap of millions of objects, and
+        # the sinks run in this one, where the collector would walk them.
+        passes = [(*SINK_FORMAT, "before")] + [(f, c, "after") for f, c in CEILING_FORMATS]
+        requests = {p: _requests(batches, *p) for p in passes}
+        del batches, batch, fleet
+        gc.collect()
         ceilings: dict[str, Any] = {}
         with httpx.Client(timeout=120) as client:
-            before = _bare_import(client, vm_url, batches, *SINK_FORMAT, "before")
+            before = _bare_import(client, vm_url, requests.pop(passes[0]))
             print(f"sinks: bare import before the sinks: {before}", flush=True)
 
             ours = _vm_sink(settings, loaded, policy, f"{prefix}vm", write_ahead=True)
@@ -112,14 +115,15 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
             in_turn = _vm_sink(settings, loaded, policy, f"{prefix}vm-in-turn", write_ahead=False)
             print(f"sinks: victoriametrics sink without write-ahead {in_turn}", flush=True)
 
-            for fmt, compress in CEILING_FORMATS:
+            for fmt, compress, run_tag in passes[1:]:
                 name = f"{fmt}, {compress}"
-                ceilings[name] = _bare_import(client, vm_url, batches, fmt, compress, "after")
+                ceilings[name] = _bare_import(
+                    client, vm_url, requests.pop((fmt, compress, run_tag))
+                )
                 print(f"sinks: bare import, {name}: {ceilings[name]}", flush=True)
         after = ceilings[", ".join(SINK_FORMAT)]
         ceiling = max(before, after, key=lambda c: c["samples_per_s"])
     finally:
-        gc.unfreeze()
         delete_topics(settings, topics_with_prefix(settings, prefix))
         delete_subjects(settings, prefix)
         # Series created a moment ago may still sit in VictoriaMetrics' buffers,
@@ -193,34 +197,40 @@ def _vm_sink(
         progress.close()
 
 
-def _bare_import(
-    client: httpx.Client,
-    vm_url: str,
-    batches: list[list[Any]],
-    fmt: str,
-    compress: str,
-    run_tag: str,
-) -> dict[str, Any]:
-    """Import ``batches`` in ``fmt``, one request after another; the rate (encoded beforehand)."""
+@dataclass
+class _Requests:
+    """One bare-import pass, encoded (and compressed) before it is timed."""
+
+    path: str
+    headers: dict[str, str]
+    bodies: list[bytes]
+    samples: int
+
+
+def _requests(batches: list[list[Any]], fmt: str, compress: str, run_tag: str) -> _Requests:
+    """``batches`` as requests in ``fmt``, each series labelled for this pass."""
     tag = f"{fmt}-{compress}-{run_tag}"
     bodies = [_body(fmt, b, tag) for b in batches]
     if compress == "gzip":
         bodies = [gzip.compress(body, 1) for body in bodies]
     if compress == "snappy":
         bodies = [bytes(cramjam.snappy.compress_raw(body)) for body in bodies]
-    headers = _HEADERS[compress]
-    path = _PATHS.get(fmt, "/api/v1/import")
     samples = sum(len(e.samples) for b in batches for e in b)
+    return _Requests(_PATHS.get(fmt, "/api/v1/import"), _HEADERS[compress], bodies, samples)
+
+
+def _bare_import(client: httpx.Client, vm_url: str, requests: _Requests) -> dict[str, Any]:
+    """Send ``requests`` one after another; the rate (encoded beforehand)."""
     started = time.monotonic()
-    for body in bodies:
-        response = client.post(f"{vm_url}{path}", content=body, headers=headers)
+    for body in requests.bodies:
+        response = client.post(f"{vm_url}{requests.path}", content=body, headers=requests.headers)
         response.raise_for_status()
     took = time.monotonic() - started
     return {
-        "samples_per_s": samples / took,
-        "samples": samples,
-        "requests": len(bodies),
-        "mib_sent": round(sum(map(len, bodies)) / 2**20, 1),
+        "samples_per_s": requests.samples / took,
+        "samples": requests.samples,
+        "requests": len(requests.bodies),
+        "mib_sent": round(sum(map(len, requests.bodies)) / 2**20, 1),
         "seconds": round(took, 2),
     }
 
