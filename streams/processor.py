@@ -44,7 +44,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from opentelemetry.trace import Span
 
@@ -86,8 +86,9 @@ DEFAULT_RETENTION_MS = 3_600_000
 _SEPARATOR = b"\x1f"
 _SERIES = b"s"
 _GAUGES_EVERY_MS = 10_000
-#: About how many series' windows the timer reduces, emits and writes at a time.
-_CLOSE_SLICE_SERIES = 20_000
+#: About how many held samples' windows are reduced and emitted at a time:
+#: a few tens of MB of temporaries, and one slice for a batch of 100 hosts.
+_CLOSE_SLICE_SAMPLES = 400_000
 
 
 class SourceMessage(Protocol):
@@ -318,15 +319,13 @@ class BatchProcessor:
             with batch_span(PROCESS_SPAN, map(_headers, batch)) as span:
                 closed, alerts, rejected = await self._process(batch)
                 if span is not None:
-                    span.set_attribute("hoststream.windows.closed", len(closed))
-                    span.set_attribute("hoststream.alerts.raised", len(alerts))
+                    span.set_attribute("hoststream.windows.closed", closed)
+                    span.set_attribute("hoststream.alerts.raised", alerts)
                     span.set_attribute("hoststream.messages.rejected", rejected)
-            return len(closed)
+            return closed
 
-    async def _process(
-        self, batch: Sequence[SourceMessage]
-    ) -> tuple[ClosedWindows, list[AlertEvent], int]:
-        """The work of :meth:`process`, under its lock: closed windows, alerts, rejections."""
+    async def _process(self, batch: Sequence[SourceMessage]) -> tuple[int, int, int]:
+        """The work of :meth:`process`, under its lock: windows closed, alerts, rejections."""
         now = self._clock_ms()
         groups: dict[bytes, list[DecodedEvent]] = {}
         rejected = 0
@@ -379,16 +378,25 @@ class BatchProcessor:
             self._last_seen[key] = now
         for family, (events_n, late, invalid) in counts.items():
             aggregator.count_event(family, events_n, late, invalid)
-        closed = aggregator.close(changes)
-        alerts = self._judge(closed)
-        await self._emit(closed, alerts)
+        # Reduced and emitted in slices (see close_quiet), every slice before
+        # any state is written: a batch of thousands of hosts crossing a
+        # window's end closes all their windows, and the reduction's
+        # temporaries of them all at once were half the worker's peak memory.
+        closed_n = alerts_n = 0
+        for part in _slices(changes, _CLOSE_SLICE_SAMPLES):
+            closed = aggregator.close(part)
+            alerts = self._judge(closed)
+            await self._emit(closed, alerts)
+            closed_n += len(closed)
+            alerts_n += len(alerts)
+            del closed, alerts  # before the next slice is reduced
         for key, panes in touched.items():
             state = self._states[key]
             self._save(key, state, panes)
             self._due[key] = self._next_due(key, state, now)
         if self._stored is not None:
             await self._stored()
-        return closed, alerts, rejected
+        return closed_n, alerts_n, rejected
 
     def _judge(self, closed: ClosedWindows) -> list[AlertEvent]:
         if self.rules is None or not len(closed):
@@ -441,7 +449,7 @@ class BatchProcessor:
             # is reduced: after a backlog every state closes at once, and one
             # slice of them all held every aggregate and changelog record in
             # memory together (twice the worker's state at 2,000 hosts).
-            parts = _slices(limits, _CLOSE_SLICE_SERIES)
+            parts = _slices(limits, _CLOSE_SLICE_SAMPLES)
             # Nodata alerts go out with the slice that writes their state's alert
             # memory; those of states with nothing to close, with the last slice.
             in_limits = {keys[id(state)] for state, _ in limits}
@@ -518,15 +526,18 @@ class BatchProcessor:
         metrics.state_bytes.set(sum(s.state_bytes() for s in self._states.values()))
 
 
+_Limit = TypeVar("_Limit", int, int | None)
+
+
 def _slices(
-    limits: Sequence[tuple[FamilyState, int]], series: int
-) -> list[Sequence[tuple[FamilyState, int]]]:
-    """``limits`` cut in order into runs of about ``series`` series each; at least one run."""
-    out: list[Sequence[tuple[FamilyState, int]]] = []
+    limits: Sequence[tuple[FamilyState, _Limit]], samples: int
+) -> list[Sequence[tuple[FamilyState, _Limit]]]:
+    """``limits`` cut in order into runs holding about ``samples`` samples; at least one run."""
+    out: list[Sequence[tuple[FamilyState, _Limit]]] = []
     begin = held = 0
     for end, (state, _) in enumerate(limits, start=1):
-        held += len(state.series)
-        if held >= series:
+        held += state.open_samples
+        if held >= samples:
             out.append(limits[begin:end])
             begin, held = end, 0
     if begin < len(limits) or not out:

@@ -226,7 +226,7 @@ def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_a
     whole.process(batch)
     whole.now = T0 + 10 * 60_000
     assert whole.tick() == 5
-    monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SERIES", 2)  # two states a slice
+    monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SAMPLES", 6)  # two states a slice
     sliced = Harness()
     emits: list[tuple[int, int]] = []
 
@@ -239,8 +239,9 @@ def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_a
     sliced.process(batch)
     sliced.now = T0 + 10 * 60_000
     assert sliced.tick() == 5
-    # The batch, then three slices, each emitted once the slice before was stored.
-    assert emits == [(0, 0), (2, 1), (2, 2), (1, 3)]
+    # The batch (three slices closing nothing), then the timer's three slices,
+    # each emitted once the slice before was stored.
+    assert emits == [(0, 0)] * 3 + [(2, 1), (2, 2), (1, 3)]
     assert len(sliced.stored) == 1 + 3
     assert sliced.emitted == whole.emitted
     assert sliced.table == whole.table
