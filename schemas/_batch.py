@@ -17,20 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from hoststream.schemas._varint import zigzag
 from hoststream.schemas.records import EventBatch
 
 __all__ = ["BatchImage"]
-
-
-def _zigzag(n: int) -> bytes:
-    # The same as schemas._layout.zigzag; here to keep the import graph one-way.
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _varint_lengths(zigzagged: Any) -> Any:
@@ -120,7 +110,7 @@ class BatchImage:
         seqs = np.asarray(batch.seqs, dtype=np.int64)
         zigzagged = ((seqs << 1) ^ (seqs >> 63)).view(np.uint64)
         lengths = _varint_lengths(zigzagged)
-        timestamp = _zigzag(batch.timestamp_ms)
+        timestamp = zigzag(batch.timestamp_ms)
         if (
             self._u8 is None
             or len(timestamp) != self._timestamp_length
@@ -151,7 +141,7 @@ class BatchImage:
         seq_lengths: list[int] = []
         starts: list[int] = []
         ends: list[int] = []
-        timestamp = _zigzag(timestamp_ms)
+        timestamp = zigzag(timestamp_ms)
         gap = bytes(8)
         for prefix, head, chunks, interval, seq in zip(
             self._prefixes, self._heads, self._chunks, self._intervals, seqs, strict=True
@@ -161,9 +151,9 @@ class BatchImage:
             image += head
             instant_at.append(len(image))
             image += timestamp
-            image += _zigzag(interval)
+            image += zigzag(interval)
             seq_at.append(len(image))
-            seq_bytes = _zigzag(seq)
+            seq_bytes = zigzag(seq)
             seq_lengths.append(len(seq_bytes))
             image += seq_bytes
             image += chunks[0]

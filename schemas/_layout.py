@@ -18,6 +18,7 @@ from confluent_kafka.serialization import SerializationContext
 
 from hoststream.schemas._codec import encode
 from hoststream.schemas._loader import AvroSchema, schema_for
+from hoststream.schemas._varint import zigzag
 from hoststream.schemas.records import EventValues, MetricEvent
 
 if TYPE_CHECKING:
@@ -78,17 +79,6 @@ class AvroReader:
             for _ in range(2 * count):
                 size = self.long()  # not `pos += long()`: that adds to the old pos
                 self.pos += size
-
-
-def zigzag(n: int) -> bytes:
-    """An Avro ``long``: zig-zag, then base-128 varint."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)

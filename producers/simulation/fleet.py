@@ -234,7 +234,19 @@ class SimulatedFleet:
         )
 
 
-class FleetValues:
+class _FleetSource:
+    """Some or all of a fleet's hosts, and the families they publish."""
+
+    def __init__(self, fleet: SimulatedFleet, indices: Sequence[int] | None = None) -> None:
+        self.fleet = fleet
+        self.indices = indices
+
+    @property
+    def families(self) -> Sequence[str]:
+        return self.fleet.families
+
+
+class FleetValues(_FleetSource):
     """A simulated fleet, or some of its hosts, as the producer's event source.
 
     It gives :class:`EventValues` (a template and the tick's values per host
@@ -245,19 +257,11 @@ class FleetValues:
         indices: which of its hosts (default: all), e.g. one process's share.
     """
 
-    def __init__(self, fleet: SimulatedFleet, indices: Sequence[int] | None = None) -> None:
-        self.fleet = fleet
-        self.indices = indices
-
-    @property
-    def families(self) -> Sequence[str]:
-        return self.fleet.families
-
     def events(self, timestamp_ms: int, interval_ms: int) -> Iterator[EventValues]:
         return self.fleet.event_values(timestamp_ms, interval_ms, self.indices)
 
 
-class FleetBatches:
+class FleetBatches(_FleetSource):
     """A simulated fleet, or some of its hosts, as the producer's event source, in batches.
 
     It gives :class:`EventBatch` objects, which the publisher writes into one
@@ -278,13 +282,8 @@ class FleetBatches:
         indices: Sequence[int] | None = None,
         hosts_per_batch: int = 40,
     ) -> None:
-        self.fleet = fleet
-        self.indices = indices
+        super().__init__(fleet, indices)
         self.hosts_per_batch = hosts_per_batch
-
-    @property
-    def families(self) -> Sequence[str]:
-        return self.fleet.families
 
     def events(self, timestamp_ms: int, interval_ms: int) -> Iterator[EventBatch]:
         return self.fleet.event_batches(
