@@ -155,9 +155,10 @@ SERVICE_NAMES = {
 #: The cost map's components that are not the pipeline's own.
 OBSERVABILITY = {"jaeger (traces)", "victorialogs (logs)", "vmalert", "alertmanager"}
 
+#: The producer's last line (``ProducerReport.summary``), its wrapping undone.
 _REPORT = re.compile(
-    r"produced (\d+) events \((\d+) samples\) in ([\d.]+)s: .*dropped (\d+).*ticks (\d+) "
-    r"\(skipped (\d+)\)"
+    r"produced (\d+) events \((\d+) samples\), acknowledged (\d+) in ([\d.]+)s: "
+    r".*dropped (\d+).*ticks (\d+) \(skipped (\d+)\)"
 )
 _WINDOW = re.compile(r"^(\d+)([sm])$")
 
@@ -592,9 +593,10 @@ def _load(
     match = _REPORT.search(" ".join(producer.tail().split()))  # rich wraps the line
     if match is None:
         raise SystemExit(f"pipeline: no producer report:\n{producer.tail()}")
-    events, samples, run_s, dropped, ticks, skipped = match.groups()
-    events_per_s = int(events) / float(run_s)
-    samples_per_s = int(samples) / float(run_s)
+    events, samples, acknowledged, run_s, dropped, ticks, skipped = match.groups()
+    # What reached Kafka is the load offered: events refused or lost do not count.
+    events_per_s = int(acknowledged) / float(run_s)
+    samples_per_s = int(samples) * int(acknowledged) / max(1, int(events)) / float(run_s)
 
     # Each group's input in messages/s: metric events, and one message per aggregate
     # (a series' window: samples/s x interval / window, summed over windows). The
