@@ -333,6 +333,20 @@ class StreamsSection(_Section):
     stream_lag_interval_s: float = Field(
         5.0, gt=0, le=3600, description="How often the consumer-lag gauge is refreshed."
     )
+    stream_exact_quantile_samples: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="A window of a series holding up to this many samples has exact quantiles; "
+        "one holding more, quantiles from a sketch.",
+    )
+    stream_relative_accuracy: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="The sketch's bound: each quantile of a window beyond the exact limit lies "
+        "within this fraction of the exact one.",
+    )
     stream_rules_file: Path | None = Field(
         None, description="Alert rules YAML (`--rules`); unset: the built-in host rules."
     )

@@ -21,8 +21,20 @@ How a window closes:
 
 Every window's statistics come from its own samples, kept until the largest
 window holding them closes: count, sum (correctly rounded), min, max, mean,
-last, exact quantiles, and the counter increase with resets. So a larger
-window is exactly the union of its panes, whatever the order they closed in.
+last, quantiles, and the counter increase with resets. So a larger window is
+exactly the union of its panes, whatever the order they closed in.
+
+Quantiles are exact (``sorted(values)[floor(q * (n - 1))]``) for a window of
+a series holding up to ``exact_samples`` samples. Beyond that they come from
+a DDSketch (:mod:`streams.sketch`): each lies within ``relative_accuracy`` of
+the exact one, and the aggregate says so in ``quantile_relative_error``. A
+closed pane (the smallest window) that held more than ``exact_samples``
+samples of a series, and that a larger window still needs, is kept as a
+:class:`~streams.state.PaneSketch` rather than as samples: no window holding
+it can be exact anyway. A larger window is then rolled up from its panes,
+samples and sketches alike: counts, extremes, first and last samples and
+counter steps exactly, sums to within about 2**-100 of the exact sum, and
+the quantile buckets merged (exact for exact, by adding counts for sketches).
 """
 
 from __future__ import annotations
@@ -38,20 +50,33 @@ from prometheus_client import CollectorRegistry
 from hoststream.schemas.records import MetricEvent, MetricKind, WindowAggregate
 from hoststream.streams.cpu import CPU_BUSY_RATIO, CPU_SECONDS
 from hoststream.streams.metrics import StreamMetrics
+from hoststream.streams.sketch import DEFAULT_RELATIVE_ACCURACY, bucket_ordinals, ordinal_values
 from hoststream.streams.state import (
     Chunk,
     FamilyState,
     Float64Array,
     Int32Array,
+    PaneSketch,
     SeriesKey,
     series_key,
 )
 from hoststream.streams.windows import DEFAULT_WINDOWS, WindowSize, parse_windows
 
-__all__ = ["DEFAULT_GRACE_MS", "QUANTILES", "ClosedWindows", "Outcome", "WindowAggregator"]
+__all__ = [
+    "DEFAULT_EXACT_SAMPLES",
+    "DEFAULT_GRACE_MS",
+    "QUANTILES",
+    "ClosedWindows",
+    "Outcome",
+    "WindowAggregator",
+]
 
 #: How long after a window's end its late samples are still merged.
 DEFAULT_GRACE_MS = 10_000
+
+#: Windows of a series holding up to this many samples have exact quantiles:
+#: at a 10 s interval a 5m window holds 30, and a 1m window at 1 s holds 60.
+DEFAULT_EXACT_SAMPLES = 64
 
 #: The quantiles every aggregate reports, as (field, q).
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
@@ -77,10 +102,12 @@ class ClosedWindows:
 
     Row ``i`` is the window ``[start[i], start[i] + size_ms[i])`` of series
     ``series[i]`` of ``states[state[i]]``. ``rate`` is NaN where a window has
-    no counter rate. The windows of sampled series come first, sorted by
-    state, window size, series and start; the CPU busy ratios derived from
-    them follow (their series are in the state's series table too). Every
-    record made from them carries ``region``, the aggregator's.
+    no counter rate. ``quantile_error`` is 0 where the quantiles are exact,
+    the sketch's relative accuracy where they are not. The windows of sampled
+    series come first, sorted by state, window size, series and start; the
+    CPU busy ratios derived from them follow (their series are in the state's
+    series table too). Every record made from them carries ``region``, the
+    aggregator's.
     """
 
     states: list[FamilyState]
@@ -91,6 +118,7 @@ class ClosedWindows:
     count: Int64Array
     stats: Float64Array  # columns: sum, min, max, mean, last, p50, p90, p95, p99
     rate: Float64Array
+    quantile_error: Float64Array
     region: str | None = None
 
     def __len__(self) -> int:
@@ -99,7 +127,10 @@ class ClosedWindows:
     @classmethod
     def empty(cls) -> ClosedWindows:
         nothing = np.zeros(0, dtype=np.int64)
-        return cls([], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 9)), np.zeros(0))
+        no_floats = np.zeros(0)
+        return cls(
+            [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 9)), no_floats, no_floats
+        )
 
     def windows(self) -> set[tuple[int, int, int]]:
         """(state number, size, start) of every window closed."""
@@ -134,7 +165,7 @@ class ClosedWindows:
             p90=s[6],
             p95=s[7],
             p99=s[8],
-            quantile_relative_error=0.0,
+            quantile_relative_error=float(self.quantile_error[i]),
             labels=dict(labels),
             rate_per_second=None if math.isnan(rate) else rate,
             region=self.region,
@@ -219,6 +250,8 @@ class WindowAggregator:
         derive_cpu_utilisation: bool = True,
         metrics: StreamMetrics | None = None,
         region: str | None = None,
+        exact_samples: int = DEFAULT_EXACT_SAMPLES,
+        relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
     ) -> None:
         """Configure the windows.
 
@@ -232,9 +265,19 @@ class WindowAggregator:
             metrics: the counters to update; default: a registry of their own (not served).
             region: the region every aggregate carries (``HOSTSTREAM_REGION``): a
                 region's processors aggregate its own hosts only.
+            exact_samples: a window of a series holding up to this many samples
+                has exact quantiles; one holding more, quantiles from a sketch.
+            relative_accuracy: the sketch's bound: each of its quantiles lies
+                within this fraction of the exact quantile's value; in (0, 1).
         """
         if grace_ms < 0:
             raise ValueError(f"grace must be 0 or more, got {grace_ms} ms")
+        if exact_samples < 1:
+            raise ValueError(f"exact_samples must be 1 or more, got {exact_samples}")
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError(f"relative accuracy must lie in (0, 1), got {relative_accuracy}")
+        self.exact_samples = exact_samples
+        self.relative_accuracy = relative_accuracy
         self.windows = parse_windows(windows)
         self.pane = self.windows[0]
         self.largest = self.windows[-1]
@@ -325,6 +368,7 @@ class WindowAggregator:
         for size in self.windows:
             frontier = None if state.horizon is None else size.start_of(state.horizon)
             open_ts = [c.ts for c in state.chunks if frontier is None or c.ts >= frontier]
+            open_ts += [s for s in state.sketches if frontier is None or s >= frontier]
             if open_ts:
                 ends.append(size.start_of(min(open_ts)) + size.ms)
         return min(ends) + self.grace_ms if ends else None
@@ -356,6 +400,9 @@ class WindowAggregator:
         groups: list[int] = []
         series: list[Int32Array] = []
         values: list[Float64Array] = []
+        sketch_groups: list[int] = []
+        sketches: list[PaneSketch] = []
+        keep_from_of: list[int] = []
         n_sizes = len(self.windows)
         for state, before in changes:
             after = state.horizon
@@ -377,19 +424,32 @@ class WindowAggregator:
                         series.append(chunk.series)
                         values.append(chunk.values)
                         took = True
+                for start, sketch in state.sketches.items():
+                    if start < high and (low is None or start >= low):
+                        sketch_groups.append(group)
+                        sketches.append(sketch)
+                        took = True
             keep_from = self.largest.start_of(after)
             state.chunks = [c for c in state.chunks if c.ts >= keep_from]
+            if state.sketches:
+                state.sketches = {s: k for s, k in state.sketches.items() if s >= keep_from}
             if took:
                 states.append(state)
+                keep_from_of.append(keep_from)
         if not states:
             return ClosedWindows.empty()
-        return self._reduce(
+        closed, summaries = self._reduce(
             states,
             np.repeat(np.asarray(times, dtype=np.int64), lengths),
             np.repeat(np.asarray(groups, dtype=np.int64), lengths),
-            np.concatenate(series).astype(np.int64),
-            np.concatenate(values),
+            np.concatenate(series).astype(np.int64) if series else np.zeros(0, dtype=np.int64),
+            np.concatenate(values) if values else np.zeros(0),
+            sketched=_Sketched.of(sketch_groups, sketches),
+            keep_from=np.asarray(keep_from_of, dtype=np.int64),
         )
+        for number, sketch in summaries:
+            _hold_as_sketch(states[number], sketch, self.pane.ms)
+        return closed
 
     def _reduce(
         self,
@@ -398,8 +458,42 @@ class WindowAggregator:
         group: Int64Array,
         series: Int64Array,
         values: Float64Array,
-    ) -> ClosedWindows:
+        *,
+        sketched: _Sketched | None,
+        keep_from: Int64Array,
+    ) -> tuple[ClosedWindows, list[tuple[int, PaneSketch]]]:
+        """The closed windows of the rows, and the panes to hold as sketches from now on."""
         n_sizes = len(self.windows)
+        n_raw = len(values)
+        # Columns beyond the samples' own, only where sketched panes take part:
+        # each sketched (series, pane) enters as two rows, its first and its
+        # last sample, carrying the pane's count, sum, extremes and increase.
+        extra: tuple[Int64Array, Float64Array, Float64Array, Float64Array, Float64Array] | None
+        extra = kind = None
+        if sketched is not None:
+            m = len(sketched.group)
+            stats = sketched.stats
+            ts = np.concatenate([ts, sketched.first_ts, sketched.last_ts])
+            group = np.concatenate([group, sketched.group, sketched.group])
+            series = np.concatenate([series, sketched.series, sketched.series])
+            raw_values = values
+            values = np.concatenate([values, stats[:, PaneSketch.FIRST], stats[:, PaneSketch.LAST]])
+            extra = (
+                # weight: the first row counts one sample, the last the rest
+                np.concatenate([np.ones(n_raw + m, dtype=np.int64), sketched.count - 1]),
+                # parts of the sum, minimum and maximum
+                np.concatenate(
+                    [raw_values, stats[:, PaneSketch.SUM_HI], stats[:, PaneSketch.SUM_LO]]
+                ),
+                np.concatenate([raw_values, np.tile(stats[:, PaneSketch.MIN], 2)]),
+                np.concatenate([raw_values, np.tile(stats[:, PaneSketch.MAX], 2)]),
+                # the step into the last row: the pane's own increase
+                np.concatenate([np.full(n_raw + m, np.nan), stats[:, PaneSketch.INCREASE]]),
+            )
+            # -1: a sample; k >= 0: the first row of sketched row k; -2: a last row.
+            kind = np.concatenate(
+                [np.full(n_raw, -1), np.arange(m, dtype=np.int64), np.full(m, -2)]
+            )
         gkey = (group << _SERIES_BITS) | series
         # Stable: rows with the same series and timestamp keep their arrival
         # order, and the last delivered one wins below.
@@ -415,34 +509,82 @@ class WindowAggregator:
         boundary[1:] = (gkey[1:] != gkey[:-1]) | (start[1:] != start[:-1])
         first = np.flatnonzero(boundary)
         last = np.append(first[1:], n) - 1
-        count = last - first + 1
         # Counter increase: each step up, or the new value after a reset.
         step = np.zeros(n)
         step[1:] = np.where(v[1:] >= v[:-1], v[1:] - v[:-1], v[1:])
+        window_of_row = np.cumsum(boundary) - 1
+        listed = v.tolist()
+        stats = np.empty((len(first), 9))
+        if extra is None or kind is None:
+            count = last - first + 1
+            low, high = v, v
+        else:
+            picked = order[keep]
+            weights, parts, lows, highs, inners = extra
+            weight, sum_part = weights[picked], parts[picked]
+            low, high, inner = lows[picked], highs[picked], inners[picked]
+            kind = kind[picked]
+            listed = sum_part.tolist()
+            step = np.where(np.isnan(inner), step, inner)
+            count = np.add.reduceat(weight, first)
         step[boundary] = 0.0
         increase = np.add.reduceat(step, first)
         dt = ts[last] - ts[first]
-        # Quantiles: the values of each window sorted, then the order statistic
-        # sorted(values)[floor(q * (n - 1))] picked per window.
-        window_of_row = np.cumsum(boundary) - 1
-        sorted_v = v[np.lexsort((v, window_of_row))]
-        listed = v.tolist()
         bounds = zip(first.tolist(), (last + 1).tolist(), strict=True)
         sums = np.asarray([math.fsum(listed[a:b]) for a, b in bounds])
-        stats = np.empty((len(first), 9))
         stats[:, 0] = sums
-        stats[:, 1] = np.minimum.reduceat(v, first)
-        stats[:, 2] = np.maximum.reduceat(v, first)
+        stats[:, 1] = np.minimum.reduceat(low, first)
+        stats[:, 2] = np.maximum.reduceat(high, first)
         stats[:, 3] = sums / count
         stats[:, 4] = v[last]
+        # Quantiles: the values of each window sorted, then the order statistic
+        # sorted(values)[floor(q * (n - 1))] picked per window; windows holding
+        # more than exact_samples take theirs from the sketch below instead.
+        sorted_v = v[np.lexsort((v, window_of_row))]
         for column, (_, q) in enumerate(QUANTILES, start=5):
-            stats[:, column] = sorted_v[first + np.floor(q * (count - 1)).astype(np.int64)]
+            at = np.minimum(first + np.floor(q * (count - 1)).astype(np.int64), last)
+            stats[:, column] = sorted_v[at]
+        big = count > self.exact_samples
+        quantile_error = np.where(big, self.relative_accuracy, 0.0)
+        if big.any():
+            stats[big, 5:] = self._sketch_quantiles(
+                np.flatnonzero(big),
+                count=count,
+                stats=stats,
+                window_of_row=window_of_row,
+                v=v,
+                kind=kind,
+                sketched=sketched,
+            )
         keys = gkey[first]
         owner = (keys >> _SERIES_BITS) // n_sizes
         series_of = keys & ((1 << _SERIES_BITS) - 1)
         counter = _row_flags(states, owner, series_of, "counter", _is_counter)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(counter & (count >= 2) & (dt > 0), increase * 1000.0 / dt, np.nan)
+        # Panes that held too many samples of a series to be exact in any
+        # window, and that a larger window still needs: held as sketches.
+        summarise = np.flatnonzero(
+            big & (size_ms[first] == self.pane.ms) & (start[first] >= keep_from[owner])
+        )
+        summaries = (
+            self._pane_sketches(
+                summarise,
+                owner=owner,
+                start=start[first],
+                series=series_of,
+                count=count,
+                stats=stats,
+                increase=increase,
+                ts=ts,
+                v=v,
+                first=first,
+                last=last,
+                window_of_row=window_of_row,
+            )
+            if len(summarise)
+            else []
+        )
         closed = ClosedWindows(
             states=states,
             state=owner,
@@ -452,6 +594,7 @@ class WindowAggregator:
             count=count,
             stats=stats,
             rate=rate,
+            quantile_error=quantile_error,
             region=self.region,
         )
         if self.derive_cpu_utilisation:
@@ -460,7 +603,184 @@ class WindowAggregator:
             emitted = int((closed.size_ms == size.ms).sum())
             if emitted:
                 self.metrics.windows_emitted.labels(size.label).inc(emitted)
-        return closed
+        return closed, summaries
+
+    def _sketch_quantiles(
+        self,
+        windows: Int64Array,
+        *,
+        count: Int64Array,
+        stats: Float64Array,
+        window_of_row: Int64Array,
+        v: Float64Array,
+        kind: Int64Array | None,
+        sketched: _Sketched | None,
+    ) -> Float64Array:
+        """The quantiles of ``windows`` from their buckets: samples' and sketched panes' merged."""
+        in_big = np.zeros(len(count), dtype=bool)
+        in_big[windows] = True
+        row_big = in_big[window_of_row]
+        samples = row_big if kind is None else row_big & (kind == -1)
+        entry_window = [window_of_row[samples]]
+        entry_ordinal = [bucket_ordinals(v[samples], self.relative_accuracy)]
+        entry_count = [np.ones(int(samples.sum()), dtype=np.int64)]
+        if kind is not None and sketched is not None:
+            firsts = np.flatnonzero(row_big & (kind >= 0))
+            begin = sketched.offsets[kind[firsts]]
+            lengths = sketched.offsets[kind[firsts] + 1] - begin
+            taken = np.repeat(begin - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+                int(lengths.sum())
+            )
+            entry_window.append(np.repeat(window_of_row[firsts], lengths))
+            entry_ordinal.append(sketched.ordinals[taken])
+            entry_count.append(sketched.buckets[taken])
+        window = np.concatenate(entry_window)
+        ordinal = np.concatenate(entry_ordinal)
+        order = np.lexsort((ordinal, window))
+        window, ordinal = window[order], ordinal[order]
+        running = np.cumsum(np.concatenate(entry_count)[order])
+        begin = np.searchsorted(window, windows, side="left")
+        before = np.where(begin > 0, running[np.maximum(begin - 1, 0)], 0)
+        out = np.empty((len(windows), len(QUANTILES)))
+        low, high = stats[windows, 1], stats[windows, 2]
+        for column, (_, q) in enumerate(QUANTILES):
+            # The bucket holding the value of rank floor(q * (n - 1)).
+            rank = np.floor(q * (count[windows] - 1)).astype(np.int64)
+            at = np.searchsorted(running, before + rank, side="right")
+            estimate = ordinal_values(ordinal[at], self.relative_accuracy)
+            # The true quantile lies in [min, max]: clamping only brings the
+            # estimate closer to it.
+            out[:, column] = np.clip(estimate, low, high)
+        return out
+
+    def _pane_sketches(
+        self,
+        windows: Int64Array,
+        *,
+        owner: Int64Array,
+        start: Int64Array,
+        series: Int64Array,
+        count: Int64Array,
+        stats: Float64Array,
+        increase: Float64Array,
+        ts: Int64Array,
+        v: Float64Array,
+        first: Int64Array,
+        last: Int64Array,
+        window_of_row: Int64Array,
+    ) -> list[tuple[int, PaneSketch]]:
+        """One sketch per (state, pane) of the pane ``windows`` (all of samples only)."""
+        in_set = np.zeros(len(count), dtype=bool)
+        in_set[windows] = True
+        rows = in_set[window_of_row]
+        row_window = window_of_row[rows]
+        ordinal = bucket_ordinals(v[rows], self.relative_accuracy)
+        order = np.lexsort((ordinal, row_window))
+        row_window, ordinal = row_window[order], ordinal[order]
+        change = np.ones(len(ordinal), dtype=bool)
+        change[1:] = (row_window[1:] != row_window[:-1]) | (ordinal[1:] != ordinal[:-1])
+        bucket_at = np.flatnonzero(change)
+        bucket_window = row_window[bucket_at]
+        bucket_n = np.diff(np.append(bucket_at, len(ordinal)))
+        bucket_ordinal = ordinal[bucket_at]
+        # Windows come in bucket order; each one's buckets are a run.
+        bucket_begin = np.searchsorted(bucket_window, windows, side="left")
+        bucket_end = np.searchsorted(bucket_window, windows, side="right")
+        listed = v.tolist()
+        by_pane: dict[tuple[int, int], list[int]] = {}
+        for k, w in enumerate(windows.tolist()):
+            by_pane.setdefault((int(owner[w]), int(start[w])), []).append(k)
+        out = []
+        for (number, pane_start), ks in sorted(by_pane.items()):
+            picked = windows[ks]
+            hi = stats[picked, 0]
+            lo = [
+                math.fsum([*listed[a : b + 1], -h])
+                for a, b, h in zip(
+                    first[picked].tolist(), last[picked].tolist(), hi.tolist(), strict=True
+                )
+            ]
+            pane_stats = np.empty((len(picked), 7))
+            pane_stats[:, PaneSketch.SUM_HI] = hi
+            pane_stats[:, PaneSketch.SUM_LO] = lo
+            pane_stats[:, PaneSketch.MIN] = stats[picked, 1]
+            pane_stats[:, PaneSketch.MAX] = stats[picked, 2]
+            pane_stats[:, PaneSketch.FIRST] = v[first[picked]]
+            pane_stats[:, PaneSketch.LAST] = v[last[picked]]
+            pane_stats[:, PaneSketch.INCREASE] = increase[picked]
+            b_begin, b_end = bucket_begin[ks], bucket_end[ks]
+            lengths = b_end - b_begin
+            taken = np.concatenate(
+                [np.arange(a, b) for a, b in zip(b_begin.tolist(), b_end.tolist(), strict=True)]
+            )
+            offsets = np.zeros(len(picked) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum(lengths)
+            sketch = PaneSketch(
+                start=pane_start,
+                series=series[picked].astype(np.int32),
+                count=count[picked].astype(np.int64),
+                first_ts=ts[first[picked]],
+                last_ts=ts[last[picked]],
+                stats=pane_stats,
+                offsets=offsets,
+                ordinals=bucket_ordinal[taken].astype(np.int32),
+                buckets=bucket_n[taken].astype(np.int64),
+            )
+            out.append((number, sketch))
+        return out
+
+
+@dataclass(slots=True)
+class _Sketched:
+    """The sketched (series, pane) rows taking part in one reduction, as columns."""
+
+    group: Int64Array
+    series: Int64Array
+    count: Int64Array
+    first_ts: Int64Array
+    last_ts: Int64Array
+    stats: Float64Array
+    offsets: Int64Array  # into ordinals and buckets, len(group) + 1
+    ordinals: npt.NDArray[np.int32]
+    buckets: Int64Array
+
+    @classmethod
+    def of(cls, groups: Sequence[int], sketches: Sequence[PaneSketch]) -> _Sketched | None:
+        if not sketches:
+            return None
+        base = np.cumsum([0] + [len(s.ordinals) for s in sketches[:-1]])
+        offsets = np.concatenate(
+            [s.offsets[:-1] + b for s, b in zip(sketches, base.tolist(), strict=True)]
+            + [np.asarray([int(base[-1]) + len(sketches[-1].ordinals)])]
+        )
+        return cls(
+            group=np.repeat(np.asarray(groups, dtype=np.int64), [len(s) for s in sketches]),
+            series=np.concatenate([s.series for s in sketches]).astype(np.int64),
+            count=np.concatenate([s.count for s in sketches]),
+            first_ts=np.concatenate([s.first_ts for s in sketches]),
+            last_ts=np.concatenate([s.last_ts for s in sketches]),
+            stats=np.concatenate([s.stats for s in sketches]),
+            offsets=offsets.astype(np.int64),
+            ordinals=np.concatenate([s.ordinals for s in sketches]),
+            buckets=np.concatenate([s.buckets for s in sketches]),
+        )
+
+
+def _hold_as_sketch(state: FamilyState, sketch: PaneSketch, pane_ms: int) -> None:
+    """Keep ``sketch``'s series of its pane as the sketch, their samples dropped."""
+    end = sketch.start + pane_ms
+    kept: list[Chunk] = []
+    for chunk in state.chunks:
+        if sketch.start <= chunk.ts < end:
+            mask = ~np.isin(chunk.series, sketch.series)
+            if not mask.all():
+                if mask.any():
+                    kept.append(Chunk(chunk.ts, chunk.series[mask], chunk.values[mask]))
+                continue
+        kept.append(chunk)
+    state.chunks = kept
+    state.sketches[sketch.start] = sketch
+    state.changed_panes.add(sketch.start)
 
 
 def _with_cpu_busy(closed: ClosedWindows) -> ClosedWindows:
@@ -534,6 +854,7 @@ def _with_cpu_busy(closed: ClosedWindows) -> ClosedWindows:
         count=np.concatenate([closed.count, np.ones(len(values), dtype=np.int64)]),
         stats=np.concatenate([closed.stats, np.repeat(values[:, None], 9, axis=1)]),
         rate=np.concatenate([closed.rate, np.full(len(values), np.nan)]),
+        quantile_error=np.concatenate([closed.quantile_error, np.zeros(len(values))]),
         region=closed.region,
     )
 

@@ -168,6 +168,8 @@ def build_app(
         grace_ms=grace_ms,
         metrics=metrics if metrics is not None else StreamMetrics(CollectorRegistry()),
         region=settings.region,
+        exact_samples=settings.stream_exact_quantile_samples,
+        relative_accuracy=settings.stream_relative_accuracy,
     )
     aggregator.metrics.known_labels(
         families, list(topics.family_of_topic), [size.label for size in sizes]

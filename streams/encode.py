@@ -161,7 +161,7 @@ class AggregateEncoder:
                 headers[size] = self._header(closed.aggregate(i))
         doubles = np.empty((n, _DOUBLES), dtype="<f8")
         doubles[:, :9] = closed.stats
-        doubles[:, 9] = 0.0
+        doubles[:, 9] = closed.quantile_error
         raw = doubles.tobytes()
         rates = closed.rate.tolist()
         counts = closed.count.tolist()

@@ -279,7 +279,7 @@ class BatchProcessor:
     def _save(self, key: bytes, state: FamilyState, touched: Iterable[int]) -> None:
         """Write the records of ``state`` that changed: header, series if grown, touched panes."""
         pane = self.aggregator.pane
-        by_pane: dict[int, list[Chunk]] = {}
+        by_pane: dict[int, list[Chunk]] = {start: [] for start in state.sketches}
         for chunk in state.chunks:
             by_pane.setdefault(pane.start_of(chunk.ts), []).append(chunk)
         written = self._written.get(key) or _Written(b"", 0, set())
@@ -287,8 +287,11 @@ class BatchProcessor:
             self.table[_series_key(key)] = StateRecords.series_of(state)
             written.series = len(state.series)
         live = set(by_pane)
-        for start in sorted(set(touched) & live):
-            self.table[_segment_key(key, start)] = StateRecords.segment_of(by_pane[start])
+        for start in sorted((set(touched) | state.changed_panes) & live):
+            self.table[_segment_key(key, start)] = StateRecords.segment_of(
+                by_pane[start], state.sketches.get(start)
+            )
+        state.changed_panes.clear()
         for start in sorted(written.segments - live):
             self.table.pop(_segment_key(key, start), None)
         written.segments = live
@@ -431,7 +434,7 @@ class BatchProcessor:
                     self._due.pop(key, None)
                     continue
                 last_seen = self._last_seen.setdefault(key, now)
-                if now - last_seen >= self._retention_ms and not state.chunks:
+                if now - last_seen >= self._retention_ms and not (state.chunks or state.sketches):
                     expired.append(key)
                     continue
                 limit = self._limit(state, last_seen, now)
@@ -513,7 +516,7 @@ class BatchProcessor:
             nodata_at = self.rules.next_due_ms(state)
             if nodata_at is not None:
                 candidates.append(max(nodata_at, last_seen + self.aggregator.quiet_after_ms(state)))
-        if not state.chunks:
+        if not (state.chunks or state.sketches):
             candidates.append(last_seen + self._retention_ms)
         return min(candidates) if candidates else _NEVER
 

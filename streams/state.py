@@ -17,6 +17,12 @@ position, alert memory, which sample segments are live), the series table
 when it grew, and the segment of each pane that received samples. All are
 compact binary (little-endian NumPy columns), and equal states give equal
 bytes.
+
+A series that holds more samples in a closed pane than a window may hold
+exactly (see :mod:`streams.aggregator`) keeps that pane as a
+:class:`PaneSketch` instead: its exact count, sum, extremes, first and last
+samples and counter increase, and its values as quantile-sketch buckets. It
+goes into the pane's segment, after the samples.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from hoststream.schemas.records import MetricKind
 __all__ = [
     "Chunk",
     "FamilyState",
+    "PaneSketch",
     "SeriesKey",
     "StateRecords",
     "series_key",
@@ -46,9 +53,12 @@ __all__ = [
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
 Int32Array = npt.NDArray[np.int32]
+Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
 _VERSION = 2
+#: A segment holding a pane sketch; one without is still written as version 2.
+_SKETCH_VERSION = 3
 _NONE = -(2**63)  # an absent watermark or horizon in the binary header
 _HEADER = struct.Struct("<BqqqI")  # version, watermark, horizon, interval, segment count
 _SEGMENT_HEADER = struct.Struct("<BI")  # version, chunk count
@@ -99,6 +109,86 @@ class Chunk:
     values: Float64Array
 
 
+@dataclass(slots=True, frozen=True)
+class PaneSketch:
+    """The series of one closed pane that held too many samples to keep, summarised.
+
+    Row ``i`` is series ``series[i]`` in the pane starting at ``start``:
+    ``count`` samples from ``first_ts`` to ``last_ts``, and the columns of
+    ``stats`` (indexes ``SUM_HI`` ... ``INCREASE``). The exact sum is
+    ``SUM_HI + SUM_LO`` (the correctly rounded sum, and what its rounding left
+    out), so a sum over several panes stays exact to about 2**-100 of it. Its
+    values are counted in quantile-sketch buckets ``ordinals[offsets[i]:offsets[i + 1]]``
+    (see :func:`streams.sketch.bucket_ordinals`), ``buckets`` values in each.
+    """
+
+    SUM_HI = 0
+    SUM_LO = 1
+    MIN = 2
+    MAX = 3
+    FIRST = 4
+    LAST = 5
+    INCREASE = 6
+
+    start: int
+    series: Int32Array
+    count: Int64Array
+    first_ts: Int64Array
+    last_ts: Int64Array
+    stats: Float64Array  # shape (len(series), 7)
+    offsets: Int64Array  # len(series) + 1
+    ordinals: Int32Array
+    buckets: Int64Array
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.series, self.count, self.first_ts, self.last_ts, self.stats)
+        columns = sum(a.nbytes for a in arrays)
+        return columns + self.offsets.nbytes + self.ordinals.nbytes + self.buckets.nbytes
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            [
+                struct.pack("<qII", self.start, len(self.series), len(self.ordinals)),
+                self.series.astype("<i4").tobytes(),
+                self.count.astype("<i8").tobytes(),
+                self.first_ts.astype("<i8").tobytes(),
+                self.last_ts.astype("<i8").tobytes(),
+                self.stats.astype("<f8").tobytes(),
+                self.offsets.astype("<i8").tobytes(),
+                self.ordinals.astype("<i4").tobytes(),
+                # A bucket of one pane holds far fewer than 2**32 values.
+                self.buckets.astype("<u4").tobytes(),
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, at: int = 0) -> PaneSketch:
+        start, n, total = struct.unpack_from("<qII", raw, at)
+        at += 16
+
+        def take(dtype: str, count: int) -> npt.NDArray[Any]:
+            nonlocal at
+            array = np.frombuffer(raw, dtype=dtype, count=count, offset=at)
+            at += array.nbytes
+            return array
+
+        return cls(
+            start=start,
+            series=take("<i4", n).astype(np.int32),
+            count=take("<i8", n).astype(np.int64),
+            first_ts=take("<i8", n).astype(np.int64),
+            last_ts=take("<i8", n).astype(np.int64),
+            stats=take("<f8", 7 * n).astype(np.float64).reshape(n, 7),
+            offsets=take("<i8", n + 1).astype(np.int64),
+            ordinals=take("<i4", total).astype(np.int32),
+            buckets=take("<u4", total).astype(np.int64),
+        )
+
+
 @dataclass(slots=True)
 class FamilyState:
     """Open windows and progress of one (host, family).
@@ -112,6 +202,8 @@ class FamilyState:
             a chunk refers to them by index.
         kinds: the kind each series last had.
         chunks: accepted samples of windows not yet closed, in arrival order.
+        sketches: by pane start, the series a closed pane held too many
+            samples of, summarised (their samples are no longer in ``chunks``).
         alerts: the rule engine's memory by alert dedup key (see
             :mod:`streams.rules.engine`), kept here so that it is written to
             the changelog together with the windows it was derived from.
@@ -125,7 +217,11 @@ class FamilyState:
     series: list[SeriesKey] = field(default_factory=list)
     kinds: list[MetricKind] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
+    sketches: dict[int, PaneSketch] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Not persisted: panes whose records changed other than by accepting
+    #: events (summarised into a sketch), for the next write to the changelog.
+    changed_panes: set[int] = field(default_factory=set, repr=False, compare=False)
     # Not persisted: series index of each of ``series``, and per decoder
     # template the series indexes of its samples.
     _index: dict[SeriesKey, int] = field(default_factory=dict, repr=False, compare=False)
@@ -147,7 +243,8 @@ class FamilyState:
     def state_bytes(self) -> int:
         """Approximate bytes this state holds: sample columns and series table."""
         columns = sum(c.series.nbytes + c.values.nbytes + 64 for c in self.chunks)
-        return columns + 120 * len(self.series)
+        sketches = sum(s.nbytes + 64 for s in self.sketches.values())
+        return columns + sketches + 120 * len(self.series)
 
     def series_indexes(
         self, keys: Iterable[tuple[SeriesKey, MetricKind]], template: int | None = None
@@ -198,6 +295,7 @@ class FamilyState:
             StateRecords.header_of(self, ()),
             StateRecords.series_of(self),
             StateRecords.segment_of(self.chunks),
+            *(StateRecords.segment_of([], s) for _, s in sorted(self.sketches.items())),
         ]
         return b"".join(struct.pack("<I", len(p)) + p for p in parts)
 
@@ -254,7 +352,8 @@ class StateRecords:
         return json.dumps(body, separators=(",", ":")).encode()
 
     @staticmethod
-    def segment_of(chunks: Iterable[Chunk]) -> bytes:
+    def segment_of(chunks: Iterable[Chunk], sketch: PaneSketch | None = None) -> bytes:
+        """The samples of one pane, and its sketch if it has one."""
         chunks = list(chunks)
         times = np.fromiter((c.ts for c in chunks), dtype="<i8", count=len(chunks))
         counts = np.fromiter((len(c.values) for c in chunks), dtype="<u4", count=len(chunks))
@@ -262,23 +361,27 @@ class StateRecords:
         values = [c.values for c in chunks]
         return b"".join(
             [
-                _SEGMENT_HEADER.pack(_VERSION, len(chunks)),
+                _SEGMENT_HEADER.pack(_VERSION if sketch is None else _SKETCH_VERSION, len(chunks)),
                 times.tobytes(),
                 counts.tobytes(),
                 np.concatenate(series).astype("<i4").tobytes() if series else b"",
                 np.concatenate(values).astype("<f8").tobytes() if values else b"",
+                b"" if sketch is None else sketch.to_bytes(),
             ]
         )
 
     @classmethod
     def of(cls, state: FamilyState, pane_ms: int) -> StateRecords:
-        by_pane: dict[int, list[Chunk]] = {}
+        by_pane: dict[int, list[Chunk]] = {start: [] for start in state.sketches}
         for chunk in state.chunks:
             by_pane.setdefault(chunk.ts - chunk.ts % pane_ms, []).append(chunk)
         return cls(
             header=cls.header_of(state, by_pane),
             series=cls.series_of(state),
-            segments={start: cls.segment_of(chunks) for start, chunks in by_pane.items()},
+            segments={
+                start: cls.segment_of(chunks, state.sketches.get(start))
+                for start, chunks in by_pane.items()
+            },
         )
 
     @staticmethod
@@ -308,16 +411,20 @@ class StateRecords:
             state.series.append(key)
             state.kinds.append(_KINDS[kind])
         for raw in segments:
-            state.chunks += _chunks_of(raw)
+            chunks, sketch = _segment_parts(raw)
+            state.chunks += chunks
+            if sketch is not None:
+                state.sketches[sketch.start] = sketch
         # Arrival order across segments is lost; within one timestamp it is
         # kept, which is all that deciding between duplicates needs.
         state.chunks.sort(key=lambda c: c.ts)
         return state
 
 
-def _chunks_of(raw: bytes) -> list[Chunk]:
+def _segment_parts(raw: bytes) -> tuple[list[Chunk], PaneSketch | None]:
+    """A segment's chunks, and its sketch if it holds one."""
     version, n = _SEGMENT_HEADER.unpack_from(raw)
-    if version != _VERSION:
+    if version not in (_VERSION, _SKETCH_VERSION):
         raise ValueError(f"unknown window state segment version {version}")
     at = _SEGMENT_HEADER.size
     times = np.frombuffer(raw, dtype="<i8", count=n, offset=at)
@@ -328,9 +435,10 @@ def _chunks_of(raw: bytes) -> list[Chunk]:
     series = np.frombuffer(raw, dtype="<i4", count=total, offset=at).astype(np.int32)
     at += 4 * total
     values = np.frombuffer(raw, dtype="<f8", count=total, offset=at).astype(np.float64)
+    at += 8 * total
     out = []
     begin = 0
     for ts, count in zip(times.tolist(), counts.tolist(), strict=True):
         out.append(Chunk(ts, series[begin : begin + count], values[begin : begin + count]))
         begin += count
-    return out
+    return out, None if version == _VERSION else PaneSketch.from_bytes(raw, at)

@@ -37,8 +37,8 @@ def state_of(table: dict[bytes, bytes], key: bytes) -> FamilyState:
 
 
 class Harness:
-    def __init__(self) -> None:
-        self.table: dict[bytes, bytes] = {}
+    def __init__(self, windows=("1m",), table: dict[bytes, bytes] | None = None, **agg) -> None:
+        self.table: dict[bytes, bytes] = {} if table is None else table
         # The table's contents each time the processor waited for its writes to be stored.
         self.stored: list[dict[bytes, bytes]] = []
         self.emitted: list[WindowAggregate] = []
@@ -46,7 +46,7 @@ class Harness:
         self.rejected: list[tuple[Message, Rejection]] = []
         self.now = T0
         aggregator = WindowAggregator(
-            ["1m"], grace_ms=10_000, metrics=StreamMetrics(CollectorRegistry())
+            windows, grace_ms=10_000, metrics=StreamMetrics(CollectorRegistry()), **agg
         )
 
         async def emit(closed, alerts) -> None:
@@ -245,3 +245,34 @@ def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_a
     assert len(sliced.stored) == 1 + 3
     assert sliced.emitted == whole.emitted
     assert sliced.table == whole.table
+
+
+def test_panes_held_as_sketches_are_written_and_a_restarted_worker_goes_on_from_them() -> None:
+    # A sample every second and at most 20 kept exactly: each closed minute
+    # is held as a sketch until its 5m window closes.
+    batches = [
+        [message("a", T0 + (i + j) * 1_000, float((i + j) % 37)) for j in range(15)]
+        for i in range(0, 7 * 60, 15)
+    ]
+    closer = [message("a", T0 + 20 * 60_000, 0.0)]
+    straight = Harness(("1m", "5m"), exact_samples=20)
+    for batch in [*batches, closer]:
+        straight.process(batch)
+    assert {a.quantile_relative_error for a in straight.emitted} == {0.01}
+
+    first = Harness(("1m", "5m"), exact_samples=20)
+    for batch in batches[:12]:  # three minutes: two closed and held as sketches
+        first.process(batch)
+    key = next(k for k in first.table if is_state_key(k))
+    held = first.processor._states[key]
+    assert sorted(held.sketches) == [T0, T0 + 60_000]
+    restored = state_of(first.table, key)
+    assert {s: k.to_bytes() for s, k in restored.sketches.items()} == {
+        s: k.to_bytes() for s, k in held.sketches.items()
+    }
+    assert restored.open_samples == held.open_samples
+    # A new worker over the same table, as after kill -9 once the batch was stored.
+    second = Harness(("1m", "5m"), table=first.table, exact_samples=20)
+    for batch in [*batches[12:], closer]:
+        second.process(batch)
+    assert first.emitted + second.emitted == straight.emitted
