@@ -75,6 +75,8 @@ def run_agent(runtime: Runtime, duration_s: float | None = None) -> ProducerRepo
         metrics,
         # A simulation ahead of the clock: messages stamped when produced.
         event_timestamps=settings.simulate_speedup == 1.0,
+        # A fleet's tens of thousands of messages a second: no report per success.
+        error_reports_only=bool(settings.simulate_hosts),
     )
     runtime.follow_kafka_password(publisher.kafka_client)
     return run_producer(

@@ -199,6 +199,7 @@ def _worker(
             metrics,
             # A simulation ahead of the clock: messages stamped when produced.
             event_timestamps=settings.simulate_speedup == 1.0,
+            error_reports_only=True,
         )
         sender = threading.Thread(
             target=_send_metrics, args=(conn, metrics, publisher, stop), daemon=True
