@@ -62,6 +62,7 @@ __all__ = [
     "RESERVED_LABELS",
     "SERIES_LABELS",
     "Record",
+    "ShapedAggregate",
     "ShapedEvent",
     "ValidationLimits",
     "Validator",
@@ -93,6 +94,54 @@ class ShapedEvent(Protocol):
 
     def header(self) -> MetricEvent:
         """The event without its samples: host, family, instant, host labels."""
+        ...
+
+
+@runtime_checkable
+class ShapedAggregate(Protocol):
+    """A window aggregate read by its series' layout, without an object per record.
+
+    ``shape`` (weakly referenceable) identifies the series: aggregates of one
+    shape share host, metric, labels, kind, window size and region, and
+    differ in their window and statistics.
+    """
+
+    @property
+    def shape(self) -> Any: ...
+
+    @property
+    def kind(self) -> MetricKind: ...
+
+    @property
+    def window_size_ms(self) -> int: ...
+
+    @property
+    def window_start(self) -> int: ...
+
+    @property
+    def window_end(self) -> int: ...
+
+    @property
+    def sample_count(self) -> int:
+        """The aggregate's ``count``."""
+        ...
+
+    @property
+    def min(self) -> float: ...
+
+    @property
+    def quantile_relative_error(self) -> float: ...
+
+    @property
+    def rate_per_second(self) -> float | None: ...
+
+    @property
+    def stats(self) -> tuple[float, ...]:
+        """Every float statistic of the window, the quantile error included."""
+        ...
+
+    def aggregate(self) -> WindowAggregate:
+        """The whole record."""
         ...
 
 
@@ -265,6 +314,8 @@ class Validator:
             return self.check_alert
         if isinstance(record, ShapedEvent):
             return self.check_shaped_event
+        if isinstance(record, ShapedAggregate):
+            return self.check_shaped_aggregate
         return _unknown_record
 
     def check_shaped_event(
@@ -292,6 +343,40 @@ class Validator:
         if found is None:
             topics.add(topic)
         return found
+
+    def check_shaped_aggregate(
+        self, record: ShapedAggregate, topic: str | None = None, now_ms: int | None = None
+    ) -> Violation | None:
+        """:meth:`check_aggregate` for an aggregate read by its series' layout.
+
+        Once an aggregate of a series passed on a topic, the series' names,
+        labels and window size are known good there; later ones are checked
+        for what varies (window, count, statistics, instant), and in full,
+        for the precise violation, only when one of those rules is broken.
+        """
+        now = self._clock_ms() if now_ms is None else now_ms
+        topics = self._good_shapes.get(record.shape)
+        if topics is not None and topic in topics and self._window_passes(record, now):
+            return None
+        found = self.check_aggregate(record.aggregate(), topic, now)
+        if found is None:
+            self._good_shapes.setdefault(record.shape, set()).add(topic)
+        return found
+
+    def _window_passes(self, a: ShapedAggregate, now: int) -> bool:
+        """Whether what varies between a series' aggregates breaks none of the rules."""
+        size, start, end, rate = a.window_size_ms, a.window_start, a.window_end, a.rate_per_second
+        return (
+            end == start + size
+            and not start % size
+            and a.sample_count >= 1
+            and now - self._max_age_ms <= end <= now + self._max_future_ms
+            # One sum finds a NaN or infinity among all the statistics.
+            and math.isfinite(sum(a.stats))
+            and 0 <= a.quantile_relative_error < 1
+            and (rate is None or (math.isfinite(rate) and rate >= 0))
+            and (a.kind is not MetricKind.COUNTER or a.min >= 0)
+        )
 
     def check_batch(
         self, records: Sequence[object], topics: Sequence[str | None] | str | None = None

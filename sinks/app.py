@@ -30,6 +30,7 @@ from hoststream.schemas import (
     registry_client_for,
 )
 from hoststream.schemas.validation import Validator
+from hoststream.sinks.aggregate_reader import AggregateReader
 from hoststream.sinks.base import BatchingSink
 from hoststream.sinks.consumer import BatchPolicy, SinkConsumer
 from hoststream.sinks.decoding import Routes, TopicDecoder
@@ -37,6 +38,7 @@ from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.sinks.vm_aggregates import line_parts
 from hoststream.sinks.vm_import import MetricEventReader
 from hoststream.tls import client_ssl_context, vm_auth
 from hoststream.topics import (
@@ -139,9 +141,10 @@ def build_sink(
         events = MetricEventReader(
             codec_for(settings, MetricEvent, client=client).deserializer, validator=validator
         )
+        by_series = AggregateReader(aggregates, line_parts)
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
         decoder = TopicDecoder(
-            {aggregate_topic_prefix(settings): aggregates, metric_topic_prefix(settings): events},
+            {aggregate_topic_prefix(settings): by_series, metric_topic_prefix(settings): events},
             mirrored_routes(settings, {aggregate_topic_prefix(settings): WindowAggregate}),
         )
         sink = VictoriaMetricsSink(

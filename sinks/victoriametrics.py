@@ -28,6 +28,7 @@ import httpx
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, WindowAggregate
+from hoststream.sinks.aggregate_reader import AggregateValues
 from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.vm_drops import DroppedDataWatch
 from hoststream.sinks.vm_import import EventValues, check_values, import_body
@@ -37,8 +38,9 @@ __all__ = ["VictoriaMetricsSink", "VmRecord"]
 
 log = logging.getLogger(__name__)
 
-#: Metric events arrive as :class:`EventValues` once their shape is known.
-VmRecord = EventValues | MetricEvent | WindowAggregate
+#: Metric events arrive as :class:`EventValues` once their shape is known,
+#: window aggregates as :class:`AggregateValues` once their series is.
+VmRecord = EventValues | AggregateValues | MetricEvent | WindowAggregate
 
 # Answers that blame the request's content: find the record and dead-letter it.
 _RECORD_LEVEL = frozenset({400, 413, 422})
@@ -129,6 +131,8 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             self._bounds_second = second
         if isinstance(value, EventValues):
             check_values(value, self._bounds)
+        elif isinstance(value, AggregateValues):
+            self._bounds.check(value.window_end, "window_end")
         else:
             validate(value, self._bounds)
 

@@ -34,6 +34,8 @@ from hoststream.schemas import (
     event_layout,
 )
 from hoststream.schemas.validation import Validator
+from hoststream.sinks.aggregate_reader import AggregateValues
+from hoststream.sinks.vm_aggregates import aggregate_import_lines
 from hoststream.sinks.vm_series import (
     TimeBounds,
     aggregate_lines,
@@ -229,9 +231,12 @@ def check_values(values: EventValues, bounds: TimeBounds) -> None:
     bounds.check(values.timestamp_ms, "timestamp_ms")
 
 
-def import_body(records: Iterable[EventValues | MetricEvent | WindowAggregate]) -> bytes:
+def import_body(
+    records: Iterable[EventValues | AggregateValues | MetricEvent | WindowAggregate],
+) -> bytes:
     """JSON lines for ``/api/v1/import``: one line per series of events of a known shape."""
     by_shape: dict[EventShape, tuple[list[tuple[float, ...]], list[int]]] = {}
+    shaped_aggregates: list[AggregateValues] = []
     lines: list[bytes] = []
     for record in records:
         if isinstance(record, EventValues):
@@ -240,6 +245,9 @@ def import_body(records: Iterable[EventValues | MetricEvent | WindowAggregate]) 
                 entry = by_shape[record.shape] = ([], [])
             entry[0].append(record.values)
             entry[1].append(record.timestamp_ms)
+            continue
+        if isinstance(record, AggregateValues):
+            shaped_aggregates.append(record)
             continue
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
@@ -254,4 +262,5 @@ def import_body(records: Iterable[EventValues | MetricEvent | WindowAggregate]) 
         columns = matrix[2:-2].split(b"],[")
         for prefix, column in zip(shape.prefixes, columns, strict=True):
             lines += (prefix, b"[", column, tail)
+    lines += aggregate_import_lines(shaped_aggregates)
     return b"".join(lines)
