@@ -75,6 +75,8 @@ class _BatchPlan:
     """
 
     __slots__ = (
+        "_laid_out",
+        "_messages",
         "callbacks",
         "counters",
         "families",
@@ -102,8 +104,24 @@ class _BatchPlan:
         self.callbacks = callbacks
         ends = image.value_ends
         self.run = QueuedRun(self.families, [e - s for s, e in zip([0, *ends], ends, strict=False)])
+        self._laid_out: list[int] | None = None
+        self._messages: tuple[tuple[str, bytes, DeliveryCallback, int, int], ...] = ()
         kinds = [s.kind is MetricKind.COUNTER for t in templates for s in t.samples]
         self.counters = np.flatnonzero(np.asarray(kinds, dtype=bool))
+
+    def messages(self) -> tuple[tuple[str, bytes, DeliveryCallback, int, int], ...]:
+        """Per message: (topic, key, delivery callback, start and end in the image's buffer).
+
+        Read after :meth:`BatchImage.write`: the image lays its messages out
+        anew when a sequence number's varint grows a byte.
+        """
+        starts = self.image.starts
+        if starts is not self._laid_out:
+            self._laid_out = starts
+            self._messages = tuple(
+                zip(self.topics, self.keys, self.callbacks, starts, self.image.ends, strict=True)
+            )
+        return self._messages
 
     def values_valid(self, batch: EventBatch) -> bool:
         """Every value finite and no counter negative: what :class:`_Template` checks."""
@@ -404,43 +422,30 @@ class EventPublisher:
         data = plan.image.write(batch)
         timestamp = batch.timestamp_ms if self._event_timestamps else 0
         produce = self._producer.produce
-        sent = dropped = samples = 0
-        start = 0
+        dropped = 0
         dropped_at: list[int] = []
-        for topic, key, callback, family, begin, end, values_end in zip(
-            plan.topics,
-            plan.keys,
-            plan.callbacks,
-            plan.families,
-            plan.image.starts,
-            plan.image.ends,
-            plan.image.value_ends,
-            strict=True,
-        ):
+        for index, (topic, key, callback, begin, end) in enumerate(plan.messages()):
             try:
-                produce(
-                    topic,
-                    data[begin:end],
-                    key,
-                    timestamp=timestamp,
-                    headers=headers,
-                    on_delivery=callback,
-                )
-                sent += 1
-                samples += values_end - start
+                # Positional: confluent-kafka parses keywords at a cost per call.
+                # (topic, value, key, partition: the partitioner's, callback,
+                # on_delivery, timestamp, headers)
+                produce(topic, data[begin:end], key, -1, callback, None, timestamp, headers)
             except BufferError:
-                dropped_at.append(sent + dropped)
+                dropped_at.append(index)
                 dropped += 1
-                self.metrics.dropped.labels(family).inc()
+                self.metrics.dropped.labels(plan.families[index]).inc()
                 with self._lock:
                     self._dropped_since_summary += 1
                 self._producer.poll(0)
-            start = values_end
+        sent = len(plan.templates) - dropped
+        run = plan.run
+        samples = plan.image.value_ends[-1]
+        if dropped_at:
+            gone = set(dropped_at)
+            kept = [i for i in range(len(run)) if i not in gone]
+            run = QueuedRun([run.families[i] for i in kept], [run.samples[i] for i in kept])
+            samples = sum(run.samples)
         if self._in_order is not None:
-            run = plan.run
-            if dropped_at:
-                kept = [i for i in range(len(run)) if i not in set(dropped_at)]
-                run = QueuedRun([run.families[i] for i in kept], [run.samples[i] for i in kept])
             self._in_order.queue(run)
         self._producer.poll(0)
         return sent, dropped, samples

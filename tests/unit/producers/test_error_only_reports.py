@@ -29,8 +29,28 @@ class ErrorOnlyProducer:
     def __init__(self) -> None:
         self.in_flight: list[dict[str, Any]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, **kwargs: Any) -> None:
-        self.in_flight.append({"topic": topic, "value": value, "key": key, **kwargs})
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        partition: int = -1,
+        callback: Any = None,
+        on_delivery: Any = None,
+        timestamp: int = 0,
+        headers: Any = None,
+    ) -> None:
+        """confluent-kafka's signature: the publisher passes some arguments by position."""
+        assert partition == -1  # the partitioner's choice
+        message = {
+            "topic": topic,
+            "value": value,
+            "key": key,
+            "on_delivery": on_delivery or callback,
+            "timestamp": timestamp,
+            "headers": headers,
+        }
+        self.in_flight.append(message)
 
     def deliver(self, indices: list[int], failing: frozenset[int] = frozenset()) -> None:
         """Settle the messages in flight at ``indices``; those in ``failing`` fail."""

@@ -36,8 +36,28 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.produced: list[dict[str, Any]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes, **kwargs: Any) -> None:
-        self.produced.append({"topic": topic, "value": value, "key": key, **kwargs})
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        partition: int = -1,
+        callback: Any = None,
+        on_delivery: Any = None,
+        timestamp: int = 0,
+        headers: Any = None,
+    ) -> None:
+        """confluent-kafka's signature: the publisher passes some arguments by position."""
+        assert partition == -1  # the partitioner's choice
+        message = {
+            "topic": topic,
+            "value": value,
+            "key": key,
+            "on_delivery": on_delivery or callback,
+            "timestamp": timestamp,
+            "headers": headers,
+        }
+        self.produced.append(message)
 
     def poll(self, _timeout: float) -> int:
         return 0
