@@ -76,6 +76,9 @@ Decoder = Callable[[str, bytes | None, Headers], T]
 
 _Partition = tuple[str, int]
 
+#: In place of a record decoded with the batch: decode the message alone.
+_UNDECODED: Any = object()
+
 
 def write_span_name(sink: str) -> str:
     """A sink's batch span: ``write victoriametrics``, ``write sql``, ``write alerts``."""
@@ -109,7 +112,7 @@ class BatchPolicy:
     max_delay_s: float = 1.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending(Generic[T]):
     """A consumed message on its way through decode, write, dead-letter and commit."""
 
@@ -208,6 +211,11 @@ class SinkConsumer(Generic[T]):
         self._topics = list(topics)
         self._sink = sink
         self._decode = decoder
+        #: A decoder may decode a batch's values at once (``decode_many``:
+        #: a record, or the exception decoding raised, per message).
+        self._decode_many: (
+            Callable[[list[tuple[str, bytes | None, Headers]]], Sequence[Any]] | None
+        ) = getattr(decoder, "decode_many", None)
         self._dlq = dead_letters
         self._metrics = metrics
         self._policy = policy or BatchPolicy()
@@ -222,6 +230,10 @@ class SinkConsumer(Generic[T]):
         # paused partition can still deliver what librdkafka had fetched).
         self._backlog: list[_Pending[T]] = []
         self._assigned: set[_Partition] = set()
+        # Whether the last batch written was full: then the rest of a backlog
+        # is written as soon as every partition is read to its end, not after
+        # waiting out the batch's delay for records that are not there.
+        self._behind = False
         self._committed: dict[_Partition, int] = {}
         self._paused = False
         self._failed = False
@@ -376,11 +388,35 @@ class SinkConsumer(Generic[T]):
 
     def _batch_due(self) -> bool:
         batch = self._batch
-        return bool(batch.items) and (
-            len(batch.items) >= self._policy.max_records
-            or batch.size_bytes >= self._policy.max_bytes
-            or self._clock() - batch.started_at >= self._policy.max_delay_s
-        )
+        if not batch.items:
+            return False
+        if len(batch.items) >= self._policy.max_records or (
+            batch.size_bytes >= self._policy.max_bytes
+        ):
+            self._behind = True  # more may be waiting: a backlog
+            return True
+        if self._clock() - batch.started_at >= self._policy.max_delay_s or (
+            self._behind and self._caught_up()
+        ):
+            self._behind = False
+            return True
+        return False
+
+    def _caught_up(self) -> bool:
+        """Whether every assigned partition was read to the end its last fetch saw."""
+        partitions = self._current_assignment()
+        if not partitions:
+            return False
+        try:
+            positions = self._consumer.position(partitions)
+            for tp in positions:
+                # librdkafka's own figure from its last fetch: no request.
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high is None or high < 0 or tp.offset < high:
+                    return False
+        except KafkaException:
+            return False
+        return True
 
     # -- writing ------------------------------------------------------------
 
@@ -568,18 +604,30 @@ class SinkConsumer(Generic[T]):
         valid: list[SinkRecord[T]] = []
         # One reading of the clock judges the whole batch's timestamps.
         now_ms = self._validator.now_ms() if self._validator is not None else 0
+        todo = [item for item in batch.items if item.record is None and item.rejection is None]
+        decoded: Sequence[Any] | None = None
+        if todo and self._decode_many is not None:
+            try:
+                decoded = self._decode_many([(i.topic, i.value, i.headers) for i in todo])
+            except SchemaRegistryUnavailableError as exc:
+                raise SinkUnavailableError(str(exc)) from exc
+        for n, item in enumerate(todo):
+            self._decode_one(item, now_ms, _UNDECODED if decoded is None else decoded[n])
+            if item.rejection is not None:
+                batch.rejections.append(item.rejection)
         for item in batch.items:
-            if item.record is None and item.rejection is None:
-                self._decode_one(item, now_ms)
-                if item.rejection is not None:
-                    batch.rejections.append(item.rejection)
             if item.record is not None:
                 valid.append(item.record)
         return valid
 
-    def _decode_one(self, item: _Pending[T], now_ms: int) -> None:
+    def _decode_one(self, item: _Pending[T], now_ms: int, decoded: Any = None) -> None:
         try:
-            value = self._decode(item.topic, item.value, item.headers)
+            if decoded is _UNDECODED:
+                value = self._decode(item.topic, item.value, item.headers)
+            elif isinstance(decoded, Exception):
+                raise decoded
+            else:
+                value = decoded
             record = SinkRecord(
                 item.topic, item.partition, item.offset, item.key, item.value, value, item.headers
             )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from hoststream.errors import InvalidRecordError
+from hoststream.errors import InvalidRecordError, SerializationError
 from hoststream.schemas import RecordDeserializer
 from hoststream.sinks.base import Headers
 from hoststream.topics import mirror_source
@@ -73,3 +73,34 @@ class TopicDecoder:
                 if name.startswith(prefix):
                     return deserializer(value, ctx)
         raise InvalidRecordError(f"no decoder for topic {topic!r}")
+
+    def decode_many(self, messages: Sequence[tuple[str, bytes | None, Headers]]) -> list[Any]:
+        """:meth:`__call__` for each ``(topic, value, headers)``; an exception in place of a record.
+
+        A deserializer with a ``read_many`` (the VictoriaMetrics sink's event
+        reader) is handed all its topics' values of the batch at once.
+
+        Raises:
+            SchemaRegistryUnavailableError: the registry did not answer; retry.
+        """
+        out: list[Any] = [None] * len(messages)
+        together: dict[Any, list[int]] = {}
+        for i, (topic, value, headers) in enumerate(messages):
+            found = self._by_topic.get(topic)
+            if found is not None and value is not None and hasattr(found, "read_many"):
+                together.setdefault(found, []).append(i)
+                continue
+            try:
+                out[i] = self(topic, value, headers)
+            except (SerializationError, InvalidRecordError) as exc:
+                out[i] = exc
+        for reader, indexes in together.items():
+
+            def context(j: int, indexes: list[int] = indexes) -> SerializationContext:
+                topic, _value, headers = messages[indexes[j]]
+                return SerializationContext(topic, MessageField.VALUE, headers)
+
+            read = reader.read_many([messages[i][1] for i in indexes], context)
+            for i, record in zip(indexes, read, strict=True):
+                out[i] = record
+        return out

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 from confluent_kafka.serialization import SerializationContext
 
@@ -29,6 +30,7 @@ from hoststream.errors import SerializationError
 from hoststream.schemas import (
     AvroReader,
     MetricEvent,
+    MetricKind,
     RecordDeserializer,
     WindowAggregate,
     event_layout,
@@ -68,6 +70,11 @@ class EventShape:
         prefixes: per sample, its line up to and including ``"values":``.
         template: the event the shape was learned from.
         values: the template's values.
+        expected: the samples part of the template's bytes (its values
+            included), against which a batch of events is checked at once.
+        value_index: the offset in that part of each byte of each value, as
+            native ``int32``; what :meth:`MetricEventReader.read_many` gathers.
+        counters: one byte per value, 1 for a counter (not negative).
     """
 
     host: str
@@ -77,6 +84,9 @@ class EventShape:
     prefixes: tuple[bytes, ...]
     template: MetricEvent
     values: tuple[float, ...]
+    expected: bytes
+    value_index: bytes
+    counters: bytes
 
 
 class EventValues(NamedTuple):
@@ -125,8 +135,25 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         for s in event.samples
     )
     values = tuple(float(s.value) for s in event.samples)
+    offsets: list[int] = []
+    at = 0
+    for chunk in layout.chunks[:-1]:
+        at += len(chunk)
+        offsets.append(at)
+        at += 8
+    value_index = np.add.outer(np.array(offsets, np.int32), np.arange(8, dtype=np.int32))
+    counters = bytes(s.kind is MetricKind.COUNTER for s in event.samples)
     return EventShape(
-        event.host, layout.unpack, layout.size, layout.chunks, prefixes, event, values
+        event.host,
+        layout.unpack,
+        layout.size,
+        layout.chunks,
+        prefixes,
+        event,
+        values,
+        data[start:],
+        value_index.tobytes(),
+        counters,
     )
 
 
@@ -167,40 +194,126 @@ class MetricEventReader:
         if not data:
             return self._deserialize(data, ctx)  # it raises the precise error
         try:
-            header = _SINGLE_OBJECT_HEADER if data[0] == _LONG_PREFIX else _CONFLUENT_HEADER
-            # Host and family: strings shorter than 64 bytes have a one-byte
-            # length (zig-zag, so even); read here without a reader object.
-            size = data[header]
-            key_end = header + 1 + (size >> 1)
-            family_size = data[key_end]
-            if (size | family_size) & 0x81:
-                reader = AvroReader(data, header)
-                reader.string()  # host
-                reader.string()  # family
-                key_end = reader.pos
-            else:
-                key_end += 1 + (family_size >> 1)
-            # Instant, interval and sequence number: three varints.
-            longs = _THREE_LONGS.match(data, key_end)
-            if longs is None:
-                raise IndexError("the event's header runs past the end")
-            start = longs.end()
-            instant = longs.group(1)
-            if instant == self._last_instant[0]:
-                timestamp_ms = self._last_instant[1]  # one tick's events share it
-            else:
-                timestamp_ms = AvroReader(instant, 0).long()
-                self._last_instant = (instant, timestamp_ms)
-            # Schema, host and family; not the instant or sequence number. The
-            # host labels need no reading: the shape's fixed bytes hold them.
-            key = data[:key_end]
+            key, start, timestamp_ms = self._header(data)
         except IndexError:
             return self._deserialize(data, ctx)  # it raises the precise error
         shape = self._shapes.get(key)
         if shape is not None and shape.size == len(data) - start:
             parts = shape.unpack(data, start)
             if parts[0::2] == shape.chunks:
-                return EventValues(shape, timestamp_ms, parts[1::2])
+                values = parts[1::2]
+                if not _negative_counter(shape, values):
+                    return EventValues(shape, timestamp_ms, values)
+                # Decoded in full, for the validation contract to refuse.
+                return self._deserialize(data, ctx)
+        return self._learn(data, ctx, key, start, timestamp_ms)
+
+    def read_many(
+        self,
+        values: Sequence[bytes | None],
+        context: Callable[[int], SerializationContext | None],
+    ) -> list[EventValues | MetricEvent | Exception]:
+        """:meth:`__call__` for each of ``values``, the events of known shapes read at once.
+
+        Their values are gathered from all their bytes by one index, their
+        fixed bytes checked by one comparison with their shapes' own, and
+        their values judged in bulk: an event whose values are not finite, or
+        a counter's negative, is decoded in full for the validation contract
+        to name what is wrong with it.
+
+        Args:
+            values: message values.
+            context: the serialization context of ``values[i]``, made only
+                for a value that is decoded in full.
+
+        Returns:
+            Per value, what :meth:`__call__` returns, or the
+            :class:`~hoststream.errors.SerializationError` it raised.
+
+        Raises:
+            SchemaRegistryUnavailableError: decoding should be retried.
+        """
+        out: list[Any] = [None] * len(values)
+        # Events of a known shape: their index, shape, instant and samples part.
+        at: list[int] = []
+        shapes: list[EventShape] = []
+        instants: list[int] = []
+        parts: list[bytes] = []
+        known = self._shapes
+        for i, data in enumerate(values):
+            try:
+                if not data:
+                    out[i] = self(data, context(i))
+                    continue
+                try:
+                    key, start, timestamp_ms = self._header(data)
+                except IndexError:
+                    out[i] = self(data, context(i))  # it raises the precise error
+                    continue
+                shape = known.get(key)
+                if shape is not None and shape.size == len(data) - start:
+                    at.append(i)
+                    shapes.append(shape)
+                    instants.append(timestamp_ms)
+                    parts.append(data[start:])
+                else:
+                    out[i] = self._learn(data, context(i), key, start, timestamp_ms)
+            except SerializationError as exc:
+                out[i] = exc
+        if at:
+            read = _values_by_shape(shapes, parts)
+            for i, shape, timestamp_ms, values_read in zip(at, shapes, instants, read, strict=True):
+                if values_read is not None:
+                    out[i] = EventValues(shape, timestamp_ms, values_read)
+                    continue
+                try:  # rare: read it alone, as a shape changed or for the contract to judge
+                    out[i] = self(values[i], context(i))
+                except SerializationError as exc:
+                    out[i] = exc
+        return out
+
+    def _header(self, data: bytes) -> tuple[bytes, int, int]:
+        """The shape key (schema, host, family), where the samples part starts, the instant.
+
+        Raises:
+            IndexError: the bytes end inside the header.
+        """
+        header = _SINGLE_OBJECT_HEADER if data[0] == _LONG_PREFIX else _CONFLUENT_HEADER
+        # Host and family: strings shorter than 64 bytes have a one-byte
+        # length (zig-zag, so even); read here without a reader object.
+        size = data[header]
+        key_end = header + 1 + (size >> 1)
+        family_size = data[key_end]
+        if (size | family_size) & 0x81:
+            reader = AvroReader(data, header)
+            reader.string()  # host
+            reader.string()  # family
+            key_end = reader.pos
+        else:
+            key_end += 1 + (family_size >> 1)
+        # Instant, interval and sequence number: three varints.
+        longs = _THREE_LONGS.match(data, key_end)
+        if longs is None:
+            raise IndexError("the event's header runs past the end")
+        instant = longs.group(1)
+        if instant == self._last_instant[0]:
+            timestamp_ms = self._last_instant[1]  # one tick's events share it
+        else:
+            timestamp_ms = AvroReader(instant, 0).long()
+            self._last_instant = (instant, timestamp_ms)
+        # Schema, host and family; not the instant or sequence number. The
+        # host labels need no reading: the shape's fixed bytes hold them.
+        return data[:key_end], longs.end(), timestamp_ms
+
+    def _learn(
+        self,
+        data: bytes,
+        ctx: SerializationContext | None,
+        key: bytes,
+        start: int,
+        timestamp_ms: int,
+    ) -> EventValues | MetricEvent:
+        """Decode ``data`` in full and learn its shape, if it has one to learn."""
         event = self._deserialize(data, ctx)
         # Names and labels judged once per shape, by the contract (its clock:
         # the event's own instant; the consumer's validator judges that).
@@ -220,6 +333,55 @@ class MetricEventReader:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[key] = shape
         return EventValues(shape, timestamp_ms, shape.values)
+
+
+def _negative_counter(shape: EventShape, values: tuple[float, ...]) -> bool:
+    """Whether a counter's value is negative: the validation contract's check of a whole event.
+
+    (Its check of an event read by shape finds values that are not finite,
+    not counters that went negative.)
+    """
+    return any(v < 0 for v, counter in zip(values, shape.counters, strict=True) if counter)
+
+
+def _values_by_shape(
+    shapes: Sequence[EventShape], parts: Sequence[bytes]
+) -> list[tuple[float, ...] | None]:
+    """The values of each samples part in ``parts`` read by its shape, or None.
+
+    None: the part's fixed bytes are not its shape's (a label changed, its
+    length not), or a value is not finite or a counter's is negative.
+    """
+    data = b"".join(parts)
+    got = np.frombuffer(data, np.uint8)
+    sizes = np.fromiter((s.size for s in shapes), np.int64, len(shapes))
+    counts = np.fromiter((len(s.counters) for s in shapes), np.int64, len(shapes))
+    starts = np.cumsum(sizes) - sizes
+    # Every value byte of every part, in order: each shape's offsets plus its part's start.
+    index = np.frombuffer(b"".join(s.value_index for s in shapes), np.int32) + np.repeat(
+        starts, counts * 8
+    )
+    value_bytes = got[index]
+    values = value_bytes.view("<f8")
+    # The shapes' own bytes with these values pasted in must be these bytes.
+    rebuilt = np.frombuffer(b"".join(s.expected for s in shapes), np.uint8).copy()
+    rebuilt[index] = value_bytes
+    wrong = np.zeros(len(shapes), np.bool_)
+    if rebuilt.tobytes() != data:
+        differs = np.flatnonzero(rebuilt != got)
+        wrong[np.searchsorted(starts, differs, side="right") - 1] = True
+    counters = np.frombuffer(b"".join(s.counters for s in shapes), np.bool_)
+    bad = ~np.isfinite(values) | (counters & (values < 0))
+    if bad.any():
+        ends = np.cumsum(counts)
+        wrong[np.searchsorted(ends, np.flatnonzero(bad), side="right")] = True
+    floats = values.tolist()
+    out: list[tuple[float, ...] | None] = []
+    first = 0
+    for count, is_wrong in zip(counts.tolist(), wrong.tolist(), strict=True):
+        out.append(None if is_wrong else tuple(floats[first : first + count]))
+        first += count
+    return out
 
 
 def check_values(values: EventValues, bounds: TimeBounds) -> None:

@@ -31,11 +31,43 @@ def recording_rig(logs, **policy) -> SinkLoopRig[RecordingSink, IntDecoder]:
 
 def test_full_batches_are_written_then_committed() -> None:
     rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(10)))})
-    rig.steps(3)
+    rig.steps(2)
     assert rig.sink.writes == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert rig.consumer.committed == {("m", 0): 8}
     assert rig.metric("hoststream_sink_records_written_total") == 8
     assert rig.metric("hoststream_sink_batch_write_seconds_count") == 2
+
+
+def test_the_rest_of_a_backlog_is_written_once_every_partition_is_read_to_its_end() -> None:
+    rig = recording_rig(
+        {
+            ("m", 0): partition_log("m", 0, values(*range(6))),
+            ("m", 1): partition_log("m", 1, values(10, 11)),
+        },
+        max_delay_s=60.0,
+    )
+    rig.steps(2)
+    # The second batch is not full, but nothing more is there to fill it.
+    assert rig.sink.writes == [[0, 1, 2, 3], [4, 5, 10, 11]]
+    assert rig.consumer.committed == {("m", 0): 6, ("m", 1): 2}
+
+
+def test_a_partial_batch_waits_for_its_delay_while_a_partition_has_more_to_read() -> None:
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(*range(6)))}, max_delay_s=60.0)
+    high = rig.consumer.get_watermark_offsets
+    # The last fetch saw more than was delivered: not caught up.
+    rig.consumer.get_watermark_offsets = lambda tp, cached=False, timeout=None: (0, 9)
+    rig.steps(3)
+    assert rig.sink.writes == [[0, 1, 2, 3]]
+    rig.consumer.get_watermark_offsets = high
+    rig.steps(1)
+    assert rig.sink.writes == [[0, 1, 2, 3], [4, 5]]
+
+
+def test_without_a_backlog_a_partial_batch_waits_for_its_delay() -> None:
+    rig = recording_rig({("m", 0): partition_log("m", 0, values(1, 2))}, max_delay_s=2.0)
+    rig.steps(1)
+    assert rig.sink.writes == []  # read to the end, but no full batch came before it
 
 
 def test_a_partial_batch_is_written_when_its_time_is_up() -> None:

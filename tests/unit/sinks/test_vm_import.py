@@ -264,3 +264,74 @@ def test_bytes_whose_layout_puts_no_value_where_the_decode_has_it_are_not_learne
     read = [reader(encode(event(tick))) for tick in range(3)]
     assert all(isinstance(r, MetricEvent) for r in read)  # handed on whole, as decoded
     assert full.calls == 3  # never learned
+
+
+def with_value(e: MetricEvent, index: int, value: float) -> MetricEvent:
+    samples = list(e.samples)
+    samples[index] = replace(samples[index], value=value)
+    return replace(e, samples=tuple(samples))
+
+
+def read_many(reader: MetricEventReader, events: list[MetricEvent | bytes]) -> list:
+    values = [e if isinstance(e, bytes) else encode(e) for e in events]
+    return reader.read_many(values, lambda i: None)
+
+
+def test_a_batch_read_at_once_says_what_reading_each_event_alone_says() -> None:
+    fleet = SimulatedFleet(3, seed=5)
+    events = [e for tick in range(4) for e in fleet.events(T0 + tick * 10_000)]
+    alone, together = (
+        MetricEventReader(CountingDeserializer()),
+        MetricEventReader(full := CountingDeserializer()),
+    )
+    one_by_one = [alone(encode(e)) for e in events]
+    first, rest = read_many(together, events[:15]), read_many(together, events[15:])
+    assert [type(r) for r in first + rest] == [type(r) for r in one_by_one]
+    assert parsed(import_body(first + rest)) == parsed(import_body(one_by_one))
+    assert parsed(import_body(first + rest)) == expected_lines(events)
+    assert full.calls == len({(e.host, e.family) for e in events})  # each one's first event
+
+
+def test_a_batch_hands_bad_bytes_back_as_their_error_and_reads_the_rest() -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    reader(encode(event(0)))
+    read = read_many(reader, [event(1), b"\x00\x00\x00\x00\x07garbage", b"", event(2)])
+    assert isinstance(read[0], EventValues)
+    assert read[0].values == (1.5, 100.0, 2.0**40 + 1)
+    assert isinstance(read[1], SerializationError)
+    assert isinstance(read[2], SerializationError)
+    assert isinstance(read[3], EventValues)
+    assert read[3].timestamp_ms == T0 + 20_000
+
+
+def test_a_changed_label_of_the_same_length_in_a_batch_is_not_read_by_the_old_shape() -> None:
+    full = CountingDeserializer()
+    reader = MetricEventReader(full)
+    reader(encode(event(0, mountpoint_kind="a")))
+    changed = event(1, mountpoint_kind="b")  # same size, other bytes
+    read = read_many(reader, [event(1, mountpoint_kind="a"), changed])
+    assert full.calls == 2
+    assert parsed(import_body(read)) == expected_lines([event(1, mountpoint_kind="a"), changed])
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_negative_counter_of_a_known_shape_is_handed_on_whole_for_the_contract(
+    batch: bool,
+) -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    reader(encode(event(0)))
+    bad = with_value(event(1), 1, -5.0)
+    read = read_many(reader, [bad])[0] if batch else reader(encode(bad))
+    assert read == replace(bad, seq=1)
+    found = Validator(clock_ms=lambda: T0).check(read, "metrics.system")
+    assert found is not None
+    assert found.error == "NegativeCounter"
+
+
+def test_a_value_that_is_not_finite_in_a_batch_is_found_and_named() -> None:
+    reader = MetricEventReader(CountingDeserializer())
+    reader(encode(event(0)))
+    [read] = read_many(reader, [with_value(event(1), 0, math.inf)])
+    found = Validator(clock_ms=lambda: T0).check(read, "metrics.system")
+    assert found is not None
+    assert found.error == "NonFiniteValue"
