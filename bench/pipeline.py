@@ -39,7 +39,8 @@ The floor grows when its least-squares slope over the probe's second half is
 above :data:`GROWTH_SHARE` of the group's input in messages/s and it ends
 above one second of input.
 
-At the confirmed size: latency from a window's end to its PostgreSQL row
+At the confirmed size: latency from a window's end to its aggregate record
+in Kafka (the record's CreateTime), to its PostgreSQL row
 (``updated_at - window_end``) and to its VictoriaMetrics series (first 1 s
 poll that returns it), per window size; and the cost map, each component's CPU
 seconds per million samples, from its own ``/proc/<pid>/stat`` (the services'
@@ -130,6 +131,9 @@ FLOOR_SPAN_S = {"stream": float(INTERVAL_S)}
 AGGREGATE_BURST_S = 60.0
 VM_PROBE_METRIC = "node_load1"
 VM_PROBE_HOSTS = 3
+#: Hosts whose aggregates are read back from Kafka for the latency from a
+#: window's end to its metrics.agg.<window> record (every series of theirs).
+KAFKA_PROBE_HOSTS = 20
 #: (label, --windows, stream workers = instances of each sink)
 CONFIGURATIONS = (
     ("default windows 1m,5m", "1m,5m", 1),
@@ -461,6 +465,69 @@ def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[
     return out
 
 
+def _kafka_latencies(
+    settings: Any, seed: int, sizes: tuple[int, ...], first_s: float, cutoff_s: float
+) -> dict[str, Any]:
+    """Latency from a window's end to its aggregate record in Kafka, per window size.
+
+    The record's timestamp is its CreateTime, stamped when the stream processor
+    produced it; every aggregate of the first :data:`KAFKA_PROBE_HOSTS` hosts
+    (the record key is the host) whose window ended while the producer ran.
+    """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    from hoststream.kafka import client_config
+    from hoststream.schemas import WindowAggregate, codec_for
+    from hoststream.streams.windows import WindowSize
+    from hoststream.topics import aggregate_topic
+
+    decode = codec_for(settings, WindowAggregate).deserializer
+    wanted = {f"sim-s{seed}-h{i:05d}".encode() for i in range(KAFKA_PROBE_HOSTS)}
+    consumer = Consumer(
+        {
+            **client_config(settings),
+            "group.id": f"bench-latency-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    out: dict[str, Any] = {}
+    try:
+        for w in sizes:
+            topic = aggregate_topic(settings, WindowSize(w * 1000))
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+            lat: list[float] = []
+            at_end: set[int] = set()
+            deadline = time.monotonic() + 120
+            while len(at_end) < len(partitions) and time.monotonic() < deadline:
+                for message in consumer.consume(10_000, timeout=1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(message.partition() or 0)
+                        continue
+                    if message.key() not in wanted:
+                        continue
+                    aggregate = decode(message.value())
+                    end_s = aggregate.window_end / 1000
+                    if first_s + w <= end_s <= cutoff_s:
+                        lat.append(message.timestamp()[1] / 1000 - end_s)
+            out[window_label(w)] = (
+                {
+                    "records": len(lat),
+                    "p50_s": round(percentile(lat, 0.5), 2),
+                    "p99_s": round(percentile(lat, 0.99), 2),
+                    "max_s": round(max(lat), 2),
+                }
+                if lat
+                else {"records": 0}
+            )
+    finally:
+        consumer.close()
+    return out
+
+
 def _vm_latencies(
     probe: Probe, sizes: tuple[int, ...], first_s: float, cutoff_s: float
 ) -> dict[str, Any]:
@@ -721,6 +788,7 @@ def _load(
         else None,
         "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
+        "latency_kafka": _kafka_latencies(settings, seed, pipeline.sizes, first_tick_s, cutoff_s),
     }
     print(f"pipeline: {pipeline.windows}/{pipeline.workers}: {json.dumps(figures)}", flush=True)
     return figures
@@ -929,6 +997,7 @@ def run(
         figures["cpu_share_unrelated_in_cost_probe"] = probe["cpu_share_unrelated"]
     if best is not None:
         figures["latency_at_capacity"] = {
+            "kafka": best["latency_kafka"],
             "postgres": best["latency_postgres"],
             "victoriametrics": best["latency_victoriametrics"],
         }
@@ -944,6 +1013,9 @@ def run(
             else None
         )
         ratios["capacity_hosts_vs_2000_target"] = (default["highest_sustained_hosts"] or 0) / 2000
+        for size, lat in best["latency_kafka"].items():
+            if lat.get("records"):
+                ratios[f"kafka_p99_{size}_vs_grace_plus_2s"] = lat["p99_s"] / (GRACE_S + 2)
         for size, lat in best["latency_postgres"].items():
             ratios[f"postgres_p99_{size}_vs_grace_plus_3s"] = lat["p99_s"] / (GRACE_S + 3)
         for size, lat in best["latency_victoriametrics"].items():
@@ -990,7 +1062,10 @@ def run(
         f"{SKIPPED_TICKS_SHARE:.0%} of its ticks (simulator_fell_behind) did not offer its "
         "fleet's load and is not sustained either",
         "samples/s: the producer's own report (acknowledged samples / its run time)",
-        "latency: PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
+        "latency: Kafka: the metrics.agg.<window> record's timestamp (CreateTime, when the "
+        "stream processor produced it) - window_end, every aggregate of the first "
+        f"{KAFKA_PROBE_HOSTS} hosts whose window ended while the producer ran (target: p99 <= "
+        "grace + 2 s); PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
         f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window closes "
         f"once the host's event time passes end + grace ({GRACE_S} s)",
@@ -1055,7 +1130,7 @@ def plot(figures: dict[str, Any]) -> Path:
     ]
     latency = figures.get("latency_at_capacity", {})
     lat_labels, lat_values = [], []
-    for sink in ("postgres", "victoriametrics"):
+    for sink in ("kafka", "postgres", "victoriametrics"):
         for size, lat in latency.get(sink, {}).items():
             if "p99_s" in lat:
                 lat_labels.append(f"{sink} {size}")
@@ -1071,7 +1146,7 @@ def plot(figures: dict[str, Any]) -> Path:
                 "samples/s",
             ),
             (
-                f"Window end -> stored, p99, at {figures.get('capacity_hosts')} hosts",
+                f"Window end -> record, stored, p99, {figures.get('capacity_hosts')} hosts",
                 lat_labels or ["none"],
                 lat_values or [0.0],
                 f"seconds (target <= {GRACE_S + 3})",

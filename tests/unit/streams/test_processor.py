@@ -276,3 +276,30 @@ def test_panes_held_as_sketches_are_written_and_a_restarted_worker_goes_on_from_
     for batch in [*batches[12:], closer]:
         second.process(batch)
     assert first.emitted + second.emitted == straight.emitted
+
+
+@pytest.mark.parametrize("size_ms", [10_000, 60_000, 300_000])
+def test_every_window_size_closes_at_end_plus_grace_without_the_hosts_next_sample(
+    size_ms: int,
+) -> None:
+    h = Harness(("10s", "1m", "5m"))
+    end = T0 + 300_000  # the end of a window of every size
+    # Every 10 s up to the last collection before ``end``, each stamped a little
+    # ahead of its arrival; the host then sends nothing more.
+    for ts in range(T0, end, 10_000):
+        h.now = ts - 3_000
+        h.process([message("a", ts, 1.0)])
+        h.tick()
+    last = end - size_ms
+
+    def emitted_last() -> list[int]:
+        return [
+            a.count for a in h.emitted if a.window_size_ms == size_ms and a.window_start == last
+        ]
+
+    h.now = end + 10_000 - 1
+    h.tick()
+    assert emitted_last() == []
+    h.now = end + 10_000  # end + grace
+    h.tick()
+    assert emitted_last() == [size_ms // 10_000]
