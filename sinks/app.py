@@ -37,6 +37,7 @@ from hoststream.sinks.decoding import Routes, TopicDecoder
 from hoststream.sinks.dlq import DeadLetterQueue
 from hoststream.sinks.metrics import SinkMetrics
 from hoststream.sinks.sql import SqlSink
+from hoststream.sinks.sql_copy import series_text
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 from hoststream.sinks.vm_aggregates import line_parts
 from hoststream.sinks.vm_import import MetricEventReader
@@ -155,8 +156,9 @@ def build_sink(
         )
     else:
         alerts = codec_for(settings, AlertEvent, client=client).deserializer
+        rows_by_series = AggregateReader(aggregates, series_text)
         decoder = TopicDecoder(
-            {aggregate_topic_prefix(settings): aggregates, alerts_topic(settings): alerts},
+            {aggregate_topic_prefix(settings): rows_by_series, alerts_topic(settings): alerts},
             mirrored_routes(
                 settings,
                 {

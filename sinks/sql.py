@@ -28,6 +28,7 @@ from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkFatalError, SinkUnavailableError
 from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.migrations import apply_migrations, is_cockroach
+from hoststream.sinks.sql_copy import COPY_COLUMNS, copy_text
 from hoststream.sinks.sql_errors import ErrorCause, cause_of
 from hoststream.sinks.sql_rows import (
     AGGREGATE_COLUMNS,
@@ -38,7 +39,6 @@ from hoststream.sinks.sql_rows import (
     ALERT_STAGING,
     SqlRecord,
     Staging,
-    aggregate_row,
     alert_row,
     latest_per_key,
     validate,
@@ -105,11 +105,18 @@ def staging_statements(table: str, *, cockroach: bool) -> tuple[sql.Composed, ..
 
 
 @cache
-def copy_statement(table: str) -> sql.Composed:
-    """``COPY staged_<table> (...) FROM STDIN``: the rows of :mod:`sinks.sql_rows`, as text."""
+def copy_statement(table: str, columns: tuple[str, ...] | None = None) -> sql.Composed:
+    """``COPY staged_<table> (...) FROM STDIN``: the rows of :mod:`sinks.sql_rows`, as text.
+
+    ``columns``: the staged columns in the order the rows carry them
+    (default: the table's order).
+    """
+    staged = [c for c, _ in _staged(table)]
+    if columns is not None and sorted(columns) != sorted(staged):
+        raise ValueError(f"{columns} are not the staged columns of {table!r}")
     return sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(staging_table(table)),
-        sql.SQL(", ").join(sql.Identifier(c) for c, _ in _staged(table)),
+        sql.SQL(", ").join(sql.Identifier(c) for c in (columns or staged)),
     )
 
 
@@ -253,18 +260,23 @@ class SqlSink(BatchingSink[SqlRecord]):
     def _store(self, conn: psycopg.Connection[Any], records: list[SqlRecord]) -> None:
         aggregates, alerts = latest_per_key(records)
         with conn.transaction(), conn.cursor() as cursor:
-            for table, rows in (
-                (WINDOW_AGGREGATES.name, [aggregate_row(a) for a in aggregates]),
-                (ALERTS.name, [alert_row(e) for e in alerts]),
-            ):
-                if not rows:
-                    continue
-                with cursor.copy(copy_statement(table)) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cursor.execute(upsert_statement(table))
-                if self._cockroach:
-                    cursor.execute(clear_statement(table))
+            if aggregates:
+                # The batch's rows as one block of COPY text (sinks.sql_copy).
+                table = WINDOW_AGGREGATES.name
+                with cursor.copy(copy_statement(table, COPY_COLUMNS)) as copy:
+                    copy.write(copy_text(aggregates))
+                self._upsert(cursor, table)
+            if alerts:
+                with cursor.copy(copy_statement(ALERTS.name)) as copy:
+                    for alert in alerts:
+                        copy.write_row(alert_row(alert))
+                self._upsert(cursor, ALERTS.name)
+
+    def _upsert(self, cursor: psycopg.Cursor[Any], table: str) -> None:
+        """Move the staged rows of ``table`` into it."""
+        cursor.execute(upsert_statement(table))
+        if self._cockroach:
+            cursor.execute(clear_statement(table))
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], None]) -> list[int] | None:
         """Run ``work`` on a migrated connection, sorting failures by what to do about them."""

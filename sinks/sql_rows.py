@@ -19,6 +19,7 @@ from typing import Any
 from hoststream.errors import InvalidRecordError
 from hoststream.schemas import AlertEvent, WindowAggregate
 from hoststream.schemas.statistics import STATISTIC_FIELDS
+from hoststream.sinks.aggregate_reader import AggregateValues
 from hoststream.sinks.sql_schema import ALERTS, WINDOW_AGGREGATES, Table
 
 __all__ = [
@@ -37,7 +38,9 @@ __all__ = [
     "validate",
 ]
 
-SqlRecord = WindowAggregate | AlertEvent
+#: Window aggregates arrive as :class:`AggregateValues` once their series is
+#: known (:mod:`sinks.sql_copy`), else decoded in full.
+SqlRecord = AggregateValues | WindowAggregate | AlertEvent
 #: Per column: its type in the staging table (None: not staged), and the SQL
 #: expression over the staged columns that gives the stored value.
 Staging = dict[str, tuple[str | None, str]]
@@ -139,25 +142,28 @@ def alert_row(e: AlertEvent) -> tuple[Any, ...]:
 
 def latest_per_key(
     records: Iterable[SqlRecord],
-) -> tuple[list[WindowAggregate], list[AlertEvent]]:
+) -> tuple[list[AggregateValues | WindowAggregate], list[AlertEvent]]:
     """One record per primary key, the latest winning.
 
     A multi-row ``INSERT ... ON CONFLICT DO UPDATE`` may not touch a row
     twice. For aggregates Kafka's order decides (one key, one partition); for
-    alerts the rule engine's ``event_time`` does.
+    alerts the rule engine's ``event_time`` does. An aggregate read by its
+    series' shape carries its key in the shape (its ``derived`` is a
+    :class:`~sinks.sql_copy.SeriesText`).
     """
-    aggregates: dict[tuple[Any, ...], WindowAggregate] = {}
+    aggregates: dict[tuple[Any, ...], AggregateValues | WindowAggregate] = {}
     alerts: dict[tuple[Any, ...], AlertEvent] = {}
     for record in records:
-        if isinstance(record, WindowAggregate):
-            key = (
+        if isinstance(record, AggregateValues):
+            aggregates[(record.shape.derived.key, record.window_start)] = record
+        elif isinstance(record, WindowAggregate):
+            series = (
                 record.host,
                 record.metric,
                 canonical_labels(record.labels),
                 record.window_size_ms,
-                record.window_start,
             )
-            aggregates[key] = record
+            aggregates[(series, record.window_start)] = record
         else:
             akey = (record.dedup_key, record.starts_at, record.state)
             seen = alerts.get(akey)
@@ -183,7 +189,7 @@ def validate(record: SqlRecord, now_ms: int, max_future_ms: int) -> None:
     to every record before the sink's own check.
     """
     newest = now_ms + max_future_ms
-    if isinstance(record, WindowAggregate):
+    if isinstance(record, AggregateValues | WindowAggregate):
         _timestamp(record.window_start, "window_start", newest)
         return
     for name in ("starts_at", "window_end", "event_time"):
