@@ -49,7 +49,10 @@ from hoststream.streams._broker import (
     broker_urls,
     reload_client_certificate,
 )
+from hoststream.streams._consumer import use_lean_delivery
+from hoststream.streams._monitor import LeanMonitor
 from hoststream.streams._producer import AckedProducer
+from hoststream.streams._raw_schema import RawSchema
 from hoststream.streams._seek_hold import hold_fetching_while_seeking
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
@@ -155,6 +158,7 @@ def build_app(
         settings, app_id=app_id, families=families, windows=sizes, alerts=engine is not None
     )
     app = _faust_app(settings, app_id, partitions, datadir)
+    use_lean_delivery(app)
     hold_fetching_while_seeking(app)
     # One librdkafka producer for the aggregates, alerts' neighbours and the
     # table's changelog (see streams._producer).
@@ -250,6 +254,8 @@ def _faust_app(settings: Settings, app_id: str, partitions: int, datadir: Path |
         # read a backlog far ahead, a fifth of the worker's memory at 2,000 hosts,
         # while a fetch round of 256 KiB each still holds more than a batch.
         consumer_max_fetch_size=_FETCH_BYTES_PER_PARTITION,
+        # Its per-message statistics feed web views and exporters the worker does not run.
+        Monitor=LeanMonitor,
     )
 
 
@@ -296,7 +302,8 @@ class _StreamTopics:
         return cls(
             app,
             family_of_topic,
-            source=app.topic(*family_of_topic, **raw),
+            # Decoded by the processor: Faust hands on the fetched bytes.
+            source=app.topic(*family_of_topic, schema=RawSchema()),
             outputs={size.ms: app.topic(aggregate_topic(settings, size), **raw) for size in sizes},
             alerts=app.topic(alerts_topic(settings), **raw),
             dead_letters={

@@ -1,0 +1,110 @@
+"""The worker's consumer delivers without tasks when nothing blocks, and as before when it does.
+
+Faust's own aiokafka consumer class (never started, no broker); the delivery
+callbacks are stand-ins for the conductor's, which put an event in a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import faust
+import pytest
+from mode.services import WaitResults
+
+from hoststream.streams._consumer import LeanDeliveryConsumer, use_lean_delivery
+
+T = TypeVar("T")
+
+
+def run(consumer: LeanDeliveryConsumer, main: Coroutine[Any, Any, T]) -> T:
+    # mode makes its tasks on the service's own loop.
+    return consumer.loop.run_until_complete(main)
+
+
+@pytest.fixture
+def consumer() -> LeanDeliveryConsumer:
+    app = faust.App("unit-lean-delivery", broker="kafka://127.0.0.1:1", store="memory://")
+    use_lean_delivery(app)
+    made = app.consumer
+    assert isinstance(made, LeanDeliveryConsumer)
+    return made
+
+
+def test_a_delivery_that_does_not_block_runs_at_once_without_tasks(
+    consumer: LeanDeliveryConsumer,
+) -> None:
+    delivered: list[int] = []
+
+    async def deliver(offset: int) -> int:
+        delivered.append(offset)
+        return offset
+
+    async def main() -> tuple[WaitResults, int]:
+        before = len(asyncio.all_tasks())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail
+            results = await consumer.wait_first(deliver(7), consumer.suspend_flow.wait())
+        return results, len(asyncio.all_tasks()) - before
+
+    results, new_tasks = run(consumer, main())
+    assert delivered == [7]
+    assert results.results == [7]
+    assert not results.stopped
+    assert new_tasks == 0
+
+
+def test_a_delivery_that_blocks_finishes_once_unblocked(consumer: LeanDeliveryConsumer) -> None:
+    async def main() -> list[int]:
+        room = asyncio.Event()
+        delivered: list[int] = []
+
+        async def deliver(offset: int) -> int:
+            await room.wait()  # the agent's queue is full
+            delivered.append(offset)
+            return offset
+
+        asyncio.get_running_loop().call_later(0.01, room.set)
+        results = await consumer.wait_first(deliver(8), consumer.suspend_flow.wait())
+        assert results.results == [8]
+        return delivered
+
+    assert run(consumer, main()) == [8]
+
+
+def test_a_blocked_delivery_is_abandoned_when_the_flow_is_suspended(
+    consumer: LeanDeliveryConsumer,
+) -> None:
+    async def main() -> tuple[list[str], WaitResults]:
+        steps: list[str] = []
+
+        async def deliver() -> None:
+            steps.append("waiting for room")
+            try:
+                await asyncio.Event().wait()  # never room: a rebalance must end it
+            except asyncio.CancelledError:
+                steps.append("cancelled")
+                raise
+
+        asyncio.get_running_loop().call_later(0.01, consumer.stop_flow)
+        results = await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+        await asyncio.sleep(0)  # the abandoned delivery's cancellation runs
+        return steps, results
+
+    steps, results = run(consumer, main())
+    assert steps == ["waiting for room", "cancelled"]
+    assert results.results == [True]
+
+
+def test_an_error_in_a_delivery_propagates(consumer: LeanDeliveryConsumer) -> None:
+    async def deliver() -> None:
+        raise ValueError("undecodable")
+
+    async def main() -> None:
+        await consumer.wait_first(deliver(), consumer.suspend_flow.wait())
+
+    with pytest.raises(ValueError, match="undecodable"):
+        run(consumer, main())
