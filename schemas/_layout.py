@@ -9,6 +9,7 @@ event with one ``struct`` call instead of a pass over every sample.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka.serialization import SerializationContext
 
 from hoststream.schemas._codec import encode
+from hoststream.schemas._event_writer import fixed_parts
 from hoststream.schemas._loader import AvroSchema, schema_for
 from hoststream.schemas._varint import zigzag
 from hoststream.schemas.records import EventValues, MetricEvent
 
 if TYPE_CHECKING:
     from hoststream.schemas._batch import BatchImage
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AvroReader",
@@ -164,7 +168,7 @@ class MetricEventBodies:
         max_shapes: shapes remembered; beyond that the oldest are forgotten.
     """
 
-    __slots__ = ("_instant", "_max_shapes", "_schema", "_shapes")
+    __slots__ = ("_checked", "_direct", "_instant", "_max_shapes", "_schema", "_shapes")
 
     def __init__(self, schema: AvroSchema, *, max_shapes: int = 100_000) -> None:
         self._schema = schema
@@ -173,6 +177,11 @@ class MetricEventBodies:
         # (timestamp_ms, interval_ms) -> both encoded: a fleet's tick writes the
         # same instant into every event.
         self._instant: tuple[int, int, bytes] = (-1, -1, b"")
+        # Shapes are written straight from the event (schemas._event_writer);
+        # the first event of each family is checked against fastavro's bytes,
+        # and a difference goes back to learning from fastavro for good.
+        self._direct = True
+        self._checked: set[str] = set()
 
     def __call__(self, event: MetricEvent, ctx: SerializationContext | None) -> bytes:
         samples = event.samples
@@ -182,7 +191,7 @@ class MetricEventBodies:
             and shape.host_labels == event.host_labels
             and shape.region == event.region
             and shape.series == [(s.name, s.kind, s.labels) for s in samples]
-        ):
+        ) or (shape := self._written_shape(event, ctx)) is not None:
             args = shape.args.copy()
             args[1::2] = [float(s.value) for s in samples]
             return b"".join(
@@ -197,6 +206,51 @@ class MetricEventBodies:
         body = encode(b"", self._schema, event, ctx)
         self._learn(event, body)
         return body
+
+    def _written_shape(self, event: MetricEvent, ctx: SerializationContext | None) -> _Shape | None:
+        """``event``'s shape written straight from it, and kept; None: learn it from fastavro."""
+        if not self._direct:
+            return None
+        try:
+            head, chunks = fixed_parts(event)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None  # fastavro says what is wrong with it
+        layout = "<" + "".join(f"{len(c)}sd" for c in chunks[:-1]) + f"{len(chunks[-1])}s"
+        args: list[Any] = [None] * (2 * len(chunks) - 1)
+        args[0::2] = chunks
+        shape = _Shape(
+            head,
+            dict(event.host_labels),
+            event.region,
+            [(s.name, s.kind, dict(s.labels)) for s in event.samples],
+            args,
+            struct.Struct(layout).pack,
+        )
+        if event.family not in self._checked:
+            values = args.copy()
+            values[1::2] = [float(s.value) for s in event.samples]
+            written = b"".join(
+                (
+                    head,
+                    zigzag(event.timestamp_ms),
+                    zigzag(event.interval_ms),
+                    zigzag(event.seq),
+                    shape.pack(*values),
+                )
+            )
+            if written != encode(b"", self._schema, event, ctx):
+                log.warning(
+                    "a %s event written directly differs from fastavro's encoding: "
+                    "learning every layout from fastavro",
+                    event.family,
+                )
+                self._direct = False
+                return None
+            self._checked.add(event.family)
+        if len(self._shapes) >= self._max_shapes:
+            self._shapes.pop(next(iter(self._shapes)))
+        self._shapes[(event.host, event.family)] = shape
+        return shape
 
     def values_body(self, values: EventValues, ctx: SerializationContext | None) -> bytes:
         """The body of ``values.event()``, written without building it.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricEvent, MetricKind, Sample, SingleObjectAvroSerializer
 from hoststream.schemas._codec import encode
+from hoststream.schemas._event_writer import fixed_parts
 from hoststream.schemas._layout import MetricEventBodies, bodies_for, zigzag
 from hoststream.schemas._loader import schema_for, schema_versions
 
@@ -71,3 +74,40 @@ def test_only_the_current_metric_event_schema_is_written_by_layout() -> None:
     event = next(iter(SimulatedFleet(1, seed=2).events(T0)))
     assert serializer(event) == serializer(event)  # learned, then written by layout
     assert serializer(event)[10:] == fastavro(event)
+
+
+def test_shapes_written_straight_from_the_event_are_fastavros_bytes() -> None:
+    bodies = MetricEventBodies(SCHEMA)
+    many = {f"l{i}": "é" * i for i in range(70)}  # a block count of two varint bytes
+    samples = tuple(
+        Sample(f"node_x{i}", float(i), {"device": "nvme0n1", "ünï": "ς" * i}, MetricKind(kind))
+        for i, kind in zip(range(80), ["GAUGE", "COUNTER"] * 40, strict=False)
+    )
+    events = [
+        MetricEvent("h-é", "memory", T0, samples, host_labels=many, region="eu-wést-1"),
+        MetricEvent("h2", "memory", T0, samples[:1], seq=2**33, host_labels={"a": ""}),
+        MetricEvent("h3", "memory", T0, (), region=""),
+        *SimulatedFleet(12, seed=9, region="eu-west-1").events(T0),
+    ]
+    for event in events:
+        assert bodies(event, None) == fastavro(event)
+        assert bodies(replace(event, seq=event.seq + 1), None) == fastavro(
+            replace(event, seq=event.seq + 1)
+        )
+
+
+def test_a_shape_written_wrongly_goes_back_to_fastavro_for_good(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hoststream.schemas import _layout
+
+    def wrong(event: MetricEvent) -> tuple[bytes, tuple[bytes, ...]]:
+        head, chunks = fixed_parts(event)
+        return head, (b"\x04" + chunks[0][1:], *chunks[1:])
+
+    monkeypatch.setattr(_layout, "fixed_parts", wrong)
+    bodies = MetricEventBodies(SCHEMA)
+    events = list(SimulatedFleet(3, seed=2).events(T0))
+
+    assert [bodies(e, None) for e in events] == [fastavro(e) for e in events]
+    assert "differs from fastavro's encoding" in caplog.text
