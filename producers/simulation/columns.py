@@ -41,10 +41,12 @@ class BatchColumns:
         families: each host's families, in the order of its events.
     """
 
-    __slots__ = ("_columns", "_families", "_scalars_at", "ends", "size")
+    __slots__ = ("_builders", "_columns", "_families", "_scalars_at", "ends", "size")
 
     def __init__(self, models: Sequence[HostModel], families: Sequence[str]) -> None:
         self._families = tuple(families)
+        # Per host, its families' scalar value builders, in order.
+        self._builders = [model.scalar_builders(self._families) for model in models]
         columns: dict[str, _Column] = {}
         scalars_at: list[int] = []
         #: Per event, where its values end in the batch's values.
@@ -79,12 +81,10 @@ class BatchColumns:
         """Every value of the batch's events at the tick each model's :meth:`~HostModel.at`
         started, one event after the other: a float64 array of :attr:`size`."""
         scalars: list[float] = []
-        terms: list[tuple[float, float, float]] = []
-        families = self._families
-        for model in models:
-            terms.append(model.tick_terms())
-            for family in families:
-                scalars += model.scalar_values(family)
+        terms = [
+            model.batch_row(builders, scalars)
+            for model, builders in zip(models, self._builders, strict=True)
+        ]
         uptime, busy, shaped = np.array(terms, dtype=np.float64).reshape(-1, 3).T
         out = np.empty(self.size, dtype=np.float64)
         out[self._scalars_at] = np.array(scalars, dtype=np.float64)

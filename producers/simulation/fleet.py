@@ -15,6 +15,26 @@ from hoststream.schemas.records import FAMILIES, EventBatch, EventValues, Metric
 __all__ = ["FleetBatches", "FleetValues", "SimulatedFleet"]
 
 
+class _BatchRows:
+    """What a batch of the same hosts reuses every tick: templates, sequence slots, columns."""
+
+    __slots__ = ("columns", "slots", "stamp", "templates")
+
+    def __init__(
+        self,
+        templates: tuple[MetricEvent, ...],
+        slots: list[int],
+        columns: BatchColumns,
+        stamp: tuple[int, int],
+    ) -> None:
+        self.templates = templates
+        #: Per event, its host and family's place in the fleet's sequence numbers.
+        self.slots = slots
+        self.columns = columns
+        #: (interval, templates replaced in the fleet so far) when it was made.
+        self.stamp = stamp
+
+
 class SimulatedFleet:
     """``hosts`` simulated hosts sending the same families, names, labels and kinds as real ones.
 
@@ -61,6 +81,10 @@ class SimulatedFleet:
         self._batches: dict[tuple[str, int], tuple[MetricEvent, ...]] = {}
         # A batch's hosts -> where their values lie and their counters' constants.
         self._columns: dict[tuple[int, ...], BatchColumns] = {}
+        # A batch's hosts -> its templates, its events' slots in _seq and its columns.
+        self._batch_rows: dict[tuple[int, ...], _BatchRows] = {}
+        # Templates replaced so far: a batch's kept rows hold while this stays.
+        self._template_changes = 0
 
     def __len__(self) -> int:
         return len(self.host_ids)
@@ -136,8 +160,6 @@ class SimulatedFleet:
         if hosts_per_batch < 1:
             raise ValueError(f"hosts_per_batch must be 1 or more, not {hosts_per_batch}")
         t = timestamp_ms / 1000.0
-        families = self.families
-        per_host = len(families)
         seq = self._seq
         order = list(range(len(self.host_ids)) if indices is None else indices)
         models = [self.model(index) for index in order]
@@ -146,27 +168,42 @@ class SimulatedFleet:
         for first in range(0, len(order), hosts_per_batch):
             hosts = order[first : first + hosts_per_batch]
             batch_models = models[first : first + hosts_per_batch]
-            templates: list[MetricEvent] = []
-            seqs: list[int] = []
-            for index, model in zip(hosts, batch_models, strict=True):
-                base = index * per_host
-                for offset, family in enumerate(families):
-                    templates.append(self._template_of(index, model, offset, family, interval_ms))
-                    seqs.append(seq[base + offset])
-                    seq[base + offset] += 1
             key = tuple(hosts)
-            columns = self._columns.get(key)
-            if columns is None:
-                if len(self._columns) >= 100_000:
-                    self._columns.clear()
-                columns = self._columns[key] = BatchColumns(batch_models, families)
+            known = self._batch_rows.get(key)
+            if known is None or known.stamp != (interval_ms, self._template_changes):
+                known = self._batch_rows_of(hosts, batch_models, interval_ms)
+            templates, slots, columns = known.templates, known.slots, known.columns
+            seqs = [seq[slot] for slot in slots]
+            for slot in slots:
+                seq[slot] += 1
             yield EventBatch(
-                self._batch_templates(templates),
-                timestamp_ms,
-                seqs,
-                columns.values(batch_models),
-                columns.ends,
+                templates, timestamp_ms, seqs, columns.values(batch_models), columns.ends
             )
+
+    def _batch_rows_of(
+        self, hosts: list[int], models: list[HostModel], interval_ms: int
+    ) -> _BatchRows:
+        """A batch's templates, the slots of its events' sequence numbers and its columns (kept)."""
+        families = self.families
+        per_host = len(families)
+        templates: list[MetricEvent] = []
+        slots: list[int] = []
+        for index, model in zip(hosts, models, strict=True):
+            for offset, family in enumerate(families):
+                templates.append(self._template_of(index, model, offset, family, interval_ms))
+                slots.append(index * per_host + offset)
+        key = tuple(hosts)
+        columns = self._columns.get(key)
+        if columns is None:
+            if len(self._columns) >= 100_000:
+                self._columns.clear()
+            columns = self._columns[key] = BatchColumns(models, families)
+        if len(self._batch_rows) >= 100_000:
+            self._batch_rows.clear()
+        known = self._batch_rows[key] = _BatchRows(
+            self._batch_templates(templates), slots, columns, (interval_ms, self._template_changes)
+        )
+        return known
 
     def _template_of(
         self, index: int, model: HostModel, offset: int, family: str, interval_ms: int
@@ -176,6 +213,7 @@ class SimulatedFleet:
         template = self._templates[slot]
         if template is None or template.interval_ms != interval_ms:
             template = self._templates[slot] = self._template(index, model, family, interval_ms)
+            self._template_changes += 1
         return template
 
     def _batch_templates(self, templates: list[MetricEvent]) -> tuple[MetricEvent, ...]:

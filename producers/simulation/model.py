@@ -9,7 +9,7 @@ hashed from the instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -229,6 +229,29 @@ class HostModel:
         if tick is None:
             raise RuntimeError("no tick started: call at() first")
         return self._scalars[family](tick)
+
+    def scalar_builders(self, families: Sequence[str]) -> list[Callable[[_Tick], list[float]]]:
+        """What :meth:`scalar_values` calls for each of ``families`` that has scalar values.
+
+        For a batch: :meth:`batch_row` runs them in one call per host.
+        """
+        builders = [self._scalars[family] for family in families]
+        return [builder for builder in builders if builder is not _no_values]
+
+    def batch_row(
+        self, builders: Sequence[Callable[[_Tick], list[float]]], scalars: list[float]
+    ) -> tuple[float, float, float]:
+        """Append the tick's scalar values of ``builders``' families to ``scalars``; the terms.
+
+        The same values as :meth:`scalar_values` family after family, and
+        :meth:`tick_terms`, at the tick :meth:`at` started.
+        """
+        tick = self._tick
+        if tick is None:
+            raise RuntimeError("no tick started: call at() first")
+        for builder in builders:
+            scalars += builder(tick)
+        return tick.uptime, tick.busy, tick.shaped
 
     def counter_column(self, family: str) -> tuple[str, Any, Any] | None:
         """``family``'s counters after its scalar values: (kind, k1, k2), or None.

@@ -191,3 +191,19 @@ def test_a_batch_is_its_events() -> None:
         assert all(isinstance(batch.values, np.ndarray) for batch in batches)
         from_batches = [values.event() for batch in batches for values in batch.event_values()]
         assert from_batches == list(twin.events(ts, INTERVAL))
+
+
+def test_batches_kept_from_tick_to_tick_follow_sequence_numbers_and_interval_changes() -> None:
+    fleet, twin = SimulatedFleet(4, seed=6), SimulatedFleet(4, seed=6)
+    steps = [(T0, INTERVAL, "batches"), (T0 + INTERVAL, INTERVAL, "events")]
+    steps += [(T0 + 2 * INTERVAL, INTERVAL, "batches"), (T0 + 3 * INTERVAL, 5_000, "batches")]
+    steps += [(T0 + 4 * INTERVAL, 5_000, "batches"), (T0 + 5 * INTERVAL, INTERVAL, "batches")]
+    for ts, interval, how in steps:
+        if how == "events":
+            got = list(fleet.events(ts, interval))
+        else:
+            batches = fleet.event_batches(ts, interval, hosts_per_batch=3)
+            got = [values.event() for batch in batches for values in batch.event_values()]
+
+        assert got == list(twin.events(ts, interval))
+        assert {event.interval_ms for event in got} == {interval}
