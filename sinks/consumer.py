@@ -76,6 +76,9 @@ Decoder = Callable[[str, bytes | None, Headers], T]
 
 _Partition = tuple[str, int]
 
+#: The longest poll while the rest of a backlog is read (see ``_caught_up``).
+_CATCH_UP_POLL_S = 0.02
+
 #: In place of a record decoded with the batch: decode the message alone.
 _UNDECODED: Any = object()
 
@@ -300,6 +303,9 @@ class SinkConsumer(Generic[T]):
             if self._batch.items:
                 due = self._batch.started_at + self._policy.max_delay_s - now
                 timeout = max(0.0, min(timeout, due))
+                if self._behind:
+                    # Catching up: look often whether the backlog's end is reached.
+                    timeout = min(timeout, _CATCH_UP_POLL_S)
             self._accept(self._consumer.consume(room, timeout))
             if self._inflight is not None and self._inflight.future.done():
                 # Commit a finished write now, not only when the next batch is due.
