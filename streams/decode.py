@@ -74,6 +74,8 @@ def _long(data: bytes, at: int) -> tuple[int, int]:
     # Avro long: zigzag varint.
     try:
         byte = data[at]
+        if byte < 0x80:  # one byte: string lengths, small counts
+            return (byte >> 1) ^ -(byte & 1), at + 1
         n = byte & 0x7F
         shift = 7
         at += 1
@@ -134,7 +136,8 @@ class _Header(NamedTuple):
     body: int  # where the samples begin
 
 
-def _header(data: bytes, at: int) -> _Header:
+def _header(data: bytes, at: int, known_labels: dict[bytes, bytes] | None = None) -> _Header:
+    """The header fields; ``known_labels``: each host's last host-label bytes, kept up to date."""
     host, at = _string(data, at)
     family, at = _string(data, at)
     timestamp, at = _long(data, at)
@@ -143,7 +146,16 @@ def _header(data: bytes, at: int) -> _Header:
     labels_at = at
     if data[at : at + 1] == b"\x00":  # no host labels
         return _Header(host, family, timestamp, interval, labels_at, at + 1)
-    return _Header(host, family, timestamp, interval, labels_at, _skip_string_map(data, at))
+    if known_labels is not None:
+        # A host sends the same labels every time. An Avro map's encoding
+        # ends itself, so bytes that begin with a known map's are that map.
+        known = known_labels.get(host)
+        if known is not None and data.startswith(known, at):
+            return _Header(host, family, timestamp, interval, labels_at, at + len(known))
+    body = _skip_string_map(data, at)
+    if known_labels is not None:
+        known_labels[host] = data[at:body]
+    return _Header(host, family, timestamp, interval, labels_at, body)
 
 
 def _layout(data: bytes, at: int) -> tuple[list[tuple[SeriesKey, MetricKind]], list[int]]:
@@ -209,6 +221,8 @@ class EventDecoder:
         self._last: dict[tuple[bytes, tuple[bytes, bytes, int]], Template] = {}
         self._size = 0
         self._labels: dict[bytes, Mapping[str, str]] = {}
+        # host -> the bytes of its last host labels, to skip them without parsing
+        self._known_labels: dict[bytes, bytes] = {}
         self._texts: dict[bytes, str] = {}
         # Wire-format headers (writer schemas) whose bodies we do not read ourselves.
         self._foreign: set[bytes] = set()
@@ -223,8 +237,10 @@ class EventDecoder:
         if data is not None:
             prefix = _prefix_length(data)
             if prefix is not None and data[:prefix] not in self._foreign:
+                if len(self._known_labels) >= self._max_templates:
+                    self._known_labels.clear()
                 try:
-                    header = _header(data, prefix)
+                    header = _header(data, prefix, self._known_labels)
                     host_labels = self._host_labels(data, header)
                 except (_TruncatedError, UnicodeDecodeError):
                     pass  # let the deserializer say what is wrong

@@ -81,3 +81,16 @@ def test_events_that_carry_a_region_are_read_through_the_layout_too() -> None:
     # Another region's bytes differ from the template's: it is not taken for this layout.
     other = dataclasses.replace(cpu_event(T0 + 20_000, 4.0), region="region-b")
     assert decode(EVENTS.serializer(other), "metrics.cpu").template != first.template
+
+
+def test_a_host_whose_labels_change_is_decoded_with_its_new_labels() -> None:
+    # The decoder skips a host's labels by their last bytes; other labels
+    # (a prefix of the old ones, or more of them) are read afresh.
+    decode = EventDecoder(EVENTS.deserializer)
+    for labels in ({"region": "eu"}, {"region": "eu"}, {"region": "us"}, {"region": "e"}, {}):
+        event = cpu_event(T0, 1.0, labels)
+        got = decode(EVENTS.serializer(event), "metrics.cpu")
+        assert got.host_labels == labels
+        assert got.values.tolist() == as_columns(event)[4]
+    both = {"region": "eu", "zone": "a"}
+    assert decode(EVENTS.serializer(cpu_event(T0, 2.0, both)), "metrics.cpu").host_labels == both
