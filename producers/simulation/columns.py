@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hoststream.producers.simulation.hashing import units_array
 from hoststream.producers.simulation.model import HostModel
 
 __all__ = ["BatchColumns"]
@@ -41,12 +42,24 @@ class BatchColumns:
         families: each host's families, in the order of its events.
     """
 
-    __slots__ = ("_builders", "_columns", "_families", "_scalars_at", "ends", "size")
+    __slots__ = (
+        "_builders",
+        "_columns",
+        "_families",
+        "_memory",
+        "_memory_at",
+        "_scalars_at",
+        "ends",
+        "size",
+    )
 
     def __init__(self, models: Sequence[HostModel], families: Sequence[str]) -> None:
         self._families = tuple(families)
-        # Per host, its families' scalar value builders, in order.
-        self._builders = [model.scalar_builders(self._families) for model in models]
+        # Per host, its families' scalar value builders, in order (memory's are in columns).
+        self._builders = [
+            model.scalar_builders(self._families, in_columns=("memory",)) for model in models
+        ]
+        memory_at: list[int] = []
         columns: dict[str, _Column] = {}
         scalars_at: list[int] = []
         #: Per event, where its values end in the batch's values.
@@ -57,7 +70,7 @@ class BatchColumns:
                 counters = model.counter_column(family)
                 counted = 0 if counters is None else len(counters[1])
                 scalars = len(model.series(family)) - counted
-                scalars_at.extend(range(at, at + scalars))
+                (memory_at if family == "memory" else scalars_at).extend(range(at, at + scalars))
                 at += scalars
                 if counters is not None:
                     kind, k1, k2 = counters
@@ -70,6 +83,13 @@ class BatchColumns:
                 self.ends.append(at)
         self.size = at
         self._scalars_at = np.asarray(scalars_at, dtype=np.intp)
+        # Per host, its memory values' places (host after host), and its constants.
+        self._memory_at = np.asarray(memory_at, dtype=np.intp)
+        self._memory = (
+            _MemoryColumns([model.memory_constants() for model in models])
+            if "memory" in self._families and models
+            else None
+        )
         for column in columns.values():
             column.at = np.asarray(column.at, dtype=np.intp)
             column.host = np.asarray(column.host, dtype=np.intp)
@@ -85,9 +105,11 @@ class BatchColumns:
             model.batch_row(builders, scalars)
             for model, builders in zip(models, self._builders, strict=True)
         ]
-        uptime, busy, shaped = np.array(terms, dtype=np.float64).reshape(-1, 3).T
+        uptime, busy, shaped, level = np.array(terms, dtype=np.float64).reshape(-1, 4).T
         out = np.empty(self.size, dtype=np.float64)
         out[self._scalars_at] = np.array(scalars, dtype=np.float64)
+        if self._memory is not None:
+            out[self._memory_at] = self._memory.values(models[0].tick_instant(), uptime, level)
         # The same expressions as HostModel._cpu, _disk and _network, per element.
         cpu = self._columns.get("cpu")
         if cpu is not None:
@@ -99,3 +121,63 @@ class BatchColumns:
         if network is not None:
             out[network.at] = np.trunc(shaped[network.host] * network.k1)
         return out
+
+
+def _kb(values: Any) -> Any:
+    """``HostModel``'s ``int(value) >> 10 << 10`` on floats: truncate, then floor to 1 KiB.
+
+    Dividing and multiplying by 1024 are exact, so these are the same numbers.
+    """
+    return np.floor(np.trunc(values) / 1024.0) * 1024.0
+
+
+class _MemoryColumns:
+    """The memory family's values of a batch's hosts: ``HostModel._memory``, in columns.
+
+    Python's ``min``/``max`` of two floats and NumPy's ``minimum``/``maximum``
+    give the same number, and every other step is the same IEEE operation in
+    the same order, so the values are the same, bit for bit.
+    """
+
+    __slots__ = ("app", "keys", "leak", "page_cache", "swap", "total")
+
+    def __init__(self, constants: Sequence[tuple[int, float, float, float, int, int]]) -> None:
+        total, leak, app, page_cache, swap, keys = zip(*constants, strict=True)
+        # Bytes are integers below 2**53: exact as doubles, as Python converts them.
+        self.total = np.array(total, dtype=np.float64)
+        self.leak = np.array(leak, dtype=np.float64)
+        self.app = np.array(app, dtype=np.float64)
+        self.page_cache = np.array(page_cache, dtype=np.float64)
+        self.swap = np.array(swap, dtype=np.float64)
+        self.keys = np.array(keys, dtype=np.uint64)
+
+    def values(self, t: float, uptime: Any, level: Any) -> Any:
+        """The 9 memory values of each host at ``t``, host after host."""
+        n1, n2 = units_array(self.keys, int(t))
+        total = self.total
+        leak = self.leak * uptime / 86_400.0
+        app = total * np.minimum(0.9, self.app + 0.12 * level + 0.01 * (n1 - 0.5) + leak)
+        slab = total * 0.03
+        reclaimable = slab * 0.6
+        buffers = total * 0.005 * (1.0 + 0.2 * n2)
+        shmem = total * 0.01
+        wanted_cache = total * self.page_cache * np.minimum(1.0, 0.2 + uptime / 86_400.0)
+        cache = np.maximum(shmem, np.minimum(wanted_cache, total * 0.98 - app - slab - buffers))
+        free = np.maximum(0.0, total - app - slab - buffers - cache)
+        available = np.minimum(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
+        swap = self.swap
+        swap_used = swap * np.minimum(0.9, 0.01 + np.maximum(0.0, app / total - 0.75) * 4.0)
+        return np.stack(
+            (
+                total,
+                _kb(free),
+                _kb(available),
+                _kb(buffers),
+                _kb(cache),
+                _kb(reclaimable),
+                _kb(shmem),
+                swap,
+                _kb(swap - swap_used),
+            ),
+            axis=1,
+        ).ravel()

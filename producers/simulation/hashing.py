@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["derive", "mix64", "unit", "unit_array", "units"]
+__all__ = ["derive", "mix64", "unit", "unit_array", "units", "units_array"]
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -63,3 +63,22 @@ def unit_array(keys: Any, n: int) -> Any:
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     x = x ^ (x >> np.uint64(31))
     return x.astype(np.float64) * _INV_2_64
+
+
+def units_array(keys: Any, n: int) -> tuple[Any, Any]:
+    """The first two of :func:`units` for every key of the uint64 NumPy array ``keys``, at once.
+
+    The same values, bit for bit, as :func:`unit_array` is :func:`unit`'s.
+    """
+    import numpy as np
+
+    x = keys ^ np.uint64((n * _GOLDEN) & _MASK)
+    x = x + np.uint64(_GOLDEN)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    low = np.uint64(0xFFFF)
+    return (
+        (x & low).astype(np.float64) * _INV_2_16,
+        ((x >> np.uint64(16)) & low).astype(np.float64) * _INV_2_16,
+    )

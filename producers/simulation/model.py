@@ -230,28 +230,44 @@ class HostModel:
             raise RuntimeError("no tick started: call at() first")
         return self._scalars[family](tick)
 
-    def scalar_builders(self, families: Sequence[str]) -> list[Callable[[_Tick], list[float]]]:
+    def scalar_builders(
+        self, families: Sequence[str], *, in_columns: Sequence[str] = ()
+    ) -> list[Callable[[_Tick], list[float]]]:
         """What :meth:`scalar_values` calls for each of ``families`` that has scalar values.
 
         For a batch: :meth:`batch_row` runs them in one call per host.
+        ``in_columns``: families whose scalar values the batch computes itself.
         """
-        builders = [self._scalars[family] for family in families]
+        builders = [self._scalars[family] for family in families if family not in in_columns]
         return [builder for builder in builders if builder is not _no_values]
+
+    def memory_constants(self) -> tuple[int, float, float, float, int, int]:
+        """What :meth:`_memory` reads of the host: (memory bytes, leak per day, app
+        memory, page cache, swap bytes, the memory noise's key), for a batch in columns."""
+        p = self.profile
+        return (
+            p.memory_bytes,
+            p.leak_per_day,
+            p.app_memory,
+            p.page_cache,
+            p.swap_bytes,
+            self._noise_keys["memory"],
+        )
 
     def batch_row(
         self, builders: Sequence[Callable[[_Tick], list[float]]], scalars: list[float]
-    ) -> tuple[float, float, float]:
+    ) -> tuple[float, float, float, float]:
         """Append the tick's scalar values of ``builders``' families to ``scalars``; the terms.
 
         The same values as :meth:`scalar_values` family after family, and
-        :meth:`tick_terms`, at the tick :meth:`at` started.
+        :meth:`tick_terms` and the level, at the tick :meth:`at` started.
         """
         tick = self._tick
         if tick is None:
             raise RuntimeError("no tick started: call at() first")
         for builder in builders:
             scalars += builder(tick)
-        return tick.uptime, tick.busy, tick.shaped
+        return tick.uptime, tick.busy, tick.shaped, tick.level
 
     def counter_column(self, family: str) -> tuple[str, Any, Any] | None:
         """``family``'s counters after its scalar values: (kind, k1, k2), or None.
@@ -260,6 +276,13 @@ class HostModel:
         ``floor(shaped * k1) * k2``; ``network``: ``trunc(shaped * k1)`` (k2 None).
         """
         return self._columns.get(family)
+
+    def tick_instant(self) -> float:
+        """The instant of the tick :meth:`at` started (seconds since the epoch)."""
+        tick = self._tick
+        if tick is None:
+            raise RuntimeError("no tick started: call at() first")
+        return tick.t
 
     def tick_terms(self) -> tuple[float, float, float]:
         """(uptime, busy, shaped) of the tick :meth:`at` started: what the counters scale."""
