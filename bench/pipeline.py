@@ -467,21 +467,23 @@ def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[
 
 def _kafka_latencies(
     settings: Any, seed: int, sizes: tuple[int, ...], first_s: float, cutoff_s: float
-) -> dict[str, Any]:
-    """Latency from a window's end to its aggregate record in Kafka, per window size.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latency from a window's end to its aggregate record in Kafka, per window size;
+    and how late the events behind them reached Kafka.
 
-    The record's timestamp is its CreateTime, stamped when the stream processor
-    produced it; every aggregate of the first :data:`KAFKA_PROBE_HOSTS` hosts
-    (the record key is the host) whose window ended while the producer ran.
+    A record's timestamp is its CreateTime, stamped when it was produced: the
+    aggregates of the first :data:`KAFKA_PROBE_HOSTS` hosts (the record key is
+    the host) whose windows ended while the producer ran, and those hosts'
+    events in that time (CreateTime - the event's own timestamp: the stream
+    processor waits that long beyond a window's end for a host's samples).
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
     from hoststream.kafka import client_config
-    from hoststream.schemas import WindowAggregate, codec_for
+    from hoststream.schemas import MetricEvent, WindowAggregate, codec_for
     from hoststream.streams.windows import WindowSize
-    from hoststream.topics import aggregate_topic
+    from hoststream.topics import aggregate_topic, metric_topic
 
-    decode = codec_for(settings, WindowAggregate).deserializer
     wanted = {f"sim-s{seed}-h{i:05d}".encode() for i in range(KAFKA_PROBE_HOSTS)}
     consumer = Consumer(
         {
@@ -491,41 +493,53 @@ def _kafka_latencies(
             "enable.partition.eof": True,
         }
     )
-    out: dict[str, Any] = {}
+
+    def wanted_messages(topic: str) -> list[Message]:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        out: list[Message] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(at_end) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=1.0):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition() or 0)
+                elif message.key() in wanted:
+                    out.append(message)
+        return out
+
+    def figures(lat: list[float], what: str) -> dict[str, Any]:
+        if not lat:
+            return {what: 0}
+        return {
+            what: len(lat),
+            "p50_s": round(percentile(lat, 0.5), 2),
+            "p99_s": round(percentile(lat, 0.99), 2),
+            "max_s": round(max(lat), 2),
+        }
+
+    aggregates: dict[str, Any] = {}
+    lag: list[float] = []
     try:
+        decode = codec_for(settings, WindowAggregate).deserializer
         for w in sizes:
-            topic = aggregate_topic(settings, WindowSize(w * 1000))
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-            lat: list[float] = []
-            at_end: set[int] = set()
-            deadline = time.monotonic() + 120
-            while len(at_end) < len(partitions) and time.monotonic() < deadline:
-                for message in consumer.consume(10_000, timeout=1.0):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            at_end.add(message.partition() or 0)
-                        continue
-                    if message.key() not in wanted:
-                        continue
-                    aggregate = decode(message.value())
-                    end_s = aggregate.window_end / 1000
-                    if first_s + w <= end_s <= cutoff_s:
-                        lat.append(message.timestamp()[1] / 1000 - end_s)
-            out[window_label(w)] = (
-                {
-                    "records": len(lat),
-                    "p50_s": round(percentile(lat, 0.5), 2),
-                    "p99_s": round(percentile(lat, 0.99), 2),
-                    "max_s": round(max(lat), 2),
-                }
-                if lat
-                else {"records": 0}
-            )
+            lat = []
+            for message in wanted_messages(aggregate_topic(settings, WindowSize(w * 1000))):
+                end_s = decode(message.value()).window_end / 1000
+                if first_s + w <= end_s <= cutoff_s:
+                    lat.append(message.timestamp()[1] / 1000 - end_s)
+            aggregates[window_label(w)] = figures(lat, "records")
+        decode_event = codec_for(settings, MetricEvent).deserializer
+        for family in FAMILIES:
+            for message in wanted_messages(metric_topic(settings, family)):
+                ts_s = decode_event(message.value()).timestamp_ms / 1000
+                if first_s <= ts_s <= cutoff_s:
+                    lag.append(message.timestamp()[1] / 1000 - ts_s)
     finally:
         consumer.close()
-    return out
+    return aggregates, figures(lag, "events")
 
 
 def _vm_latencies(
@@ -738,6 +752,9 @@ def _load(
     def per_million(seconds_used: float) -> float:
         return round(seconds_used / samples_in_probe * 1e6, 2) if samples_in_probe else 0.0
 
+    latency_kafka, event_delivery = _kafka_latencies(
+        settings, seed, pipeline.sizes, first_tick_s, cutoff_s
+    )
     figures: dict[str, Any] = {
         "hosts": hosts,
         "seconds": round(wall, 1),
@@ -788,7 +805,10 @@ def _load(
         else None,
         "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
-        "latency_kafka": _kafka_latencies(settings, seed, pipeline.sizes, first_tick_s, cutoff_s),
+        "latency_kafka": latency_kafka,
+        # How late the events reached Kafka: windows close that long after
+        # their end plus grace, so as not to cut a late host short.
+        "event_delivery_lag_kafka": event_delivery,
     }
     print(f"pipeline: {pipeline.windows}/{pipeline.workers}: {json.dumps(figures)}", flush=True)
     return figures
@@ -998,6 +1018,7 @@ def run(
     if best is not None:
         figures["latency_at_capacity"] = {
             "kafka": best["latency_kafka"],
+            "event_delivery_lag_kafka": best["event_delivery_lag_kafka"],
             "postgres": best["latency_postgres"],
             "victoriametrics": best["latency_victoriametrics"],
         }
@@ -1065,7 +1086,9 @@ def run(
         "latency: Kafka: the metrics.agg.<window> record's timestamp (CreateTime, when the "
         "stream processor produced it) - window_end, every aggregate of the first "
         f"{KAFKA_PROBE_HOSTS} hosts whose window ended while the producer ran (target: p99 <= "
-        "grace + 2 s); PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
+        "grace + 2 s), and those hosts' events' CreateTime - their timestamp "
+        "(event_delivery_lag_kafka: windows close that long after end + grace); "
+        "PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
         f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window closes "
         f"once the host's event time passes end + grace ({GRACE_S} s)",

@@ -287,10 +287,17 @@ class BatchProcessor:
             self.table[_series_key(key)] = StateRecords.series_of(state)
             written.series = len(state.series)
         live = set(by_pane)
+        shared: dict[int, Chunk] = {}
         for start in sorted((set(touched) | state.changed_panes) & live):
-            self.table[_segment_key(key, start)] = StateRecords.segment_of(
-                by_pane[start], state.sketches.get(start)
-            )
+            chunks = by_pane[start]
+            segment = StateRecords.segment_of(chunks, state.sketches.get(start))
+            self.table[_segment_key(key, start)] = segment
+            # The chunks read their values from the record from now on: the
+            # table keeps it, so the samples are held once.
+            for old, new in zip(chunks, StateRecords.sharing_values(chunks, segment), strict=True):
+                shared[id(old)] = new
+        if shared:
+            state.chunks = [shared.get(id(c), c) for c in state.chunks]
         state.changed_panes.clear()
         for start in sorted(written.segments - live):
             self.table.pop(_segment_key(key, start), None)

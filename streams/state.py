@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,18 +223,13 @@ class FamilyState:
     #: Not persisted: panes whose records changed other than by accepting
     #: events (summarised into a sketch), for the next write to the changelog.
     changed_panes: set[int] = field(default_factory=set, repr=False, compare=False)
-    # Not persisted: series index of each of ``series``, and per decoder
-    # template the series indexes of its samples.
-    _index: dict[SeriesKey, int] = field(default_factory=dict, repr=False, compare=False)
+    # Not persisted: per decoder template the series indexes of its samples.
     _templates: dict[int, Int32Array] = field(default_factory=dict, repr=False, compare=False)
     _flags: dict[str, npt.NDArray[np.bool_]] = field(
         default_factory=dict, repr=False, compare=False
     )
     #: Not persisted: per series, the first series of the same CPU (streams.aggregator).
     cpu_firsts: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._index = {key: i for i, key in enumerate(self.series)}
 
     @property
     def open_samples(self) -> int:
@@ -255,12 +251,15 @@ class FamilyState:
             if cached is not None:
                 return cached
         out = []
+        # Built for the call, not kept: with a template each layout of a host
+        # gets here once, and a dict per state cost 35 bytes a series.
+        index_of = {key: i for i, key in enumerate(self.series)}
         for key, kind in keys:
-            index = self._index.get(key)
+            index = index_of.get(key)
             if index is None:
                 shared = shared_series_key(key)
                 index = len(self.series)
-                self._index[shared] = index
+                index_of[shared] = index
                 self.series.append(shared)
                 self.kinds.append(kind)
             elif self.kinds[index] is not kind:
@@ -349,7 +348,9 @@ class StateRecords:
             for (metric, labels), kind in zip(state.series, state.kinds, strict=True)
         ]
         body = {"host": state.host, "family": state.family, "series": table}
-        return json.dumps(body, separators=(",", ":")).encode()
+        # Compressed: the table (and its in-memory store) holds this record
+        # for every state, and names and labels repeat (2.5 KB to about 0.4).
+        return zlib.compress(json.dumps(body, separators=(",", ":")).encode())
 
     @staticmethod
     def segment_of(chunks: Iterable[Chunk], sketch: PaneSketch | None = None) -> bytes:
@@ -369,6 +370,25 @@ class StateRecords:
                 b"" if sketch is None else sketch.to_bytes(),
             ]
         )
+
+    @staticmethod
+    def sharing_values(chunks: Sequence[Chunk], segment: bytes) -> list[Chunk]:
+        """``chunks`` again, their values read from ``segment`` (their own record) in place.
+
+        The table holds each segment as long as its pane is open, so chunks
+        that read their values from it hold the samples once, not twice.
+        """
+        n = len(chunks)
+        at = _SEGMENT_HEADER.size + 12 * n
+        total = sum(len(c.values) for c in chunks)
+        values = np.frombuffer(segment, dtype="<f8", count=total, offset=at + 4 * total)
+        out = []
+        begin = 0
+        for chunk in chunks:
+            end = begin + len(chunk.values)
+            out.append(Chunk(chunk.ts, chunk.series, values[begin:end]))
+            begin = end
+        return out
 
     @classmethod
     def of(cls, state: FamilyState, pane_ms: int) -> StateRecords:
@@ -396,7 +416,8 @@ class StateRecords:
         version, watermark, horizon, interval, n = _HEADER.unpack_from(header)
         if version != _VERSION:
             raise ValueError(f"unknown window state version {version}")
-        body = json.loads(series)
+        # Written as plain JSON before it was compressed.
+        body = json.loads(series if series[:1] == b"{" else zlib.decompress(series))
         state = FamilyState(
             host=body["host"],
             family=body["family"],
@@ -407,7 +428,6 @@ class StateRecords:
         )
         for metric, labels, kind in body["series"]:
             key = shared_series_key((metric, tuple((str(k), str(v)) for k, v in labels)))
-            state._index[key] = len(state.series)
             state.series.append(key)
             state.kinds.append(_KINDS[kind])
         for raw in segments:
