@@ -46,6 +46,8 @@ class BatchColumns:
         "_builders",
         "_columns",
         "_families",
+        "_filesystems",
+        "_filesystems_at",
         "_memory",
         "_memory_at",
         "_scalars_at",
@@ -57,9 +59,10 @@ class BatchColumns:
         self._families = tuple(families)
         # Per host, its families' scalar value builders, in order (memory's are in columns).
         self._builders = [
-            model.scalar_builders(self._families, in_columns=("memory",)) for model in models
+            model.scalar_builders(self._families, in_columns=("memory", "disk")) for model in models
         ]
         memory_at: list[int] = []
+        filesystems_at: list[int] = []
         columns: dict[str, _Column] = {}
         scalars_at: list[int] = []
         #: Per event, where its values end in the batch's values.
@@ -70,7 +73,8 @@ class BatchColumns:
                 counters = model.counter_column(family)
                 counted = 0 if counters is None else len(counters[1])
                 scalars = len(model.series(family)) - counted
-                (memory_at if family == "memory" else scalars_at).extend(range(at, at + scalars))
+                in_columns = {"memory": memory_at, "disk": filesystems_at}
+                in_columns.get(family, scalars_at).extend(range(at, at + scalars))
                 at += scalars
                 if counters is not None:
                     kind, k1, k2 = counters
@@ -83,6 +87,11 @@ class BatchColumns:
                 self.ends.append(at)
         self.size = at
         self._scalars_at = np.asarray(scalars_at, dtype=np.intp)
+        # The filesystems' values' places (host after host), and their constants.
+        self._filesystems_at = np.asarray(filesystems_at, dtype=np.intp)
+        self._filesystems = (
+            _FilesystemColumns(models) if "disk" in self._families and models else None
+        )
         # Per host, its memory values' places (host after host), and its constants.
         self._memory_at = np.asarray(memory_at, dtype=np.intp)
         self._memory = (
@@ -110,6 +119,8 @@ class BatchColumns:
         out[self._scalars_at] = np.array(scalars, dtype=np.float64)
         if self._memory is not None:
             out[self._memory_at] = self._memory.values(models[0].tick_instant(), uptime, level)
+        if self._filesystems is not None:
+            out[self._filesystems_at] = self._filesystems.values(models[0].tick_instant())
         # The same expressions as HostModel._cpu, _disk and _network, per element.
         cpu = self._columns.get("cpu")
         if cpu is not None:
@@ -178,6 +189,67 @@ class _MemoryColumns:
                 _kb(shmem),
                 swap,
                 _kb(swap - swap_used),
+            ),
+            axis=1,
+        ).ravel()
+
+
+class _FilesystemColumns:
+    """The filesystems' values of a batch's hosts: ``HostModel._filesystems``, in columns.
+
+    Python's integer arithmetic on byte and inode counts (below 2**53) is done
+    on exact doubles: truncating, flooring and multiplying by 4096 are exact.
+    """
+
+    __slots__ = (
+        "fill_high",
+        "fill_low",
+        "fill_period",
+        "fill_phase",
+        "host",
+        "inodes",
+        "keys",
+        "reserved",
+        "size",
+        "zeros",
+    )
+
+    def __init__(self, models: Sequence[HostModel]) -> None:
+        rows = [(host, fs) for host, model in enumerate(models) for fs in model.profile.filesystems]
+        self.host = np.array([host for host, _ in rows], dtype=np.intp)
+        self.keys = np.array([model.disk_noise_key() for model in models], dtype=np.uint64)
+
+        def column(values: list[float]) -> Any:
+            return np.array(values, dtype=np.float64)
+
+        self.size = column([fs.size_bytes for _, fs in rows])
+        self.inodes = column([fs.inodes for _, fs in rows])
+        self.reserved = column([fs.reserved_bytes for _, fs in rows])
+        self.fill_low = column([fs.fill_low for _, fs in rows])
+        self.fill_high = column([fs.fill_high for _, fs in rows])
+        self.fill_period = column([fs.fill_period_s for _, fs in rows])
+        self.fill_phase = column([fs.fill_phase for _, fs in rows])
+        self.zeros = np.zeros(len(rows), dtype=np.float64)
+
+    def values(self, t: float) -> Any:
+        """The 7 values of each filesystem at ``t``, filesystem after filesystem."""
+        n1, n2 = units_array(self.keys, int(t))
+        n1, n2 = n1[self.host], n2[self.host]
+        phase = np.remainder(t / self.fill_period + self.fill_phase, 1.0)
+        used_fraction = self.fill_low + (self.fill_high - self.fill_low) * phase
+        used = self.size * np.minimum(1.0, used_fraction + 0.0005 * (n1 - 0.5))
+        free = np.floor((self.size - np.trunc(used)) / 4096.0) * 4096.0
+        files_used = np.trunc(self.inodes * (0.01 + 0.2 * used_fraction + 0.0001 * n2))
+        zeros = self.zeros
+        return np.stack(
+            (
+                zeros,
+                self.size,
+                free,
+                np.maximum(0.0, free - self.reserved),
+                self.inodes,
+                self.inodes - files_used,
+                zeros,
             ),
             axis=1,
         ).ravel()

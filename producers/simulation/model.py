@@ -241,6 +241,10 @@ class HostModel:
         builders = [self._scalars[family] for family in families if family not in in_columns]
         return [builder for builder in builders if builder is not _no_values]
 
+    def disk_noise_key(self) -> int:
+        """The key of the noise :meth:`_filesystems` adds, for a batch in columns."""
+        return self._noise_keys["disk"]
+
     def memory_constants(self) -> tuple[int, float, float, float, int, int]:
         """What :meth:`_memory` reads of the host: (memory bytes, leak per day, app
         memory, page cache, swap bytes, the memory noise's key), for a batch in columns."""
