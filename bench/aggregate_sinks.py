@@ -172,7 +172,9 @@ def _delete_topic(topic: str) -> None:
 
     from hoststream.config import Settings
 
-    AdminClient({"bootstrap.servers": Settings().kafka_bootstrap}).delete_topics([topic])
+    admin = AdminClient({"bootstrap.servers": Settings().kafka_bootstrap})
+    for done in admin.delete_topics([topic]).values():
+        done.result()  # the request is sent in the background: wait for it
 
 
 if __name__ == "__main__":
