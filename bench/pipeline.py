@@ -467,22 +467,21 @@ def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[
 
 def _kafka_latencies(
     settings: Any, seed: int, sizes: tuple[int, ...], first_s: float, cutoff_s: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Latency from a window's end to its aggregate record in Kafka, per window size;
-    and how late the events behind them reached Kafka.
+) -> dict[str, Any]:
+    """Latency from a window's end to its aggregate record in Kafka, per window size.
 
-    A record's timestamp is its CreateTime, stamped when it was produced: the
-    aggregates of the first :data:`KAFKA_PROBE_HOSTS` hosts (the record key is
-    the host) whose windows ended while the producer ran, and those hosts'
-    events in that time (CreateTime - the event's own timestamp: the stream
-    processor waits that long beyond a window's end for a host's samples).
+    A record's timestamp is its CreateTime, stamped when the stream processor
+    produced it: the aggregates of the first :data:`KAFKA_PROBE_HOSTS` hosts
+    (the record key is the host) whose windows ended while the producer ran.
+    (The source events' CreateTime is their own timestamp, set by the
+    producer, so it says nothing of when they reached Kafka.)
     """
     from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
     from hoststream.kafka import client_config
-    from hoststream.schemas import MetricEvent, WindowAggregate, codec_for
+    from hoststream.schemas import WindowAggregate, codec_for
     from hoststream.streams.windows import WindowSize
-    from hoststream.topics import aggregate_topic, metric_topic
+    from hoststream.topics import aggregate_topic
 
     wanted = {f"sim-s{seed}-h{i:05d}".encode() for i in range(KAFKA_PROBE_HOSTS)}
     consumer = Consumer(
@@ -521,7 +520,6 @@ def _kafka_latencies(
         }
 
     aggregates: dict[str, Any] = {}
-    lag: list[float] = []
     try:
         decode = codec_for(settings, WindowAggregate).deserializer
         for w in sizes:
@@ -531,15 +529,9 @@ def _kafka_latencies(
                 if first_s + w <= end_s <= cutoff_s:
                     lat.append(message.timestamp()[1] / 1000 - end_s)
             aggregates[window_label(w)] = figures(lat, "records")
-        decode_event = codec_for(settings, MetricEvent).deserializer
-        for family in FAMILIES:
-            for message in wanted_messages(metric_topic(settings, family)):
-                ts_s = decode_event(message.value()).timestamp_ms / 1000
-                if first_s <= ts_s <= cutoff_s:
-                    lag.append(message.timestamp()[1] / 1000 - ts_s)
     finally:
         consumer.close()
-    return aggregates, figures(lag, "events")
+    return aggregates
 
 
 def _vm_latencies(
@@ -752,9 +744,7 @@ def _load(
     def per_million(seconds_used: float) -> float:
         return round(seconds_used / samples_in_probe * 1e6, 2) if samples_in_probe else 0.0
 
-    latency_kafka, event_delivery = _kafka_latencies(
-        settings, seed, pipeline.sizes, first_tick_s, cutoff_s
-    )
+    latency_kafka = _kafka_latencies(settings, seed, pipeline.sizes, first_tick_s, cutoff_s)
     figures: dict[str, Any] = {
         "hosts": hosts,
         "seconds": round(wall, 1),
@@ -806,9 +796,6 @@ def _load(
         "latency_postgres": _pg_latencies(dsn, seed, first_tick_s, cutoff_s),
         "latency_victoriametrics": _vm_latencies(probe, pipeline.sizes, first_tick_s, cutoff_s),
         "latency_kafka": latency_kafka,
-        # How late the events reached Kafka: windows close that long after
-        # their end plus grace, so as not to cut a late host short.
-        "event_delivery_lag_kafka": event_delivery,
     }
     print(f"pipeline: {pipeline.windows}/{pipeline.workers}: {json.dumps(figures)}", flush=True)
     return figures
@@ -1018,7 +1005,6 @@ def run(
     if best is not None:
         figures["latency_at_capacity"] = {
             "kafka": best["latency_kafka"],
-            "event_delivery_lag_kafka": best["event_delivery_lag_kafka"],
             "postgres": best["latency_postgres"],
             "victoriametrics": best["latency_victoriametrics"],
         }
@@ -1086,9 +1072,7 @@ def run(
         "latency: Kafka: the metrics.agg.<window> record's timestamp (CreateTime, when the "
         "stream processor produced it) - window_end, every aggregate of the first "
         f"{KAFKA_PROBE_HOSTS} hosts whose window ended while the producer ran (target: p99 <= "
-        "grace + 2 s), and those hosts' events' CreateTime - their timestamp "
-        "(event_delivery_lag_kafka: windows close that long after end + grace); "
-        "PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
+        "grace + 2 s); PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
         f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window closes "
         f"once the host's event time passes end + grace ({GRACE_S} s)",
