@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from hoststream.config import Settings
 from hoststream.kafka import admin_client, client_config
@@ -117,7 +117,17 @@ class GroupProgress:
     def committed(self) -> dict[str, int]:
         """Messages committed per topic (offsets below 0 count as none)."""
         per_topic: Counter[str] = Counter()
-        for tp in self._consumer.committed(self._partitions, timeout=10):
+        for attempt in range(10):
+            try:
+                partitions = self._consumer.committed(self._partitions, timeout=10)
+                break
+            except KafkaException as error:
+                # A broker that has just started moves group coordinators while
+                # __consumer_offsets is created: NOT_COORDINATOR is retriable.
+                if attempt == 9 or not error.args[0].retriable():
+                    raise
+                time.sleep(0.5)
+        for tp in partitions:
             per_topic[tp.topic] += max(0, tp.offset)
         return dict(per_topic)
 
