@@ -2,6 +2,8 @@
 
 - ``kafka``: in-memory Kafka clients, a recording sink and a fake clock, for unit
   tests of the sink loop only.
+- ``producer``: a recording Kafka producer and the real event publisher over
+  it, for the producer's unit tests only.
 - ``alerts``: an alert receiver that accepts everything, for unit tests only.
 - ``clock``: a clock that moves only when a test sleeps; ``faust``: a Faust
   message for the stream processor's unit tests.

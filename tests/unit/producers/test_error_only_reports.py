@@ -13,44 +13,24 @@ from typing import Any
 from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry
 
-from hoststream.config import Settings
 from hoststream.producers.acknowledgements import InOrderAcknowledgements, QueuedRun
 from hoststream.producers.publisher import EventPublisher, PublisherMetrics
 from hoststream.producers.simulation import SimulatedFleet
-from hoststream.schemas import MetricEvent, serializer_for
+from tests.support.doubles.producer import RecordingProducer, recording_publisher
 
 T0 = 1_767_225_600_000
 INTERVAL = 10_000
 
 
-class ErrorOnlyProducer:
-    """Test double of confluent_kafka.Producer reporting failed deliveries only."""
+class ErrorOnlyProducer(RecordingProducer):
+    """Test double of confluent_kafka.Producer reporting failed deliveries only.
 
-    def __init__(self) -> None:
-        self.in_flight: list[dict[str, Any]] = []
+    A message stays in :attr:`in_flight` (librdkafka's queue) until delivered.
+    """
 
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes,
-        partition: int = -1,
-        callback: Any = None,
-        on_delivery: Any = None,
-        timestamp: int = 0,
-        headers: Any = None,
-    ) -> None:
-        """confluent-kafka's signature: the publisher passes some arguments by position."""
-        assert partition == -1  # the partitioner's choice
-        message = {
-            "topic": topic,
-            "value": value,
-            "key": key,
-            "on_delivery": on_delivery or callback,
-            "timestamp": timestamp,
-            "headers": headers,
-        }
-        self.in_flight.append(message)
+    @property
+    def in_flight(self) -> list[dict[str, Any]]:
+        return self.produced
 
     def deliver(self, indices: list[int], failing: frozenset[int] = frozenset()) -> None:
         """Settle the messages in flight at ``indices``; those in ``failing`` fail."""
@@ -59,9 +39,6 @@ class ErrorOnlyProducer:
                 self.in_flight[index]["on_delivery"](KafkaError(KafkaError._MSG_TIMED_OUT), None)
         for index in sorted(indices, reverse=True):
             del self.in_flight[index]
-
-    def poll(self, _timeout: float) -> int:
-        return 0
 
     def flush(self, _timeout: float) -> int:
         self.deliver(list(range(len(self.in_flight))))
@@ -72,18 +49,7 @@ class ErrorOnlyProducer:
 
 
 def publisher() -> tuple[EventPublisher, ErrorOnlyProducer, CollectorRegistry]:
-    registry = CollectorRegistry()
-    producer = ErrorOnlyProducer()
-    settings = Settings(schema_registry_url=None)
-    pub = EventPublisher(
-        settings,
-        serializer_for(settings, MetricEvent),
-        PublisherMetrics(registry),
-        producer,  # type: ignore[arg-type]
-        event_timestamps=False,
-        error_reports_only=True,
-    )
-    return pub, producer, registry
+    return recording_publisher(ErrorOnlyProducer(), event_timestamps=False, error_reports_only=True)
 
 
 def family_counts(registry: CollectorRegistry, name: str) -> dict[str, float]:

@@ -8,14 +8,13 @@ registry double that gives schema ids).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
-from hoststream.producers.publisher import EventPublisher, PublisherMetrics
+from hoststream.producers.publisher import EventPublisher
 from hoststream.producers.simulation import FleetBatches, FleetValues, SimulatedFleet
 from hoststream.schemas import (
     EventBatch,
@@ -25,45 +24,10 @@ from hoststream.schemas import (
     serializer_for,
 )
 from hoststream.schemas.records import EventValues
+from tests.support.doubles.producer import RecordingProducer, recording_publisher
 
 T0 = 1_767_225_600_000
 INTERVAL = 10_000
-
-
-class RecordingProducer:
-    """Test double of confluent_kafka.Producer: keeps what was produced."""
-
-    def __init__(self) -> None:
-        self.produced: list[dict[str, Any]] = []
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes,
-        partition: int = -1,
-        callback: Any = None,
-        on_delivery: Any = None,
-        timestamp: int = 0,
-        headers: Any = None,
-    ) -> None:
-        """confluent-kafka's signature: the publisher passes some arguments by position."""
-        assert partition == -1  # the partitioner's choice
-        message = {
-            "topic": topic,
-            "value": value,
-            "key": key,
-            "on_delivery": on_delivery or callback,
-            "timestamp": timestamp,
-            "headers": headers,
-        }
-        self.produced.append(message)
-
-    def poll(self, _timeout: float) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return 0
 
 
 class SchemaIds:
@@ -83,16 +47,7 @@ def serializer(wire_format: str) -> RecordSerializer[MetricEvent]:
 
 
 def publisher(wire_format: str) -> tuple[EventPublisher, RecordingProducer, CollectorRegistry]:
-    registry = CollectorRegistry()
-    producer = RecordingProducer()
-    pub = EventPublisher(
-        Settings(schema_registry_url=None),
-        serializer(wire_format),
-        PublisherMetrics(registry),
-        producer,  # type: ignore[arg-type]
-        event_timestamps=False,
-    )
-    return pub, producer, registry
+    return recording_publisher(RecordingProducer(), serializer(wire_format), event_timestamps=False)
 
 
 def messages(producer: RecordingProducer) -> list[tuple[str, bytes, bytes, int]]:

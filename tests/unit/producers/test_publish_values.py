@@ -8,44 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from hoststream.config import Settings
-from hoststream.producers.publisher import EventPublisher, PublisherMetrics
-from hoststream.schemas import EventValues, MetricEvent, MetricKind, Sample, serializer_for
+from hoststream.producers.publisher import EventPublisher
+from hoststream.schemas import EventValues, MetricEvent, MetricKind, Sample
+from tests.support.doubles.producer import RecordingProducer, recording_publisher
 
 T0 = 1_767_225_600_000
 
 
-class RecordingProducer:
-    """Test double of confluent_kafka.Producer: keeps what was produced."""
-
-    def __init__(self) -> None:
-        self.produced: list[dict[str, Any]] = []
-
-    def produce(self, topic: str, **kwargs: Any) -> None:
-        self.produced.append({"topic": topic, **kwargs})
-
-    def poll(self, _timeout: float) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return 0
-
-
 def publisher() -> tuple[EventPublisher, RecordingProducer, CollectorRegistry]:
-    registry = CollectorRegistry()
-    producer = RecordingProducer()
-    settings = Settings(schema_registry_url=None)
-    pub = EventPublisher(
-        settings,
-        serializer_for(settings, MetricEvent),
-        PublisherMetrics(registry),
-        producer,  # type: ignore[arg-type]
-    )
-    return pub, producer, registry
+    return recording_publisher(RecordingProducer())
 
 
 TEMPLATE = MetricEvent(

@@ -14,24 +14,9 @@ from prometheus_client import CollectorRegistry
 from hoststream.config import Settings
 from hoststream.producers.publisher import EventPublisher, PublisherMetrics
 from hoststream.schemas import MetricEvent, MetricKind, Sample
+from tests.support.doubles.producer import RecordingProducer
 
 T0 = 1_767_225_600_000
-
-
-class RecordingProducer:
-    """Test double of confluent_kafka.Producer: keeps what was produced."""
-
-    def __init__(self) -> None:
-        self.produced: list[dict[str, Any]] = []
-
-    def produce(self, topic: str, **kwargs: Any) -> None:
-        self.produced.append({"topic": topic, **kwargs})
-
-    def poll(self, _timeout: float) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return 0
 
 
 def publisher() -> tuple[EventPublisher, RecordingProducer, CollectorRegistry]:
