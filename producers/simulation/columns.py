@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hoststream.producers.simulation.hashing import units_array
-from hoststream.producers.simulation.model import HostModel
+from hoststream.producers.simulation.model import HostModel, memory_values
 
 __all__ = ["BatchColumns"]
 
@@ -145,9 +145,9 @@ def _kb(values: Any) -> Any:
 class _MemoryColumns:
     """The memory family's values of a batch's hosts: ``HostModel._memory``, in columns.
 
-    Python's ``min``/``max`` of two floats and NumPy's ``minimum``/``maximum``
-    give the same number, and every other step is the same IEEE operation in
-    the same order, so the values are the same, bit for bit.
+    Both compute :func:`~producers.simulation.model.memory_values`; Python's
+    ``min``/``max`` of two floats and NumPy's ``minimum``/``maximum`` give the
+    same number, so the values are the same, bit for bit.
     """
 
     __slots__ = ("app", "keys", "leak", "page_cache", "swap", "total")
@@ -165,33 +165,21 @@ class _MemoryColumns:
     def values(self, t: float, uptime: Any, level: Any) -> Any:
         """The 9 memory values of each host at ``t``, host after host."""
         n1, n2 = units_array(self.keys, int(t))
-        total = self.total
-        leak = self.leak * uptime / 86_400.0
-        app = total * np.minimum(0.9, self.app + 0.12 * level + 0.01 * (n1 - 0.5) + leak)
-        slab = total * 0.03
-        reclaimable = slab * 0.6
-        buffers = total * 0.005 * (1.0 + 0.2 * n2)
-        shmem = total * 0.01
-        wanted_cache = total * self.page_cache * np.minimum(1.0, 0.2 + uptime / 86_400.0)
-        cache = np.maximum(shmem, np.minimum(wanted_cache, total * 0.98 - app - slab - buffers))
-        free = np.maximum(0.0, total - app - slab - buffers - cache)
-        available = np.minimum(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
-        swap = self.swap
-        swap_used = swap * np.minimum(0.9, 0.01 + np.maximum(0.0, app / total - 0.75) * 4.0)
-        return np.stack(
-            (
-                total,
-                _kb(free),
-                _kb(available),
-                _kb(buffers),
-                _kb(cache),
-                _kb(reclaimable),
-                _kb(shmem),
-                swap,
-                _kb(swap - swap_used),
-            ),
-            axis=1,
-        ).ravel()
+        values = memory_values(
+            self.total,
+            self.leak,
+            self.app,
+            self.page_cache,
+            self.swap,
+            uptime=uptime,
+            level=level,
+            n1=n1,
+            n2=n2,
+            minimum=np.minimum,
+            maximum=np.maximum,
+            kb=_kb,
+        )
+        return np.stack(values, axis=1).ravel()
 
 
 class _FilesystemColumns:

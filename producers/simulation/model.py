@@ -70,6 +70,55 @@ def _kb(value: float) -> int:
     return int(value) >> 10 << 10
 
 
+def memory_values(
+    total: Any,
+    leak_per_day: Any,
+    app_memory: Any,
+    page_cache: Any,
+    swap: Any,
+    *,
+    uptime: Any,
+    level: Any,
+    n1: Any,
+    n2: Any,
+    minimum: Callable[[Any, Any], Any],
+    maximum: Callable[[Any, Any], Any],
+    kb: Callable[[Any], Any],
+) -> list[Any]:
+    """The memory family's 9 values, in the order of its series.
+
+    One formula for one host (floats, with Python's ``min``, ``max`` and
+    :func:`_kb`) and for a batch of hosts in columns (NumPy arrays, with
+    ``np.minimum``, ``np.maximum`` and the columns' ``_kb``): the same IEEE
+    operations in the same order, so the values are the same, bit for bit.
+    The host's constants are those of :meth:`HostModel.memory_constants`;
+    ``n1`` and ``n2`` are the memory noise's units at the tick.
+    """
+    leak = leak_per_day * uptime / 86_400.0
+    app = total * minimum(0.9, app_memory + 0.12 * level + 0.01 * (n1 - 0.5) + leak)
+    slab = total * 0.03
+    reclaimable = slab * 0.6
+    buffers = total * 0.005 * (1.0 + 0.2 * n2)
+    shmem = total * 0.01
+    # The page cache fills during the first day of uptime, and yields to applications.
+    wanted_cache = total * page_cache * minimum(1.0, 0.2 + uptime / 86_400.0)
+    cache = maximum(shmem, minimum(wanted_cache, total * 0.98 - app - slab - buffers))
+    free = maximum(0.0, total - app - slab - buffers - cache)
+    available = minimum(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
+    swap_used = swap * minimum(0.9, 0.01 + maximum(0.0, app / total - 0.75) * 4.0)
+    return [
+        total,
+        kb(free),
+        kb(available),
+        kb(buffers),
+        kb(cache),
+        kb(reclaimable),
+        kb(shmem),
+        swap,
+        kb(swap - swap_used),
+    ]
+
+
 class _Tick:
     """What every family of one host needs at one instant, computed once."""
 
@@ -383,31 +432,21 @@ class HostModel:
 
     def _memory(self, tick: _Tick) -> list[float]:
         p = self.profile
-        total = p.memory_bytes
         n1, n2, _, _ = units(self._noise_keys["memory"], int(tick.t))
-        leak = p.leak_per_day * tick.uptime / 86_400.0
-        app = total * min(0.9, p.app_memory + 0.12 * tick.level + 0.01 * (n1 - 0.5) + leak)
-        slab = total * 0.03
-        reclaimable = slab * 0.6
-        buffers = total * 0.005 * (1.0 + 0.2 * n2)
-        shmem = total * 0.01
-        # The page cache fills during the first day of uptime, and yields to applications.
-        wanted_cache = total * p.page_cache * min(1.0, 0.2 + tick.uptime / 86_400.0)
-        cache = max(shmem, min(wanted_cache, total * 0.98 - app - slab - buffers))
-        free = max(0.0, total - app - slab - buffers - cache)
-        available = min(total, free + 0.9 * (cache + buffers - shmem) + 0.9 * reclaimable)
-        swap_used = p.swap_bytes * min(0.9, 0.01 + max(0.0, app / total - 0.75) * 4.0)
-        return [
-            total,
-            _kb(free),
-            _kb(available),
-            _kb(buffers),
-            _kb(cache),
-            _kb(reclaimable),
-            _kb(shmem),
+        return memory_values(
+            p.memory_bytes,
+            p.leak_per_day,
+            p.app_memory,
+            p.page_cache,
             p.swap_bytes,
-            _kb(p.swap_bytes - swap_used),
-        ]
+            uptime=tick.uptime,
+            level=tick.level,
+            n1=n1,
+            n2=n2,
+            minimum=min,
+            maximum=max,
+            kb=_kb,
+        )
 
     def _disk(self, tick: _Tick) -> list[float]:
         values = self._filesystems(tick)
