@@ -155,6 +155,21 @@ class _Shape:
     template: MetricEvent | None = None
 
 
+def _body(shape: _Shape, event: MetricEvent) -> bytes:
+    """``event``'s body written by ``shape``: its instant, interval, sequence number and values."""
+    args = shape.args.copy()
+    args[1::2] = [float(s.value) for s in event.samples]
+    return b"".join(
+        (
+            shape.head,
+            zigzag(event.timestamp_ms),
+            zigzag(event.interval_ms),
+            zigzag(event.seq),
+            shape.pack(*args),
+        )
+    )
+
+
 class MetricEventBodies:
     """Avro bodies of metric events, written by each host and family's learned layout.
 
@@ -192,17 +207,7 @@ class MetricEventBodies:
             and shape.region == event.region
             and shape.series == [(s.name, s.kind, s.labels) for s in samples]
         ) or (shape := self._written_shape(event, ctx)) is not None:
-            args = shape.args.copy()
-            args[1::2] = [float(s.value) for s in samples]
-            return b"".join(
-                (
-                    shape.head,
-                    zigzag(event.timestamp_ms),
-                    zigzag(event.interval_ms),
-                    zigzag(event.seq),
-                    shape.pack(*args),
-                )
-            )
+            return _body(shape, event)
         body = encode(b"", self._schema, event, ctx)
         self._learn(event, body)
         return body
@@ -227,18 +232,7 @@ class MetricEventBodies:
             struct.Struct(layout).pack,
         )
         if event.family not in self._checked:
-            values = args.copy()
-            values[1::2] = [float(s.value) for s in event.samples]
-            written = b"".join(
-                (
-                    head,
-                    zigzag(event.timestamp_ms),
-                    zigzag(event.interval_ms),
-                    zigzag(event.seq),
-                    shape.pack(*values),
-                )
-            )
-            if written != encode(b"", self._schema, event, ctx):
+            if _body(shape, event) != encode(b"", self._schema, event, ctx):
                 log.warning(
                     "a %s event written directly differs from fastavro's encoding: "
                     "learning every layout from fastavro",
