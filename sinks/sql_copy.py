@@ -73,8 +73,11 @@ def series_text_of(
     return SeriesText((host, metric, labels_key, window_size_ms), text.encode())
 
 
-def series_text(series: AggregateSeries) -> SeriesText:
-    """The series' columns as COPY text (the SQL sink's per-series derivation)."""
+def series_text(series: AggregateSeries | WindowAggregate) -> SeriesText:
+    """The series' columns as COPY text (the SQL sink's per-series derivation).
+
+    A whole aggregate carries the same fields as its series.
+    """
     return series_text_of(
         series.host,
         series.metric,
@@ -90,14 +93,7 @@ def series_of(record: AggregateValues | WindowAggregate) -> SeriesText:
     if isinstance(record, AggregateValues):
         derived: SeriesText = record.shape.derived
         return derived
-    return series_text_of(
-        record.host,
-        record.metric,
-        labels_key=canonical_labels(record.labels),
-        window_size_ms=record.window_size_ms,
-        kind=record.kind,
-        region=record.region,
-    )
+    return series_text(record)
 
 
 def _window_values(record: AggregateValues | WindowAggregate) -> list[int | float | None]:
