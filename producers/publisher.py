@@ -422,7 +422,6 @@ class EventPublisher:
         data = plan.image.write(batch)
         timestamp = batch.timestamp_ms if self._event_timestamps else 0
         produce = self._producer.produce
-        dropped = 0
         dropped_at: list[int] = []
         for index, (topic, key, callback, begin, end) in enumerate(plan.messages()):
             try:
@@ -432,11 +431,11 @@ class EventPublisher:
                 produce(topic, data[begin:end], key, -1, callback, None, timestamp, headers)
             except BufferError:
                 dropped_at.append(index)
-                dropped += 1
                 self.metrics.dropped.labels(plan.families[index]).inc()
                 with self._lock:
                     self._dropped_since_summary += 1
                 self._producer.poll(0)
+        dropped = len(dropped_at)
         sent = len(plan.templates) - dropped
         run = plan.run
         samples = plan.image.value_ends[-1]

@@ -626,7 +626,7 @@ class SinkConsumer(Generic[T]):
                 valid.append(item.record)
         return valid
 
-    def _decode_one(self, item: _Pending[T], now_ms: int, decoded: Any = None) -> None:
+    def _decode_one(self, item: _Pending[T], now_ms: int, decoded: Any) -> None:
         try:
             if decoded is _UNDECODED:
                 value = self._decode(item.topic, item.value, item.headers)
