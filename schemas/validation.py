@@ -266,9 +266,7 @@ class Validator:
         self._good_labels: set[tuple[str, str]] = set()
         self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
         # Shapes whose events passed in full -> the topics they passed on.
-        self._good_shapes: weakref.WeakKeyDictionary[Any, set[str | None]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._good_shapes = _ShapeTopics()
         # The check for each type of record met; a protocol's isinstance is slow.
         self._checks: dict[type, Callable[[Any, str | None, int], Violation | None]] = {}
 
@@ -333,7 +331,7 @@ class Validator:
         if topics is None or not math.isfinite(sum(record.values)):
             found = self.check_event(record.event(), topic, now)
             if found is None:
-                self._good_shapes.setdefault(record.shape, set()).add(topic)
+                self._good_shapes.add(record.shape, topic)
             return found
         # Host, family and host labels are the shape's, judged with its first
         # event: on a topic it passed on, only the instant is left to judge.
@@ -360,7 +358,7 @@ class Validator:
             return None
         found = self.check_aggregate(record.aggregate(), topic, now)
         if found is None:
-            self._good_shapes.setdefault(record.shape, set()).add(topic)
+            self._good_shapes.add(record.shape, topic)
         return found
 
     def _window_passes(self, a: ShapedAggregate, now: int) -> bool:
@@ -834,3 +832,30 @@ def _duplicate(sample: Sample) -> Violation:
 
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class _ShapeTopics:
+    """The topics on which each shape's records passed in full, forgotten with the shape.
+
+    A dict by ``id`` with a weak reference in each entry, whose callback
+    removes it: a lookup per record is one dict probe and one dereference,
+    where a ``WeakKeyDictionary`` makes and drops a reference each time.
+    """
+
+    __slots__ = ("_by_id",)
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[Any], set[str | None]]] = {}
+
+    def get(self, shape: Any) -> set[str | None] | None:
+        entry = self._by_id.get(id(shape))
+        # An id is reused only once its object is gone, and its entry with it.
+        return entry[1] if entry is not None and entry[0]() is shape else None
+
+    def add(self, shape: Any, topic: str | None) -> None:
+        topics = self.get(shape)
+        if topics is None:
+            key, by_id = id(shape), self._by_id
+            topics = set()
+            by_id[key] = (weakref.ref(shape, lambda _gone: by_id.pop(key, None)), topics)
+        topics.add(topic)

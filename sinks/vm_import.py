@@ -72,8 +72,8 @@ class EventShape:
         values: the template's values.
         expected: the samples part of the template's bytes (its values
             included), against which a batch of events is checked at once.
-        value_index: the offset in that part of each byte of each value, as
-            native ``int32``; what :meth:`MetricEventReader.read_many` gathers.
+        value_offsets: the offset in that part of each value, as native
+            ``int32``; where :meth:`MetricEventReader.read_many` reads them.
         counters: one byte per value, 1 for a counter (not negative).
     """
 
@@ -85,7 +85,7 @@ class EventShape:
     template: MetricEvent
     values: tuple[float, ...]
     expected: bytes
-    value_index: bytes
+    value_offsets: bytes
     counters: bytes
 
 
@@ -141,7 +141,6 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         at += len(chunk)
         offsets.append(at)
         at += 8
-    value_index = np.add.outer(np.array(offsets, np.int32), np.arange(8, dtype=np.int32))
     counters = bytes(s.kind is MetricKind.COUNTER for s in event.samples)
     return EventShape(
         event.host,
@@ -152,7 +151,7 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         event,
         values,
         data[start:],
-        value_index.tobytes(),
+        np.array(offsets, np.int32).tobytes(),
         counters,
     )
 
@@ -353,23 +352,20 @@ def _values_by_shape(
     length not), or a value is not finite or a counter's is negative.
     """
     data = b"".join(parts)
-    got = np.frombuffer(data, np.uint8)
     sizes = np.fromiter((s.size for s in shapes), np.int64, len(shapes))
     counts = np.fromiter((len(s.counters) for s in shapes), np.int64, len(shapes))
     starts = np.cumsum(sizes) - sizes
-    # Every value byte of every part, in order: each shape's offsets plus its part's start.
-    index = np.frombuffer(b"".join(s.value_index for s in shapes), np.int32) + np.repeat(
-        starts, counts * 8
+    # Where every value of every part starts: each shape's offsets plus its part's start.
+    offsets = np.frombuffer(b"".join(s.value_offsets for s in shapes), np.int32) + np.repeat(
+        starts, counts
     )
-    value_bytes = got[index]
-    values = value_bytes.view("<f8")
+    values = _doubles_at_every_byte(data)[offsets]
     # The shapes' own bytes with these values pasted in must be these bytes.
     expected = bytearray().join(s.expected for s in shapes)
-    rebuilt = np.frombuffer(expected, np.uint8)
-    rebuilt[index] = value_bytes
+    _doubles_at_every_byte(expected)[offsets] = values
     wrong = np.zeros(len(shapes), np.bool_)
     if expected != data:  # one memcmp
-        differs = np.flatnonzero(rebuilt != got)
+        differs = np.flatnonzero(np.frombuffer(expected, np.uint8) != np.frombuffer(data, np.uint8))
         wrong[np.searchsorted(starts, differs, side="right") - 1] = True
     counters = np.frombuffer(b"".join(s.counters for s in shapes), np.bool_)
     bad = ~np.isfinite(values) | (counters & (values < 0))
@@ -383,6 +379,15 @@ def _values_by_shape(
         out.append(None if is_wrong else tuple(floats[first : first + count]))
         first += count
     return out
+
+
+def _doubles_at_every_byte(buffer: bytes | bytearray) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A view of ``buffer`` with a little-endian double starting at each of its bytes.
+
+    Avro doubles sit at any offset: indexing this view reads (or writes)
+    each of them with one gather, not eight bytes apiece.
+    """
+    return np.ndarray((max(0, len(buffer) - 7),), "<f8", buffer, 0, (1,))
 
 
 def check_values(values: EventValues, bounds: TimeBounds) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections import defaultdict
@@ -221,6 +222,22 @@ def test_the_validation_contract_judges_events_read_by_shape_as_whole_events() -
     found = validator.check(reader(encode(nan)), "metrics.system")
     assert found is not None
     assert "node_load1" in found.reason
+
+
+def test_the_validator_forgets_what_it_knew_of_a_shape_once_the_shape_is_gone() -> None:
+    validator = Validator(clock_ms=lambda: T0 + 60_000)
+    reader = MetricEventReader(CountingDeserializer())
+    reader(encode(event(0)))
+    known = reader(encode(event(1)))
+    assert isinstance(known, EventValues)
+    assert validator.check(known, "metrics.system") is None
+    remembered = validator._good_shapes  # what a sink's validator holds per shape
+    assert remembered.get(known.shape) == {"metrics.system"}
+    assert len(remembered._by_id) == 1
+    del known
+    reader._shapes.clear()  # the reader forgets its oldest shapes the same way
+    gc.collect()
+    assert not remembered._by_id
 
 
 def test_changed_host_labels_are_a_changed_shape_and_label_the_series_they_came_with() -> None:
