@@ -11,7 +11,6 @@ import pytest
 from hoststream.errors import SerializationError
 from hoststream.schemas import (
     MetricKind,
-    SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
     WindowAggregate,
     schema_versions,
@@ -24,21 +23,10 @@ from hoststream.sinks.aggregate_reader import (
     AggregateSeries,
     AggregateValues,
 )
+from tests.support.shaped_reading import CountingDeserializer
 
 T0 = 1_800_000_000_000
 encode = SingleObjectAvroSerializer(WindowAggregate)
-
-
-class CountingDeserializer:
-    """The real single-object deserializer, counting the aggregates it decodes in full."""
-
-    def __init__(self) -> None:
-        self.inner = SingleObjectAvroDeserializer(WindowAggregate)
-        self.calls = 0
-
-    def __call__(self, data, ctx=None):
-        self.calls += 1
-        return self.inner(data, ctx)
 
 
 def derive(series: AggregateSeries) -> str:
@@ -82,7 +70,7 @@ def test_the_statistics_read_are_the_records_in_its_order() -> None:
 
 
 def test_aggregates_of_a_known_series_are_read_without_a_full_decode() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(WindowAggregate)
     reader = AggregateReader(full, derive)
     aggregates = [aggregate(w) for w in range(5)]
     read = [reader(encode(a)) for a in aggregates]
@@ -95,7 +83,7 @@ def test_aggregates_of_a_known_series_are_read_without_a_full_decode() -> None:
 
 def test_new_series_are_read_from_their_bytes_with_long_strings_and_many_labels() -> None:
     # Strings of 64 bytes and more have a two-byte length: read all the same.
-    full = CountingDeserializer()
+    full = CountingDeserializer(WindowAggregate)
     reader = AggregateReader(full, derive)
     aggregates = [
         aggregate(),
@@ -117,7 +105,7 @@ def test_new_series_are_read_from_their_bytes_with_long_strings_and_many_labels(
 
 
 def test_the_region_and_the_window_size_tell_series_apart() -> None:
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     plain, eu = reader(encode(aggregate())), reader(encode(aggregate(region="eu")))
     five = aggregate(window_size_ms=300_000, window_start=T0, window_end=T0 + 300_000)
     assert isinstance(plain, AggregateValues)
@@ -128,7 +116,7 @@ def test_the_region_and_the_window_size_tell_series_apart() -> None:
 
 
 def test_a_nan_is_read_as_it_was_written_for_the_validator_to_refuse() -> None:
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     reader(encode(aggregate(0)))
     read = reader(encode(aggregate(1, p99=math.nan)))
     assert isinstance(read, AggregateValues)
@@ -139,7 +127,7 @@ def test_a_nan_is_read_as_it_was_written_for_the_validator_to_refuse() -> None:
 
 
 def test_bytes_that_are_no_aggregate_raise_the_deserializers_error() -> None:
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     reader(encode(aggregate()))
     with pytest.raises(SerializationError):
         reader(b"\xc3\x01" + b"\x00" * 8 + b"\xff")
@@ -152,7 +140,7 @@ def test_bytes_that_are_no_aggregate_raise_the_deserializers_error() -> None:
 
 
 def test_aggregates_of_an_earlier_schema_version_are_read_as_their_full_decode_says() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(WindowAggregate)
     reader = AggregateReader(full, derive)
     for version in schema_versions(WindowAggregate):
         old = SingleObjectAvroSerializer(WindowAggregate, schema=version)
@@ -170,7 +158,7 @@ def test_a_schema_whose_values_the_layout_misreads_is_decoded_in_full() -> None:
             decoded = super().__call__(data, ctx)
             return replace(decoded, sum=decoded.sum + 1)
 
-    full = Misreading()
+    full = Misreading(WindowAggregate)
     reader = AggregateReader(full, derive)
     read = [reader(encode(aggregate(w))) for w in range(3)]
     assert all(isinstance(r, WindowAggregate) for r in read)  # handed on as decoded
@@ -179,7 +167,7 @@ def test_a_schema_whose_values_the_layout_misreads_is_decoded_in_full() -> None:
 
 
 def test_the_oldest_series_are_forgotten_beyond_the_limit() -> None:
-    reader = AggregateReader(CountingDeserializer(), derive, max_shapes=2)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive, max_shapes=2)
     first = reader(encode(aggregate(host="a")))
     reader(encode(aggregate(host="b")))
     reader(encode(aggregate(host="c")))
@@ -192,7 +180,7 @@ def test_the_oldest_series_are_forgotten_beyond_the_limit() -> None:
 
 def test_the_validation_contract_judges_aggregates_read_by_shape_as_whole_ones() -> None:
     validator = Validator(clock_ms=lambda: T0 + 120_000)
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     first, second = reader(encode(aggregate(0))), reader(encode(aggregate(1)))
     assert validator.check(first, "metrics.agg.1m") is None
     assert validator.check(second, "metrics.agg.1m") is None
@@ -215,7 +203,7 @@ def test_the_validation_contract_judges_aggregates_read_by_shape_as_whole_ones()
 
 def test_a_series_with_an_invalid_label_is_refused_by_every_aggregate() -> None:
     validator = Validator(clock_ms=lambda: T0 + 120_000)
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     reader(encode(aggregate(0)))
     bad = [reader(encode(aggregate(w, labels={"__bad": "x"}))) for w in range(2)]
     for read in bad:
@@ -225,7 +213,7 @@ def test_a_series_with_an_invalid_label_is_refused_by_every_aggregate() -> None:
 
 
 def test_a_count_of_several_bytes_and_a_changing_window_are_decoded() -> None:
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     written = [aggregate(w, count=c) for w, c in enumerate((1, 63, 64, 10**6, 2**40))]
     read = [reader(encode(a)) for a in written]
     assert [r.sample_count for r in read if isinstance(r, AggregateValues)] == [
@@ -241,7 +229,7 @@ def test_a_count_of_several_bytes_and_a_changing_window_are_decoded() -> None:
 def test_a_truncated_body_is_no_struct_error() -> None:
     # The doubles are read by struct: a body that ends among them is the
     # deserializer's error, not a struct.error escaping.
-    reader = AggregateReader(CountingDeserializer(), derive)
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
     data = encode(aggregate())
     reader(data)
     with pytest.raises(SerializationError):

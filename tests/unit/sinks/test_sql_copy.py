@@ -6,13 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from hoststream.schemas import (
-    MetricKind,
-    SingleObjectAvroDeserializer,
-    SingleObjectAvroSerializer,
-    WindowAggregate,
-)
-from hoststream.sinks.aggregate_reader import AggregateReader, AggregateValues
+from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.sinks.sql import copy_statement
 from hoststream.sinks.sql_copy import COPY_COLUMNS, copy_text, series_text
 from hoststream.sinks.sql_rows import (
@@ -21,9 +15,9 @@ from hoststream.sinks.sql_rows import (
     aggregate_row,
     latest_per_key,
 )
+from tests.support.shaped_reading import read_by_shape
 
 T0 = 1_800_000_000_000
-encode = SingleObjectAvroSerializer(WindowAggregate)
 STAGED = [c for c in AGGREGATE_COLUMNS if AGGREGATE_STAGING[c][0] is not None]
 _UNESCAPE = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
 
@@ -108,9 +102,7 @@ def test_rows_read_by_shape_or_in_full_carry_aggregate_rows_values() -> None:
         aggregate(0, region="eu-west", count=2**40),
         aggregate(0, host="odd", labels={"path": 'C:\\dir\t"x"\nnext\r'}, region="a\\b"),
     ]
-    reader = AggregateReader(SingleObjectAvroDeserializer(WindowAggregate), series_text)
-    read = [reader(encode(a)) for a in written]
-    assert all(isinstance(r, AggregateValues) for r in read)
+    read = read_by_shape(written, series_text)
     for records in (read, written):  # by shape, and decoded in full
         rows = read_back(copy_text(records))
         assert len(rows) == len(written)
@@ -128,10 +120,8 @@ def test_a_missing_rate_and_region_are_null() -> None:
 
 
 def test_one_window_read_by_shape_and_decoded_in_full_is_one_row_the_latest() -> None:
-    reader = AggregateReader(SingleObjectAvroDeserializer(WindowAggregate), series_text)
     first, later = aggregate(0, mean=1.0), aggregate(0, mean=2.0)
-    by_shape = reader(encode(later))
-    assert isinstance(by_shape, AggregateValues)
+    [by_shape] = read_by_shape([later], series_text)
     aggregates, _ = latest_per_key([first, by_shape, aggregate(1)])
     assert aggregates == [by_shape, aggregate(1)]
     aggregates, _ = latest_per_key([by_shape, first])

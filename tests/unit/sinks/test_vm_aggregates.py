@@ -8,21 +8,15 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from hoststream.producers.simulation import SimulatedFleet
-from hoststream.schemas import (
-    MetricKind,
-    SingleObjectAvroDeserializer,
-    SingleObjectAvroSerializer,
-    WindowAggregate,
-)
-from hoststream.sinks.aggregate_reader import AggregateReader, AggregateValues
+from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.sinks.vm_aggregates import aggregate_import_lines, line_parts
 from hoststream.sinks.vm_import import import_body
 from hoststream.sinks.vm_series import aggregate_lines
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
+from tests.support.shaped_reading import read_by_shape
 
 T0 = 1_800_000_000_000
-encode = SingleObjectAvroSerializer(WindowAggregate)
 
 
 def reference(aggregates: list[WindowAggregate]) -> bytes:
@@ -47,19 +41,12 @@ def fleet_aggregates(hosts: int, windows: int) -> list[WindowAggregate]:
     return out
 
 
-def read_all(aggregates: list[WindowAggregate]) -> list[AggregateValues]:
-    reader = AggregateReader(SingleObjectAvroDeserializer(WindowAggregate), line_parts)
-    read = [reader(encode(a)) for a in aggregates]
-    assert all(isinstance(r, AggregateValues) for r in read)
-    return read  # type: ignore[return-value]
-
-
 def test_a_fleets_aggregates_make_the_bytes_aggregate_lines_makes() -> None:
     aggregates = fleet_aggregates(3, windows=6)
     kinds = {a.kind for a in aggregates}
     assert kinds == {MetricKind.GAUGE, MetricKind.COUNTER}
     assert {a.window_size_ms for a in aggregates} == {60_000, 300_000}
-    read = read_all(aggregates)
+    read = read_by_shape(aggregates, line_parts)
     assert b"".join(aggregate_import_lines(read)) == reference(aggregates)
     assert import_body(read) == reference(aggregates)
 
@@ -91,11 +78,11 @@ def test_values_with_exponents_regions_and_odd_labels_make_the_same_bytes() -> N
         replace(base, kind=MetricKind.COUNTER, rate_per_second=0.0, labels={}),
         replace(base, window_start=T0 + 60_000, window_end=T0 + 120_000, count=2**40),
     ]
-    read = read_all(aggregates)
+    read = read_by_shape(aggregates, line_parts)
     assert b"".join(aggregate_import_lines(read)) == reference(aggregates)
 
 
 def test_one_aggregate_and_none_make_whole_bodies() -> None:
-    [one] = read_all(fleet_aggregates(1, windows=1)[:1])
+    [one] = read_by_shape(fleet_aggregates(1, windows=1)[:1], line_parts)
     assert b"".join(aggregate_import_lines([one])) == reference([one.aggregate()])
     assert aggregate_import_lines([]) == []

@@ -16,28 +16,16 @@ from hoststream.schemas import (
     MetricEvent,
     MetricKind,
     Sample,
-    SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
     schema_versions,
 )
 from hoststream.schemas.validation import Validator
 from hoststream.sinks.vm_import import EventValues, MetricEventReader, check_values, import_body
 from hoststream.sinks.vm_series import TimeBounds, event_lines
+from tests.support.shaped_reading import CountingDeserializer
 
 T0 = 1_800_000_000_000
 encode = SingleObjectAvroSerializer(MetricEvent)
-
-
-class CountingDeserializer:
-    """The real single-object deserializer, counting the events it decodes in full."""
-
-    def __init__(self) -> None:
-        self.inner = SingleObjectAvroDeserializer(MetricEvent)
-        self.calls = 0
-
-    def __call__(self, data, ctx=None):
-        self.calls += 1
-        return self.inner(data, ctx)
 
 
 def event(tick: int, host: str = "h1", **extra_labels: str) -> MetricEvent:
@@ -78,7 +66,7 @@ def parsed(body: bytes) -> dict[str, tuple[list, list]]:
 
 
 def test_events_of_a_known_shape_are_read_without_a_full_decode() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     events = [event(tick) for tick in range(5)]
     read = [reader(encode(e)) for e in events]
@@ -90,7 +78,7 @@ def test_events_of_a_known_shape_are_read_without_a_full_decode() -> None:
 
 
 def test_the_import_body_has_one_line_per_series_with_every_value_of_the_batch() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     fleet = SimulatedFleet(3, seed=9)
     events = [e for tick in range(4) for e in fleet.events(T0 + tick * 10_000)]
     body = import_body(reader(encode(e)) for e in events)
@@ -105,7 +93,7 @@ def test_shapes_of_one_series_and_batches_of_one_event_make_whole_lines() -> Non
         sample = Sample("node_load1", 1e-300 * (tick + 1) if host == "h1" else 2.5e20 * tick, {})
         return MetricEvent(host, "system", T0 + tick * 10_000, (sample,), seq=tick)
 
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     events = [one(tick, host) for tick in range(3) for host in ("h1", "h2")]
     read = [reader(encode(e)) for e in events]
     assert all(isinstance(r, EventValues) for r in read[2:])
@@ -116,7 +104,7 @@ def test_shapes_of_one_series_and_batches_of_one_event_make_whole_lines() -> Non
 def test_a_long_host_id_and_a_growing_sequence_number_are_read_by_shape() -> None:
     # Host ids of 64 bytes and more have a length of two bytes; sequence
     # numbers past 63 take two bytes and more: the shape still applies.
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     host = "h" * 70
     events = [replace(event(tick, host=host), seq=tick * 1000) for tick in range(4)]
@@ -127,7 +115,7 @@ def test_a_long_host_id_and_a_growing_sequence_number_are_read_by_shape() -> Non
 
 
 def test_a_changed_shape_is_decoded_in_full_and_learned_again() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     events = [event(0), event(1), event(2, fstype="ext4"), event(3, fstype="ext4"), event(4)]
     read = [reader(encode(e)) for e in events]
@@ -136,7 +124,7 @@ def test_a_changed_shape_is_decoded_in_full_and_learned_again() -> None:
 
 
 def test_the_region_is_part_of_the_shape_and_labels_every_series() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     events = [replace(event(t), region="eu") for t in range(3)] + [event(3)]
     read = [reader(encode(e)) for e in events]
@@ -146,7 +134,7 @@ def test_the_region_is_part_of_the_shape_and_labels_every_series() -> None:
 
 
 def test_hosts_have_shapes_of_their_own() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     read = [reader(encode(event(t, host=h))) for t in range(3) for h in ("a", "b")]
     assert full.calls == 2
@@ -154,7 +142,7 @@ def test_hosts_have_shapes_of_their_own() -> None:
 
 
 def test_a_value_that_is_not_finite_is_found_and_named() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     bad = event(1)
     bad = MetricEvent(
@@ -181,7 +169,7 @@ def test_a_value_that_is_not_finite_is_found_and_named() -> None:
 
 
 def test_the_sinks_own_check_is_victoriametrics_retention() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     bounds = TimeBounds(T0, 3600, 600)
     check_values(reader(encode(event(2))), bounds)
@@ -190,7 +178,7 @@ def test_the_sinks_own_check_is_victoriametrics_retention() -> None:
 
 
 def test_a_first_event_with_an_invalid_name_is_handed_on_whole_and_not_learned() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     bad = MetricEvent("h1", "system", T0, (Sample("bad name", 1.0),), seq=0)
     assert reader(encode(bad)) == bad  # for the validator and the sink's check to refuse
@@ -199,7 +187,7 @@ def test_a_first_event_with_an_invalid_name_is_handed_on_whole_and_not_learned()
 
 
 def test_bytes_that_are_no_event_raise_the_deserializers_error() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     with pytest.raises(SerializationError):
         reader(b"\xc3\x01" + b"\x00" * 8 + b"\xff")
     with pytest.raises(SerializationError):
@@ -208,7 +196,7 @@ def test_bytes_that_are_no_event_raise_the_deserializers_error() -> None:
 
 def test_the_validation_contract_judges_events_read_by_shape_as_whole_events() -> None:
     validator = Validator(clock_ms=lambda: T0 + 60_000)
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     first, second = reader(encode(event(0))), reader(encode(event(1)))
     assert isinstance(second, EventValues)
     assert second.event() == replace(event(1), seq=0)  # the sequence number is not kept
@@ -226,7 +214,7 @@ def test_the_validation_contract_judges_events_read_by_shape_as_whole_events() -
 
 def test_the_validator_forgets_what_it_knew_of_a_shape_once_the_shape_is_gone() -> None:
     validator = Validator(clock_ms=lambda: T0 + 60_000)
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     known = reader(encode(event(1)))
     assert isinstance(known, EventValues)
@@ -241,7 +229,7 @@ def test_the_validator_forgets_what_it_knew_of_a_shape_once_the_shape_is_gone() 
 
 
 def test_changed_host_labels_are_a_changed_shape_and_label_the_series_they_came_with() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     events = [event(0), event(1)]
     events += [replace(event(t), host_labels={"role": "web"}) for t in (2, 3)]
@@ -255,7 +243,7 @@ def test_changed_host_labels_are_a_changed_shape_and_label_the_series_they_came_
 def test_events_of_an_earlier_schema_version_are_read_as_their_full_decode_says() -> None:
     [v1] = [v for v in schema_versions(MetricEvent) if v.source.endswith(".v1.avsc")]
     old = SingleObjectAvroSerializer(MetricEvent, schema=v1)
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     events = [event(tick) for tick in range(4)]
     read = [reader(old(e)) for e in events]
@@ -276,7 +264,7 @@ def test_bytes_whose_layout_puts_no_value_where_the_decode_has_it_are_not_learne
             first = replace(decoded.samples[0], value=decoded.samples[0].value + 1)
             return replace(decoded, samples=(first, *decoded.samples[1:]))
 
-    full = Misreading()
+    full = Misreading(MetricEvent)
     reader = MetricEventReader(full)
     read = [reader(encode(event(tick))) for tick in range(3)]
     assert all(isinstance(r, MetricEvent) for r in read)  # handed on whole, as decoded
@@ -298,8 +286,8 @@ def test_a_batch_read_at_once_says_what_reading_each_event_alone_says() -> None:
     fleet = SimulatedFleet(3, seed=5)
     events = [e for tick in range(4) for e in fleet.events(T0 + tick * 10_000)]
     alone, together = (
-        MetricEventReader(CountingDeserializer()),
-        MetricEventReader(full := CountingDeserializer()),
+        MetricEventReader(CountingDeserializer(MetricEvent)),
+        MetricEventReader(full := CountingDeserializer(MetricEvent)),
     )
     one_by_one = [alone(encode(e)) for e in events]
     first, rest = read_many(together, events[:15]), read_many(together, events[15:])
@@ -310,7 +298,7 @@ def test_a_batch_read_at_once_says_what_reading_each_event_alone_says() -> None:
 
 
 def test_a_batch_hands_bad_bytes_back_as_their_error_and_reads_the_rest() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     read = read_many(reader, [event(1), b"\x00\x00\x00\x00\x07garbage", b"", event(2)])
     assert isinstance(read[0], EventValues)
@@ -322,7 +310,7 @@ def test_a_batch_hands_bad_bytes_back_as_their_error_and_reads_the_rest() -> Non
 
 
 def test_a_changed_label_of_the_same_length_in_a_batch_is_not_read_by_the_old_shape() -> None:
-    full = CountingDeserializer()
+    full = CountingDeserializer(MetricEvent)
     reader = MetricEventReader(full)
     reader(encode(event(0, mountpoint_kind="a")))
     changed = event(1, mountpoint_kind="b")  # same size, other bytes
@@ -335,7 +323,7 @@ def test_a_changed_label_of_the_same_length_in_a_batch_is_not_read_by_the_old_sh
 def test_a_negative_counter_of_a_known_shape_is_handed_on_whole_for_the_contract(
     batch: bool,
 ) -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     bad = with_value(event(1), 1, -5.0)
     read = read_many(reader, [bad])[0] if batch else reader(encode(bad))
@@ -346,7 +334,7 @@ def test_a_negative_counter_of_a_known_shape_is_handed_on_whole_for_the_contract
 
 
 def test_a_value_that_is_not_finite_in_a_batch_is_found_and_named() -> None:
-    reader = MetricEventReader(CountingDeserializer())
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
     reader(encode(event(0)))
     [read] = read_many(reader, [with_value(event(1), 0, math.inf)])
     found = Validator(clock_ms=lambda: T0).check(read, "metrics.system")
