@@ -877,4 +877,4 @@ def _cpu_firsts(state: FamilyState) -> Int64Array:
 
 
 def _busy_series(state: FamilyState, labels: tuple[tuple[str, str], ...]) -> int:
-    return int(state.series_indexes([((CPU_BUSY_RATIO, labels), MetricKind.GAUGE)])[0])
+    return state.series_index((CPU_BUSY_RATIO, labels), MetricKind.GAUGE)

@@ -228,6 +228,8 @@ class FamilyState:
     _flags: dict[str, npt.NDArray[np.bool_]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: Not persisted: the index of each series looked up on its own (``series_index``).
+    _derived: dict[SeriesKey, int] = field(default_factory=dict, repr=False, compare=False)
     #: Not persisted: per series, the first series of the same CPU (streams.aggregator).
     cpu_firsts: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
 
@@ -270,6 +272,20 @@ class FamilyState:
         if template is not None:
             self._templates[template] = array
         return array
+
+    def series_index(self, key: SeriesKey, kind: MetricKind) -> int:
+        """The index of one series, adding it if new; remembered for this state.
+
+        For the few series a state derives itself (a CPU's busy ratio, closed
+        with every window): :meth:`series_indexes` would build an index of all
+        the state's series for each lookup. Series are only ever appended, so
+        a remembered index stays right.
+        """
+        index = self._derived.get(key)
+        if index is None or self.kinds[index] is not kind:
+            index = int(self.series_indexes([(key, kind)])[0])
+            self._derived[key] = index
+        return index
 
     def series_flags(
         self, name: str, judge: Callable[[SeriesKey, MetricKind], bool]
