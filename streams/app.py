@@ -373,7 +373,7 @@ class _Emitter:
 
         pending = []
         names = self.output_names
-        for size_ms, key, value in self.encoder.encode(closed):
+        for size_ms, key, value in self.encoder.each(closed):
             if names[size_ms] not in self.schemas_sent:
                 self.send_schema(names[size_ms], self.encode)
             self.producer.produce(names[size_ms], key, value, headers())

@@ -86,9 +86,12 @@ DEFAULT_RETENTION_MS = 3_600_000
 _SEPARATOR = b"\x1f"
 _SERIES = b"s"
 _GAUGES_EVERY_MS = 10_000
-#: About how many held samples' windows are reduced and emitted at a time:
-#: a few tens of MB of temporaries, and one slice for a batch of 100 hosts.
-_CLOSE_SLICE_SAMPLES = 400_000
+#: About how many held samples' windows are reduced and emitted at a time.
+#: Memory freed after a burst of closes mostly stays with the process, so
+#: each slice's temporaries add to its peak: 400,000 left 2,000 hosts at
+#: 383-447 MiB, 100,000 at 341 MiB, with no loss of throughput (each slice
+#: waits for its aggregates' acknowledgement, a few ms).
+_CLOSE_SLICE_SAMPLES = 100_000
 
 
 class SourceMessage(Protocol):
