@@ -162,6 +162,14 @@ class AckedProducer:
             if messages:
                 self._producer.poll(0.05)
 
+    async def settled(self, in_flight: int) -> None:
+        """Hand every queued message to librdkafka; return once at most ``in_flight``
+        of all produced are still unacknowledged (failures surface in :meth:`acknowledged`)."""
+        self._hand_over()
+        while len(self._producer) > in_flight:
+            self._producer.poll(0)
+            await asyncio.sleep(_POLL_S)
+
     async def acknowledged(self) -> None:
         """Return once every message produced so far is acknowledged.
 

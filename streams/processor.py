@@ -18,8 +18,8 @@ that span's context and can put its ``traceparent`` on what they send. With
 tracing off neither span exists and no header is read.
 
 Order of effects, for at-least-once without loss: the closed windows are
-emitted and acknowledged first, then the states are written (and, with a
-``stored`` hook, acknowledged), then (by the caller) the source offsets are
+emitted and (with a ``stored`` hook) acknowledged first, then the states are
+written (and acknowledged), then (by the caller) the source offsets are
 committed. A crash in between repeats work,
 and a repeated window is identical because the core is deterministic.
 
@@ -158,7 +158,8 @@ class BatchProcessor:
             table: state records by key ``b"<partition>|<family>|<host>"`` (the
                 header) and that key followed by ``0x1f`` and a suffix (the rest).
             decode: the MetricEvent deserializer of the configured wire format.
-            emit: sends closed windows and alert events; returns once they are acknowledged.
+            emit: sends closed windows and alert events; they count as stored once
+                ``stored`` returns (without the hook: once ``emit`` returns).
             reject: sends an undecodable or invalid message to its dead-letter topic, with a reason.
             family_of_topic: the family each source topic carries.
             rules: the alert rules to run on closed windows; None: no alerts.
@@ -169,9 +170,10 @@ class BatchProcessor:
             retention_ms: a state whose host sent nothing for this long, and
                 that has no open window, is dropped.
             clock_ms: wall-clock milliseconds; tests pass a fake.
-            stored: returns once every write to ``table`` so far is durable (the
-                worker: its changelog records acknowledged); awaited after a
-                batch's states are written, before the batch counts as done.
+            stored: returns once every write to ``table`` and every window
+                emitted so far is durable (the worker: its changelog records
+                and aggregates acknowledged); awaited after a batch's windows
+                are emitted, before its states are written, and again after.
         """
         self.aggregator = aggregator
         self.table = table
@@ -403,6 +405,11 @@ class BatchProcessor:
             closed_n += len(closed)
             alerts_n += len(alerts)
             del closed, alerts  # before the next slice is reduced
+        # One wait for every slice's aggregates, not one per slice: each is a
+        # round trip to the broker, and a batch crossing a window's end of
+        # many hosts is reduced in several slices.
+        if self._stored is not None and (closed_n or alerts_n):
+            await self._stored()
         for key, panes in touched.items():
             state = self._states[key]
             self._save(key, state, panes)
@@ -484,6 +491,8 @@ class BatchProcessor:
                             get_tracer().start_as_current_span(CLOSE_QUIET_SPAN)
                         )
                     await self._emit(closed, raised)
+                    if self._stored is not None and (len(closed) or raised):
+                        await self._stored()
                     # Every state in a slice moved its horizon.
                     for state, _ in part:
                         self._save(keys[id(state)], state, ())

@@ -89,11 +89,13 @@ def test_batch_writes_one_state_per_host_and_family() -> None:
 def test_a_batch_counts_as_done_only_once_its_state_writes_are_stored() -> None:
     h = Harness()
     h.process([message("a", T0 + i * 10_000, i) for i in range(8)])
-    # Waited for once, after every record of the batch was written.
-    assert h.stored == [h.table]
+    # Waited for twice: for the window it closed before any record of the
+    # batch was written, and once every record was written.
+    assert h.stored == [{}, h.table]
     h.now = T0 + 10 * 60_000  # the host went quiet: the timer closes its last window
     assert h.tick() == 1
-    assert len(h.stored) == 2
+    assert len(h.stored) == 4
+    assert h.stored[-2] != h.table  # its window stored before its state moved on
     assert h.stored[-1] == h.table
 
 
@@ -239,12 +241,34 @@ def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_a
     sliced.process(batch)
     sliced.now = T0 + 10 * 60_000
     assert sliced.tick() == 5
-    # The batch (three slices closing nothing), then the timer's three slices,
-    # each emitted once the slice before was stored.
-    assert emits == [(0, 0)] * 3 + [(2, 1), (2, 2), (1, 3)]
-    assert len(sliced.stored) == 1 + 3
+    # The batch (three slices closing nothing, one wait once its states were
+    # written), then the timer's three slices, each emitted once the slice
+    # before was stored: its windows, then its states.
+    assert emits == [(0, 0)] * 3 + [(2, 1), (2, 3), (1, 5)]
+    assert len(sliced.stored) == 1 + 3 * 2
     assert sliced.emitted == whole.emitted
     assert sliced.table == whole.table
+
+
+def test_a_batch_closing_in_several_slices_waits_once_for_their_windows_before_writing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SAMPLES", 6)  # a slice per state here
+    h = Harness()
+    emits: list[tuple[int, int]] = []
+
+    async def emit(closed, alerts) -> None:
+        emits.append((len(closed), len(h.stored)))
+        h.emitted += closed.aggregates()
+
+    h.processor._emit = emit
+    # Five hosts, each crossing the end of its first minute in this batch.
+    h.process([message(f"h{n}", T0 + i * 10_000, i) for n in range(5) for i in range(8)])
+    assert emits == [(1, 0)] * 5  # a state of 8 samples fills a slice
+    # One round trip for every slice's windows, with no state written yet,
+    # then one for the states.
+    assert h.stored == [{}, h.table]
+    assert sorted(a.host for a in h.emitted) == [f"h{n}" for n in range(5)]
 
 
 def test_panes_held_as_sketches_are_written_and_a_restarted_worker_goes_on_from_them() -> None:
