@@ -374,12 +374,14 @@ class _Emitter:
             # A list per message: Faust hands it on to hooks that may add to it in place.
             return list(traceparent) or None
 
+        # librdkafka copies the headers it is given: one list serves every aggregate.
+        aggregate_headers = headers()
         pending = []
         names = self.output_names
         for size_ms, key, value in self.encoder.each(closed):
             if names[size_ms] not in self.schemas_sent:
                 self.send_schema(names[size_ms], self.encode)
-            self.producer.produce(names[size_ms], key, value, headers())
+            self.producer.produce(names[size_ms], key, value, aggregate_headers)
         alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
