@@ -316,7 +316,11 @@ class StreamsSection(_Section):
         0.5, gt=0, le=60, description="A batch is processed after this long (`--batch-within`)."
     )
     stream_tick_s: float = Field(
-        1.0, gt=0, le=3600, description="How often quiet hosts' windows are closed on wall time."
+        1.0,
+        gt=0,
+        le=3600,
+        description="How often every state is checked on wall time (nodata alerts, expiry); "
+        "windows close on wall time when due, between these checks too.",
     )
     stream_max_future_s: float | None = Field(
         None,

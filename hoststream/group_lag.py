@@ -18,15 +18,13 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaException, TopicPartition
-
-# OffsetSpec is exported at run time but missing from the package's stubs.
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client, committed_offsets
+from hoststream.kafka import admin_client, committed_offsets, end_offsets
 from hoststream.topics import sink_group
 
 __all__ = ["GroupLagCollector", "hoststream_groups"]
@@ -141,9 +139,4 @@ class GroupLagCollector(Collector):
         return sum(max(0, ends[tp] - offset) for tp, offset in committed.items())
 
     def _ends(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = self._admin.list_offsets(dict.fromkeys(partitions, latest))
-        return {
-            (tp.topic, tp.partition): int(future.result(timeout=5).offset)
-            for tp, future in futures.items()
-        }
+        return end_offsets(self._admin, [(tp.topic, tp.partition) for tp in partitions])

@@ -17,7 +17,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
 from hoststream.errors import ConfigurationError, KafkaAccessError
 
@@ -185,6 +185,33 @@ def committed_offsets(
         (tp.topic, tp.partition): tp.offset
         for tp in answer.topic_partitions or ()
         if tp.error is None and tp.offset >= 0
+    }
+
+
+def end_offsets(
+    admin: AdminClient, partitions: Iterable[tuple[str, int]], timeout_s: float = 5.0
+) -> dict[tuple[str, int], int]:
+    """Each partition's end (high watermark: the offset its next message will get).
+
+    One ListOffsets request per leader broker, not a round trip per partition.
+
+    Args:
+        admin: the admin client to ask with.
+        partitions: the partitions to ask about.
+        timeout_s: bound on the request.
+
+    Raises:
+        KafkaException: the broker refused or could not be reached.
+        TimeoutError: no answer within ``timeout_s``.
+    """
+    wanted = [TopicPartition(t, p) for t, p in partitions]
+    if not wanted:
+        return {}
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets(dict.fromkeys(wanted, latest))
+    return {
+        (tp.topic, tp.partition): int(future.result(timeout=timeout_s).offset)
+        for tp, future in futures.items()
     }
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -56,6 +57,7 @@ from hoststream.streams._raw_schema import RawSchema
 from hoststream.streams._seek_hold import hold_fetching_while_seeking
 from hoststream.streams._table import SourcePartitionedTable
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
+from hoststream.streams.caught_up import ReadHorizon, caught_up_partitions
 from hoststream.streams.encode import AggregateEncoder
 from hoststream.streams.group_offsets import GroupOffsets
 from hoststream.streams.lag import ConsumerLag, measure
@@ -450,6 +452,15 @@ def _add_aggregating_agent(
                 return
 
 
+#: How often the wall-clock closer looks whether a partition has come due:
+#: a window is emitted at most about this long after it may close. A look
+#: that finds nothing due reads a few dictionaries and asks Kafka nothing.
+_LOOK_EVERY_S = 0.1
+#: The least time between two high-watermark requests made because states
+#: came due (the periodic pass makes one every ``HOSTSTREAM_STREAM_TICK_S``).
+_MARK_EVERY_MS = 200
+
+
 def _add_quiet_host_timer(
     app: faust.App,
     topics: _StreamTopics,
@@ -457,25 +468,115 @@ def _add_quiet_host_timer(
     tick_s: float,
     group_offsets: GroupOffsets,
 ) -> None:
-    @app.timer(interval=tick_s, name="close-quiet-hosts")  # type: ignore[untyped-decorator]
+    closer = _WallClockCloser(app, topics, processor, tick_s, group_offsets)
+
+    @app.task  # type: ignore[untyped-decorator]
     async def close_quiet_hosts() -> None:
+        # A task looking often, not a timer of tick_s: see _WallClockCloser.
+        await app.sleep(tick_s)  # as a Faust timer waits before its first run
+        while not app.should_stop:
+            await closer.look()
+            await app.sleep(_LOOK_EVERY_S)
+
+
+class _WallClockCloser:
+    """Closes windows on wall-clock time where the worker has read its partitions.
+
+    Every ``tick_s`` it passes over every owned partition read to its end (nodata
+    rules, expired states, states taken over in a rebalance), as a timer of that
+    period would. In between it looks every :data:`_LOOK_EVERY_S` whether a
+    partition has states come due (:meth:`BatchProcessor.due_ms`); once one has,
+    it asks for the partitions' ends (a mark of :class:`ReadHorizon`) and closes
+    the partition as soon as the worker has read to that mark, judging its
+    states at the mark's time. So a window closes within a few tenths of a
+    second of its end plus grace (plus its host's lag), under steady input too,
+    when a partition is never read to its very end at the instant of a look.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        topics: _StreamTopics,
+        processor: BatchProcessor,
+        tick_s: float,
+        group_offsets: GroupOffsets,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        """Wire the closer; ``clock_ms`` (wall-clock milliseconds) is for tests to fake."""
+        self._app = app
+        self._clock_ms = clock_ms or _wall_ms
+        self._topics = topics
+        self._processor = processor
+        self._tick_ms = round(tick_s * 1000)
+        self._group_offsets = group_offsets
+        self._horizon = ReadHorizon()
+        self._sources: list[TP] = []
+        # Committed offsets read from the group for partitions taken over with
+        # neither processing nor a commit of this worker's: where it starts.
+        self._taken_over: dict[tuple[str, int], int] = {}
+        self._pass_at = 0  # wall ms of the next pass over every partition
+        self._asked_at = 0  # wall ms of the last request for the partitions' ends
+
+    async def look(self) -> None:
+        """Close what is due (and, every ``tick_s``, pass over every partition read)."""
+        app = self._app
         # During a rebalance or recovery the table is incomplete: closing now
         # would emit windows whose states are about to be replaced.
         if app.rebalancing or app.in_recovery:
             return
-        sources = topics.owned_sources()
+        sources = self._topics.owned_sources()
+        if sources != self._sources:
+            # Marks and offsets of another assignment tell nothing of this one.
+            self._sources = sources
+            self._horizon.forget()
+            self._taken_over.clear()
+            self._pass_at = 0
         if not sources:
             return
-        try:
-            highwaters = await asyncio.wait_for(app.consumer.highwaters(*sources), 5.0)
-        except Exception as exc:  # no close this tick rather than a wrong one
-            log.debug("quiet hosts: no high watermarks: %r", exc)
-            return
-        processed = processor.next_offsets()
+        now = self._clock_ms()
+        due = self._processor.due_ms()
+        # A partition the processor knows nothing of may hold states: due now.
+        came_due = [due.get(p, now) for p in {tp.partition for tp in sources}]
+        came_due = [at for at in came_due if at <= now]
+        periodic = now >= self._pass_at
+        latest = self._horizon.latest_ms
+        # Only a mark taken once a state is due can let it close.
+        needs_mark = bool(came_due) and (latest is None or latest < max(came_due))
+        if periodic:
+            self._pass_at = now + self._tick_ms
+        if periodic or (needs_mark and now - self._asked_at >= _MARK_EVERY_MS):
+            self._asked_at = now
+            if not await self._mark(sources, ask_group=periodic):
+                return
+        read_until = self._horizon.read_until(
+            sources, self._processor.next_offsets(), {**self._taken_over, **self._committed()}
+        )
+        if app.rebalancing or app.in_recovery:
+            return  # began while Kafka answered
+        if periodic or any(p not in due or due[p] <= at for p, at in read_until.items()):
+            await self._processor.close_quiet(
+                read_until.keys(), read_until=read_until, due_only=not periodic
+            )
+
+    def _committed(self) -> dict[tuple[str, int], int]:
         # Committed by Faust since the last rebalance (its monitor clears them then).
-        committed = {
-            (tp.topic, tp.partition): n for tp, n in app.monitor.tp_committed_offsets.items()
-        }
+        committed = self._app.monitor.tp_committed_offsets
+        return {(tp.topic, tp.partition): n for tp, n in committed.items()}
+
+    async def _mark(self, sources: list[TP], *, ask_group: bool) -> bool:
+        """Note the partitions' ends as of now; False if they could not be read.
+
+        With ``ask_group``, the group's committed offsets are read for the
+        partitions this worker has neither processed nor committed in.
+        """
+        app = self._app
+        at = self._clock_ms()  # before asking: the ends hold at least what was there then
+        highwaters = await asyncio.to_thread(self._group_offsets.ends, sources)
+        if not highwaters:
+            return False  # no close this time rather than a wrong one
+        processed = self._processor.next_offsets()
+        committed = self._committed()
         unknown = [
             tp
             for tp in sources
@@ -483,14 +584,17 @@ def _add_quiet_host_timer(
             and (tp.topic, tp.partition) not in committed
             and highwaters.get(tp, 0) > 0
         ]
-        if unknown:
+        if unknown and ask_group:
             # Taken over already read to the end, or not read yet: the group knows which.
-            committed.update(await asyncio.to_thread(group_offsets.committed, unknown))
+            self._taken_over.update(await asyncio.to_thread(self._group_offsets.committed, unknown))
             if app.rebalancing or app.in_recovery:
-                return  # began while the broker answered
-        caught_up = caught_up_partitions(sources, highwaters, processed, committed)
-        if caught_up:
-            await processor.close_quiet(caught_up)
+                return False  # began while the broker answered
+        self._horizon.mark(at, highwaters)
+        return True
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _add_lag_timer(
@@ -606,26 +710,3 @@ def run_worker(runtime: Runtime) -> None:
     finally:
         if stream_app.fatal.error is not None:
             raise stream_app.fatal.error
-
-
-def caught_up_partitions(
-    sources: Iterable[TP],
-    highwaters: Mapping[TP, int],
-    processed: Mapping[tuple[str, int], int],
-    committed: Mapping[tuple[str, int], int],
-) -> set[int]:
-    """Partition numbers where every owned source partition has been read to its end.
-
-    A host is closed on wall clock only when its silence is real: where the
-    worker still has messages to read (a backlog after a restart, or lag under
-    load), the host's next sample may be waiting in Kafka.
-    """
-    behind: set[int] = set()
-    owned: set[int] = set()
-    for tp in sources:
-        owned.add(tp.partition)
-        end = highwaters.get(tp)
-        at = processed.get((tp.topic, tp.partition), committed.get((tp.topic, tp.partition)))
-        if end is None or (end > 0 and (at is None or at < end)):
-            behind.add(tp.partition)
-    return owned - behind

@@ -1,4 +1,9 @@
-"""The stream processor's consumer group's committed offsets, read from Kafka.
+"""The stream processor's source partitions as Kafka sees them: ends and committed offsets.
+
+The wall-clock close asks for the partitions' ends (high watermarks) several
+times a second while windows come due. It asks through an admin client of
+its own, from a thread: through Faust's consumer the request waits for the
+consumer thread's fetch in flight, about a second.
 
 A worker knows how far it has read a source partition from its own processing
 or its own commits. A partition it took over already read to its end (the
@@ -17,7 +22,7 @@ from confluent_kafka import KafkaException
 from faust.types import TP
 
 from hoststream.config import Settings
-from hoststream.kafka import admin_client, committed_offsets
+from hoststream.kafka import admin_client, committed_offsets, end_offsets
 
 __all__ = ["GroupOffsets"]
 
@@ -25,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class GroupOffsets:
-    """Reads one consumer group's committed offsets (a blocking call: run it in a thread).
+    """Reads a consumer group's committed offsets and partitions' ends from Kafka.
+
+    Both calls block: run them in a thread.
 
     Args:
         settings: the Kafka connection (security included).
@@ -47,3 +54,13 @@ class GroupOffsets:
         except (KafkaException, TimeoutError) as exc:
             log.debug("group %s: no committed offsets: %r", self._group, exc)
             return {}
+
+    def ends(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """Each partition's end (high watermark); none at all if Kafka did not answer."""
+        wanted = [(tp.topic, tp.partition) for tp in partitions]
+        try:
+            ends = end_offsets(self._admin, wanted, self._timeout_s)
+        except (KafkaException, TimeoutError) as exc:
+            log.debug("no partition ends: %r", exc)
+            return {}
+        return {TP(topic, partition): offset for (topic, partition), offset in ends.items()}

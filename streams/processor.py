@@ -24,10 +24,13 @@ committed. A crash in between repeats work,
 and a repeated window is identical because the core is deterministic.
 
 Closing on the wall clock (:meth:`BatchProcessor.close_quiet`), for the
-partitions the caller has read to their end: a host's event time is taken to
-run on with the wall clock since its last event, so a window closes once
-that reaches its end plus grace; a window whose data has arrived is emitted
-about grace after its end, without waiting for the host's next collection.
+partitions the caller has read to their end (now, or as of a time the caller
+gives, at which the partition's states are then judged): a host's event time
+is taken to run on with the wall clock since its last event, so a window
+closes once that reaches its end plus grace; a window whose data has arrived
+is emitted about grace after its end, without waiting for the host's next
+collection. :meth:`BatchProcessor.due_ms` tells the caller when a partition
+may next have something to close, so it can look then rather than on a tick.
 A host whose events run behind the wall clock is not cut short by this: its
 lag is subtracted. A host that has sent nothing for its quiet period has its
 windows closed once wall time passes end plus grace. After a restart every
@@ -203,6 +206,10 @@ class BatchProcessor:
         # Wall time before which a key cannot need a wall-clock close, so the
         # timer looks only at the states that may be due.
         self._due: dict[bytes, int] = {}
+        # Per partition, no later than the earliest due of its keys (exact after
+        # each close_quiet that looked at it, lowered by batches in between), so
+        # the timer knows when looking is worth it. None known: look.
+        self._partition_due: dict[int, int] = {}
         # The batch path and the timer path both read, emit and write states,
         # with awaits in between; one at a time keeps either from losing the other's work.
         self._lock = asyncio.Lock()
@@ -215,6 +222,15 @@ class BatchProcessor:
     def next_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) to the offset after the last message processed there."""
         return dict(self._next_offset)
+
+    def due_ms(self) -> dict[int, int]:
+        """Partition to the wall time before which :meth:`close_quiet` has nothing to do there.
+
+        Never later than the truth for the states this process has looked at
+        (a batch may have lowered it); a partition left out may hold states
+        :meth:`close_quiet` has not looked at yet, so it is due now.
+        """
+        return dict(self._partition_due)
 
     def _decode_message(
         self, message: SourceMessage, now: int
@@ -410,10 +426,13 @@ class BatchProcessor:
         # many hosts is reduced in several slices.
         if self._stored is not None and (closed_n or alerts_n):
             await self._stored()
+        partition_due = self._partition_due
         for key, panes in touched.items():
             state = self._states[key]
             self._save(key, state, panes)
-            self._due[key] = self._next_due(key, state, now)
+            due = self._due[key] = self._next_due(key, state, now)
+            partition = partition_of(key)
+            partition_due[partition] = min(partition_due.get(partition, _NEVER), due)
         if self._stored is not None:
             await self._stored()
         return closed_n, alerts_n, rejected
@@ -426,7 +445,13 @@ class BatchProcessor:
             alerts += self.rules.evaluate(closed.states[number], aggregates)
         return alerts
 
-    async def close_quiet(self, partitions: Iterable[int]) -> int:
+    async def close_quiet(
+        self,
+        partitions: Iterable[int],
+        *,
+        read_until: Mapping[int, int] | None = None,
+        due_only: bool = False,
+    ) -> int:
         """Close windows on wall-clock time, run nodata rules, drop states of gone hosts.
 
         Returns the number of windows closed and alerts raised. Call it only
@@ -435,36 +460,55 @@ class BatchProcessor:
         Args:
             partitions: the source partitions this worker owns; other keys are
                 left to their owner.
+            read_until: per partition, the wall time as of which it was read to
+                its end, where that is earlier than now (see
+                :class:`~streams.caught_up.ReadHorizon`). Its states are judged
+                at that time, as if it were now: a message appended since may
+                still be unread, and its host's windows must not be closed
+                under it. Default: each partition is read to its end now.
+            due_only: look only at the states this process knows may be due
+                (see :meth:`due_ms`), not at every state in the table: cheap
+                enough to run many times a second. States it has not looked
+                at yet (taken over in a rebalance, or after a restart) wait
+                for a pass without it.
         """
         owned = set(partitions)
         async with self._lock:
             now = self._clock_ms()
+            as_of = {p: min(now, (read_until or {}).get(p, now)) for p in owned}
+            looked: list[bytes] = []  # keys whose due is computed anew, once closed
             limits: list[tuple[FamilyState, int]] = []
             keys: dict[int, bytes] = {}
             nodata: dict[bytes, list[AlertEvent]] = {}
             expired: list[bytes] = []
-            for key in sorted(k for k in list(self.table.keys()) if is_state_key(k)):
-                if partition_of(key) not in owned or self._due.get(key, now) > now:
+            if due_only:
+                latest = max(as_of.values(), default=0)
+                candidates = sorted(k for k, due in self._due.items() if due <= latest)
+            else:
+                candidates = sorted(k for k in list(self.table.keys()) if is_state_key(k))
+            for key in candidates:
+                clock = as_of.get(partition_of(key))
+                if clock is None or self._due.get(key, clock) > clock:
                     continue
                 state = self._load(key, "", "")
                 if state is None:
                     self._due.pop(key, None)
                     continue
+                # The real now: a restarted worker's full quiet period starts here.
                 last_seen = self._last_seen.setdefault(key, now)
-                if now - last_seen >= self._retention_ms and not (state.chunks or state.sketches):
+                quiet_for = clock - last_seen
+                if quiet_for >= self._retention_ms and not (state.chunks or state.sketches):
                     expired.append(key)
                     continue
-                limit = self._limit(state, last_seen, now)
+                limit = self._limit(state, last_seen, clock)
                 if state.horizon is None or limit - self.aggregator.grace_ms > state.horizon:
                     keys[id(state)] = key
                     limits.append((state, limit))
-                if self.rules is not None and now - last_seen >= self.aggregator.quiet_after_ms(
-                    state
-                ):
-                    raised = self.rules.check_nodata(state, now)
+                if self.rules is not None and quiet_for >= self.aggregator.quiet_after_ms(state):
+                    raised = self.rules.check_nodata(state, clock)
                     if raised:
                         nodata[key] = raised
-                self._due[key] = self._next_due(key, state, last_seen)
+                looked.append(key)
             # In slices, each emitted, acknowledged and written before the next
             # is reduced: after a backlog every state closes at once, and one
             # slice of them all held every aggregate and changelog record in
@@ -506,8 +550,16 @@ class BatchProcessor:
             # Nodata rules changed the alert memory of these too.
             for key in changed:
                 self._save(key, self._states[key], ())
+            for key in looked:
+                self._due[key] = self._next_due(key, self._states[key], self._last_seen[key])
             for key in expired:
                 self._drop(key)
+            earliest_due = dict.fromkeys(owned, _NEVER)
+            for key, due in self._due.items():
+                partition = partition_of(key)
+                if partition in earliest_due and due < earliest_due[partition]:
+                    earliest_due[partition] = due
+            self._partition_due.update(earliest_due)
             if self._stored is not None and (changed or expired):
                 await self._stored()
             if expired:
@@ -516,7 +568,11 @@ class BatchProcessor:
             return closed_n + alerts_n
 
     def _limit(self, state: FamilyState, last_seen: int, now: int) -> int:
-        """How far wall time lets ``state``'s windows close (before grace is subtracted)."""
+        """How far wall time ``now`` lets ``state``'s windows close (before grace is subtracted).
+
+        ``now`` may be before ``last_seen`` (a partition read to its end as of
+        an earlier time): the limit is then below the watermark, and closes nothing.
+        """
         if now - last_seen >= self.aggregator.quiet_after_ms(state) or state.watermark is None:
             return now
         # The host's event time, run on with the wall clock since its last

@@ -219,6 +219,33 @@ def test_a_host_whose_events_run_late_keeps_its_lag_before_wall_clock_closes() -
     assert h.tick() == 1
 
 
+def test_a_partition_read_to_its_end_only_as_of_an_earlier_time_is_judged_at_that_time() -> None:
+    h = Harness()  # 1m windows, 10 s grace
+    for i in range(7):
+        h.now = T0 + i * 10_000 - 3_000
+        h.process([message("a", T0 + i * 10_000, float(i))])
+    h.now = T0 + 70_000 + 5_000  # the first window is due by now...
+    # ...but the partition is known read to its end only as of a moment before:
+    # a message of the host appended since may still be unread.
+    assert asyncio.run(h.processor.close_quiet([0], read_until={0: T0 + 70_000 - 1})) == 0
+    assert asyncio.run(h.processor.close_quiet([0], read_until={0: T0 + 70_000})) == 1
+    assert [(a.window_start, a.count) for a in h.emitted] == [(T0, 6)]
+
+
+def test_each_partition_says_when_it_may_next_have_a_window_to_close() -> None:
+    h = Harness()  # 1m windows, 10 s grace
+    assert h.processor.due_ms() == {}  # nothing looked at yet: no promise
+    for i in range(7):
+        h.now = T0 + i * 10_000 - 3_000
+        h.process([message("a", T0 + i * 10_000, float(i))])
+    # The first window's end plus grace (the host is not behind the clock).
+    assert h.processor.due_ms() == {0: T0 + 70_000}
+    h.now = T0 + 70_000
+    assert h.tick(partitions=(0, 1)) == 1
+    # The next window's, and a partition holding no state has nothing due.
+    assert h.processor.due_ms() == {0: T0 + 130_000, 1: processor_module._NEVER}
+
+
 def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_are_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
