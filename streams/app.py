@@ -145,8 +145,10 @@ def build_app(
         metrics: Prometheus metrics, in the component's registry; default: a
             registry of their own (not served).
         datadir: Faust's working directory; default ``<state_dir>/faust/<app id>``.
-        on_kafka_client: called with the librdkafka producer of the aggregates
-            and alerts (the runtime gives it a rotated SASL password).
+        on_kafka_client: called with each librdkafka client of the worker's
+            own (the producer of the aggregates and alerts, the admin client
+            that reads partition ends and committed offsets); the runtime
+            gives each a rotated SASL password.
 
     Raises:
         ConfigurationError: the rules need a window size that is not configured.
@@ -165,8 +167,11 @@ def build_app(
     # One librdkafka producer for the aggregates, alerts' neighbours and the
     # table's changelog (see streams._producer).
     producer = AckedProducer(settings)
+    # The wall-clock close asks it for the source partitions' ends several times a second.
+    group_offsets = GroupOffsets(settings, app_id)
     if on_kafka_client is not None:
         on_kafka_client(producer.kafka_client)
+        on_kafka_client(group_offsets.kafka_client)
     table = _window_table(app, partitions, producer)
     topics = _StreamTopics.declare(app, settings, families, sizes)
     aggregator = WindowAggregator(
@@ -200,9 +205,7 @@ def build_app(
     )
     fatal = _Fatal()
     _add_aggregating_agent(app, topics, processor, settings, fatal)
-    _add_quiet_host_timer(
-        app, topics, processor, settings.stream_tick_s, GroupOffsets(settings, app_id)
-    )
+    _add_quiet_host_timer(app, topics, processor, settings.stream_tick_s, group_offsets)
     _add_lag_timer(
         app,
         topics,

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from faust.types import TP
 
 from hoststream.config import Settings
@@ -43,6 +44,11 @@ class GroupOffsets:
     def __init__(self, settings: Settings, group: str, timeout_s: float = 5.0) -> None:
         self._group, self._timeout_s = group, timeout_s
         self._admin = admin_client(settings)
+
+    @property
+    def kafka_client(self) -> AdminClient:
+        """Its librdkafka client (to follow a rotated SASL password)."""
+        return self._admin
 
     def committed(self, partitions: Iterable[TP]) -> dict[tuple[str, int], int]:
         """The next offset committed per partition; partitions without one are left out."""
