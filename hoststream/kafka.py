@@ -194,11 +194,19 @@ def end_offsets(
     """Each partition's end (high watermark: the offset its next message will get).
 
     One ListOffsets request per leader broker, not a round trip per partition.
+    A request that fails is asked once more after the topics' metadata is
+    read anew: librdkafka (2.16) sends ListOffsets with the leader epoch of
+    its metadata cache and does not refresh that cache when the broker
+    answers FENCED_LEADER_EPOCH. After a broker restart, which leads every
+    partition under a new epoch, a long-lived client's every request would
+    fail so until something else read the metadata (measured on the local
+    stack: still failing 90 s after the restart, answered at once after a
+    metadata request).
 
     Args:
         admin: the admin client to ask with.
         partitions: the partitions to ask about.
-        timeout_s: bound on the request.
+        timeout_s: bound on each request.
 
     Raises:
         KafkaException: the broker refused or could not be reached.
@@ -207,8 +215,21 @@ def end_offsets(
     wanted = [TopicPartition(t, p) for t, p in partitions]
     if not wanted:
         return {}
+    try:
+        return _list_ends(admin, wanted, timeout_s)
+    except KafkaException:
+        for topic in sorted({tp.topic for tp in wanted}):
+            admin.list_topics(topic=topic, timeout=timeout_s)
+        return _list_ends(admin, wanted, timeout_s)
+
+
+def _list_ends(
+    admin: AdminClient, wanted: list[TopicPartition], timeout_s: float
+) -> dict[tuple[str, int], int]:
     latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    futures = admin.list_offsets(dict.fromkeys(wanted, latest))
+    # librdkafka's own bound (default: socket.timeout.ms, 60 s): while a broker
+    # is away, requests abandoned after timeout_s would otherwise pile up.
+    futures = admin.list_offsets(dict.fromkeys(wanted, latest), request_timeout=timeout_s)
     return {
         (tp.topic, tp.partition): int(future.result(timeout=timeout_s).offset)
         for tp, future in futures.items()

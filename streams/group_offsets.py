@@ -39,11 +39,20 @@ class GroupOffsets:
         settings: the Kafka connection (security included).
         group: the consumer group, the Faust application id.
         timeout_s: bound on the request.
+        admin: the admin client to ask with; by default one from ``settings``.
     """
 
-    def __init__(self, settings: Settings, group: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        timeout_s: float = 5.0,
+        *,
+        admin: AdminClient | None = None,
+    ) -> None:
         self._group, self._timeout_s = group, timeout_s
-        self._admin = admin_client(settings)
+        self._admin = admin if admin is not None else admin_client(settings)
+        self._ends_failing = False
 
     @property
     def kafka_client(self) -> AdminClient:
@@ -67,6 +76,16 @@ class GroupOffsets:
         try:
             ends = end_offsets(self._admin, wanted, self._timeout_s)
         except (KafkaException, TimeoutError) as exc:
-            log.debug("no partition ends: %r", exc)
+            # Without the ends no window closes on wall time: that is worth a
+            # warning, once a failure rather than several times a second.
+            if not self._ends_failing:
+                log.warning(
+                    "partition ends not read (%r): windows close on wall time again once they are",
+                    exc,
+                )
+            self._ends_failing = True
             return {}
+        if self._ends_failing:
+            log.info("partition ends read again: windows close on wall time")
+            self._ends_failing = False
         return {TP(topic, partition): offset for (topic, partition), offset in ends.items()}

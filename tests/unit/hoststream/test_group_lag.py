@@ -68,7 +68,7 @@ class AdminDouble:
         return {group: _resolved(ConsumerGroupTopicPartitions(group, self.committed[group]))}
 
     def list_offsets(
-        self, requests: dict[TopicPartition, Any]
+        self, requests: dict[TopicPartition, Any], **_: Any
     ) -> dict[TopicPartition, Future[Any]]:
         ends = {0: 100, 1: 50}
         return {

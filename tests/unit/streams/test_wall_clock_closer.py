@@ -18,8 +18,10 @@ from hoststream.config import Settings
 from hoststream.schemas import MetricEvent, Sample, WindowAggregate, codec_for
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.app import _WallClockCloser
+from hoststream.streams.group_offsets import GroupOffsets
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.processor import BatchProcessor
+from tests.support.doubles.admin import RestartingBrokerAdmin
 from tests.support.doubles.faust import Message
 
 T0 = 1_798_761_600_000
@@ -142,3 +144,42 @@ def test_a_worker_behind_its_partitions_ends_closes_nothing_on_wall_clock() -> N
     # host's next sample may be in it.
     kafka = Kafka(h.processor.next_offsets, unread=1_000)
     assert run_until_a_closes(h, closer_over(h, kafka), T0 + 90_000) is None
+
+
+def test_a_window_whose_events_arrive_after_a_kafka_restart_closes_on_wall_clock() -> None:
+    # Host "a" reports at T0 + 3 s, 13 s, ... 53 s. Kafka is down from T0 + 30 s
+    # to T0 + 90 s: the samples of 33 s to 53 s wait in the host's producer and
+    # reach the worker after the restart, as a late backlog. The broker comes
+    # back with new leader epochs (RestartingBrokerAdmin), and the worker's own
+    # admin client asks for the partitions' ends throughout.
+    h = Harness()
+    admin = RestartingBrokerAdmin()
+    closer = closer_over(h, GroupOffsets(Settings(), "group", admin=admin))  # type: ignore[arg-type]
+    buffered: list[int] = []
+
+    def append(batch: list[Message]) -> None:
+        admin.ends[("metrics.system", 0)] = h.next_offset
+        h.process(batch)
+
+    h.now = T0
+    closed_at = None
+    while h.now < T0 + 130_000 and closed_at is None:
+        due = [T0 + n * 10_000 + 3_000 for n in range(6) if T0 + n * 10_000 + 3_000 == h.now]
+        if h.now == T0 + 30_000:
+            admin.stop()
+        if h.now == T0 + 90_000:
+            admin.start()
+        if not admin.up:
+            buffered += due
+        elif buffered or due:
+            append([h.message("a", ts, 1.0) for ts in [*buffered, *due]])
+            buffered.clear()
+        asyncio.run(closer.look())
+        if any(a.host == "a" for a in h.emitted):
+            closed_at = h.now
+        h.now += 100
+    # The window's last sample arrived at T0 + 90 s, 37 s behind: with that lag
+    # its end plus grace comes at T0 + 107 s of the wall clock.
+    assert closed_at is not None, "the window never closed after the restart"
+    assert T0 + 107_000 <= closed_at <= T0 + 107_000 + 1_000
+    assert [(a.window_start, a.count) for a in h.emitted if a.host == "a"] == [(T0, 6)]
