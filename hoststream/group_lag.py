@@ -103,8 +103,10 @@ class GroupLagCollector(Collector):
         for name, group in self._groups.items():
             try:
                 lag = self._group_lag(group)
-            except KafkaException as exc:
-                log.debug("lag of %s not read: %s", group, exc)
+            except (KafkaException, TimeoutError) as exc:
+                # A broker that does not answer in time must not end the
+                # thread: the gauge would then stay at its last value for good.
+                log.debug("lag of %s not read: %r", group, exc)
                 continue
             if lag is not None:
                 with self._lock:

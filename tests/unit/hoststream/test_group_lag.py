@@ -51,6 +51,7 @@ class AdminDouble:
     offsets_topic: TopicDouble | None
     committed: dict[str, list[TopicPartition]] = field(default_factory=dict)
     group_offsets_asked: list[str] = field(default_factory=list)
+    ends_time_out: bool = False
 
     def list_topics(self, timeout: float) -> MetadataDouble:
         topics = {"t": TopicDouble({0: PartitionDouble(1), 1: PartitionDouble(1)})}
@@ -71,6 +72,10 @@ class AdminDouble:
         self, requests: dict[TopicPartition, Any], **_: Any
     ) -> dict[TopicPartition, Future[Any]]:
         ends = {0: 100, 1: 50}
+        if self.ends_time_out:
+            late: Future[Any] = Future()
+            late.set_exception(TimeoutError())
+            return dict.fromkeys(requests, late)
         return {
             tp: _resolved(TopicPartition(tp.topic, tp.partition, ends[tp.partition]))
             for tp in requests
@@ -131,3 +136,14 @@ def test_a_group_that_never_committed_has_no_lag_yet() -> None:
     collector = _collector(admin)
     collector.refresh()
     assert "hoststream_consumer_group_lag{" not in _exposition(collector)
+
+
+def test_a_broker_that_does_not_answer_in_time_leaves_the_lag_unread_and_refresh_running() -> None:
+    ready = TopicDouble({0: PartitionDouble(1), 1: PartitionDouble(1)})
+    admin = AdminDouble(offsets_topic=ready, committed=COMMITTED, ends_time_out=True)
+    collector = _collector(admin)
+    collector.refresh()  # an exception out of it would end the refresh thread
+    assert "hoststream_consumer_group_lag{" not in _exposition(collector)
+    admin.ends_time_out = False
+    collector.refresh()
+    assert 'group="sink-sql"} 40.0' in _exposition(collector)
