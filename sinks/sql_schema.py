@@ -35,7 +35,12 @@ _REGION = ("region", "TEXT")
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A table: its columns (name -> SQL type) in order, and its primary key."""
+    """A table: its columns (name -> SQL type) in order, and its primary key.
+
+    ``key`` names the key's columns in the order rows carry them; the order a
+    migration stored the key's index in may differ (``window_aggregates``:
+    :mod:`~hoststream.sinks.migrations.m0004_api_key_order`).
+    """
 
     name: str
     columns: tuple[tuple[str, str], ...]

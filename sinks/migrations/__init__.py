@@ -23,7 +23,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from hoststream.sinks.migrations import m0001_initial, m0002_api_indexes, m0003_region
+from hoststream.sinks.migrations import (
+    m0001_initial,
+    m0002_api_indexes,
+    m0003_region,
+    m0004_api_key_order,
+)
 
 __all__ = ["MIGRATIONS", "Migration", "apply_migrations", "is_cockroach", "regional_statements"]
 
@@ -53,6 +58,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         m0003_region.STATEMENTS,
         m0003_region.REGIONAL_TABLES,
         m0003_region.REGION_COLUMN,
+    ),
+    Migration(
+        4,
+        m0004_api_key_order.NAME,
+        m0004_api_key_order.STATEMENTS,
+        m0004_api_key_order.REGIONAL_TABLES,
     ),
 )
 

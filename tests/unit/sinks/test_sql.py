@@ -292,6 +292,32 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert MIGRATIONS[0].regional_tables == ("window_aggregates", "alerts")
 
 
+def test_the_aggregate_key_is_stored_in_the_apis_order_and_no_index_repeats_it() -> None:
+    from hoststream.sinks.migrations import m0004_api_key_order
+
+    # The same columns as the sink's ON CONFLICT target: only their order changes.
+    assert sorted(m0004_api_key_order.API_KEY_ORDER) == sorted(sql_rows.AGGREGATE_KEY)
+    # The API's pages: one host, metric and window size, in (window start, labels) order.
+    assert m0004_api_key_order.API_KEY_ORDER == (
+        "host",
+        "metric",
+        "window_size_ms",
+        "window_start",
+        "labels_key",
+    )
+    rekey, *drops = m0004_api_key_order.STATEMENTS
+    assert rekey == (
+        "ALTER TABLE window_aggregates DROP CONSTRAINT window_aggregates_pkey,"
+        " ADD CONSTRAINT window_aggregates_pkey"
+        " PRIMARY KEY (host, metric, window_size_ms, window_start, labels_key)"
+    )
+    assert drops == [
+        "DROP INDEX IF EXISTS window_aggregates_by_host_metric_window",
+        "DROP INDEX IF EXISTS window_aggregates_by_metric",
+    ]
+    assert MIGRATIONS[3].statements == m0004_api_key_order.STATEMENTS
+
+
 @pytest.mark.parametrize(
     ("sqlstate", "expected"),
     [
