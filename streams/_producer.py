@@ -163,8 +163,11 @@ class AckedProducer:
                 self._producer.poll(0.05)
 
     async def settled(self, in_flight: int) -> None:
-        """Hand every queued message to librdkafka; return once at most ``in_flight``
-        of all produced are still unacknowledged (failures surface in :meth:`acknowledged`)."""
+        """Return once at most ``in_flight`` produced messages are unacknowledged.
+
+        Every queued message is handed to librdkafka first; a failed delivery
+        is raised by the next :meth:`acknowledged`, not here.
+        """
         self._hand_over()
         while len(self._producer) > in_flight:
             self._producer.poll(0)

@@ -513,7 +513,7 @@ class WindowAggregator:
         step = np.zeros(n)
         step[1:] = np.where(v[1:] >= v[:-1], v[1:] - v[:-1], v[1:])
         window_of_row = np.cumsum(boundary) - 1
-        listed = v
+        summed = v
         stats = np.empty((len(first), 9))
         if extra is None or kind is None:
             count = last - first + 1
@@ -524,13 +524,13 @@ class WindowAggregator:
             weight, sum_part = weights[picked], parts[picked]
             low, high, inner = lows[picked], highs[picked], inners[picked]
             kind = kind[picked]
-            listed = sum_part
+            summed = sum_part
             step = np.where(np.isnan(inner), step, inner)
             count = np.add.reduceat(weight, first)
         step[boundary] = 0.0
         increase = np.add.reduceat(step, first)
         dt = ts[last] - ts[first]
-        sums = _exact_sums(listed, first, last + 1)
+        sums = _exact_sums(summed, first, last + 1)
         stats[:, 0] = sums
         stats[:, 1] = np.minimum.reduceat(low, first)
         stats[:, 2] = np.maximum.reduceat(high, first)

@@ -92,8 +92,8 @@ _GAUGES_EVERY_MS = 10_000
 #: About how many held samples' windows are reduced and emitted at a time.
 #: Memory freed after a burst of closes mostly stays with the process, so
 #: each slice's temporaries add to its peak: 400,000 left 2,000 hosts at
-#: 383-447 MiB, 100,000 at 341 MiB, with no loss of throughput (each slice
-#: waits for its aggregates' acknowledgement, a few ms).
+#: 383-447 MiB, 100,000 at 341 MiB, with no loss of throughput (a batch waits
+#: once for all its slices' aggregates; the timer, a few ms a slice).
 _CLOSE_SLICE_SAMPLES = 100_000
 
 

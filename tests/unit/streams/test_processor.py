@@ -42,6 +42,8 @@ class Harness:
         # The table's contents each time the processor waited for its writes to be stored.
         self.stored: list[dict[bytes, bytes]] = []
         self.emitted: list[WindowAggregate] = []
+        # Per emit: (windows, how many times the table's writes had been stored by then).
+        self.emits: list[tuple[int, int]] = []
         self.alerts: list = []
         self.rejected: list[tuple[Message, Rejection]] = []
         self.now = T0
@@ -50,6 +52,7 @@ class Harness:
         )
 
         async def emit(closed, alerts) -> None:
+            self.emits.append((len(closed), len(self.stored)))
             self.emitted += closed.aggregates()
             self.alerts += alerts
 
@@ -257,21 +260,13 @@ def test_the_timer_closes_many_states_in_slices_each_emitted_before_its_states_a
     assert whole.tick() == 5
     monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SAMPLES", 6)  # two states a slice
     sliced = Harness()
-    emits: list[tuple[int, int]] = []
-
-    async def emit(closed, alerts) -> None:
-        # (windows, how many times the table's writes had been stored by then)
-        emits.append((len(closed), len(sliced.stored)))
-        sliced.emitted += closed.aggregates()
-
-    sliced.processor._emit = emit
     sliced.process(batch)
     sliced.now = T0 + 10 * 60_000
     assert sliced.tick() == 5
     # The batch (three slices closing nothing, one wait once its states were
     # written), then the timer's three slices, each emitted once the slice
     # before was stored: its windows, then its states.
-    assert emits == [(0, 0)] * 3 + [(2, 1), (2, 3), (1, 5)]
+    assert sliced.emits == [(0, 0)] * 3 + [(2, 1), (2, 3), (1, 5)]
     assert len(sliced.stored) == 1 + 3 * 2
     assert sliced.emitted == whole.emitted
     assert sliced.table == whole.table
@@ -282,16 +277,9 @@ def test_a_batch_closing_in_several_slices_waits_once_for_their_windows_before_w
 ) -> None:
     monkeypatch.setattr(processor_module, "_CLOSE_SLICE_SAMPLES", 6)  # a slice per state here
     h = Harness()
-    emits: list[tuple[int, int]] = []
-
-    async def emit(closed, alerts) -> None:
-        emits.append((len(closed), len(h.stored)))
-        h.emitted += closed.aggregates()
-
-    h.processor._emit = emit
     # Five hosts, each crossing the end of its first minute in this batch.
     h.process([message(f"h{n}", T0 + i * 10_000, i) for n in range(5) for i in range(8)])
-    assert emits == [(1, 0)] * 5  # a state of 8 samples fills a slice
+    assert h.emits == [(1, 0)] * 5  # a state of 8 samples fills a slice
     # One round trip for every slice's windows, with no state written yet,
     # then one for the states.
     assert h.stored == [{}, h.table]
