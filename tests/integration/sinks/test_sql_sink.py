@@ -369,3 +369,46 @@ def test_migration_3_adds_the_region_column_to_a_database_of_version_2(
         ("alerts_current", "region"),
         ("window_aggregates", "region"),
     ]
+
+
+def test_migration_4_leaves_one_index_that_serves_the_apis_pages(
+    services: Settings, schema: str
+) -> None:
+    from hoststream.sinks.migrations import apply_migrations
+
+    with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        assert apply_migrations(conn, MIGRATIONS[:3]) == [1, 2, 3]
+    sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
+    try:
+        assert sink.migrate() == [4]
+        batch = [rec(aggregate(host, minute)) for host in ("h1", "h2") for minute in range(3)]
+        assert sink.write(batch) == []
+        assert sink.write(batch) == []  # the key still makes the upsert idempotent
+    finally:
+        sink.close()
+    assert rows(services, schema, "SELECT count(*) FROM window_aggregates") == [(6,)]
+    indexes = rows(
+        services,
+        schema,
+        f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{schema}'"
+        " AND tablename = 'window_aggregates'",
+    )
+    assert [name for name, _ in indexes] == ["window_aggregates_pkey"]
+    assert indexes[0][1].endswith("(host, metric, window_size_ms, window_start, labels_key)")
+    # The API's page (one host, metric and window size, by window start and
+    # labels) is read from the key in order: no sort.
+    with psycopg.connect(services.sql_dsn.get_secret_value()) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            line
+            for (line,) in conn.execute(
+                "EXPLAIN SELECT * FROM window_aggregates WHERE host = 'h1'"
+                " AND metric = 'node_load1' AND window_size_ms = 60000"
+                " ORDER BY window_start, labels_key LIMIT 10"
+            ).fetchall()
+        )
+    assert "window_aggregates_pkey" in plan
+    assert "Sort" not in plan

@@ -77,3 +77,31 @@ def test_messages_a_full_queue_refused_are_produced_again_in_order() -> None:
         producer.produce("log", b"k", str(n).encode(), partition=0)
     asyncio.run(producer.acknowledged())
     assert [value for _, _, _, value, _ in double.sent] == [b"0", b"1", b"2", b"3", b"4"]
+
+
+class SlowAcks(RecordingProducer):
+    """Double: every poll acknowledges one message; ``len`` counts those still unacknowledged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acked = 0
+
+    def poll(self, _timeout: float) -> int:
+        if self.acked < len(self.sent):
+            self.acked += 1
+        return super().poll(_timeout)
+
+    def __len__(self) -> int:
+        return len(self.sent) - self.acked
+
+
+def test_settled_hands_over_everything_and_waits_only_down_to_the_bound() -> None:
+    double = SlowAcks()
+    producer = producer_over(double)
+    for n in range(5):
+        producer.produce("agg", b"h", str(n).encode())
+    asyncio.run(producer.settled(2))
+    assert len(double.sent) == 5  # nothing left queued in Python
+    assert len(double) == 2  # three acknowledged, and no more waited for
+    asyncio.run(producer.settled(2))
+    assert double.acked == 3  # already within the bound: no wait
