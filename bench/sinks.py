@@ -50,6 +50,7 @@ from bench.workload import (
     load_metric_topics,
     topics_with_prefix,
 )
+from hoststream.gc_policy import tune_for_throughput
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import WindowAggregate
 from hoststream.sinks.app import build_sink
@@ -174,7 +175,11 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
 def _vm_sink(
     settings: Any, loaded: Any, policy: BatchPolicy, group: str, *, write_ahead: bool
 ) -> dict[str, Any]:
-    """Run the VictoriaMetrics sink over ``loaded`` in ``group``; its rates (see ``follow``)."""
+    """Run the VictoriaMetrics sink over ``loaded`` in ``group``; its rates (see ``follow``).
+
+    The garbage collector is set as ``hoststream sink`` sets it before its loop.
+    """
+    tune_for_throughput()
     loop = build_sink(
         "victoriametrics",
         settings,

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.config import Settings
 from hoststream.errors import ConfigurationError, SinkUnavailableError
+from hoststream.gc_policy import tune_for_throughput
 from hoststream.kafka import consumer_config
 from hoststream.replicated_schemas import ReplicatedSchemas
 from hoststream.runtime import Runtime
@@ -232,4 +233,5 @@ def run_sink(
         except SinkUnavailableError as exc:
             log.warning("schema migrations postponed: %s", exc)
     log.info("sink %s consuming %s", kind, ", ".join(topics or default_topics(kind, settings)))
+    tune_for_throughput()
     loop.run(runtime.stop)

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from hoststream.config import Settings
 from hoststream.dead_letters import Position, Rejection, dead_letter_headers
 from hoststream.errors import ConfigurationError, StreamsError
+from hoststream.gc_policy import tune_for_throughput
 from hoststream.replicated_schemas import writer_schema_message
 from hoststream.runtime import Runtime
 from hoststream.schemas import (
@@ -707,6 +708,7 @@ def run_worker(runtime: Runtime) -> None:
         logging_config={"version": 1, "incremental": True} if handlers else None,
     )
     stream_app.fatal.stop = runtime.request_stop
+    tune_for_throughput()
     # Returns by raising SystemExit once the worker has stopped.
     try:
         worker.execute_from_commandline()
