@@ -14,6 +14,7 @@ deserializers ``(bytes, SerializationContext) -> record``; both raise
 """
 
 from hoststream.schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
+from hoststream.schemas._event_writer import fixed_parts
 from hoststream.schemas._factory import Codec, WireFormat, codec_for, serializer_for
 from hoststream.schemas._layout import AvroReader, EventLayout, event_layout
 from hoststream.schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
@@ -68,6 +69,7 @@ __all__ = [
     "WriterSchemas",
     "codec_for",
     "event_layout",
+    "fixed_parts",
     "load_schema",
     "registry_client_for",
     "schema_for",

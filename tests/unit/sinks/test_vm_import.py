@@ -8,20 +8,31 @@ import math
 from collections import defaultdict
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from hoststream.errors import InvalidRecordError, SerializationError
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import (
+    AvroReader,
     MetricEvent,
     MetricKind,
     Sample,
     SingleObjectAvroSerializer,
+    event_layout,
     schema_versions,
 )
+from hoststream.schemas._varint import zigzag
 from hoststream.schemas.validation import Validator
-from hoststream.sinks.vm_import import EventValues, MetricEventReader, check_values, import_body
-from hoststream.sinks.vm_series import TimeBounds, event_lines
+from hoststream.sinks.vm_import import (
+    EventValues,
+    MetricEventReader,
+    _line_prefixes,
+    _written_layout,
+    check_values,
+    import_body,
+)
+from hoststream.sinks.vm_series import TimeBounds, event_lines, series_labels
 from tests.support.shaped_reading import CountingDeserializer
 
 T0 = 1_800_000_000_000
@@ -340,3 +351,88 @@ def test_a_value_that_is_not_finite_in_a_batch_is_found_and_named() -> None:
     found = Validator(clock_ms=lambda: T0).check(read, "metrics.system")
     assert found is not None
     assert found.error == "NonFiniteValue"
+
+
+def _samples_start(data: bytes) -> int:
+    """Where the host labels of a single-object encoded event start."""
+    reader = AvroReader(data, 10)
+    reader.string()  # host
+    reader.string()  # family
+    reader.long()  # instant
+    reader.long()  # interval
+    reader.long()  # sequence number
+    return reader.pos
+
+
+def test_a_layout_derived_from_the_event_is_the_one_read_from_its_bytes() -> None:
+    e = replace(event(1), region="eu-1")
+    data = encode(e)
+    start = _samples_start(data)
+    derived = _written_layout(data, start, e)
+    assert derived is not None
+    read = event_layout(data, start)
+    assert derived.chunks == read.chunks
+    assert derived.size == read.size
+    assert derived.unpack(data, start) == read.unpack(data, start)
+
+
+def test_bytes_another_writer_laid_out_otherwise_are_read_varint_by_varint() -> None:
+    e = event(1)
+    data = encode(e)
+    start = _samples_start(data)
+    # The same samples as one array block that states its size in bytes, as
+    # Avro allows and fastavro never writes: the values sit elsewhere.
+    head = AvroReader(data, start)
+    head.skip_map()  # host labels
+    count_at = head.pos
+    head.long()  # the sample count
+    items_end = len(data) - 2  # the array's end marker and the null region follow
+    items = data[head.pos : items_end]
+    blocked = (
+        data[:count_at] + zigzag(-len(e.samples)) + zigzag(len(items)) + items + data[items_end:]
+    )
+    assert _written_layout(blocked, start, e) is None
+    layout = event_layout(blocked, start)
+    assert layout.unpack(blocked, start)[1::2] == tuple(s.value for s in e.samples)
+    # The reader learns such bytes all the same, from their own layout.
+    reader = MetricEventReader(CountingDeserializer(MetricEvent))
+    learned = reader(blocked)
+    assert isinstance(learned, EventValues)
+    assert learned.values == tuple(s.value for s in e.samples)
+
+
+def test_an_event_whose_values_are_not_in_the_bytes_derives_no_layout() -> None:
+    data = encode(event(1))
+    assert _written_layout(data, _samples_start(data), event(2)) is None
+
+
+@pytest.mark.parametrize("region", [None, "eu-1"])
+def test_each_samples_line_prefix_carries_the_labels_series_labels_gives_it(
+    region: str | None,
+) -> None:
+    samples = (
+        Sample("node_load1", 1.0, {}),
+        Sample("node_network_up", 1.0, {"device": "eth0", "role": "edge", "job": "theirs"}),
+        Sample("node_disk_io_now", 0.0, {"device": "", "instance": "spoofed"}),
+    )
+    e = MetricEvent(
+        "h1",
+        "system",
+        T0,
+        samples,
+        host_labels={"role": "db", "region": "from-labels", "rack": ""},
+        region=region,
+    )
+    expected = tuple(
+        orjson.dumps(
+            {
+                "metric": {
+                    "__name__": s.name,
+                    **series_labels(e.host, e.region, e.host_labels, s.labels),
+                }
+            }
+        )[:-1]
+        + b',"values":'
+        for s in samples
+    )
+    assert _line_prefixes(e) == expected
