@@ -85,6 +85,12 @@ def _run_one(kind: str, group: str, topic: str, count: int, schema: str | None) 
     )
     if kind == "sql":
         loop.sink.migrate()  # type: ignore[attr-defined]
+    try:  # the collector as `hoststream sink` sets it, in code trees that do
+        from hoststream.gc_policy import tune_for_throughput
+    except ImportError:
+        pass
+    else:
+        tune_for_throughput()
     loop.subscribe()
 
     def cpu() -> float:
