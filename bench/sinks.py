@@ -50,7 +50,7 @@ from bench.workload import (
     load_metric_topics,
     topics_with_prefix,
 )
-from hoststream.gc_policy import tune_for_throughput
+from hoststream.gc_policy import tuned_for_throughput
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import WindowAggregate
 from hoststream.sinks.app import build_sink
@@ -177,9 +177,9 @@ def _vm_sink(
 ) -> dict[str, Any]:
     """Run the VictoriaMetrics sink over ``loaded`` in ``group``; its rates (see ``follow``).
 
-    The garbage collector is set as ``hoststream sink`` sets it before its loop.
+    The garbage collector is set as ``hoststream sink`` sets it before its
+    loop, for the sink's run only.
     """
-    tune_for_throughput()
     loop = build_sink(
         "victoriametrics",
         settings,
@@ -191,15 +191,16 @@ def _vm_sink(
     loop.sink.write_ahead = write_ahead
     progress = GroupProgress(settings, group, loaded.topics)
     stop = threading.Event()
-    started = time.monotonic()
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        return follow(progress, loaded, started, thread.is_alive, CAP_S, "the VM sink")
-    finally:
-        stop.set()
-        thread.join(60)
-        progress.close()
+    with tuned_for_throughput():
+        started = time.monotonic()
+        thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            return follow(progress, loaded, started, thread.is_alive, CAP_S, "the VM sink")
+        finally:
+            stop.set()
+            thread.join(60)
+            progress.close()
 
 
 @dataclass

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["YOUNG_THRESHOLD", "tune_for_throughput"]
+__all__ = ["YOUNG_THRESHOLD", "tune_for_throughput", "tuned_for_throughput"]
 
 #: Container allocations between two collections of the youngest generation.
 YOUNG_THRESHOLD = 50_000
@@ -40,3 +42,20 @@ def tune_for_throughput() -> bool:
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, *_OLDER_THRESHOLDS)
     return True
+
+
+@contextmanager
+def tuned_for_throughput() -> Iterator[bool]:
+    """:func:`tune_for_throughput` for a block; after it the collector is as it was.
+
+    For a process that runs a component among other work (a benchmark):
+    what the block froze is scanned again, and the thresholds are restored.
+    """
+    thresholds = gc.get_threshold()
+    tuned = tune_for_throughput()
+    try:
+        yield tuned
+    finally:
+        if tuned:
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)

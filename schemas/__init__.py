@@ -16,7 +16,7 @@ deserializers ``(bytes, SerializationContext) -> record``; both raise
 from hoststream.schemas._codec import AvroRecord, RecordDeserializer, RecordSerializer
 from hoststream.schemas._event_writer import fixed_parts
 from hoststream.schemas._factory import Codec, WireFormat, codec_for, serializer_for
-from hoststream.schemas._layout import AvroReader, EventLayout, event_layout
+from hoststream.schemas._layout import AvroReader, EventLayout, event_layout, written_layout
 from hoststream.schemas._loader import AvroSchema, load_schema, schema_for, schema_versions
 from hoststream.schemas._registry import (
     RegistryAvroDeserializer,
@@ -75,4 +75,5 @@ __all__ = [
     "schema_for",
     "schema_versions",
     "serializer_for",
+    "written_layout",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "batch_image",
     "bodies_for",
     "event_layout",
+    "written_layout",
     "zigzag",
 ]
 
@@ -129,18 +130,48 @@ def event_layout(body: bytes, start: int) -> EventLayout:
     if reader.pos > len(body):
         raise IndexError("the samples run past the end")
     # What follows the samples (the region) is as fixed per shape as the labels.
-    end = len(body)
-    fmt = ["<"]
     chunks: list[bytes] = []
     previous = start
     for offset in offsets:
-        fmt.append(f"{offset - previous}sd")
         chunks.append(body[previous:offset])
         previous = offset + 8
-    fmt.append(f"{end - previous}s")
-    chunks.append(body[previous:end])
-    layout = struct.Struct("".join(fmt))
+    chunks.append(body[previous:])
+    layout = _chunks_struct(chunks)
     return EventLayout(layout.unpack_from, layout.pack, layout.size, tuple(chunks))
+
+
+def written_layout(body: bytes, start: int, event: MetricEvent) -> EventLayout | None:
+    """The layout of ``event`` as hoststream writes it, if ``body[start:]`` is exactly that.
+
+    Derived from the decoded event (its names and labels encoded once per
+    fleet, :func:`~hoststream.schemas.fixed_parts`) instead of read from the
+    bytes varint by varint: a third of the cost of learning a shape. The
+    bytes must be what the layout writes with the event's values, so any
+    other writer's layout (blocks, map order) is left to :func:`event_layout`.
+    """
+    try:
+        _head, chunks = fixed_parts(event)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    layout = _chunks_struct(chunks)
+    args = _pack_args(chunks)
+    args[1::2] = [float(s.value) for s in event.samples]
+    if layout.size != len(body) - start or layout.pack(*args) != body[start:]:
+        return None
+    return EventLayout(layout.unpack_from, layout.pack, layout.size, chunks)
+
+
+def _chunks_struct(chunks: Sequence[bytes]) -> struct.Struct:
+    """The ``struct`` that writes ``chunks`` with a little-endian double between each two."""
+    fmt = "".join(f"{len(chunk)}sd" for chunk in chunks[:-1])
+    return struct.Struct(f"<{fmt}{len(chunks[-1])}s")
+
+
+def _pack_args(chunks: Sequence[bytes]) -> list[Any]:
+    """The arguments of :func:`_chunks_struct`'s ``pack``: the chunks, values still to fill in."""
+    args: list[Any] = [None] * (2 * len(chunks) - 1)
+    args[0::2] = chunks
+    return args
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,16 +251,13 @@ class MetricEventBodies:
             head, chunks = fixed_parts(event)
         except (AttributeError, KeyError, TypeError, ValueError):
             return None  # fastavro says what is wrong with it
-        layout = "<" + "".join(f"{len(c)}sd" for c in chunks[:-1]) + f"{len(chunks[-1])}s"
-        args: list[Any] = [None] * (2 * len(chunks) - 1)
-        args[0::2] = chunks
         shape = _Shape(
             head,
             dict(event.host_labels),
             event.region,
             [(s.name, s.kind, dict(s.labels)) for s in event.samples],
-            args,
-            struct.Struct(layout).pack,
+            _pack_args(chunks),
+            _chunks_struct(chunks).pack,
         )
         if event.family not in self._checked:
             if _body(shape, event) != encode(b"", self._schema, event, ctx):
@@ -298,8 +326,7 @@ class MetricEventBodies:
         reader.long()
         reader.long()
         layout = event_layout(body, reader.pos)
-        args: list[Any] = [None] * (2 * len(layout.chunks) - 1)
-        args[0::2] = layout.chunks
+        args = _pack_args(layout.chunks)
         if len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[(event.host, event.family)] = _Shape(

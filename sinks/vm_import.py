@@ -29,13 +29,12 @@ from confluent_kafka.serialization import SerializationContext
 from hoststream.errors import SerializationError
 from hoststream.schemas import (
     AvroReader,
-    EventLayout,
     MetricEvent,
     MetricKind,
     RecordDeserializer,
     WindowAggregate,
     event_layout,
-    fixed_parts,
+    written_layout,
 )
 from hoststream.schemas.validation import Validator
 from hoststream.sinks.aggregate_reader import AggregateValues
@@ -44,7 +43,8 @@ from hoststream.sinks.vm_series import (
     TimeBounds,
     aggregate_lines,
     event_lines,
-    series_labels,
+    merged_labels,
+    target_labels,
 )
 
 __all__ = ["EventShape", "EventValues", "MetricEventReader", "check_values", "import_body"]
@@ -125,47 +125,21 @@ class EventValues(NamedTuple):
 def _line_prefixes(event: MetricEvent) -> tuple[bytes, ...]:
     """Each sample's import line up to and including ``"values":``.
 
-    Its labels are :func:`series_labels`' (the host's, the sample's, then
-    ``instance``, ``job`` and the region, later ones winning; an empty value
-    drops its label), with the part that is the host's made once per event.
+    Labelled as :func:`~hoststream.sinks.vm_series.series_labels` labels it,
+    with the target's labels made once per event.
     """
-    target = series_labels(event.host, event.region)
+    target = target_labels(event.host, event.region)
     host_labels = event.host_labels
     prefixes: list[bytes] = []
     for sample in event.samples:
-        labels = {**host_labels, **sample.labels, **target}
-        if "" in labels.values():
-            labels = {k: v for k, v in labels.items() if v != ""}
+        labels = merged_labels(target, host_labels, sample.labels)
         prefixes.append(orjson.dumps({"metric": {"__name__": sample.name, **labels}})[:-1])
     return tuple(p + b',"values":' for p in prefixes)
 
 
-def _written_layout(data: bytes, start: int, event: MetricEvent) -> EventLayout | None:
-    """The layout of ``event`` as hoststream writes it, if ``data[start:]`` is exactly that.
-
-    Derived from the decoded event (its names and labels encoded once per
-    fleet, :func:`~hoststream.schemas.fixed_parts`) instead of read from the
-    bytes varint by varint: a third of the cost of learning a shape. The
-    bytes must be what the layout writes with the event's values, so any
-    other writer's layout (blocks, map order) falls back to reading the bytes.
-    """
-    try:
-        _head, chunks = fixed_parts(event)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-    fmt = "<" + "".join(f"{len(c)}sd" for c in chunks[:-1]) + f"{len(chunks[-1])}s"
-    layout = struct.Struct(fmt)
-    args: list[Any] = [None] * (2 * len(chunks) - 1)
-    args[0::2] = chunks
-    args[1::2] = [float(s.value) for s in event.samples]
-    if layout.size != len(data) - start or layout.pack(*args) != data[start:]:
-        return None
-    return EventLayout(layout.unpack_from, layout.pack, layout.size, chunks)
-
-
 def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
     """The shape of ``event``, whose host labels start at ``data[start]``."""
-    layout = _written_layout(data, start, event)
+    layout = written_layout(data, start, event)
     if layout is None:
         layout = event_layout(data, start)
     if len(layout.chunks) != len(event.samples) + 1:

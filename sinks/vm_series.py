@@ -75,17 +75,32 @@ def aggregate_series_name(metric: str, stat: str, window_size_ms: int) -> str:
 
 def series_labels(host: str, region: str | None, *label_sets: Mapping[str, str]) -> dict[str, str]:
     """A series' labels: ``label_sets`` merged, then ``region``, ``instance`` and ``job``."""
+    return merged_labels(target_labels(host, region), *label_sets)
+
+
+def target_labels(host: str, region: str | None) -> dict[str, str]:
+    """The labels naming the target, which no host or sample label may override."""
+    # instance and job identify the target as Prometheus' scrape would, and
+    # the region is the one the record carries.
+    target = {"instance": host, "job": JOB}
+    if region:
+        target["region"] = region
+    return target
+
+
+def merged_labels(target: Mapping[str, str], *label_sets: Mapping[str, str]) -> dict[str, str]:
+    """``label_sets`` merged, later ones winning, then ``target`` (:func:`target_labels`).
+
+    Callers labelling many series of one target make ``target`` once.
+    """
     labels: dict[str, str] = {}
     for label_set in label_sets:
         labels.update(label_set)
-    # instance and job identify the target as Prometheus' scrape would; no
-    # host or sample label may override them, nor the region the record carries.
-    labels["instance"] = host
-    labels["job"] = JOB
-    if region:
-        labels["region"] = region
+    labels.update(target)
     # An empty value means "no such label" in Prometheus.
-    return {k: v for k, v in labels.items() if v != ""}
+    if "" in labels.values():
+        return {k: v for k, v in labels.items() if v != ""}
+    return labels
 
 
 def event_lines(event: MetricEvent) -> list[Line]:

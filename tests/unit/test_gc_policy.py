@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hoststream.gc_policy import YOUNG_THRESHOLD, tune_for_throughput
+from hoststream.gc_policy import YOUNG_THRESHOLD, tune_for_throughput, tuned_for_throughput
 
 
 @pytest.fixture
@@ -56,3 +56,15 @@ def test_cycles_made_after_the_tuning_are_still_collected() -> None:
     assert watch() is not None  # a cycle: reference counting alone keeps it
     gc.collect()
     assert watch() is None
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_for_a_block_it_restores_the_collector_afterwards() -> None:
+    before = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
+    with tuned_for_throughput() as tuned:
+        assert tuned is True
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > frozen_before
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import psycopg
@@ -89,10 +90,23 @@ def schema(services: Settings, unique: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(unique)))
 
 
-def rows(settings: Settings, schema: str, query: str) -> list[tuple]:
-    with psycopg.connect(settings.sql_dsn.get_secret_value(), connect_timeout=10) as conn:
+@contextmanager
+def in_schema(
+    settings: Settings, schema: str, *, create: bool = False, autocommit: bool = False
+) -> Iterator[psycopg.Connection]:
+    """A connection whose search path is ``schema`` (created first if asked)."""
+    with psycopg.connect(
+        settings.sql_dsn.get_secret_value(), autocommit=autocommit, connect_timeout=10
+    ) as conn:
+        if create:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        return conn.execute(query).fetchall()
+        yield conn
+
+
+def rows(settings: Settings, schema: str, query: str, params: tuple = ()) -> list[tuple]:
+    with in_schema(settings, schema) as conn:
+        return conn.execute(query, params).fetchall()
 
 
 def test_migrations_are_applied_once_and_recorded(services: Settings, schema: str) -> None:
@@ -110,7 +124,8 @@ def test_migrations_are_applied_once_and_recorded(services: Settings, schema: st
         services,
         schema,
         "SELECT table_name FROM information_schema.tables"
-        f" WHERE table_schema = '{schema}' ORDER BY table_name",
+        " WHERE table_schema = %s ORDER BY table_name",
+        (schema,),
     )
     assert [t for (t,) in tables] == [
         "alerts",
@@ -346,9 +361,7 @@ def test_migration_3_adds_the_region_column_to_a_database_of_version_2(
 ) -> None:
     from hoststream.sinks.migrations import apply_migrations
 
-    with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    with in_schema(services, schema, create=True, autocommit=True) as conn:
         # Versions 1 and 2 as they shipped: migration 1 creates the tables as
         # sql_schema defines them today, so take the region column back out.
         assert apply_migrations(conn, MIGRATIONS[:2]) == [1, 2]
@@ -362,7 +375,8 @@ def test_migration_3_adds_the_region_column_to_a_database_of_version_2(
         services,
         schema,
         "SELECT table_name, column_name FROM information_schema.columns"
-        f" WHERE table_schema = '{schema}' AND column_name = 'region' ORDER BY 1",
+        " WHERE table_schema = %s AND column_name = 'region' ORDER BY 1",
+        (schema,),
     )
     assert columns == [
         ("alerts", "region"),
@@ -376,9 +390,7 @@ def test_migration_4_leaves_one_index_that_serves_the_apis_pages(
 ) -> None:
     from hoststream.sinks.migrations import apply_migrations
 
-    with psycopg.connect(services.sql_dsn.get_secret_value(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    with in_schema(services, schema, create=True, autocommit=True) as conn:
         assert apply_migrations(conn, MIGRATIONS[:3]) == [1, 2, 3]
     sink = SqlSink(services.sql_dsn.get_secret_value(), schema=schema)
     try:
@@ -392,15 +404,15 @@ def test_migration_4_leaves_one_index_that_serves_the_apis_pages(
     indexes = rows(
         services,
         schema,
-        f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{schema}'"
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s"
         " AND tablename = 'window_aggregates'",
+        (schema,),
     )
     assert [name for name, _ in indexes] == ["window_aggregates_pkey"]
     assert indexes[0][1].endswith("(host, metric, window_size_ms, window_start, labels_key)")
     # The API's page (one host, metric and window size, by window start and
     # labels) is read from the key in order: no sort.
-    with psycopg.connect(services.sql_dsn.get_secret_value()) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    with in_schema(services, schema) as conn:
         conn.execute("SET enable_seqscan = off")
         plan = "\n".join(
             line

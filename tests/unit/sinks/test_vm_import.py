@@ -21,6 +21,7 @@ from hoststream.schemas import (
     SingleObjectAvroSerializer,
     event_layout,
     schema_versions,
+    written_layout,
 )
 from hoststream.schemas._varint import zigzag
 from hoststream.schemas.validation import Validator
@@ -28,7 +29,6 @@ from hoststream.sinks.vm_import import (
     EventValues,
     MetricEventReader,
     _line_prefixes,
-    _written_layout,
     check_values,
     import_body,
 )
@@ -368,7 +368,7 @@ def test_a_layout_derived_from_the_event_is_the_one_read_from_its_bytes() -> Non
     e = replace(event(1), region="eu-1")
     data = encode(e)
     start = _samples_start(data)
-    derived = _written_layout(data, start, e)
+    derived = written_layout(data, start, e)
     assert derived is not None
     read = event_layout(data, start)
     assert derived.chunks == read.chunks
@@ -391,7 +391,7 @@ def test_bytes_another_writer_laid_out_otherwise_are_read_varint_by_varint() -> 
     blocked = (
         data[:count_at] + zigzag(-len(e.samples)) + zigzag(len(items)) + items + data[items_end:]
     )
-    assert _written_layout(blocked, start, e) is None
+    assert written_layout(blocked, start, e) is None
     layout = event_layout(blocked, start)
     assert layout.unpack(blocked, start)[1::2] == tuple(s.value for s in e.samples)
     # The reader learns such bytes all the same, from their own layout.
@@ -403,7 +403,7 @@ def test_bytes_another_writer_laid_out_otherwise_are_read_varint_by_varint() -> 
 
 def test_an_event_whose_values_are_not_in_the_bytes_derives_no_layout() -> None:
     data = encode(event(1))
-    assert _written_layout(data, _samples_start(data), event(2)) is None
+    assert written_layout(data, _samples_start(data), event(2)) is None
 
 
 @pytest.mark.parametrize("region", [None, "eu-1"])
