@@ -78,6 +78,8 @@ _Partition = tuple[str, int]
 
 #: The longest poll while the rest of a backlog is read (see ``_caught_up``).
 _CATCH_UP_POLL_S = 0.02
+#: How often offsets a rebalance refused are committed again when no batch carries them.
+_REFUSED_RETRY_S = 1.0
 
 #: In place of a record decoded with the batch: decode the message alone.
 _UNDECODED: Any = object()
@@ -88,8 +90,11 @@ def write_span_name(sink: str) -> str:
     return f"write {sink}"
 
 
-# Commit failures that mean "these partitions are no longer yours": the new
-# owner re-reads from the last commit and rewrites, which idempotent sinks allow.
+# Commit failures during or after a rebalance. The offsets are kept and
+# committed with the next batch's, or on revoke while the partitions are still
+# ours (cooperative rebalancing allows it); only if those fail too does the
+# partitions' new owner re-read from the last commit and rewrite, which
+# idempotent sinks allow.
 _LOST_OWNERSHIP = frozenset(
     {
         KafkaError.ILLEGAL_GENERATION,
@@ -238,6 +243,9 @@ class SinkConsumer(Generic[T]):
         # waiting out the batch's delay for records that are not there.
         self._behind = False
         self._committed: dict[_Partition, int] = {}
+        # Offsets of written records whose commit a rebalance refused.
+        self._refused: dict[_Partition, int] = {}
+        self._refused_retry_at = 0.0
         self._paused = False
         self._failed = False
         self._retry_at = 0.0
@@ -310,6 +318,10 @@ class SinkConsumer(Generic[T]):
             if self._inflight is not None and self._inflight.future.done():
                 # Commit a finished write now, not only when the next batch is due.
                 self._try_in(self._settle, None)
+            if self._refused and not self._batch.items and now >= self._refused_retry_at:
+                # Nothing new to commit them with: try again on their own.
+                self._refused_retry_at = now + _REFUSED_RETRY_S
+                self._try_in(self._commit_refused, None)
             if self._batch_due() and not self._paused:
                 if self._sink.write_ahead:
                     # The write's span is opened on the writer thread.
@@ -662,6 +674,16 @@ class SinkConsumer(Generic[T]):
         next_offsets: dict[_Partition, int] = {}
         for item in items:
             next_offsets[item.tp] = max(next_offsets.get(item.tp, 0), item.offset + 1)
+        self._commit_offsets(next_offsets)
+
+    def _commit_refused(self) -> None:
+        """Commit the offsets a rebalance refused, alone."""
+        if self._refused:
+            self._commit_offsets({})
+
+    def _commit_offsets(self, next_offsets: dict[_Partition, int]) -> None:
+        for tp, offset in self._refused.items():  # they go with these
+            next_offsets[tp] = max(next_offsets.get(tp, 0), offset)
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
@@ -669,12 +691,15 @@ class SinkConsumer(Generic[T]):
             error: KafkaError = exc.args[0]
             if error.code() in _LOST_OWNERSHIP:
                 log.warning(
-                    "%s: commit refused (%s); the partitions' new owner rewrites the batch",
+                    "%s: commit refused (%s); committed again with the next batch or "
+                    "when the partitions are revoked",
                     self._sink.name,
                     error.str(),
                 )
+                self._refused = next_offsets
                 return
             raise SinkUnavailableError(f"committing offsets failed: {error.str()}") from exc
+        self._refused = {}
         self._committed.update(next_offsets)
 
     # -- rebalancing (called from inside consume) ---------------------------
@@ -708,6 +733,13 @@ class SinkConsumer(Generic[T]):
             # the records are dropped below and read again by the next owner.
             except Exception as exc:
                 log.warning("%s: could not flush on revoke: %s", self._sink.name, exc)
+        if not revoked.isdisjoint(self._refused) and not self._failed:
+            # Written, their commit refused by an earlier rebalance: the last
+            # chance before another member reads them again.
+            try:
+                self._commit_refused()
+            except Exception as exc:
+                log.warning("%s: could not commit on revoke: %s", self._sink.name, exc)
         self._forget(revoked, "revoked")
         consumer.incremental_unassign(partitions)
 
@@ -737,6 +769,7 @@ class SinkConsumer(Generic[T]):
         self._assigned -= partitions
         for topic, partition in partitions:
             self._committed.pop((topic, partition), None)
+            self._refused.pop((topic, partition), None)
             self._metrics.forget_partition(topic, partition)
 
     # -- helpers ------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from hoststream.dead_letters import Rejection
 from hoststream.errors import InvalidRecordError, SchemaRegistryUnavailableError, SerializationError
@@ -33,6 +33,8 @@ class FakeConsumer:
         self.pending_revoke: list[tuple[str, int]] | None = None
         self.closed = False
         self.consume_calls = 0
+        #: The next this many commits are refused as a rebalance refuses them.
+        self.refuse_commits = 0
 
     # -- the API the loop uses
     def subscribe(self, topics, on_assign=None, on_revoke=None, on_lost=None) -> None:
@@ -79,6 +81,9 @@ class FakeConsumer:
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool = True):
         assert asynchronous is False
+        if self.refuse_commits:
+            self.refuse_commits -= 1
+            raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
         batch = {(tp.topic, tp.partition): tp.offset for tp in offsets}
         for key in batch:
             assert key in self.assigned, f"committed {key} which is not assigned"

@@ -190,6 +190,35 @@ def test_revoke_flushes_and_commits_what_is_held_for_revoked_partitions() -> Non
     assert rig.consumer.assigned == {("m", 0)}
 
 
+def test_offsets_a_rebalance_refused_are_committed_when_their_partitions_are_revoked() -> None:
+    logs = {
+        ("m", 0): partition_log("m", 0, values(1, 2)),
+        ("m", 1): partition_log("m", 1, values(3)),
+    }
+    rig = recording_rig(logs, max_records=3)
+    rig.consumer.refuse_commits = 1
+    rig.steps(1)
+    assert sorted(rig.sink.stored) == [1, 2, 3]
+    assert rig.consumer.committed == {}  # written, the commit refused
+    rig.consumer.revoke(("m", 1))
+    rig.steps(1)
+    # Committed while still ours: the next owner does not write them again.
+    assert rig.consumer.committed == {("m", 0): 2, ("m", 1): 1}
+    assert sorted(rig.sink.stored) == [1, 2, 3]
+
+
+def test_offsets_a_rebalance_refused_are_committed_again_without_waiting_for_a_batch() -> None:
+    logs = {("m", 0): partition_log("m", 0, values(1, 2))}
+    rig = recording_rig(logs, max_records=2)
+    rig.consumer.refuse_commits = 1
+    rig.steps(1)
+    assert rig.consumer.committed == {}
+    rig.clock.sleep(1.5)
+    rig.steps(1)
+    assert rig.consumer.committed == {("m", 0): 2}
+    assert rig.sink.stored == [1, 2]
+
+
 def test_revoke_while_down_drops_the_revoked_records_uncommitted() -> None:
     logs = {
         ("m", 0): partition_log("m", 0, values(1, 2)),
