@@ -23,6 +23,8 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ from bench.common import (
     code_version,
     load_note,
     panels_plot,
+    proc_cpu_seconds,
     scale,
     settings_for,
 )
@@ -66,6 +69,40 @@ VM_SAMPLES = 2_000_000
 SQL_ROWS = 100_000
 HOSTS = 100
 CAP_S = 90.0
+
+
+def _vm_pid(settings: Any) -> int | None:
+    """The pid of the stack's VictoriaMetrics when it is the one at ``settings.vm_url``."""
+    from hoststream.stack import Stack
+
+    stack = Stack(settings.state_dir, settings.lib_dir, port_offset=settings.stack_port_offset)
+    for status in stack.status():
+        ours = status.address.rstrip("/") == settings.vm_url.rstrip("/")
+        if status.name == "victoriametrics" and status.pid is not None and ours:
+            return status.pid
+    return None
+
+
+@contextmanager
+def _cpu_per_sample(
+    vm_pid: int | None, samples: int, *, own: bool = False
+) -> Iterator[dict[str, float]]:
+    """CPU µs per sample spent during the block by VictoriaMetrics (and by this process).
+
+    From each process' own accounting (``/proc/<pid>/stat``, ``getrusage``):
+    what the figures' rates cost, so a ratio of rates can be read as a
+    division of the machine's two cores between the sink and the store.
+    """
+    figures: dict[str, float] = {}
+    vm_before = proc_cpu_seconds(vm_pid) if vm_pid is not None else 0.0
+    own_before = time.process_time()
+    yield figures
+    if vm_pid is not None:
+        spent = proc_cpu_seconds(vm_pid) - vm_before
+        figures["victoriametrics_cpu_us_per_sample"] = round(spent / samples * 1e6, 3)
+    if own:
+        spent = time.process_time() - own_before
+        figures["sink_process_cpu_us_per_sample"] = round(spent / samples * 1e6, 3)
 
 
 def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float], list[str]]:
@@ -104,23 +141,35 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         del batches, batch, fleet
         gc.collect()
         ceilings: dict[str, Any] = {}
+        vm_pid = _vm_pid(settings)
+        samples = loaded.total_samples
         with httpx.Client(timeout=120) as client:
-            before = _bare_import(client, vm_url, requests.pop(passes[0]))
+            with _cpu_per_sample(vm_pid, samples) as cpu:
+                before = _bare_import(client, vm_url, requests.pop(passes[0]))
+            before.update(cpu)
             print(f"sinks: bare import before the sinks: {before}", flush=True)
 
-            ours = _vm_sink(settings, loaded, policy, f"{prefix}vm", write_ahead=True)
+            with _cpu_per_sample(vm_pid, samples, own=True) as cpu:
+                ours = _vm_sink(settings, loaded, policy, f"{prefix}vm", write_ahead=True)
+            ours.update(cpu)
             print(f"sinks: victoriametrics sink {ours}", flush=True)
             # The same sink writing each batch before reading the next, over the
             # same topics in a group of its own. It runs second, so VictoriaMetrics
             # already knows the series: if anything, that favours it.
-            in_turn = _vm_sink(settings, loaded, policy, f"{prefix}vm-in-turn", write_ahead=False)
+            with _cpu_per_sample(vm_pid, samples, own=True) as cpu:
+                in_turn = _vm_sink(
+                    settings, loaded, policy, f"{prefix}vm-in-turn", write_ahead=False
+                )
+            in_turn.update(cpu)
             print(f"sinks: victoriametrics sink without write-ahead {in_turn}", flush=True)
 
             for fmt, compress, run_tag in passes[1:]:
                 name = f"{fmt}, {compress}"
-                ceilings[name] = _bare_import(
-                    client, vm_url, requests.pop((fmt, compress, run_tag))
-                )
+                with _cpu_per_sample(vm_pid, samples) as cpu:
+                    ceilings[name] = _bare_import(
+                        client, vm_url, requests.pop((fmt, compress, run_tag))
+                    )
+                ceilings[name].update(cpu)
                 print(f"sinks: bare import, {name}: {ceilings[name]}", flush=True)
         after = ceilings[", ".join(SINK_FORMAT)]
         ceiling = max(before, after, key=lambda c: c["samples_per_s"])
@@ -155,6 +204,11 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         / ceiling["samples_per_s"],
     }
     notes = [
+        "CPU per sample: victoriametrics_cpu_us_per_sample is the stack's VictoriaMetrics' own "
+        "CPU (/proc) over each bare import pass or sink run, divided by the samples; "
+        "sink_process_cpu_us_per_sample is this process' over the sink's run (its threads, "
+        "librdkafka's, start-up and learning included); absent when VictoriaMetrics is not the "
+        "stack's",
         "VM sink samples/s: from its first offset commit to its last; it includes consuming, "
         "Avro decoding, validation, encoding, compression, the import requests and the commit; "
         f"batches of {policy.max_records} events; without write-ahead: the same sink with "
