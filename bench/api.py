@@ -65,30 +65,34 @@ def _load(dsn: str, host_prefix: str, rows: int) -> tuple[list[str], list[str], 
                         for w in range(windows):
                             start = end_ms - (windows - w) * WINDOW_MS
                             value = rng.random() * 100
-                            copy.write_row(
-                                (
-                                    host,
-                                    metric,
-                                    "{}",
-                                    WINDOW_MS,
-                                    datetime.fromtimestamp(start / 1000, UTC),
-                                    datetime.fromtimestamp((start + WINDOW_MS) / 1000, UTC),
-                                    "{}",
-                                    "GAUGE",
-                                    6,
-                                    value * 6,
-                                    value * 0.9,
-                                    value * 1.1,
-                                    value,
-                                    value,
-                                    value,
-                                    value * 1.05,
-                                    value * 1.08,
-                                    value * 1.1,
-                                    0.01,
-                                    None,
-                                )
-                            )
+                            row = {
+                                "host": host,
+                                "metric": metric,
+                                "labels_key": "{}",
+                                "window_size_ms": WINDOW_MS,
+                                "window_start": datetime.fromtimestamp(start / 1000, UTC),
+                                "window_end": datetime.fromtimestamp(
+                                    (start + WINDOW_MS) / 1000, UTC
+                                ),
+                                "labels": "{}",
+                                "kind": "GAUGE",
+                                "count": 6,
+                                "sum": value * 6,
+                                "min": value * 0.9,
+                                "max": value * 1.1,
+                                "mean": value,
+                                "last": value,
+                                "p50": value,
+                                "p90": value * 1.05,
+                                "p95": value * 1.08,
+                                "p99": value * 1.1,
+                                "rate_per_second": 0.01,
+                                "quantile_relative_error": None,
+                                "region": None,
+                            }
+                            # In the table's column order; a column added
+                            # later and missing here fails loudly.
+                            copy.write_row(tuple(row[c] for c in AGGREGATE_COLUMNS))
         conn.execute("ANALYZE public.window_aggregates")
     return hosts, metrics, end_ms
 
