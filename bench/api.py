@@ -87,7 +87,7 @@ def _load(dsn: str, host_prefix: str, rows: int) -> tuple[list[str], list[str], 
                                 "p95": value * 1.08,
                                 "p99": value * 1.1,
                                 "rate_per_second": 0.01,
-                                "quantile_relative_error": None,
+                                "quantile_relative_error": 0.0,  # exact: few samples
                                 "region": None,
                             }
                             # In the table's column order; a column added
