@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ from prometheus_client import Counter
 
 from hoststream.config import Settings
 from hoststream.errors import ListenError
-from hoststream.runtime import Runtime, run_component
+from hoststream.runtime import Runtime, bind_socket, run_component
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -125,3 +126,26 @@ def test_a_component_whose_port_is_taken_exits_1_with_one_line(taken_port: int) 
         f"error: cannot serve /metrics on 127.0.0.1:{taken_port} (HOSTSTREAM_METRICS_PORT): "
         "Address already in use"
     )
+
+
+def test_connections_accepted_on_a_bound_socket_send_without_nagles_delay() -> None:
+    """asyncio sets TCP_NODELAY only where the listening socket's protocol says TCP."""
+    sock = bind_socket("127.0.0.1", 0, "HOSTSTREAM_API_PORT", "the API")
+    port = sock.getsockname()[1]
+    seen: list[int] = []
+
+    async def exchange() -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted = writer.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(serve, sock=sock)
+        async with server:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await _reader.read()
+            writer.close()
+
+    asyncio.run(exchange())
+    assert len(seen) == 1
+    assert seen[0] != 0
