@@ -60,8 +60,13 @@ def _client(bootstrap: str) -> dict[str, Any]:
     return {"bootstrap.servers": bootstrap, "socket.timeout.ms": 3000, "log_level": 0}
 
 
-def _record_counts(bootstrap: str, topics: Sequence[str] | None) -> dict[str, int] | None:
-    """Records held (end minus start offset, summed over partitions) per topic; None: no answer.
+_Partition = tuple[str, int]
+
+
+def _partition_records(
+    bootstrap: str, topics: Sequence[str] | None
+) -> dict[_Partition, int] | None:
+    """Records held (end minus start offset) per partition; None: the cluster did not answer.
 
     ``topics`` None: every topic of the cluster.
     """
@@ -71,36 +76,59 @@ def _record_counts(bootstrap: str, topics: Sequence[str] | None) -> dict[str, in
         names = [
             t for t in (topics if topics is not None else metadata.topics) if t in metadata.topics
         ]
-        counts: dict[str, int] = {}
+        held: dict[_Partition, int] = {}
         for name in names:
-            total = 0
             for partition in metadata.topics[name].partitions:
                 low, high = consumer.get_watermark_offsets(
                     TopicPartition(name, partition), timeout=3
                 )
-                total += max(0, high - low)
-            counts[name] = total
-        return counts
+                held[(name, partition)] = max(0, high - low)
+        return held
     except Exception:  # any failure means "this cluster does not answer"
         return None
     finally:
         consumer.close()
 
 
+#: A record as MirrorMaker 2 copies it: timestamp, key and value.
+_Record = tuple[int, bytes | None, bytes | None]
+
+
 def _newest_timestamp_ms(bootstrap: str, topic: str) -> int | None:
     """The timestamp of the last record of a one-partition topic; None: none, or no answer."""
+    last = _last_records(bootstrap, [topic])
+    record = None if last is None else last.get((topic, 0))
+    return None if record is None else record[0]
+
+
+def _last_records(bootstrap: str, topics: Sequence[str]) -> dict[_Partition, _Record] | None:
+    """The last record of each non-empty partition of ``topics``; None: no answer."""
     consumer = Consumer({**_client(bootstrap), "group.id": "hoststream-stack-status"})
     try:
-        if topic not in consumer.list_topics(topic, timeout=3).topics:
-            return None
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=3)
-        if high <= low:
-            return None
-        consumer.assign([TopicPartition(topic, 0, high - 1)])
-        message = consumer.poll(3)
-        if message is None or message.error() is not None:
-            return None
-        return int(message.timestamp()[1])
+        metadata = consumer.list_topics(timeout=3)
+        ends: dict[_Partition, int] = {}
+        for name in topics:
+            if name not in metadata.topics:
+                continue
+            for partition in metadata.topics[name].partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(name, partition), timeout=3
+                )
+                if high > low:
+                    ends[(name, partition)] = high - 1
+        if not ends:
+            return {}
+        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in ends.items()])
+        last: dict[_Partition, _Record] = {}
+        deadline = time.monotonic() + 3
+        while len(last) < len(ends) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            if message.offset() == ends.get(key):
+                last[key] = (int(message.timestamp()[1]), message.key(), message.value())
+        return last if len(last) == len(ends) else None
     except Exception:  # any failure means "this cluster does not answer"
         return None
     finally:
@@ -110,29 +138,53 @@ def _newest_timestamp_ms(bootstrap: str, topic: str) -> int | None:
 def replication_lag(
     source: str, source_bootstrap: str, target: str, target_bootstrap: str
 ) -> ReplicationLag:
-    """How many records of ``source``'s mirrored topics ``target`` lacks.
+    """How many records of ``source``'s mirrored topics ``target`` lacks, at least.
 
-    Counts records (end minus start offsets) of each topic MirrorMaker 2
-    copies from ``source`` and of its ``<source>.<topic>`` copy in ``target``;
-    MirrorMaker 2 renumbers offsets, so counts are compared, not positions.
-    Topics that were themselves mirrored into ``source`` are not copied on.
+    MirrorMaker 2 renumbers offsets, so positions cannot be compared; it
+    keeps partitions, timestamps, keys and values, and copies a partition in
+    order. Two lower bounds are taken and the larger reported: the source's
+    record count less the copy's, per topic; and per partition, one record
+    when the copy's last record is not the source's last (all of them when
+    the copy's partition is empty). Counts alone read 0 while the newest
+    records are missing whenever the copy holds duplicates, as it does after
+    MirrorMaker 2 restarts (it copies at least once). Topics that were
+    themselves mirrored into ``source`` are not copied on.
     """
     patterns = [re.compile(regex) for regex in MIRRORED_TOPIC_REGEXES]
-    here = _record_counts(source_bootstrap, None)
+    here = _partition_records(source_bootstrap, None)
     if here is None:
         return ReplicationLag(source, target, None)
     mirrored = {
-        name: count
-        for name, count in here.items()
-        if any(p.fullmatch(name) for p in patterns) and not name.startswith(f"{target}.")
+        (name, partition): held
+        for (name, partition), held in here.items()
+        if held > 0
+        and any(p.fullmatch(name) for p in patterns)
+        and not name.startswith(f"{target}.")
     }
-    there = _record_counts(target_bootstrap, [f"{source}.{name}" for name in mirrored])
-    if there is None:
+    names = sorted({name for name, _partition in mirrored})
+    copies = [f"{source}.{name}" for name in names]
+    there = _partition_records(target_bootstrap, copies)
+    copied_last = _last_records(target_bootstrap, copies)
+    source_last = _last_records(source_bootstrap, names)
+    if there is None or copied_last is None or source_last is None:
         return ReplicationLag(source, target, None)
-    missing = sum(
-        max(0, count - there.get(f"{source}.{name}", 0)) for name, count in mirrored.items()
+    by_tail = 0
+    for (name, partition), held in mirrored.items():
+        copied = copied_last.get((f"{source}.{name}", partition))
+        if copied is None:
+            by_tail += held
+        elif copied != source_last.get((name, partition)):
+            by_tail += 1
+    held_here: dict[str, int] = {}
+    for (name, _partition), held in mirrored.items():
+        held_here[name] = held_here.get(name, 0) + held
+    held_there: dict[str, int] = {}
+    for (copy, _partition), held in there.items():
+        held_there[copy] = held_there.get(copy, 0) + held
+    by_count = sum(
+        max(0, held - held_there.get(f"{source}.{name}", 0)) for name, held in held_here.items()
     )
-    return ReplicationLag(source, target, missing)
+    return ReplicationLag(source, target, max(by_tail, by_count))
 
 
 class MirrorMaker2(KafkaJarService):
@@ -232,7 +284,7 @@ class MirrorMaker2(KafkaJarService):
         back; the other flow carries on. Only a restart of the process helps.
         """
         answering = {
-            alias: _record_counts(bootstrap, []) is not None
+            alias: _partition_records(bootstrap, []) is not None
             for alias, bootstrap in self.clusters.items()
         }
         return [

@@ -40,7 +40,7 @@ from hoststream.schemas import (
 )
 from hoststream.sinks.app import mirrored_routes
 from hoststream.sinks.decoding import TopicDecoder
-from hoststream.topics import aggregate_topic_prefix, schemas_topic
+from hoststream.topics import aggregate_topic_prefix, schemas_topic, sink_group
 from tests.support.pipeline import Component, component_env, wait_for
 from tests.support.processes import free_port
 from tests.support.regions import Region, TwoRegions
@@ -391,22 +391,19 @@ def test_region_b_keeps_serving_while_region_a_kafka_is_down_and_nothing_is_stor
         )
     # The flow into region A, whose Connect state lives in region A, may hang after the
     # outage (Kafka 4.1); `stack up` restarts MirrorMaker 2 then, and it catches up too.
-    two_regions.stack.up()
+    # A flow is judged stuck only once its newest copied heartbeat is 30 s old, which
+    # may be after the first look: look again while waiting, as an operator would.
     for host in b_hosts:
         try:
-            wait_for(
+            _while_restarting_stuck_flows(
+                two_regions,
                 lambda: tick in pipeline.api_windows("region-a", host),  # noqa: B023
                 180,
                 f"region A receiving {host}'s window from the outage",
             )
         except AssertionError as failure:
-            source = f"{aggregate_topic_prefix(pipeline.settings['region-b'])}{WINDOW}"
             raise AssertionError(
-                f"{failure}; region B wrote {pipeline.regions['region-b'].records(source)},"
-                f" region A holds {pipeline.regions['region-a'].records(f'region-b.{source}')}"
-                f" copies; lags {two_regions.stack.mirrormaker().lags()};"
-                f" windows of {host} in region A's SQL:"
-                f" {sorted({row[4] for row in pipeline.rows('region-a', [host])})}, tick {tick}"
+                f"{failure}; {_mirrored_diagnosis(pipeline, two_regions, host, tick)}"
             ) from failure
     for source, other in (("region-a", "region-b"), ("region-b", "region-a")):
         hosts = pipeline.hosts(source)
@@ -428,6 +425,63 @@ def test_region_b_keeps_serving_while_region_a_kafka_is_down_and_nothing_is_stor
     copied = pipeline.regions["region-b"].records(f"region-a.{source}")
     assert copied >= pipeline.regions["region-a"].records(source)
     pipeline.assert_alive()
+
+
+def _while_restarting_stuck_flows(
+    two_regions: TwoRegions, check: Callable[[], bool], timeout_s: float, what: str
+) -> None:
+    """Wait for ``check``, running `stack up` (which restarts a stuck MirrorMaker 2)
+    every 20 s meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        two_regions.stack.up()
+        look_until = min(deadline, time.monotonic() + 20)
+        while time.monotonic() < look_until:
+            if check():
+                return
+            time.sleep(1)
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+
+
+def _mirrored_diagnosis(pipeline: Pipeline, two_regions: TwoRegions, host: str, tick: int) -> str:
+    """Where region B's copies into region A stand: in Kafka, in region A's SQL sink
+    group, in its SQL, and what that sink and MirrorMaker 2 logged."""
+    a, b = pipeline.settings["region-a"], pipeline.settings["region-b"]
+    source = f"{aggregate_topic_prefix(b)}{WINDOW}"
+    copy = f"region-b.{source}"
+    consumer = Consumer({"bootstrap.servers": a.kafka_bootstrap, "group.id": sink_group(a, "sql")})
+    try:
+        partitions = consumer.list_topics(copy, timeout=10).topics[copy].partitions
+        committed = consumer.committed([TopicPartition(copy, p) for p in partitions], timeout=10)
+        positions = [
+            (tp.partition, tp.offset, consumer.get_watermark_offsets(tp, timeout=10)[1])
+            for tp in committed
+        ]
+    except Exception as exc:  # diagnosis only: say what could not be read
+        positions = [("unreadable", str(exc))]  # type: ignore[list-item]
+    finally:
+        consumer.close()
+    sink = next(c for c in pipeline.components if c.log.name == "region-a-sink-sql.log")
+    sink_log = [line for line in sink.log.read_text().splitlines() if not line.startswith("%")][
+        -25:
+    ]
+    mirrormaker = two_regions.stack.mirrormaker()
+    mm2_log = [
+        line
+        for line in mirrormaker.paths.log(mirrormaker.name).read_text().splitlines()
+        if " ERROR " in line or "MirrorMaker st" in line or "Starting MirrorSource" in line
+    ][-15:]
+    return (
+        f"region B wrote {pipeline.regions['region-b'].records(source)}, region A holds"
+        f" {pipeline.regions['region-a'].records(copy)} copies; lags {mirrormaker.lags()};"
+        f" windows of {host} in region A's SQL:"
+        f" {sorted({row[4] for row in pipeline.rows('region-a', [host])})}, tick {tick};"
+        f" region A's SQL sink group (partition, committed, end): {positions};"
+        f" region A's SQL sink {'runs' if sink.alive() else 'has exited'}, its log:\n"
+        + "\n".join(sink_log)
+        + "\nMirrorMaker 2's log:\n"
+        + "\n".join(mm2_log)
+    )
 
 
 def _any_aggregate(pipeline: Pipeline, region: str) -> WindowAggregate:
