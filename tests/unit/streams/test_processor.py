@@ -342,3 +342,18 @@ def test_every_window_size_closes_at_end_plus_grace_without_the_hosts_next_sampl
     h.now = end + 10_000  # end + grace
     h.tick()
     assert emitted_last() == [size_ms // 10_000]
+
+
+def test_a_state_taken_over_after_a_pass_is_looked_at_by_the_next_pass() -> None:
+    h = Harness()
+    h.process([message("a", T0, 1.0)])
+    h.now = T0 + 3_600_000
+    assert h.tick() == 1  # a pass over every state: "a"'s window closes
+    # Another worker's state arrives in the table, as a rebalance restores it.
+    other = Harness()
+    other.process([message("b", T0, 2.0)])
+    h.table.update(other.table)
+    assert h.tick() == 0  # restored just now: its host gets a full quiet period
+    h.now += 20_000
+    assert h.tick() == 1
+    assert [(a.host, a.count) for a in h.emitted] == [("a", 1), ("b", 1)]
