@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +80,11 @@ def _import(client: httpx.Client, url: str, body: bytes) -> None:
         start = end
 
 
-def _run(binary: Path, flags: list[str], hosts: int, series: int, ticks: int) -> dict[str, Any]:
-    data = Path(tempfile.mkdtemp(prefix="bench-vm-index-"))
+@contextmanager
+def throwaway_server(binary: Path, flags: list[str]) -> Iterator[tuple[str, int]]:
+    """A VictoriaMetrics of its own (temporary data folder, free loopback port, the
+    stack's dedup flag), answering: its URL and pid; stopped and deleted afterwards."""
+    data = Path(tempfile.mkdtemp(prefix="bench-vm-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -95,30 +100,34 @@ def _run(binary: Path, flags: list[str], hosts: int, series: int, ticks: int) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        with httpx.Client(timeout=600) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"VictoriaMetrics did not start on port {port}")
-                time.sleep(0.2)
-            first_ms = int(time.time() * 1000) // 10_000 * 10_000 - ticks * 10_000
-            cpu: list[float] = []
-            for tick in range(ticks):
-                body = _tick_body(hosts, series, first_ms + tick * 10_000)
-                before = proc_cpu_seconds(server.pid)
-                _import(client, url, body)
-                client.get(f"{url}/internal/force_flush").raise_for_status()
-                time.sleep(2)  # what the import left to background work
-                cpu.append(proc_cpu_seconds(server.pid) - before)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"VictoriaMetrics did not start on port {port}")
+            time.sleep(0.2)
+        yield url, server.pid
     finally:
         server.terminate()
         server.wait(30)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _run(binary: Path, flags: list[str], hosts: int, series: int, ticks: int) -> dict[str, Any]:
+    with throwaway_server(binary, flags) as (url, pid), httpx.Client(timeout=600) as client:
+        first_ms = int(time.time() * 1000) // 10_000 * 10_000 - ticks * 10_000
+        cpu: list[float] = []
+        for tick in range(ticks):
+            body = _tick_body(hosts, series, first_ms + tick * 10_000)
+            before = proc_cpu_seconds(pid)
+            _import(client, url, body)
+            client.get(f"{url}/internal/force_flush").raise_for_status()
+            time.sleep(2)  # what the import left to background work
+            cpu.append(proc_cpu_seconds(pid) - before)
     samples = hosts * series * len(_NAMES)
     later = cpu[1:] or [float("nan")]
     return {
