@@ -164,7 +164,9 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         # Every pass's requests are encoded now, and the events dropped: a
         # deployed sink's process holds no heap of millions of objects, and
         # the sinks run in this one, where the collector would walk them.
-        passes = [(*SINK_FORMAT, "before")] + [(f, c, "after") for f, c in CEILING_FORMATS]
+        sink_format = SINK_FORMATS[settings.vm_write_format]
+        other_sink_format = next(f for k, f in SINK_FORMATS.items() if f != sink_format)
+        passes = [(*sink_format, "before")] + [(f, c, "after") for f, c in CEILING_FORMATS]
         requests = {p: _requests(batches, *p) for p in passes}
         del batches, batch, fleet
         gc.collect()
@@ -190,6 +192,18 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
                 )
             in_turn.update(cpu)
             print(f"sinks: victoriametrics sink without write-ahead {in_turn}", flush=True)
+            # The other wire format, over the same topics in a group of its own.
+            other = "import" if settings.vm_write_format == "remote_write" else "remote_write"
+            with _cpu_per_sample(vm_url, vm_pid, samples, own=True) as cpu:
+                other_format = _vm_sink(
+                    settings.model_copy(update={"vm_write_format": other}),
+                    loaded,
+                    policy,
+                    f"{prefix}vm-{other}",
+                    write_ahead=True,
+                )
+            other_format.update(cpu)
+            print(f"sinks: victoriametrics sink writing {other} {other_format}", flush=True)
 
             for fmt, compress, run_tag in passes[1:]:
                 name = f"{fmt}, {compress}"
@@ -199,7 +213,7 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
                     )
                 ceilings[name].update(cpu)
                 print(f"sinks: bare import, {name}: {ceilings[name]}", flush=True)
-        after = ceilings[", ".join(SINK_FORMAT)]
+        after = ceilings[", ".join(sink_format)]
         ceiling = max(before, after, key=lambda c: c["samples_per_s"])
     finally:
         delete_topics(settings, topics_with_prefix(settings, prefix))
@@ -218,6 +232,7 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         "data": loaded.describe(),
         "hoststream_sink": ours,
         "hoststream_sink_without_write_ahead": in_turn,
+        "hoststream_sink_other_format": {"wire_format": other, **other_format},
         "bare_import": ceiling,
         "bare_import_sink_format_before_and_after": [before, after],
         "bare_import_by_format": ceilings,
@@ -228,6 +243,8 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
     ratios = {
         "vm_sink_vs_bare_import": ours["samples_per_s"] / ceiling["samples_per_s"],
         "vm_sink_vs_fastest_bare_import": ours["samples_per_s"] / fastest["samples_per_s"],
+        "vm_sink_other_format_vs_its_bare_import": other_format["samples_per_s"]
+        / ceilings[", ".join(other_sink_format)]["samples_per_s"],
         "vm_sink_without_write_ahead_vs_bare_import": in_turn["samples_per_s"]
         / ceiling["samples_per_s"],
     }
@@ -243,13 +260,15 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
         "Avro decoding, validation, encoding, compression, the import requests and the commit; "
         f"batches of {policy.max_records} events; without write-ahead: the same sink with "
         "write_ahead off (each batch written before the next is read), run second over the same "
-        "topics, so VictoriaMetrics already had its series",
+        "topics, so VictoriaMetrics already had its series; other format: the same sink "
+        "writing the other wire format (HOSTSTREAM_VM_WRITE_FORMAT), run third, its ratio "
+        "against the bare pass of that format",
         f"bare import: requests of {policy.max_records} events' samples, already encoded (and "
         "compressed, gzip level 1) before timing, sent one after another, in each format: "
         "JSON lines with one line per sample, or one line per series and batch (all its values "
         "and timestamps of the batch), Prometheus text, and Prometheus remote write (protobuf "
         "WriteRequest, one TimeSeries per series and batch, snappy, POST /api/v1/write); the "
-        f"ratio is against the format the sink sends ({', '.join(SINK_FORMAT)}), the faster of "
+        f"ratio is against the format the sink sends ({', '.join(sink_format)}), the faster of "
         "a pass before the sinks ran and one after; vm_sink_vs_fastest_bare_import is "
         "against the fastest pass of any format",
     ]
@@ -347,8 +366,11 @@ _HEADERS: dict[str, dict[str, str]] = {
         "X-Prometheus-Remote-Write-Version": "0.1.0",
     },
 }
-#: The one the sink sends.
-SINK_FORMAT = ("json lines, one per series", "none")
+#: The one the sink sends, by HOSTSTREAM_VM_WRITE_FORMAT.
+SINK_FORMATS = {
+    "remote_write": ("prometheus remote write", "snappy"),
+    "import": ("json lines, one per series", "none"),
+}
 
 
 def _body(fmt: str, events: list[Any], tag: str) -> bytes:

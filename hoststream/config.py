@@ -168,6 +168,13 @@ class StoresSection(_Section):
     title: ClassVar[str] = "Stores"
 
     vm_url: str = Field("http://127.0.0.1:8428", description="VictoriaMetrics base URL.")
+    vm_write_format: Literal["remote_write", "import"] = Field(
+        "remote_write",
+        description=(
+            "How the VictoriaMetrics sink writes: `remote_write` (Prometheus remote write,"
+            " `/api/v1/write`, snappy) or `import` (JSON lines, `/api/v1/import`)."
+        ),
+    )
     sql_dsn: SecretStr = Field(
         SecretStr("postgresql://postgres@127.0.0.1:5432/hoststream"),
         description="CockroachDB/PostgreSQL connection string.",

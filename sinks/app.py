@@ -41,7 +41,8 @@ from hoststream.sinks.sql import SqlSink
 from hoststream.sinks.sql_copy import series_text
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
 from hoststream.sinks.vm_aggregates import line_parts
-from hoststream.sinks.vm_import import MetricEventReader
+from hoststream.sinks.vm_import import MetricEventReader, import_line_prefixes
+from hoststream.sinks.vm_remote_write import aggregate_heads, event_template
 from hoststream.tls import client_ssl_context, vm_auth
 from hoststream.topics import (
     aggregate_topic_prefix,
@@ -140,10 +141,13 @@ def build_sink(
     validator = Validator.from_settings(settings)
     sink: BatchingSink[Any]
     if kind == "victoriametrics":
+        remote_write = settings.vm_write_format == "remote_write"
         events = MetricEventReader(
-            codec_for(settings, MetricEvent, client=client).deserializer, validator=validator
+            codec_for(settings, MetricEvent, client=client).deserializer,
+            validator=validator,
+            derive=event_template if remote_write else import_line_prefixes,
         )
-        by_series = AggregateReader(aggregates, line_parts)
+        by_series = AggregateReader(aggregates, aggregate_heads if remote_write else line_parts)
         # Longest prefix wins: metrics.agg.* are aggregates, other metrics.* events.
         decoder = TopicDecoder(
             {aggregate_topic_prefix(settings): by_series, metric_topic_prefix(settings): events},
@@ -151,6 +155,7 @@ def build_sink(
         )
         sink = VictoriaMetricsSink(
             settings.vm_url,
+            wire_format=settings.vm_write_format,
             on_drop=metrics.store_dropped,
             auth=vm_auth(settings),
             verify=client_ssl_context(settings),

@@ -1,9 +1,11 @@
-"""VictoriaMetrics: raw samples and window aggregates through ``POST /api/v1/import``.
+"""VictoriaMetrics: raw samples and window aggregates, by remote write or JSON import.
 
-A batch is sent as JSON lines, one per series (see :mod:`sinks.vm_series` for
-names and labels, :mod:`sinks.vm_import` for the lines). VictoriaMetrics
-answers 204 even when it skips a malformed line or a sample outside its
-retention, so records are judged before they are sent, by the validation
+A batch is sent as one Prometheus remote-write request (``POST
+/api/v1/write``, protobuf and snappy; :mod:`sinks.vm_remote_write`), or with
+``wire_format="import"`` as JSON lines, one per series (``POST
+/api/v1/import``; :mod:`sinks.vm_import`); :mod:`sinks.vm_series` names and
+labels the series alike in both. VictoriaMetrics answers 204 even when it
+skips a malformed line or a sample outside its retention, so records are judged before they are sent, by the validation
 contract (the consumer's validator) and for the retention by
 :meth:`VictoriaMetricsSink.check`, and such records are dead-lettered
 instead of silently lost.
@@ -19,10 +21,11 @@ import gzip
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Literal
 
+import cramjam
 import httpx
 
 from hoststream.dead_letters import Rejection
@@ -32,15 +35,19 @@ from hoststream.sinks.aggregate_reader import AggregateValues
 from hoststream.sinks.base import BatchingSink, SinkRecord
 from hoststream.sinks.vm_drops import DroppedDataWatch
 from hoststream.sinks.vm_import import EventValues, check_values, import_body
+from hoststream.sinks.vm_remote_write import write_request
 from hoststream.sinks.vm_series import TimeBounds, validate
 
-__all__ = ["VictoriaMetricsSink", "VmRecord"]
+__all__ = ["VictoriaMetricsSink", "VmRecord", "WireFormat"]
 
 log = logging.getLogger(__name__)
 
 #: Metric events arrive as :class:`EventValues` once their shape is known,
 #: window aggregates as :class:`AggregateValues` once their series is.
 VmRecord = EventValues | AggregateValues | MetricEvent | WindowAggregate
+
+#: ``remote_write``: Prometheus remote write; ``import``: JSON lines.
+WireFormat = Literal["remote_write", "import"]
 
 # Answers that blame the request's content: find the record and dead-letter it.
 _RECORD_LEVEL = frozenset({400, 413, 422})
@@ -67,8 +74,13 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         max_age_s: samples older than this are dead-lettered; keep it within
             VictoriaMetrics' ``-retentionPeriod`` (it drops older samples silently).
         max_future_s: samples further ahead of this process' clock are dead-lettered.
-        compress_level: gzip level, 0 for none; 1 compresses the import lines
-            about 5x at 0.3 µs a sample.
+        wire_format: ``remote_write`` (``/api/v1/write``, snappy; events and
+            aggregates read by shape must carry remote-write templates, see
+            :mod:`sinks.vm_remote_write`) or ``import`` (``/api/v1/import``
+            JSON lines; shapes carry import-line prefixes).
+        compress_level: for ``import``, the gzip level, 0 for none; 1
+            compresses the import lines about 5x at 0.3 µs a sample.
+            Remote write is always snappy-compressed, as the protocol requires.
         in_flight: import requests per batch sent at once (the batch is split).
         clock: seconds since the epoch; tests pass a fixed one.
         on_drop: called with each of VictoriaMetrics' own counters of data it
@@ -91,6 +103,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         timeout_s: float = 10.0,
         max_age_s: float = 29 * 86_400.0,
         max_future_s: float = 600.0,
+        wire_format: WireFormat = "remote_write",
         compress_level: int = 0,
         in_flight: int = 2,
         clock: Callable[[], float] = time.time,
@@ -98,7 +111,11 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         auth: tuple[str, str] | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self._import_url = url.rstrip("/") + "/api/v1/import"
+        if wire_format not in ("remote_write", "import"):
+            raise ValueError(f"unknown wire format {wire_format!r}: remote_write or import")
+        self.wire_format: WireFormat = wire_format
+        path = "/api/v1/write" if wire_format == "remote_write" else "/api/v1/import"
+        self._write_url = url.rstrip("/") + path
         self._own_client = client is None
         self._client = (
             client
@@ -111,9 +128,20 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         self._compress_level = compress_level
         self._in_flight = in_flight
         self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="vm-import")
-        self._headers = {"Content-Type": "application/x-ndjson"}
-        if compress_level > 0:
-            self._headers["Content-Encoding"] = "gzip"
+        self._body: Callable[[Iterable[VmRecord]], bytes]
+        if wire_format == "remote_write":
+            self._body = write_request
+            # What Prometheus sends with a remote write.
+            self._headers = {
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0",
+            }
+        else:
+            self._body = import_body
+            self._headers = {"Content-Type": "application/x-ndjson"}
+            if compress_level > 0:
+                self._headers["Content-Encoding"] = "gzip"
         self._clock = clock
         # The retention window of the current second: one per second, not per record.
         self._bounds_second = -1
@@ -163,7 +191,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         """Send ``records``; on a content error, bisect to find and reject the culprits."""
         if not records:
             return []
-        body = import_body(r.decoded for r in records)
+        body = self._body(r.decoded for r in records)
         if not body:  # events without samples: nothing to store, no request
             return []
         response = self._post(body)
@@ -192,16 +220,18 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             SinkFatalError: the server refuses every request (auth, wrong URL).
         """
         try:
-            if self._compress_level > 0:
+            if self.wire_format == "remote_write":
+                body = bytes(cramjam.snappy.compress_raw(body))
+            elif self._compress_level > 0:
                 body = gzip.compress(body, self._compress_level)
             response = self._client.post(
-                self._import_url,
+                self._write_url,
                 content=body,
                 headers=self._headers,
             )
         except httpx.TransportError as exc:
             raise SinkUnavailableError(
-                f"VictoriaMetrics at {self._import_url} did not answer: {type(exc).__name__}: {exc}"
+                f"VictoriaMetrics at {self._write_url} did not answer: {type(exc).__name__}: {exc}"
             ) from exc
         status = response.status_code
         if 200 <= status < 300:
@@ -217,6 +247,6 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
                 f"VictoriaMetrics answered HTTP {status}: {response.text[:200]}"
             )
         raise SinkFatalError(
-            f"VictoriaMetrics at {self._import_url} refused the import with HTTP {status}"
+            f"VictoriaMetrics at {self._write_url} refused the write with HTTP {status}"
             f" ({response.text[:200]}); check HOSTSTREAM_VM_URL and its credentials"
         )

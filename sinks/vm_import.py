@@ -47,7 +47,14 @@ from hoststream.sinks.vm_series import (
     target_labels,
 )
 
-__all__ = ["EventShape", "EventValues", "MetricEventReader", "check_values", "import_body"]
+__all__ = [
+    "EventShape",
+    "EventValues",
+    "MetricEventReader",
+    "check_values",
+    "import_body",
+    "import_line_prefixes",
+]
 
 #: Length of the value prefix before the Avro body, by its first byte.
 _CONFLUENT_HEADER = 5  # 0x00, 4-byte schema id
@@ -62,14 +69,16 @@ _THREE_LONGS = re.compile(
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class EventShape:
-    """The layout of a host's events of one family, and its series' import-line prefixes.
+    """The layout of a host's events of one family, and what the sink derived from it.
 
     Attributes:
         host: the host id.
         unpack: reads the samples part of an event: fixed chunks and values, alternating.
         size: bytes of that part.
         chunks: the fixed bytes between the values, which must match.
-        prefixes: per sample, its line up to and including ``"values":``.
+        derived: what the reading sink computes once per shape for writing
+            its series (:func:`import_line_prefixes`, or a remote-write
+            :class:`~sinks.vm_remote_write.SeriesTemplate`).
         template: the event the shape was learned from.
         values: the template's values.
         expected: the samples part of the template's bytes (its values
@@ -83,7 +92,7 @@ class EventShape:
     unpack: Callable[[bytes, int], tuple[Any, ...]]
     size: int
     chunks: tuple[bytes, ...]
-    prefixes: tuple[bytes, ...]
+    derived: Any
     template: MetricEvent
     values: tuple[float, ...]
     expected: bytes
@@ -122,7 +131,7 @@ class EventValues(NamedTuple):
         return replace(self.shape.template, timestamp_ms=self.timestamp_ms, samples=())
 
 
-def _line_prefixes(event: MetricEvent) -> tuple[bytes, ...]:
+def import_line_prefixes(event: MetricEvent) -> tuple[bytes, ...]:
     """Each sample's import line up to and including ``"values":``.
 
     Labelled as :func:`~hoststream.sinks.vm_series.series_labels` labels it,
@@ -137,14 +146,15 @@ def _line_prefixes(event: MetricEvent) -> tuple[bytes, ...]:
     return tuple(p + b',"values":' for p in prefixes)
 
 
-def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
+def _shape_of(
+    data: bytes, start: int, event: MetricEvent, derive: Callable[[MetricEvent], Any]
+) -> EventShape:
     """The shape of ``event``, whose host labels start at ``data[start]``."""
     layout = written_layout(data, start, event)
     if layout is None:
         layout = event_layout(data, start)
     if len(layout.chunks) != len(event.samples) + 1:
         raise SerializationError("the event's layout is not the one hoststream writes")
-    prefixes = _line_prefixes(event)
     values = tuple(float(s.value) for s in event.samples)
     offsets: list[int] = []
     at = 0
@@ -158,7 +168,7 @@ def _shape_of(data: bytes, start: int, event: MetricEvent) -> EventShape:
         layout.unpack,
         layout.size,
         layout.chunks,
-        prefixes,
+        derive(event),
         event,
         values,
         data[start:],
@@ -178,6 +188,8 @@ class MetricEventReader:
         validator: the validation contract; an event that breaks it is handed
             on whole (for the consumer's validator to refuse), its shape not
             learned. Default: the contract's default limits.
+        derive: what a shape keeps for writing its series, computed from
+            its first event (default: :func:`import_line_prefixes`).
     """
 
     def __init__(
@@ -186,8 +198,10 @@ class MetricEventReader:
         *,
         max_shapes: int = 100_000,
         validator: Validator | None = None,
+        derive: Callable[[MetricEvent], Any] = import_line_prefixes,
     ) -> None:
         self._deserialize = deserializer
+        self._derive = derive
         self._max_shapes = max_shapes
         self._shapes: dict[bytes, EventShape] = {}
         self._validator = validator if validator is not None else Validator()
@@ -330,7 +344,7 @@ class MetricEventReader:
         if self._validator.check_event(event, None, event.timestamp_ms) is not None:
             return event
         try:
-            shape = _shape_of(data, start, event)
+            shape = _shape_of(data, start, event, self._derive)
         except (IndexError, SerializationError, struct.error):
             return event  # bytes not in the layout hoststream writes: read in full
         # The layout must find each of the decoded event's values where it
@@ -431,7 +445,7 @@ def import_body(
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
     for shape, (rows, timestamps) in by_shape.items():
-        if not shape.prefixes:
+        if not shape.derived:
             continue
         # One orjson call for the shape's whole column matrix, split at its
         # "],[" seams (values are numbers, so they hold none): orjson's cost
@@ -439,7 +453,7 @@ def import_body(
         tail = b'],"timestamps":' + orjson.dumps(timestamps) + b"}\n"
         matrix = orjson.dumps(list(zip(*rows, strict=True)))
         columns = matrix[2:-2].split(b"],[")
-        for prefix, column in zip(shape.prefixes, columns, strict=True):
+        for prefix, column in zip(shape.derived, columns, strict=True):
             lines += (prefix, b"[", column, tail)
     lines += aggregate_import_lines(shaped_aggregates)
     return b"".join(lines)

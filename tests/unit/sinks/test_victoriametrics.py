@@ -6,6 +6,7 @@ import gzip
 import json
 from dataclasses import replace
 
+import cramjam
 import httpx
 import pytest
 
@@ -13,6 +14,7 @@ from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavail
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from tests.support.remote_write import decoded
 
 NOW_S = 1_800_000_000.0
 
@@ -43,12 +45,16 @@ class FakeVm:
         body = request.content
         if request.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        body = body.decode()
-        if "poison" in body:
+        if request.headers.get("Content-Encoding") == "snappy":
+            body = bytes(cramjam.snappy.decompress_raw(body))
+        if b"poison" in body:
             return httpx.Response(400, text="cannot parse")
         if self.status != 204:
             return httpx.Response(self.status, headers=self.headers, text="nope")
-        self.lines += [json.loads(line) for line in body.splitlines()]
+        if request.url.path.endswith("/api/v1/write"):
+            self.lines += decoded(body)
+        else:
+            self.lines += [json.loads(line) for line in body.decode().splitlines()]
         return httpx.Response(204)
 
 
@@ -57,10 +63,31 @@ def sink_for(vm: FakeVm, **options) -> VictoriaMetricsSink:
     return VictoriaMetricsSink("http://vm:8428/", client=client, clock=lambda: NOW_S, **options)
 
 
+def test_a_batch_is_one_remote_write_request_by_default() -> None:
+    vm = FakeVm()
+    sink = sink_for(vm)
+    assert sink.write([record(1), record(2), record(3)]) == []
+    [request] = vm.requests
+    assert request.url == "http://vm:8428/api/v1/write"
+    assert request.headers["Content-Encoding"] == "snappy"
+    assert request.headers["Content-Type"] == "application/x-protobuf"
+    assert [line["values"] for line in vm.lines] == [[1.0], [2.0], [3.0]]
+    assert vm.lines[0]["metric"] == {
+        "__name__": "node_load1",
+        "instance": "h1",
+        "job": "hoststream",
+    }
+
+
+def test_an_unknown_wire_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="remote_write or import"):
+        sink_for(FakeVm(), wire_format="json")
+
+
 @pytest.mark.parametrize("compress_level", [0, 1])
 def test_a_batch_is_one_import_of_json_lines_gzipped_when_asked(compress_level: int) -> None:
     vm = FakeVm()
-    sink = sink_for(vm, compress_level=compress_level)
+    sink = sink_for(vm, wire_format="import", compress_level=compress_level)
     assert sink.write([record(1), record(2), record(3)]) == []
     [request] = vm.requests
     assert request.url == "http://vm:8428/api/v1/import"

@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import orjson
-from prometheus_client import CollectorRegistry
 
-from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.sinks.vm_aggregates import aggregate_import_lines, line_parts
 from hoststream.sinks.vm_import import import_body
 from hoststream.sinks.vm_series import aggregate_lines
-from hoststream.streams.aggregator import WindowAggregator
-from hoststream.streams.metrics import StreamMetrics
-from tests.support.shaped_reading import read_by_shape
+from tests.support.shaped_reading import fleet_aggregates, read_by_shape
 
 T0 = 1_800_000_000_000
 
@@ -22,23 +18,6 @@ T0 = 1_800_000_000_000
 def reference(aggregates: list[WindowAggregate]) -> bytes:
     """The lines as aggregate_lines writes them, one orjson call per line."""
     return b"".join(orjson.dumps(line) + b"\n" for a in aggregates for line in aggregate_lines(a))
-
-
-def fleet_aggregates(hosts: int, windows: int) -> list[WindowAggregate]:
-    """The 1m and 5m aggregates of a simulated fleet, as the stream processor computes them."""
-    aggregator = WindowAggregator(
-        ("1m", "5m"), grace_ms=0, metrics=StreamMetrics(CollectorRegistry())
-    )
-    fleet = SimulatedFleet(hosts, seed=5)
-    states: dict[tuple[str, str], object] = {}
-    out: list[WindowAggregate] = []
-    for tick in range(windows * 6 + 1):
-        for event in fleet.events(T0 + tick * 10_000):
-            key = (event.host, event.family)
-            if key not in states:
-                states[key] = aggregator.new_state(event.host, event.family)
-            out += aggregator.add(states[key], event).aggregates
-    return out
 
 
 def test_a_fleets_aggregates_make_the_bytes_aggregate_lines_makes() -> None:

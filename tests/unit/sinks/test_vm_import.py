@@ -28,9 +28,9 @@ from hoststream.schemas.validation import Validator
 from hoststream.sinks.vm_import import (
     EventValues,
     MetricEventReader,
-    _line_prefixes,
     check_values,
     import_body,
+    import_line_prefixes,
 )
 from hoststream.sinks.vm_series import TimeBounds, event_lines, series_labels
 from tests.support.shaped_reading import CountingDeserializer
@@ -435,4 +435,4 @@ def test_each_samples_line_prefix_carries_the_labels_series_labels_gives_it(
         + b',"values":'
         for s in samples
     )
-    assert _line_prefixes(e) == expected
+    assert import_line_prefixes(e) == expected
