@@ -93,15 +93,15 @@ def _field(tag: int, payload: bytes) -> bytes:
     return bytes((tag,)) + _varint(len(payload)) + payload
 
 
-def _label(name: bytes, value: bytes) -> bytes:
-    """One ``labels`` field."""
-    return _field(0x0A, _field(0x0A, name) + _field(0x12, value))
+@lru_cache(maxsize=65_536)
+def _label(name: str, value: str) -> bytes:
+    """One ``labels`` field (a fleet's series share most of their labels)."""
+    return _field(0x0A, _field(0x0A, name.encode()) + _field(0x12, value.encode()))
 
 
 def labels_field(name: str, labels: Mapping[str, str]) -> bytes:
     """A series' ``labels`` fields: ``__name__`` first, then ``labels`` in their order."""
-    pairs = chain((("__name__", name),), labels.items())
-    return b"".join(_label(k.encode(), v.encode()) for k, v in pairs)
+    return _label("__name__", name) + b"".join([_label(k, v) for k, v in labels.items()])
 
 
 def _sample(value: float, timestamp_ms: int) -> bytes:
@@ -176,7 +176,7 @@ class AggregateHeads(NamedTuple):
 def _stat_prefixes(metric: str, window_size_ms: int, labels_size: int) -> tuple[bytes, ...]:
     prefixes = []
     for stat in _STATS:
-        name = _label(b"__name__", aggregate_series_name(metric, stat, window_size_ms).encode())
+        name = _label("__name__", aggregate_series_name(metric, stat, window_size_ms))
         prefixes.append(b"\x0a" + _varint(len(name) + labels_size + SAMPLE_SIZE) + name)
     return tuple(prefixes)
 
@@ -184,7 +184,7 @@ def _stat_prefixes(metric: str, window_size_ms: int, labels_size: int) -> tuple[
 def aggregate_heads(series: AggregateSeries) -> AggregateHeads:
     """``series``' :class:`AggregateHeads` (the ``AggregateReader``'s ``derive``)."""
     labels = series_labels(series.host, series.region, series.labels)
-    encoded = b"".join(_label(k.encode(), v.encode()) for k, v in labels.items())
+    encoded = b"".join([_label(k, v) for k, v in labels.items()])
     return AggregateHeads(
         _stat_prefixes(series.metric, series.window_size_ms, len(encoded)), encoded
     )
@@ -228,19 +228,23 @@ def _paste_instants(
 
 
 def _samples(
-    values: Sequence[float], timestamps: Sequence[int]
+    values: Sequence[float], instants: Sequence[int], which: Sequence[int]
 ) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
-    """The sample fields of ``values`` at ``timestamps``, one row each; None if an
-    instant's varint is not 6 bytes."""
-    count = len(values)
-    instants = np.array(timestamps, np.int64)
-    if not _in_six_bytes(instants):
+    """The sample fields of ``values``, ``values[i]`` at ``instants[which[i]]``, one row
+    each; None if an instant's varint is not 6 bytes.
+
+    A batch holds few instants: their varints are made once each, not per sample.
+    """
+    distinct = np.array(instants, np.int64)
+    if not _in_six_bytes(distinct):
         return None
+    tails = _six_byte_varints(distinct).astype("<u8").view(np.uint8).reshape(len(distinct), 8)
+    count = len(values)
     rows = np.empty((count, SAMPLE_SIZE), np.uint8)
     rows[:, :3] = np.frombuffer(_SAMPLE_START, np.uint8)
     rows[:, 3:11] = np.array(values, "<f8").view(np.uint8).reshape(count, 8)
     rows[:, 11] = _TIMESTAMP_TAG
-    rows[:, 12:] = _six_byte_varints(instants).astype("<u8").view(np.uint8).reshape(count, 8)[:, :6]
+    rows[:, 12:] = tails[np.array(which, np.intp), :6]
     return rows
 
 
@@ -272,15 +276,17 @@ def _grouped_events(
     all its samples; None if an instant's varint is not 6 bytes."""
     values: list[float] = []
     instants: list[int] = []
+    which: list[int] = []
     heads: list[bytes] = []
     widths: list[int] = []
     for template, timestamps, rows in groups:
         series = len(rows[0])
         values += chain.from_iterable(zip(*rows, strict=True))  # series by series
-        instants += timestamps * series
+        which += list(range(len(instants), len(instants) + len(timestamps))) * series
+        instants += timestamps
         heads += _grouped_heads(template, len(rows))
         widths += [len(rows) * SAMPLE_SIZE] * series
-    samples = _samples(values, instants)
+    samples = _samples(values, instants, which)
     if samples is None:
         return None
     blob = samples.tobytes()
@@ -293,7 +299,8 @@ def _aggregates(records: Sequence[AggregateValues]) -> bytes | None:
     """Aggregates read by shape (heads by :func:`aggregate_heads`); None if an
     instant's varint is not 6 bytes."""
     values: list[float] = []
-    instants: list[int] = []
+    instants: dict[int, int] = {}  # window end -> its index; a batch holds few
+    which: list[int] = []
     prefixes: list[bytes] = []
     labels: list[bytes] = []
     for record in records:
@@ -305,11 +312,11 @@ def _aggregates(records: Sequence[AggregateValues]) -> bytes | None:
         if record.rate_per_second is not None:
             values.append(record.rate_per_second)
             stats += 1
-        instants += [record.window_end] * stats
+        which += [instants.setdefault(record.window_end, len(instants))] * stats
         heads: AggregateHeads = record.shape.derived
         prefixes += heads.prefixes[:stats]
         labels += [heads.labels] * stats
-    samples = _samples(values, instants)
+    samples = _samples(values, list(instants), which)
     if samples is None:
         return None
     # One bytes object per sample, made in C: a sample's last byte, its
