@@ -72,6 +72,10 @@ SAMPLE_SIZE = 18
 #: The sample field's tag (TimeSeries.samples = 2), its length, the value's tag.
 _SAMPLE_START = b"\x12\x10\x09"
 _TIMESTAMP_TAG = 0x10
+#: A sample field with its value and instant zero, and where those start in it.
+_EMPTY_SAMPLE = _SAMPLE_START + bytes(8) + bytes((_TIMESTAMP_TAG,)) + bytes(6)
+_VALUE_AT = len(_SAMPLE_START)
+_INSTANT_AT = _VALUE_AT + 9
 #: Instants (ms) whose varint is 6 bytes: 2**35 (1971) to 2**42 (2109).
 _SIX_BYTE_INSTANTS = (1 << 35, 1 << 42)
 #: The statistics in :data:`AGGREGATE_STATS`' order; the rate, last, only for counters.
@@ -138,25 +142,33 @@ def event_template(event: MetricEvent) -> SeriesTemplate:
     """The template of ``event``'s series (its values and instant left out)."""
     target = target_labels(event.host, event.region)
     host_labels = event.host_labels
-    body = bytearray()
+    parts: list[bytes] = []
     values: list[int] = []
     times: list[int] = []
     spans: list[int] = []
+    at = 0
     for sample in event.samples:
         labels = labels_field(sample.name, merged_labels(target, host_labels, sample.labels))
-        body += b"\x0a" + _varint(len(labels) + SAMPLE_SIZE)
-        spans += (len(body), len(body) + len(labels))
-        body += labels + _SAMPLE_START
-        values.append(len(body))
-        body += bytes(8) + bytes((_TIMESTAMP_TAG,))
-        times.append(len(body))
-        body += bytes(6)
+        head = _series_head(len(labels) + SAMPLE_SIZE)
+        parts += (head, labels, _EMPTY_SAMPLE)
+        at += len(head)
+        spans += (at, at + len(labels))
+        at += len(labels)
+        values.append(at + _VALUE_AT)
+        times.append(at + _INSTANT_AT)
+        at += SAMPLE_SIZE
     return SeriesTemplate(
-        bytes(body),
+        b"".join(parts),
         np.array(values, np.int32).tobytes(),
         np.array(times, np.int32).tobytes(),
         np.array(spans, np.int32).tobytes(),
     )
+
+
+@lru_cache(maxsize=4096)
+def _series_head(size: int) -> bytes:
+    """A ``TimeSeries`` field's tag and length."""
+    return b"\x0a" + _varint(size)
 
 
 class AggregateHeads(NamedTuple):
@@ -177,7 +189,7 @@ def _stat_prefixes(metric: str, window_size_ms: int, labels_size: int) -> tuple[
     prefixes = []
     for stat in _STATS:
         name = _label("__name__", aggregate_series_name(metric, stat, window_size_ms))
-        prefixes.append(b"\x0a" + _varint(len(name) + labels_size + SAMPLE_SIZE) + name)
+        prefixes.append(_series_head(len(name) + labels_size + SAMPLE_SIZE) + name)
     return tuple(prefixes)
 
 
@@ -194,7 +206,7 @@ def aggregate_heads(series: AggregateSeries) -> AggregateHeads:
 def _grouped_heads(template: SeriesTemplate, samples: int) -> tuple[bytes, ...]:
     """Each series' ``TimeSeries`` field up to its samples, for ``samples`` of them."""
     extra = samples * SAMPLE_SIZE
-    return tuple(b"\x0a" + _varint(len(labels) + extra) + labels for labels in template.labels())
+    return tuple(_series_head(len(labels) + extra) + labels for labels in template.labels())
 
 
 def _in_six_bytes(timestamps: np.ndarray[Any, np.dtype[np.int64]]) -> bool:
