@@ -1,12 +1,13 @@
-"""VictoriaMetrics: raw samples and window aggregates, by remote write or JSON import.
+"""VictoriaMetrics: raw samples and window aggregates, by JSON import or remote write.
 
-A batch is sent as one Prometheus remote-write request (``POST
-/api/v1/write``, protobuf and snappy; :mod:`sinks.vm_remote_write`), or with
-``wire_format="import"`` as JSON lines, one per series (``POST
-/api/v1/import``; :mod:`sinks.vm_import`); :mod:`sinks.vm_series` names and
-labels the series alike in both. VictoriaMetrics answers 204 even when it
-skips a malformed line or a sample outside its retention, so records are judged before they are sent, by the validation
-contract (the consumer's validator) and for the retention by
+A batch is sent as JSON lines, one per series (``POST /api/v1/import``;
+:mod:`sinks.vm_import`), or with ``wire_format="remote_write"`` as one
+Prometheus remote-write request (``POST /api/v1/write``, protobuf and snappy;
+:mod:`sinks.vm_remote_write`), which any remote-write receiver takes;
+:mod:`sinks.vm_series` names and labels the series alike in both.
+VictoriaMetrics answers 204 even when it skips a malformed line or a sample
+outside its retention, so records are judged before they are sent, by the
+validation contract (the consumer's validator) and for the retention by
 :meth:`VictoriaMetricsSink.check`, and such records are dead-lettered
 instead of silently lost.
 
@@ -74,10 +75,10 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         max_age_s: samples older than this are dead-lettered; keep it within
             VictoriaMetrics' ``-retentionPeriod`` (it drops older samples silently).
         max_future_s: samples further ahead of this process' clock are dead-lettered.
-        wire_format: ``remote_write`` (``/api/v1/write``, snappy; events and
-            aggregates read by shape must carry remote-write templates, see
-            :mod:`sinks.vm_remote_write`) or ``import`` (``/api/v1/import``
-            JSON lines; shapes carry import-line prefixes).
+        wire_format: ``import`` (``/api/v1/import`` JSON lines; shapes carry
+            import-line prefixes) or ``remote_write`` (``/api/v1/write``,
+            snappy; events and aggregates read by shape must carry
+            remote-write templates, see :mod:`sinks.vm_remote_write`).
         compress_level: for ``import``, the gzip level, 0 for none; 1
             compresses the import lines about 5x at 0.3 µs a sample.
             Remote write is always snappy-compressed, as the protocol requires.
@@ -103,7 +104,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         timeout_s: float = 10.0,
         max_age_s: float = 29 * 86_400.0,
         max_future_s: float = 600.0,
-        wire_format: WireFormat = "remote_write",
+        wire_format: WireFormat = "import",
         compress_level: int = 0,
         in_flight: int = 2,
         clock: Callable[[], float] = time.time,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
@@ -32,6 +33,7 @@ from tests.support.sinks import (
     produce,
     sink_process,
     small_policy,
+    vm_export,
     vm_query,
     vm_samples,
     wait_committed,
@@ -377,3 +379,38 @@ def test_while_victoriametrics_is_unreachable_the_sink_pauses_then_resumes_by_it
     assert len(stored) == expected, "samples were lost"
     # Connections were refused before any byte was sent: nothing was written twice.
     assert sum(stored.values()) == expected
+
+
+def test_remote_write_stores_the_series_json_import_stores(
+    services: Settings, make_topic, unique: str
+) -> None:
+    """The same events through each wire format, under hosts of their own: equal series."""
+    stored = {}
+    for wire_format in ("import", "remote_write"):
+        name = wire_format.replace("_", "")
+        settings = group_settings(services, f"{unique}.{name}").model_copy(
+            update={"vm_write_format": wire_format}
+        )
+        topic = make_topic(f"{name}.metrics.cpu", partitions=2)
+        hosts = f"{unique}-{name}"
+        # Several events of a host per batch (one series, many samples) and the
+        # last event of each host alone in its batch (a template pasted).
+        batch = events(hosts, hosts=3, per_host=4)
+        assert produce(settings, topic, batch) == len(batch)
+        sink = ThreadedSink.start(
+            "victoriametrics", settings, hosts, [topic], policy=small_policy(10)
+        )
+        try:
+            wait_committed(settings, hosts, topic)
+        finally:
+            sink.close()
+        match = f'{{instance=~"{hosts}-h.*"}}'
+        found = wait_vm_total(settings, match, len(batch) * SAMPLES_PER_EVENT)
+        assert set(found.values()) == {1}, "a sample stored twice"
+        stored[wire_format] = {
+            (json.dumps(line["metric"], sort_keys=True).replace(hosts, "<host>"), ts, value)
+            for line in vm_export(settings, match)
+            for ts, value in zip(line["timestamps"], line["values"], strict=True)
+        }
+    assert stored["remote_write"] == stored["import"]
+    assert len(stored["import"]) == 12 * SAMPLES_PER_EVENT
