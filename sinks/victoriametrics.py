@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 #: window aggregates as :class:`AggregateValues` once their series is.
 VmRecord = EventValues | AggregateValues | MetricEvent | WindowAggregate
 
+#: Records in one remote-write request at most (about 10,000 series of events).
+REMOTE_WRITE_REQUEST_RECORDS = 250
+
 #: ``remote_write``: Prometheus remote write; ``import``: JSON lines.
 WireFormat = Literal["remote_write", "import"]
 
@@ -130,6 +133,10 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         self._in_flight = in_flight
         self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="vm-import")
         self._body: Callable[[Iterable[VmRecord]], bytes]
+        #: Records per request at most: VictoriaMetrics spent less CPU per value
+        #: on remote-write requests of about 10,000 series than on ten times
+        #: larger ones (it reads a request whole; it streams JSON lines).
+        self._request_records = REMOTE_WRITE_REQUEST_RECORDS if wire_format == "remote_write" else 0
         if wire_format == "remote_write":
             self._body = write_request
             # What Prometheus sends with a remote write.
@@ -167,13 +174,16 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
 
     def write(self, batch: Sequence[SinkRecord[VmRecord]]) -> Sequence[Rejection[SinkRecord[Any]]]:
         records = list(batch)
-        if self._in_flight < 2 or len(records) < 2 * self._in_flight:
+        parts_wanted = self._in_flight
+        if self._request_records:
+            parts_wanted = max(parts_wanted, -(-len(records) // self._request_records))
+        if parts_wanted < 2 or len(records) < 2 * parts_wanted:
             rejections = self._write(records)
         else:
             # Parts of the batch go out as separate requests: each part is encoded
             # while the previous ones are on their way. The batch counts as written
             # (and is committed) only once every part is.
-            step = -(-len(records) // self._in_flight)
+            step = -(-len(records) // parts_wanted)
             parts = [records[i : i + step] for i in range(0, len(records), step)]
             futures = [self._pool.submit(self._write, part) for part in parts]
             wait(futures)

@@ -30,7 +30,8 @@ once per series, and samples at fixed places:
   ``derive``).
 
 Names and labels are those of :func:`sinks.vm_series.event_lines` and
-:func:`sinks.vm_series.aggregate_lines`, ``__name__`` first.
+:func:`sinks.vm_series.aggregate_lines`, ``__name__`` first, the others
+sorted by name.
 """
 
 from __future__ import annotations
@@ -104,8 +105,16 @@ def _label(name: str, value: str) -> bytes:
 
 
 def labels_field(name: str, labels: Mapping[str, str]) -> bytes:
-    """A series' ``labels`` fields: ``__name__`` first, then ``labels`` in their order."""
-    return _label("__name__", name) + b"".join([_label(k, v) for k, v in labels.items()])
+    """A series' ``labels`` fields: ``__name__`` first, then ``labels`` sorted by name.
+
+    Sorted, as Prometheus sends them: VictoriaMetrics spent about a quarter
+    less CPU per value on requests with sorted labels (docs/sinks.md).
+    """
+    return _label("__name__", name) + _sorted_labels(labels)
+
+
+def _sorted_labels(labels: Mapping[str, str]) -> bytes:
+    return b"".join([_label(k, v) for k, v in sorted(labels.items())])
 
 
 def _sample(value: float, timestamp_ms: int) -> bytes:
@@ -196,7 +205,7 @@ def _stat_prefixes(metric: str, window_size_ms: int, labels_size: int) -> tuple[
 def aggregate_heads(series: AggregateSeries) -> AggregateHeads:
     """``series``' :class:`AggregateHeads` (the ``AggregateReader``'s ``derive``)."""
     labels = series_labels(series.host, series.region, series.labels)
-    encoded = b"".join([_label(k, v) for k, v in labels.items()])
+    encoded = _sorted_labels(labels)
     return AggregateHeads(
         _stat_prefixes(series.metric, series.window_size_ms, len(encoded)), encoded
     )

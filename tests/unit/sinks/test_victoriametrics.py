@@ -13,7 +13,7 @@ import pytest
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.victoriametrics import VictoriaMetricsSink
+from hoststream.sinks.victoriametrics import REMOTE_WRITE_REQUEST_RECORDS, VictoriaMetricsSink
 from tests.support.remote_write import decoded
 
 NOW_S = 1_800_000_000.0
@@ -77,6 +77,15 @@ def test_a_batch_is_one_remote_write_request_when_asked() -> None:
         "instance": "h1",
         "job": "hoststream",
     }
+
+
+def test_a_remote_write_batch_goes_out_in_requests_of_bounded_size() -> None:
+    vm = FakeVm()
+    sink = sink_for(vm, wire_format="remote_write")
+    batch = [record(i) for i in range(1, 2 * REMOTE_WRITE_REQUEST_RECORDS + 2)]
+    assert sink.write(batch) == []
+    assert len(vm.requests) == 3
+    assert sorted(line["values"][0] for line in vm.lines) == [float(r.offset) for r in batch]
 
 
 def test_an_unknown_wire_format_is_refused() -> None:

@@ -121,3 +121,15 @@ def test_the_request_survives_snappy_as_victoriametrics_reads_it() -> None:
     events = fleet_events(2, ticks=2)
     body = write_request(read(events))
     assert bytes(cramjam.snappy.decompress_raw(cramjam.snappy.compress_raw(body))) == body
+
+
+def test_labels_come_name_first_then_sorted_as_prometheus_sends_them() -> None:
+    events = fleet_events(2, ticks=1)
+    aggregates = fleet_aggregates(1, windows=1)
+    lines = decoded(write_request(read(events))) + decoded(
+        write_request(read_by_shape(aggregates, aggregate_heads))
+    )
+    for line in lines:
+        names = list(line["metric"])
+        assert names[0] == "__name__"
+        assert names[1:] == sorted(names[1:])
