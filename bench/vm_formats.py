@@ -28,6 +28,7 @@ import httpx
 
 from bench.common import proc_cpu_seconds
 from bench.vm_index import _server_binary, throwaway_server
+from hoststream.sinks.vm_remote_write import length_delimited, varint
 
 #: Series per import request.
 _REQUEST_SERIES = 10_000
@@ -72,31 +73,19 @@ def _prometheus_lines(fleet: list[Labels], timestamp_ms: int) -> list[bytes]:
     return [line.encode() for line in lines]
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (``tag``: field number << 3 | 2)."""
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
 def _remote_write_series(fleet: list[Labels], timestamp_ms: int) -> list[bytes]:
     """Each series as a ``WriteRequest.timeseries`` entry (Prometheus' remote.proto):
     labels sorted by name, then one sample (double value, int64 timestamp)."""
     out = []
     for labels in fleet:
         encoded = b"".join(
-            _field(0x0A, _field(0x0A, k.encode()) + _field(0x12, v.encode()))
+            length_delimited(
+                0x0A, length_delimited(0x0A, k.encode()) + length_delimited(0x12, v.encode())
+            )
             for k, v in sorted(labels.items())
         )
-        sample = b"\x09" + struct.pack("<d", random.random()) + b"\x10" + _varint(timestamp_ms)
-        out.append(_field(0x0A, encoded + _field(0x12, sample)))
+        sample = b"\x09" + struct.pack("<d", random.random()) + b"\x10" + varint(timestamp_ms)
+        out.append(length_delimited(0x0A, encoded + length_delimited(0x12, sample)))
     return out
 
 

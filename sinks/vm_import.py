@@ -54,6 +54,7 @@ __all__ = [
     "check_values",
     "import_body",
     "import_line_prefixes",
+    "split_records",
 ]
 
 #: Length of the value prefix before the Avro body, by its first byte.
@@ -424,27 +425,43 @@ def check_values(values: EventValues, bounds: TimeBounds) -> None:
     bounds.check(values.timestamp_ms, "timestamp_ms")
 
 
-def import_body(
+def split_records(
     records: Iterable[EventValues | AggregateValues | MetricEvent | WindowAggregate],
-) -> bytes:
-    """JSON lines for ``/api/v1/import``: one line per series of events of a known shape."""
-    by_shape: dict[EventShape, tuple[list[tuple[float, ...]], list[int]]] = {}
-    shaped_aggregates: list[AggregateValues] = []
-    lines: list[bytes] = []
+) -> tuple[
+    dict[EventShape, tuple[list[int], list[tuple[float, ...]]]],
+    list[AggregateValues],
+    list[MetricEvent | WindowAggregate],
+]:
+    """A batch as the sink writes it: events read by shape, grouped by shape
+    (their instants and values, in order), aggregates read by shape, and records
+    decoded in full."""
+    by_shape: dict[EventShape, tuple[list[int], list[tuple[float, ...]]]] = {}
+    aggregates: list[AggregateValues] = []
+    objects: list[MetricEvent | WindowAggregate] = []
     for record in records:
         if isinstance(record, EventValues):
             entry = by_shape.get(record.shape)
             if entry is None:
                 entry = by_shape[record.shape] = ([], [])
-            entry[0].append(record.values)
-            entry[1].append(record.timestamp_ms)
-            continue
-        if isinstance(record, AggregateValues):
-            shaped_aggregates.append(record)
-            continue
+            entry[0].append(record.timestamp_ms)
+            entry[1].append(record.values)
+        elif isinstance(record, AggregateValues):
+            aggregates.append(record)
+        else:
+            objects.append(record)
+    return by_shape, aggregates, objects
+
+
+def import_body(
+    records: Iterable[EventValues | AggregateValues | MetricEvent | WindowAggregate],
+) -> bytes:
+    """JSON lines for ``/api/v1/import``: one line per series of events of a known shape."""
+    by_shape, shaped_aggregates, objects = split_records(records)
+    lines: list[bytes] = []
+    for record in objects:
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
-    for shape, (rows, timestamps) in by_shape.items():
+    for shape, (timestamps, rows) in by_shape.items():
         if not shape.derived:
             continue
         # One orjson call for the shape's whole column matrix, split at its

@@ -47,7 +47,7 @@ import numpy as np
 
 from hoststream.schemas import MetricEvent, WindowAggregate
 from hoststream.sinks.aggregate_reader import AggregateSeries, AggregateValues
-from hoststream.sinks.vm_import import EventShape, EventValues
+from hoststream.sinks.vm_import import EventShape, EventValues, split_records
 from hoststream.sinks.vm_series import (
     AGGREGATE_STATS,
     aggregate_lines,
@@ -65,6 +65,8 @@ __all__ = [
     "aggregate_heads",
     "event_template",
     "labels_field",
+    "length_delimited",
+    "varint",
     "write_request",
 ]
 
@@ -84,7 +86,8 @@ _STATS = tuple(AGGREGATE_STATS)
 _ALWAYS = len(_STATS) - 1
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """``n`` (not negative) as a protobuf varint."""
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
@@ -93,15 +96,17 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _field(tag: int, payload: bytes) -> bytes:
+def length_delimited(tag: int, payload: bytes) -> bytes:
     """A length-delimited field: its tag byte, the payload's length, the payload."""
-    return bytes((tag,)) + _varint(len(payload)) + payload
+    return bytes((tag,)) + varint(len(payload)) + payload
 
 
 @lru_cache(maxsize=65_536)
 def _label(name: str, value: str) -> bytes:
     """One ``labels`` field (a fleet's series share most of their labels)."""
-    return _field(0x0A, _field(0x0A, name.encode()) + _field(0x12, value.encode()))
+    return length_delimited(
+        0x0A, length_delimited(0x0A, name.encode()) + length_delimited(0x12, value.encode())
+    )
 
 
 def labels_field(name: str, labels: Mapping[str, str]) -> bytes:
@@ -119,8 +124,8 @@ def _sorted_labels(labels: Mapping[str, str]) -> bytes:
 
 def _sample(value: float, timestamp_ms: int) -> bytes:
     """One sample field, any instant (negative ones as protobuf's int64: ten bytes)."""
-    return _field(
-        0x12, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(timestamp_ms % (1 << 64))
+    return length_delimited(
+        0x12, b"\x09" + struct.pack("<d", value) + b"\x10" + varint(timestamp_ms % (1 << 64))
     )
 
 
@@ -177,7 +182,7 @@ def event_template(event: MetricEvent) -> SeriesTemplate:
 @lru_cache(maxsize=4096)
 def _series_head(size: int) -> bytes:
     """A ``TimeSeries`` field's tag and length."""
-    return b"\x0a" + _varint(size)
+    return b"\x0a" + varint(size)
 
 
 class AggregateHeads(NamedTuple):
@@ -356,7 +361,7 @@ def _lines(lines: Iterable[dict[str, Any]]) -> bytes:
         series = labels_field(name, metric) + b"".join(
             _sample(v, t) for v, t in zip(line["values"], line["timestamps"], strict=True)
         )
-        out.append(_field(0x0A, series))
+        out.append(length_delimited(0x0A, series))
     return b"".join(out)
 
 
@@ -368,20 +373,7 @@ def write_request(
     Events read by shape must carry a :class:`SeriesTemplate` as their shape's
     ``derived``, aggregates read by shape their :func:`aggregate_heads`.
     """
-    by_shape: dict[EventShape, tuple[list[int], list[tuple[float, ...]]]] = {}
-    aggregates: list[AggregateValues] = []
-    objects: list[MetricEvent | WindowAggregate] = []
-    for record in records:
-        if isinstance(record, EventValues):
-            entry = by_shape.get(record.shape)
-            if entry is None:
-                entry = by_shape[record.shape] = ([], [])
-            entry[0].append(record.timestamp_ms)
-            entry[1].append(record.values)
-        elif isinstance(record, AggregateValues):
-            aggregates.append(record)
-        else:
-            objects.append(record)
+    by_shape, aggregates, objects = split_records(records)
     parts = [_events(by_shape)]
     if aggregates:
         written = _aggregates(aggregates)
