@@ -168,11 +168,11 @@ class StoresSection(_Section):
     title: ClassVar[str] = "Stores"
 
     vm_url: str = Field("http://127.0.0.1:8428", description="VictoriaMetrics base URL.")
-    vm_write_format: Literal["import", "remote_write"] = Field(
-        "import",
+    vm_write_format: Literal["remote_write", "import"] = Field(
+        "remote_write",
         description=(
-            "How the VictoriaMetrics sink writes: `import` (JSON lines, `/api/v1/import`) or"
-            " `remote_write` (Prometheus remote write, `/api/v1/write`, snappy)."
+            "How the VictoriaMetrics sink writes: `remote_write` (Prometheus remote write,"
+            " `/api/v1/write`, snappy) or `import` (JSON lines, `/api/v1/import`)."
         ),
     )
     sql_dsn: SecretStr = Field(

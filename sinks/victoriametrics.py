@@ -107,7 +107,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         timeout_s: float = 10.0,
         max_age_s: float = 29 * 86_400.0,
         max_future_s: float = 600.0,
-        wire_format: WireFormat = "import",
+        wire_format: WireFormat = "remote_write",
         compress_level: int = 0,
         in_flight: int = 2,
         clock: Callable[[], float] = time.time,

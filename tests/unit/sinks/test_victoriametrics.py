@@ -63,9 +63,9 @@ def sink_for(vm: FakeVm, **options) -> VictoriaMetricsSink:
     return VictoriaMetricsSink("http://vm:8428/", client=client, clock=lambda: NOW_S, **options)
 
 
-def test_a_batch_is_one_remote_write_request_when_asked() -> None:
+def test_a_batch_is_one_remote_write_request_by_default() -> None:
     vm = FakeVm()
-    sink = sink_for(vm, wire_format="remote_write")
+    sink = sink_for(vm)
     assert sink.write([record(1), record(2), record(3)]) == []
     [request] = vm.requests
     assert request.url == "http://vm:8428/api/v1/write"
@@ -94,11 +94,11 @@ def test_an_unknown_wire_format_is_refused() -> None:
 
 
 @pytest.mark.parametrize("compress_level", [0, 1])
-def test_a_batch_is_one_import_of_json_lines_by_default_gzipped_when_asked(
+def test_a_batch_is_one_import_of_json_lines_when_asked_gzipped_at_a_level(
     compress_level: int,
 ) -> None:
     vm = FakeVm()
-    sink = sink_for(vm, compress_level=compress_level)
+    sink = sink_for(vm, wire_format="import", compress_level=compress_level)
     assert sink.write([record(1), record(2), record(3)]) == []
     [request] = vm.requests
     assert request.url == "http://vm:8428/api/v1/import"
