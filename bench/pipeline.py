@@ -818,6 +818,10 @@ def search(
     """Coarse (doubling up, or halving down if the first size fails), then fine
     (bisection) probes, then a confirmation run.
 
+    A probe that is not sustained while it created new hosts' series (its
+    ``hosts_with_new_series``) is run once more at the same size, and that
+    second run judges the size.
+
     ``probe(hosts, seconds)`` runs one probe and returns its figures (with
     ``sustained``); ``confirm_s`` None skips the confirmation. With ``budget_s``,
     no probe starts that would not end within it (a probe takes its seconds plus
@@ -835,6 +839,17 @@ def search(
             return None
         result = probe(hosts, seconds)
         probes.append({**result, "phase": phase})
+        if result["sustained"] or not result.get("hosts_with_new_series"):
+            return result
+        # It created the series of hosts no earlier probe had: VictoriaMetrics
+        # pays about ten times a value's cost for each new series, a fleet
+        # onboarding at once rather than running. The size is judged again
+        # with its series existing, as a running fleet's are.
+        if deadline is not None and clock() + seconds + PROBE_OVERHEAD_S > deadline:
+            stopped = True
+            return result
+        result = probe(hosts, seconds)
+        probes.append({**result, "phase": f"{phase}, series existing"})
         return result
 
     good, bad = 0, 0
@@ -1047,7 +1062,8 @@ def run(
         f"(halving while not, if the first size is not) with {probe_s:.0f} s probes, then "
         f"{refine_steps} bisections, then one {confirm_s:.0f} s "
         "confirmation at the size found (one fifth smaller if it fails, at most twice; the "
-        "2-worker search has no confirmation); --interval "
+        "2-worker search has no confirmation); a probe not sustained while it created new "
+        "hosts' series is run once more at its size, that run judging it; --interval "
         f"{INTERVAL_S} --speedup {SPEEDUP:g}; the stream processor (--grace {GRACE_S}, alert "
         "rules on), the VictoriaMetrics, SQL and alert sinks, each its own process, co-located "
         "with the services",

@@ -74,6 +74,32 @@ def test_the_search_halves_from_a_first_size_that_fails_then_bisects_and_confirm
     assert found["confirmed"] is True
 
 
+def test_a_size_that_failed_creating_new_series_is_judged_again_with_them_existing() -> None:
+    capacity = 300
+    had_series = [0]
+    seen: list[tuple[int, int]] = []
+
+    def probe(hosts: int, seconds: float) -> dict:
+        new = max(0, hosts - had_series[0])
+        had_series[0] = max(had_series[0], hosts)
+        seen.append((hosts, new))
+        # Creating series costs more than the fleet's load: no new host is sustained.
+        sustained = hosts <= capacity and new == 0
+        return {
+            "hosts": hosts,
+            "samples_per_s": hosts * 18,
+            "sustained": sustained,
+            "hosts_with_new_series": new,
+        }
+
+    found = search(probe, probe_s=150, confirm_s=300, start_hosts=200, refine_steps=1)
+
+    assert seen == [(200, 200), (200, 0), (400, 200), (400, 0), (300, 0), (300, 0)]
+    assert [p["phase"] for p in found["probes"]][:2] == ["coarse", "coarse, series existing"]
+    assert found["highest_sustained_hosts"] == 300
+    assert found["confirmed"] is True
+
+
 def test_the_lag_is_summed_over_every_partition_of_both_gauges_and_nothing_else() -> None:
     text = "\n".join(
         [
