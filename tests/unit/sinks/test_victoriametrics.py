@@ -13,7 +13,11 @@ import pytest
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.sinks.base import SinkRecord
-from hoststream.sinks.victoriametrics import REMOTE_WRITE_REQUEST_RECORDS, VictoriaMetricsSink
+from hoststream.sinks.victoriametrics import (
+    REMOTE_WRITE_REQUEST_SERIES,
+    VictoriaMetricsSink,
+    series_parts,
+)
 from tests.support.remote_write import decoded
 
 NOW_S = 1_800_000_000.0
@@ -79,13 +83,28 @@ def test_a_batch_is_one_remote_write_request_by_default() -> None:
     }
 
 
-def test_a_remote_write_batch_goes_out_in_requests_of_bounded_size() -> None:
+def wide_record(offset: int, samples: int) -> SinkRecord:
+    values = tuple(Sample(f"node_x{i}", float(offset)) for i in range(samples))
+    e = MetricEvent("h1", "system", int(NOW_S * 1000) - offset, values)
+    return SinkRecord("metrics.system", 0, offset, b"h1", b"raw", e)
+
+
+def test_a_remote_write_batch_goes_out_in_requests_of_bounded_series() -> None:
     vm = FakeVm()
     sink = sink_for(vm, wire_format="remote_write")
-    batch = [record(i) for i in range(1, 2 * REMOTE_WRITE_REQUEST_RECORDS + 2)]
+    # 40 series a record: 250 records make a request's worth.
+    batch = [wide_record(i, 40) for i in range(1, 2 * REMOTE_WRITE_REQUEST_SERIES // 40 + 2)]
     assert sink.write(batch) == []
     assert len(vm.requests) == 3
-    assert sorted(line["values"][0] for line in vm.lines) == [float(r.offset) for r in batch]
+    stored = sorted({line["values"][0] for line in vm.lines})
+    assert stored == [float(r.offset) for r in batch]
+    assert len(vm.lines) == 40 * len(batch)
+
+
+def test_requests_are_cut_by_series_whole_records_in_order() -> None:
+    batch = [wide_record(i, n) for i, n in enumerate([6, 3, 1, 5, 5, 2], start=1)]
+    parts = series_parts(batch, 8)
+    assert [[r.offset for r in part] for part in parts] == [[1, 2], [3, 4, 5], [6]]
 
 
 def test_an_unknown_wire_format_is_refused() -> None:
@@ -122,7 +141,10 @@ def test_a_refused_record_is_found_by_bisection_and_only_it_is_rejected(in_fligh
     assert sorted(line["values"][0] for line in vm.lines) == [1, 2, 3, 4, 6, 7]
 
 
-def test_a_batch_split_over_several_requests_fails_whole_if_one_part_fails() -> None:
+@pytest.mark.parametrize("wire_format", ["import", "remote_write"])
+def test_a_batch_split_over_several_requests_fails_whole_if_one_part_fails(
+    wire_format: str,
+) -> None:
     calls = []
 
     def second_fails(request: httpx.Request) -> httpx.Response:
@@ -130,9 +152,14 @@ def test_a_batch_split_over_several_requests_fails_whole_if_one_part_fails() -> 
         return httpx.Response(503 if len(calls) == 2 else 204)
 
     client = httpx.Client(transport=httpx.MockTransport(second_fails))
-    sink = VictoriaMetricsSink("http://vm", client=client, clock=lambda: NOW_S, in_flight=2)
+    sink = VictoriaMetricsSink(
+        "http://vm", client=client, clock=lambda: NOW_S, in_flight=2, wire_format=wire_format
+    )
+    # Two requests' worth in either format: two halves of the lines, or
+    # twice a remote-write request's series.
+    batch = [wide_record(i, 40) for i in range(1, 2 * REMOTE_WRITE_REQUEST_SERIES // 40 + 1)]
     with pytest.raises(SinkBackpressureError):
-        sink.write([record(i) for i in range(1, 9)])
+        sink.write(batch)
     assert len(calls) == 2
 
 
