@@ -64,14 +64,24 @@ def _series_of(record: VmRecord) -> int:
     return _AGGREGATE_SERIES
 
 
+def _shape_id(record: SinkRecord[VmRecord]) -> int:
+    return id(getattr(record.decoded, "shape", None))
+
+
 def series_parts(
     records: Sequence[SinkRecord[VmRecord]], series: int
 ) -> list[list[SinkRecord[VmRecord]]]:
-    """``records`` in order, cut into parts of about ``series`` series each."""
+    """``records`` cut into parts of about ``series`` series each, the records of a
+    shape (a host's family, an aggregate's series) together and in their order.
+
+    A backlog's batch holds several events of each shape: in one request they
+    become one ``TimeSeries`` per series with all its samples, which
+    VictoriaMetrics reads for less CPU per value than as many one-sample series.
+    """
     parts: list[list[SinkRecord[VmRecord]]] = []
     part: list[SinkRecord[VmRecord]] = []
     size = 0
-    for record in records:
+    for record in sorted(records, key=_shape_id):
         part.append(record)
         size += _series_of(record.decoded)
         if size >= series:

@@ -11,14 +11,18 @@ import httpx
 import pytest
 
 from hoststream.errors import SinkBackpressureError, SinkFatalError, SinkUnavailableError
-from hoststream.schemas import MetricEvent, Sample
+from hoststream.producers.simulation import SimulatedFleet
+from hoststream.schemas import MetricEvent, Sample, SingleObjectAvroSerializer
 from hoststream.sinks.base import SinkRecord
 from hoststream.sinks.victoriametrics import (
     REMOTE_WRITE_REQUEST_SERIES,
     VictoriaMetricsSink,
     series_parts,
 )
+from hoststream.sinks.vm_import import MetricEventReader
+from hoststream.sinks.vm_remote_write import event_template
 from tests.support.remote_write import decoded
+from tests.support.shaped_reading import CountingDeserializer
 
 NOW_S = 1_800_000_000.0
 
@@ -101,8 +105,30 @@ def test_a_remote_write_batch_goes_out_in_requests_of_bounded_series() -> None:
     assert len(vm.lines) == 40 * len(batch)
 
 
+def test_a_shapes_events_go_together_whatever_their_order_in_the_batch() -> None:
+    fleet = SimulatedFleet(2, seed=3)
+    start_ms = int(NOW_S * 1000) - 40_000
+    events = [e for tick in range(4) for e in fleet.events(start_ms + tick * 10_000)]
+    reader = MetricEventReader(CountingDeserializer(MetricEvent), derive=event_template)
+    encode = SingleObjectAvroSerializer(MetricEvent)
+    # Interleaved as the partitions deliver them: host after host, tick after tick.
+    batch = [
+        SinkRecord("metrics.x", 0, i, b"k", b"raw", reader(encode(e))) for i, e in enumerate(events)
+    ]
+    parts = series_parts(batch, 10**6)
+    [part] = parts
+    shapes = [id(r.decoded.shape) for r in part]
+    # Each shape's four events one after another, in their order.
+    assert len(set(shapes)) == len(events) // 4
+    for n in range(0, len(shapes), 4):
+        assert len(set(shapes[n : n + 4])) == 1
+        offsets = [r.offset for r in part[n : n + 4]]
+        assert offsets == sorted(offsets)
+
+
 def test_requests_are_cut_by_series_whole_records_in_order() -> None:
     batch = [wide_record(i, n) for i, n in enumerate([6, 3, 1, 5, 5, 2], start=1)]
+    # Objects decoded in full have no shape: they keep their order.
     parts = series_parts(batch, 8)
     assert [[r.offset for r in part] for part in parts] == [[1, 2], [3, 4, 5], [6]]
 
