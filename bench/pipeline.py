@@ -832,10 +832,15 @@ def search(
     deadline = None if budget_s is None else clock() + budget_s
     stopped = False
 
-    def run(hosts: int, seconds: float, phase: str) -> dict[str, Any] | None:
+    def out_of_time(seconds: float) -> bool:
+        """Whether a probe of ``seconds`` would end past the budget; it stops the search."""
         nonlocal stopped
-        if stopped or (deadline is not None and clock() + seconds + PROBE_OVERHEAD_S > deadline):
+        if deadline is not None and clock() + seconds + PROBE_OVERHEAD_S > deadline:
             stopped = True
+        return stopped
+
+    def run(hosts: int, seconds: float, phase: str) -> dict[str, Any] | None:
+        if out_of_time(seconds):
             return None
         result = probe(hosts, seconds)
         probes.append({**result, "phase": phase})
@@ -845,8 +850,7 @@ def search(
         # pays about ten times a value's cost for each new series, a fleet
         # onboarding at once rather than running. The size is judged again
         # with its series existing, as a running fleet's are.
-        if deadline is not None and clock() + seconds + PROBE_OVERHEAD_S > deadline:
-            stopped = True
+        if out_of_time(seconds):
             return result
         result = probe(hosts, seconds)
         probes.append({**result, "phase": f"{phase}, series existing"})

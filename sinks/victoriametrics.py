@@ -177,7 +177,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
         self._max_future_s = max_future_s
         self._compress_level = compress_level
         self._in_flight = in_flight
-        self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="vm-import")
+        self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="vm-write")
         self._body: Callable[[Iterable[VmRecord]], bytes]
         self._request_series = REMOTE_WRITE_REQUEST_SERIES if wire_format == "remote_write" else 0
         if wire_format == "remote_write":
@@ -225,7 +225,7 @@ class VictoriaMetricsSink(BatchingSink[VmRecord]):
             step = -(-len(records) // self._in_flight)
             parts = [records[i : i + step] for i in range(0, len(records), step)]
         if len(parts) == 1:
-            rejections = self._write(records)
+            rejections = self._write(parts[0])
         else:
             # Parts of the batch go out as separate requests: each part is encoded
             # while the previous ones are on their way. The batch counts as written
