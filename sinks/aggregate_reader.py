@@ -9,7 +9,11 @@ So the reader keeps, per series, an :class:`AggregateShape`: the series' fields
 and what the sink derives from them once (the VictoriaMetrics import-line
 prefixes, the SQL sink's fixed columns). An aggregate of a known series is read
 with one regex match and one ``struct`` call into an :class:`AggregateValues`,
-a tuple; a new series is read from the same bytes, without fastavro.
+a tuple; a new series is read from the same bytes, without fastavro. A
+consumer's batch is read at once (:meth:`AggregateReader.read_many`): every
+value's fields are found by NumPy over all the batch's bytes together
+(:mod:`sinks.aggregate_columns`), which leaves a dictionary lookup and a
+tuple per aggregate to Python.
 
 That reading assumes the layout of the current schema. The first value of
 each writer schema (schema id or fingerprint) is therefore also decoded in
@@ -24,13 +28,15 @@ from __future__ import annotations
 import contextlib
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from confluent_kafka.serialization import SerializationContext
 
+from hoststream.errors import SerializationError
 from hoststream.schemas import AvroReader, MetricKind, RecordDeserializer, WindowAggregate
+from hoststream.sinks.aggregate_columns import read_columns
 
 __all__ = [
     "STATS_FIELDS",
@@ -278,6 +284,69 @@ class AggregateReader(Generic[X]):
         except (IndexError, struct.error, UnicodeDecodeError):
             pass
         return self._deserialize(data, ctx)
+
+    def read_many(
+        self,
+        values: Sequence[bytes | None],
+        context: Callable[[int], SerializationContext | None],
+    ) -> list[AggregateValues | WindowAggregate | Exception]:
+        """:meth:`__call__` for each of ``values``, the aggregates of known series read at once.
+
+        Values of a writer schema whose layout was checked are read together
+        (:func:`~sinks.aggregate_columns.read_columns`); those of a series
+        read before become :class:`AggregateValues` with no more parsing. The
+        rest (a new series, a new schema, bytes the layout does not fit) are
+        read one by one by :meth:`__call__`, in the batch's order.
+
+        Args:
+            values: message values.
+            context: the serialization context of ``values[i]``, made only
+                for a value read one by one.
+
+        Returns:
+            Per value, what :meth:`__call__` returns, or the
+            :class:`~hoststream.errors.SerializationError` it raised.
+
+        Raises:
+            SchemaRegistryUnavailableError: decoding should be retried.
+        """
+        out: list[Any] = [None] * len(values)
+        at: list[int] = []
+        bodies: list[bytes] = []
+        trusted = self._schemas
+        for i, data in enumerate(values):
+            if data and len(data) > _SINGLE_OBJECT_HEADER:
+                header = data[:_SINGLE_OBJECT_HEADER] if data[0] == _LONG_PREFIX else data[:5]
+                if trusted.get(header):
+                    at.append(i)
+                    bodies.append(data)
+        if bodies:
+            columns = read_columns(bodies)
+            shapes = self._shapes
+            for n, (i, data, ok, series_end, tail) in enumerate(
+                zip(at, bodies, columns.fits, columns.series_end, columns.tail, strict=True)
+            ):
+                if not ok:
+                    continue
+                shape = shapes.get(data[:series_end] + data[tail:])
+                if shape is None:
+                    continue  # a new series: learnt one by one below
+                out[i] = AggregateValues(
+                    shape,
+                    columns.window_start[n],
+                    columns.window_end[n],
+                    columns.count[n],
+                    tuple(columns.stats[n]),
+                    columns.rate[n],
+                )
+        for i, read in enumerate(out):
+            if read is not None:
+                continue
+            try:
+                out[i] = self(values[i], context(i))
+            except SerializationError as exc:
+                out[i] = exc
+        return out
 
     def _values(self, data: bytes, layout: _Layout) -> AggregateValues | None:
         key = data[: layout.series_end] + data[layout.tail :]
