@@ -193,6 +193,9 @@ class SqlSink(BatchingSink[SqlRecord]):
     """
 
     name = "sql"
+    # About half of a batch's time is the database's (COPY, the upsert and
+    # the commit): the loop reads, decodes and checks the next batch meanwhile.
+    write_ahead = True
 
     def __init__(
         self,
