@@ -110,6 +110,15 @@ class ShapedAggregate(Protocol):
     def shape(self) -> Any: ...
 
     @property
+    def host(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
     def kind(self) -> MetricKind: ...
 
     @property
@@ -351,21 +360,43 @@ class Validator:
         labels and window size are known good there; later ones are checked
         for what varies (window, count, statistics, instant), and in full,
         for the precise violation, only when one of those rules is broken.
+        The first aggregate of a series is checked by the same rules, its
+        series' fields once: only one that breaks a rule is made into a whole
+        record and checked in full.
         """
         now = self._clock_ms() if now_ms is None else now_ms
         topics = self._good_shapes.get(record.shape)
-        if topics is not None and topic in topics and self._window_passes(record, now):
-            return None
+        if self._window_passes(record, now):
+            if topics is not None and topic in topics:
+                return None
+            if self._series_passes(record, topic):
+                self._good_shapes.add(record.shape, topic)
+                return None
         found = self.check_aggregate(record.aggregate(), topic, now)
         if found is None:
             self._good_shapes.add(record.shape, topic)
         return found
 
+    def _series_passes(self, a: ShapedAggregate, topic: str | None) -> bool:
+        """Whether the fields a series' aggregates share break none of the rules.
+
+        (A window size that is not positive fails :meth:`_window_passes`.)
+        """
+        size = a.window_size_ms
+        return (
+            (topic is None or size == self._window_of(topic))
+            and self._host(a.host) is None
+            and self._metric_name(a.metric) is None
+            and self._labels(a.labels, a.metric) is None
+            and self._label_count(len(a.labels), a.metric) is None
+        )
+
     def _window_passes(self, a: ShapedAggregate, now: int) -> bool:
         """Whether what varies between a series' aggregates breaks none of the rules."""
         size, start, end, rate = a.window_size_ms, a.window_start, a.window_end, a.rate_per_second
         return (
-            end == start + size
+            size > 0
+            and end == start + size
             and not start % size
             and a.sample_count >= 1
             and now - self._max_age_ms <= end <= now + self._max_future_ms

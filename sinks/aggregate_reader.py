@@ -125,6 +125,18 @@ class AggregateValues(NamedTuple):
     rate_per_second: float | None
 
     @property
+    def host(self) -> str:
+        return self.shape.series.host
+
+    @property
+    def metric(self) -> str:
+        return self.shape.series.metric
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.shape.series.labels
+
+    @property
     def window_size_ms(self) -> int:
         return self.shape.series.window_size_ms
 
@@ -328,9 +340,14 @@ class AggregateReader(Generic[X]):
             ):
                 if not ok:
                     continue
-                shape = shapes.get(data[:series_end] + data[tail:])
+                key = data[:series_end] + data[tail:]
+                shape = shapes.get(key)
                 if shape is None:
-                    continue  # a new series: learnt one by one below
+                    # A new series: its fields from its bytes, where the columns found them.
+                    with contextlib.suppress(IndexError, struct.error, UnicodeDecodeError):
+                        shape = self._learn(key, data, series_end, tail)
+                    if shape is None:
+                        continue  # read one by one below, to the precise error
                 out[i] = AggregateValues(
                     shape,
                     columns.window_start[n],
@@ -352,13 +369,9 @@ class AggregateReader(Generic[X]):
         key = data[: layout.series_end] + data[layout.tail :]
         shape = self._shapes.get(key)
         if shape is None:
-            series = self._series(data, layout)
-            if series is None:
+            shape = self._learn(key, data, layout.series_end, layout.tail)
+            if shape is None:
                 return None
-            shape = AggregateShape(series, self._derive(series))
-            if len(self._shapes) >= self._max_shapes:
-                self._shapes.pop(next(iter(self._shapes)))
-            self._shapes[key] = shape
         start_bytes, end_bytes, count_bytes = layout.longs.group(1, 2, 3)
         if start_bytes == self._last_start[0]:
             window_start = self._last_start[1]
@@ -377,9 +390,23 @@ class AggregateReader(Generic[X]):
             count = _long(count_bytes)
         return AggregateValues(shape, window_start, window_end, count, layout.stats, layout.rate)
 
-    def _series(self, data: bytes, layout: _Layout) -> AggregateSeries | None:
+    def _learn(
+        self, key: bytes, data: bytes, series_end: int, tail: int
+    ) -> AggregateShape[X] | None:
+        """Read a new series' shape from one of its aggregates and remember it under ``key``."""
+        series = self._series(data, series_end, tail)
+        if series is None:
+            return None
+        shape = AggregateShape(series, self._derive(series))
+        if len(self._shapes) >= self._max_shapes:
+            self._shapes.pop(next(iter(self._shapes)))
+        self._shapes[key] = shape
+        return shape
+
+    def _series(self, data: bytes, series_end: int, tail_start: int) -> AggregateSeries | None:
         """The series' fields, read from its bytes; None if they do not end where expected."""
-        reader = AvroReader(data, len(layout.header))
+        header = _SINGLE_OBJECT_HEADER if data[0] == _LONG_PREFIX else _CONFLUENT_HEADER
+        reader = AvroReader(data, header)
         host = self._share(reader.string().decode())
         metric = self._share(reader.string().decode())
         labels_start = reader.pos
@@ -393,9 +420,9 @@ class AggregateReader(Generic[X]):
         if not 0 <= kind_index < len(_KINDS):
             return None
         window_size_ms = self._share(reader.long())
-        if reader.pos != layout.series_end:
+        if reader.pos != series_end:
             return None
-        tail = AvroReader(data, layout.tail)
+        tail = AvroReader(data, tail_start)
         branch = tail.long()
         region = self._share(tail.string().decode()) if branch == 1 else None
         if branch not in (0, 1) or tail.pos != len(data):

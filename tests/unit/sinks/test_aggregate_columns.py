@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hoststream.errors import SerializationError
 from hoststream.schemas import MetricKind, WindowAggregate
+from hoststream.schemas.validation import ValidationLimits, Validator
 from hoststream.sinks.aggregate_columns import read_columns
 from hoststream.sinks.aggregate_reader import AggregateReader, AggregateValues
 from tests.support.shaped_reading import CountingDeserializer, fleet_aggregates
@@ -186,3 +187,90 @@ def test_any_batch_reads_as_its_values_one_by_one(
     # Read twice: the second time every series the values name is known.
     read = reader.read_many(values, no_context) + reader.read_many(values, no_context)
     assert [outcome(r) for r in read] == [outcome(r) for r in read_alone(values + values)]
+
+
+def verdict(found: Any) -> Any:
+    return None if found is None else found.error
+
+
+def mostly(valid: list[Any], invalid: list[Any]) -> st.SearchStrategy[Any]:
+    """One of ``valid`` nine times in ten, else one of ``invalid``."""
+    return st.sampled_from([*valid, *valid, *valid] * 3 + invalid)
+
+
+def some_infinite(stats: list[float]) -> list[float]:
+    return [math.inf, *stats[1:]]
+
+
+# Mostly valid aggregates, each field now and then breaking one rule of the contract.
+judged = st.builds(
+    lambda host, metric, labels, kind, size, shift, count, stats, error, rate: WindowAggregate(
+        host=host,
+        metric=metric,
+        labels=labels,
+        kind=kind,
+        window_size_ms=size,
+        window_start=T0 + shift,
+        window_end=T0 + shift + size,
+        count=count,
+        sum=stats[0],
+        min=stats[1],
+        max=stats[2],
+        mean=stats[3],
+        last=stats[4],
+        p50=stats[5],
+        p90=stats[6],
+        p95=stats[7],
+        p99=stats[8],
+        quantile_relative_error=error,
+        rate_per_second=rate,
+    ),
+    mostly(["web-1", "db-2"], ["web 1"]),
+    mostly(["node_load1", "node_cpu_seconds_total"], ["9lives", "a-b"]),
+    st.dictionaries(
+        mostly(["device", "cpu", "mode"], ["instance", "le-x"]),
+        mostly(["eth0", "0", "idle"], ["a\x01b"]),
+        max_size=3,
+    ),
+    st.sampled_from(MetricKind),
+    mostly([60_000, 300_000], [0]),
+    mostly([0, 300_000], [1_000, -40 * 86_400_000]),
+    mostly([1, 6], [0]),
+    st.lists(st.floats(-10.0, 1e6), min_size=9, max_size=9)
+    | st.lists(st.floats(-10.0, 1e6), min_size=9, max_size=9).map(some_infinite),
+    mostly([0.0, 0.01], [1.0]),
+    st.none() | mostly([0.5, 2.0], [-0.5, math.nan]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(judged, min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(1, 3)), max_size=12),
+    st.lists(st.sampled_from(["metrics.agg.1m", "metrics.agg.5m", None]), min_size=1),
+)
+def test_an_aggregate_read_by_shape_is_judged_as_the_whole_record(
+    distinct: list[WindowAggregate],
+    picks: list[tuple[int, int]],
+    topics: list[str | None],
+) -> None:
+    # A series' first aggregate is judged by its series' fields and its window,
+    # later ones by their window: both must reach the verdict the whole record
+    # gets, on any topic.
+    written = list(distinct)
+    for which, window in picks:
+        a = distinct[which % len(distinct)]
+        step = window * max(a.window_size_ms, 1)
+        written.append(
+            replace(a, window_start=a.window_start + step, window_end=a.window_end + step)
+        )
+    reader = AggregateReader(CountingDeserializer(WindowAggregate), derive)
+    read = reader.read_many([encode(a) for a in written], no_context)
+    now = T0 + 3_600_000
+    # At most two labels of a series' own (with __name__, instance and job: five).
+    limits = ValidationLimits(max_labels_per_series=5)
+    by_shape = Validator(limits, clock_ms=lambda: now)
+    in_full = Validator(limits, clock_ms=lambda: now)
+    for n, (a, r) in enumerate(zip(written, read, strict=True)):
+        topic = topics[n % len(topics)]
+        assert verdict(by_shape.check(r, topic)) == verdict(in_full.check(a, topic))
