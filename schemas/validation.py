@@ -189,6 +189,8 @@ _CACHE_LIMIT = 200_000
 # and family, so a fleet of 2,000 hosts has 10,000; a smaller bound would
 # forget them all again and again and judge every event's layout anew.
 _LAYOUT_CACHE_LIMIT = 100_000
+#: Topics whose window size is remembered (a consumer reads a few).
+_MAX_TOPICS = 1000
 
 T = TypeVar("T")
 
@@ -276,6 +278,8 @@ class Validator:
         self._layouts: dict[Hashable, tuple[Violation | None, Any]] = {}
         # Shapes whose events passed in full -> the topics they passed on.
         self._good_shapes = _ShapeTopics()
+        # Topic -> the window size its aggregates have (a consumer reads a few topics).
+        self._topic_windows: dict[str, int | None] = {}
         # The check for each type of record met; a protocol's isinstance is slow.
         self._checks: dict[type, Callable[[Any, str | None, int], Violation | None]] = {}
 
@@ -722,6 +726,17 @@ class Validator:
         return source[1] if source is not None else topic
 
     def _window_of(self, topic: str) -> int | None:
+        """The window size, ms, of the aggregates ``topic`` carries (None: it carries none)."""
+        try:
+            return self._topic_windows[topic]
+        except KeyError:
+            pass
+        window = self._read_window_of(topic)
+        if len(self._topic_windows) < _MAX_TOPICS:
+            self._topic_windows[topic] = window
+        return window
+
+    def _read_window_of(self, topic: str) -> int | None:
         topic = self._unmirrored(topic)
         if not topic.startswith(f"{self._prefix}metrics.agg."):
             return None

@@ -12,6 +12,7 @@ them); a missing rate is ``\\N``, SQL's NULL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import chain, repeat
 from typing import NamedTuple
@@ -43,6 +44,7 @@ COPY_COLUMNS = SERIES_COLUMNS + WINDOW_COLUMNS
 _NULL = "\\N"
 # COPY's text format: a backslash, tab, newline or carriage return is escaped.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_ESCAPED = re.compile(r"[\\\t\n\r]")
 
 
 class SeriesText(NamedTuple):
@@ -55,7 +57,10 @@ class SeriesText(NamedTuple):
 
 
 def _field(value: str | None) -> str:
-    return _NULL if value is None else value.translate(_ESCAPES)
+    if value is None:
+        return _NULL
+    # Names and labels seldom hold a character to escape: a search costs less than a translation.
+    return value if _ESCAPED.search(value) is None else value.translate(_ESCAPES)
 
 
 def series_text_of(

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import (
+    MetricKind,
     SingleObjectAvroDeserializer,
     SingleObjectAvroSerializer,
     WindowAggregate,
@@ -18,11 +19,53 @@ from hoststream.sinks.aggregate_reader import AggregateReader, AggregateSeries, 
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 
-__all__ = ["CountingDeserializer", "fleet_aggregates", "read_by_shape"]
+__all__ = [
+    "T0",
+    "CountingDeserializer",
+    "aggregate",
+    "derive",
+    "encode_aggregate",
+    "fleet_aggregates",
+    "read_by_shape",
+]
 
+#: The first window's start of the aggregates made here (2027-01-15).
 T0 = 1_800_000_000_000
 
-_encode_aggregate = SingleObjectAvroSerializer(WindowAggregate)
+#: An aggregate in the single-object encoding.
+encode_aggregate = SingleObjectAvroSerializer(WindowAggregate)
+
+
+def derive(series: AggregateSeries) -> str:
+    """Stands in for a sink's derivation: records that it ran, once per series."""
+    return f"{series.host}/{series.metric}"
+
+
+def aggregate(window: int = 0, **overrides: Any) -> WindowAggregate:
+    """A counter's aggregate of the ``window``-th minute from :data:`T0`, ``overrides`` applied."""
+    fields: dict[str, Any] = {
+        "host": "web-1",
+        "metric": "node_network_receive_bytes_total",
+        "kind": MetricKind.COUNTER,
+        "window_size_ms": 60_000,
+        "window_start": T0 + window * 60_000,
+        "window_end": T0 + (window + 1) * 60_000,
+        "count": 6 + window,
+        "sum": 60.0 + window,
+        "min": 5.0,
+        "max": 15.0,
+        "mean": 10.0,
+        "last": 15.0 + window,
+        "p50": 10.0,
+        "p90": 14.0,
+        "p95": 14.5,
+        "p99": 15.0,
+        "quantile_relative_error": 0.01,
+        "labels": {"device": "eth0"},
+        "rate_per_second": 0.1666 * (window + 1),
+    }
+    fields.update(overrides)
+    return WindowAggregate(**fields)
 
 
 class CountingDeserializer:
@@ -44,7 +87,7 @@ def read_by_shape(
     """``aggregates`` encoded and read back by a new reader with ``derive``; each must be
     read by its series' shape."""
     reader = AggregateReader(SingleObjectAvroDeserializer(WindowAggregate), derive)
-    read = [reader(_encode_aggregate(a)) for a in aggregates]
+    read = [reader(encode_aggregate(a)) for a in aggregates]
     assert all(isinstance(r, AggregateValues) for r in read)
     return read  # type: ignore[return-value]
 

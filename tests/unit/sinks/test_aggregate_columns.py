@@ -14,8 +14,14 @@ from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.schemas.validation import ValidationLimits, Validator
 from hoststream.sinks.aggregate_columns import read_columns
 from hoststream.sinks.aggregate_reader import AggregateReader, AggregateValues
-from tests.support.shaped_reading import CountingDeserializer, fleet_aggregates
-from tests.unit.sinks.test_aggregate_reader import T0, aggregate, derive, encode
+from tests.support.shaped_reading import (
+    T0,
+    CountingDeserializer,
+    aggregate,
+    derive,
+    fleet_aggregates,
+)
+from tests.support.shaped_reading import encode_aggregate as encode
 
 
 def no_context(_index: int) -> None:

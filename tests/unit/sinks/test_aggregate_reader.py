@@ -20,44 +20,17 @@ from hoststream.schemas.validation import Validator
 from hoststream.sinks.aggregate_reader import (
     STATS_FIELDS,
     AggregateReader,
-    AggregateSeries,
     AggregateValues,
 )
-from tests.support.shaped_reading import CountingDeserializer
+from tests.support.shaped_reading import (
+    T0,
+    CountingDeserializer,
+    aggregate,
+    derive,
+    encode_aggregate,
+)
 
-T0 = 1_800_000_000_000
-encode = SingleObjectAvroSerializer(WindowAggregate)
-
-
-def derive(series: AggregateSeries) -> str:
-    """Stands in for a sink's derivation: records that it ran, once per series."""
-    return f"{series.host}/{series.metric}"
-
-
-def aggregate(window: int = 0, **overrides) -> WindowAggregate:
-    fields = {
-        "host": "web-1",
-        "metric": "node_network_receive_bytes_total",
-        "kind": MetricKind.COUNTER,
-        "window_size_ms": 60_000,
-        "window_start": T0 + window * 60_000,
-        "window_end": T0 + (window + 1) * 60_000,
-        "count": 6 + window,
-        "sum": 60.0 + window,
-        "min": 5.0,
-        "max": 15.0,
-        "mean": 10.0,
-        "last": 15.0 + window,
-        "p50": 10.0,
-        "p90": 14.0,
-        "p95": 14.5,
-        "p99": 15.0,
-        "quantile_relative_error": 0.01,
-        "labels": {"device": "eth0"},
-        "rate_per_second": 0.1666 * (window + 1),
-    }
-    fields.update(overrides)
-    return WindowAggregate(**fields)
+encode = encode_aggregate
 
 
 def whole(read: AggregateValues | WindowAggregate) -> WindowAggregate:
