@@ -387,6 +387,8 @@ class Validator:
         (A window size that is not positive fails :meth:`_window_passes`.)
         """
         size = a.window_size_ms
+        # Only whether a rule is broken counts here (the full check names it),
+        # so the labels' context is the bare metric name.
         return (
             (topic is None or size == self._window_of(topic))
             and self._host(a.host) is None

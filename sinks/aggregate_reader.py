@@ -306,9 +306,10 @@ class AggregateReader(Generic[X]):
 
         Values of a writer schema whose layout was checked are read together
         (:func:`~sinks.aggregate_columns.read_columns`); those of a series
-        read before become :class:`AggregateValues` with no more parsing. The
-        rest (a new series, a new schema, bytes the layout does not fit) are
-        read one by one by :meth:`__call__`, in the batch's order.
+        read before become :class:`AggregateValues` with no more parsing, and
+        a new series' fields are read where the columns found them. The rest
+        (a new schema, bytes the layout does not fit) are read one by one by
+        :meth:`__call__`, in the batch's order.
 
         Args:
             values: message values.
