@@ -13,7 +13,7 @@ from hoststream.errors import SerializationError
 from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.schemas.validation import ValidationLimits, Validator
 from hoststream.sinks.aggregate_columns import read_columns
-from hoststream.sinks.aggregate_reader import AggregateReader, AggregateValues
+from hoststream.sinks.aggregate_reader import STATS_FIELDS, AggregateReader, AggregateValues
 from tests.support.shaped_reading import (
     T0,
     CountingDeserializer,
@@ -127,28 +127,38 @@ def test_a_series_read_before_is_read_in_bulk_with_its_own_shape() -> None:
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=70)
 doubles = st.floats(allow_nan=True, allow_infinity=True)
-aggregates = st.builds(
-    lambda host, metric, labels, kind, window, count, stats, rate, region: WindowAggregate(
+
+
+def windowed(
+    series: tuple[str, str, dict[str, str], MetricKind],
+    size: int,
+    start: int,
+    count: int,
+    stats: list[float],
+    rate: float | None,
+    region: str | None = None,
+) -> WindowAggregate:
+    """An aggregate of ``series`` (host, metric, labels, kind); ``stats`` in the schema's order."""
+    host, metric, labels, kind = series
+    named = dict(zip(STATS_FIELDS, stats, strict=True))
+    return WindowAggregate(
         host=host,
         metric=metric,
         labels=labels,
         kind=kind,
-        window_size_ms=60_000,
-        window_start=T0 + window * 60_000,
-        window_end=T0 + (window + 1) * 60_000,
+        window_size_ms=size,
+        window_start=start,
+        window_end=start + size,
         count=count,
-        sum=stats[0],
-        min=stats[1],
-        max=stats[2],
-        mean=stats[3],
-        last=stats[4],
-        p50=stats[5],
-        p90=stats[6],
-        p95=stats[7],
-        p99=stats[8],
-        quantile_relative_error=stats[9],
         rate_per_second=rate,
         region=region,
+        **named,
+    )
+
+
+aggregates = st.builds(
+    lambda host, metric, labels, kind, window, count, stats, rate, region: windowed(
+        (host, metric, labels, kind), 60_000, T0 + window * 60_000, count, stats, rate, region
     ),
     st.sampled_from(["web-1", "db-2"]) | names,
     st.sampled_from(["node_load1", "node_cpu_seconds_total"]) | names,
@@ -210,26 +220,8 @@ def some_infinite(stats: list[float]) -> list[float]:
 
 # Mostly valid aggregates, each field now and then breaking one rule of the contract.
 judged = st.builds(
-    lambda host, metric, labels, kind, size, shift, count, stats, error, rate: WindowAggregate(
-        host=host,
-        metric=metric,
-        labels=labels,
-        kind=kind,
-        window_size_ms=size,
-        window_start=T0 + shift,
-        window_end=T0 + shift + size,
-        count=count,
-        sum=stats[0],
-        min=stats[1],
-        max=stats[2],
-        mean=stats[3],
-        last=stats[4],
-        p50=stats[5],
-        p90=stats[6],
-        p95=stats[7],
-        p99=stats[8],
-        quantile_relative_error=error,
-        rate_per_second=rate,
+    lambda host, metric, labels, kind, size, shift, count, stats, error, rate: windowed(
+        (host, metric, labels, kind), size, T0 + shift, count, [*stats, error], rate
     ),
     mostly(["web-1", "db-2"], ["web 1"]),
     mostly(["node_load1", "node_cpu_seconds_total"], ["9lives", "a-b"]),
