@@ -134,6 +134,18 @@ VM_PROBE_HOSTS = 3
 #: Hosts whose aggregates are read back from Kafka for the latency from a
 #: window's end to its metrics.agg.<window> record (every series of theirs).
 KAFKA_PROBE_HOSTS = 20
+#: A window's latency counts once it ended this long after the producer's first
+#: tick (or its own length, if shorter), and before the producer stopped: its
+#: aggregates then hold the probe's samples, and the consumers have started.
+#: A 5m window need not have begun inside a 300 s confirmation to count.
+LATENCY_FROM_S = 60
+
+
+def _latency_counts(end_s: float, size_s: float, first_s: float, cutoff_s: float) -> bool:
+    """Whether a window of ``size_s`` that ended at ``end_s`` counts for the latency figures."""
+    return first_s + min(size_s, LATENCY_FROM_S) <= end_s <= cutoff_s
+
+
 #: (label, --windows, stream workers = instances of each sink)
 CONFIGURATIONS = (
     ("default windows 1m,5m", "1m,5m", 1),
@@ -443,16 +455,21 @@ def _watch(
 
 
 def _pg_latencies(dsn: str, seed: int, first_s: float, cutoff_s: float) -> dict[str, Any]:
-    """Latency (updated_at - window_end) of the probe's rows whose windows ended in it."""
+    """Latency (updated_at - window_end) of the probe's rows whose windows ended in it.
+
+    Rows of the probe's fleet whose window ended in the probe are fetched; those
+    :func:`_latency_counts` admits are counted.
+    """
     out: dict[str, Any] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT window_size_ms, extract(epoch FROM window_start)::float8, "
             "extract(epoch FROM updated_at - window_end)::float8 FROM window_aggregates "
-            "WHERE host LIKE %s AND window_start >= to_timestamp(%s) "
+            "WHERE host LIKE %s AND window_end >= to_timestamp(%s) "
             "AND window_end <= to_timestamp(%s)",
             (f"sim-s{seed}-h%", first_s, cutoff_s),
         ).fetchall()
+    rows = [r for r in rows if _latency_counts(r[1] + r[0] / 1000, r[0] / 1000, first_s, cutoff_s)]
     for size_ms in sorted({r[0] for r in rows}):
         lat = [r[2] for r in rows if r[0] == size_ms]
         out[window_label(size_ms // 1000)] = {
@@ -526,7 +543,7 @@ def _kafka_latencies(
             lat = []
             for message in wanted_messages(aggregate_topic(settings, WindowSize(w * 1000))):
                 end_s = decode(message.value()).window_end / 1000
-                if first_s + w <= end_s <= cutoff_s:
+                if _latency_counts(end_s, w, first_s, cutoff_s):
                     lat.append(message.timestamp()[1] / 1000 - end_s)
             aggregates[window_label(w)] = figures(lat, "records")
     finally:
@@ -543,7 +560,7 @@ def _vm_latencies(
         lat = [
             seen - ts / 1000
             for (metric, _host, ts), seen in probe.vm_seen.items()
-            if metric == name and first_s + w <= ts / 1000 <= cutoff_s
+            if metric == name and _latency_counts(ts / 1000, w, first_s, cutoff_s)
         ]
         out[window_label(w)] = (
             {
@@ -1094,8 +1111,11 @@ def run(
         f"{KAFKA_PROBE_HOSTS} hosts whose window ended while the producer ran (target: p99 <= "
         "grace + 2 s); PostgreSQL: updated_at - window_end of the probe's rows whose window ended "
         "while the producer ran; VictoriaMetrics: first 1 s poll returning "
-        f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window closes "
-        f"once the host's event time passes end + grace ({GRACE_S} s)",
+        f"{VM_PROBE_METRIC}:avg_<window> of {VM_PROBE_HOSTS} hosts - window end; a window counts "
+        f"when it ended at least its length or {LATENCY_FROM_S} s, the shorter, after the "
+        "producer's first tick (so a 5m window that began before the probe counts too) and "
+        f"before the producer stopped; a window closes once the host's event time passes "
+        f"end + grace ({GRACE_S} s)",
         "cost map: CPU seconds (utime + stime + cutime + cstime from /proc/<pid>/stat; the "
         "services' with their live child processes) over the probe, per million samples "
         "produced in it, in total and above each component's idle CPU; cpu_share_pipeline "
