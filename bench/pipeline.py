@@ -932,14 +932,20 @@ def _cleanup(settings: Any, seeds: list[int], vm_url: str, dsn: str) -> None:
     try:
         # Series written a moment ago may sit in buffers, out of delete_series' reach.
         httpx.get(f"{vm_url}/internal/force_flush", timeout=60)
-        alternatives = "|".join(str(s) for s in seeds)
-        deleted = httpx.post(
-            f"{vm_url}/api/v1/admin/tsdb/delete_series",
-            params={"match[]": f'{{instance=~"sim-s({alternatives})-h.*"}}'},
-            timeout=60,
-        )
-        if deleted.status_code >= 300:
-            print(f"pipeline: could not delete the bench series: {deleted.text}")
+        # A request may match at most a million series (VictoriaMetrics'
+        # -search.maxUniqueTimeseries) and a simulated host has about 4,000
+        # to 6,000 (its samples' and every statistic of every window size's):
+        # a hundred hosts of one fleet a request, by their number's first digits.
+        requests = [(seed, hundred) for seed in seeds for hundred in range(MAX_HOSTS // 100 + 1)]
+        for seed, hundred in requests:
+            deleted = httpx.post(
+                f"{vm_url}/api/v1/admin/tsdb/delete_series",
+                params={"match[]": f'{{instance=~"sim-s{seed}-h{hundred:03d}.*"}}'},
+                timeout=120,
+            )
+            if deleted.status_code >= 300:
+                print(f"pipeline: could not delete the bench series: {deleted.text}")
+                break
     except httpx.HTTPError as exc:
         print(f"pipeline: could not delete the bench series: {exc}")
     try:
