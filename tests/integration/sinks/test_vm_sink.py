@@ -386,6 +386,8 @@ def test_remote_write_stores_the_series_json_import_stores(
 ) -> None:
     """The same events through each wire format, under hosts of their own: equal series."""
     stored = {}
+    # One start for both formats: each batch at the same instants, however long the first took.
+    start_ms = (int(time.time()) // 10 * 10 - 40) * 1000
     for wire_format in ("import", "remote_write"):
         name = wire_format.replace("_", "")
         settings = group_settings(services, f"{unique}.{name}").model_copy(
@@ -395,7 +397,7 @@ def test_remote_write_stores_the_series_json_import_stores(
         hosts = f"{unique}-{name}"
         # Several events of a host per batch (one series, many samples) and the
         # last event of each host alone in its batch (a template pasted).
-        batch = events(hosts, hosts=3, per_host=4)
+        batch = events(hosts, hosts=3, per_host=4, start_ms=start_ms)
         assert produce(settings, topic, batch) == len(batch)
         sink = ThreadedSink.start(
             "victoriametrics", settings, hosts, [topic], policy=small_policy(10)
