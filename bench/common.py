@@ -274,3 +274,27 @@ def stack_for_env(env: dict[str, str]) -> Any:
 
     cfg = settings_for(env)
     return Stack(cfg.state_dir, cfg.lib_dir, port_offset=cfg.stack_port_offset)
+
+
+def delete_fleet_series(vm_url: str, seed: int, max_hosts: int) -> str | None:
+    """Delete the VictoriaMetrics series of simulated fleet ``seed``; the error text, if any.
+
+    A request may match at most a million series (VictoriaMetrics'
+    -search.maxUniqueTimeseries) and a simulated host has about 4,000 to
+    6,000 (its samples' and every statistic of every window size's): a
+    hundred hosts a request, by the first three digits of their number.
+    Series written a moment ago may sit in buffers, out of delete_series'
+    reach, so they are flushed first.
+    """
+    import httpx
+
+    httpx.get(f"{vm_url}/internal/force_flush", timeout=60)
+    for hundred in range(max_hosts // 100 + 1):
+        deleted = httpx.post(
+            f"{vm_url}/api/v1/admin/tsdb/delete_series",
+            params={"match[]": f'{{instance=~"sim-s{seed}-h{hundred:03d}.*"}}'},
+            timeout=120,
+        )
+        if deleted.status_code >= 300:
+            return deleted.text
+    return None

@@ -85,6 +85,7 @@ from bench.common import (
     Result,
     bar_plot,
     code_version,
+    delete_fleet_series,
     free_port,
     hardware,
     load_note,
@@ -930,21 +931,10 @@ def _cleanup(settings: Any, seeds: list[int], vm_url: str, dsn: str) -> None:
     if not seeds:
         return
     try:
-        # Series written a moment ago may sit in buffers, out of delete_series' reach.
-        httpx.get(f"{vm_url}/internal/force_flush", timeout=60)
-        # A request may match at most a million series (VictoriaMetrics'
-        # -search.maxUniqueTimeseries) and a simulated host has about 4,000
-        # to 6,000 (its samples' and every statistic of every window size's):
-        # a hundred hosts of one fleet a request, by their number's first digits.
-        requests = [(seed, hundred) for seed in seeds for hundred in range(MAX_HOSTS // 100 + 1)]
-        for seed, hundred in requests:
-            deleted = httpx.post(
-                f"{vm_url}/api/v1/admin/tsdb/delete_series",
-                params={"match[]": f'{{instance=~"sim-s{seed}-h{hundred:03d}.*"}}'},
-                timeout=120,
-            )
-            if deleted.status_code >= 300:
-                print(f"pipeline: could not delete the bench series: {deleted.text}")
+        for seed in seeds:
+            error = delete_fleet_series(vm_url, seed, MAX_HOSTS)
+            if error is not None:
+                print(f"pipeline: could not delete the bench series: {error}")
                 break
     except httpx.HTTPError as exc:
         print(f"pipeline: could not delete the bench series: {exc}")

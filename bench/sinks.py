@@ -39,6 +39,7 @@ from bench.common import (
     RESULTS,
     Result,
     code_version,
+    delete_fleet_series,
     load_note,
     panels_plot,
     proc_cpu_seconds,
@@ -218,16 +219,9 @@ def _vm(settings: Any, factor: float) -> tuple[dict[str, Any], dict[str, float],
     finally:
         delete_topics(settings, topics_with_prefix(settings, prefix))
         delete_subjects(settings, prefix)
-        # Series created a moment ago may still sit in VictoriaMetrics' buffers,
-        # out of reach of delete_series until flushed.
-        httpx.get(f"{vm_url}/internal/force_flush", timeout=60)
-        deleted = httpx.post(
-            f"{vm_url}/api/v1/admin/tsdb/delete_series",
-            params={"match[]": f'{{instance=~"sim-s{seed}-h.*"}}'},
-            timeout=60,
-        )
-        if deleted.status_code >= 300:
-            print(f"sinks: could not delete the bench series (seed {seed}): {deleted.text}")
+        error = delete_fleet_series(vm_url, seed, HOSTS)
+        if error is not None:
+            print(f"sinks: could not delete the bench series (seed {seed}): {error}")
     figures = {
         "data": loaded.describe(),
         "hoststream_sink": ours,
