@@ -322,6 +322,13 @@ class StreamsSection(_Section):
     stream_batch_within_s: float = Field(
         0.5, gt=0, le=60, description="A batch is processed after this long (`--batch-within`)."
     )
+    stream_commit_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the worker commits the offsets it has processed and stored; "
+        "after a crash it redoes at most about this much work.",
+    )
     stream_tick_s: float = Field(
         1.0,
         gt=0,
