@@ -24,7 +24,6 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from hoststream.errors import SerializationError
 from hoststream.schemas import RecordDeserializer
 from hoststream.schemas.records import MetricEvent, MetricKind
 from hoststream.streams.state import Float64Array, SeriesKey, series_key, shared_series
@@ -45,10 +44,6 @@ class Template:
     fixed_at: npt.NDArray[np.intp]
     fixed: npt.NDArray[np.uint8]
     values_at: npt.NDArray[np.intp]
-    #: The body it was learnt from, and where in it each value starts:
-    #: what :meth:`EventDecoder.decode_many` compares a batch's bodies with.
-    body: bytes
-    value_starts: bytes  # native int64s
 
 
 class DecodedEvent(NamedTuple):
@@ -232,92 +227,6 @@ class EventDecoder:
         # Wire-format headers (writer schemas) whose bodies we do not read ourselves.
         self._foreign: set[bytes] = set()
 
-    def decode_many(
-        self, messages: Sequence[tuple[bytes | None, str]]
-    ) -> list[DecodedEvent | SerializationError]:
-        """:meth:`__call__` for each (value, topic), or the error it raised.
-
-        A message whose host's last layout is known is read with the others
-        at once: their bodies joined, every value gathered by one index, and
-        the fixed bytes checked by one comparison of the joined bodies with
-        the layouts' own bodies, the values pasted in. Any other message, and
-        one whose bytes differ from its layout's, is decoded by :meth:`__call__`.
-        """
-        out: list[DecodedEvent | SerializationError | None] = [None] * len(messages)
-        at: list[int] = []
-        known: list[tuple[_Header, Mapping[str, str], Template]] = []
-        bodies: list[bytes] = []
-        for i, (data, topic) in enumerate(messages):
-            found = self._last_layout(data) if data is not None else None
-            if found is None:
-                out[i] = self._or_error(data, topic)
-                continue
-            header, host_labels, template = found
-            at.append(i)
-            known.append(found)
-            bodies.append(data[header.body :])  # type: ignore[index]  # found: data is bytes
-        if at:
-            values, wrong = _read_by_layouts([t for _, _, t in known], bodies)
-            first = 0
-            for i, (header, host_labels, template), is_wrong in zip(at, known, wrong, strict=True):
-                n = len(template.series)
-                if is_wrong:
-                    out[i] = self._or_error(*messages[i])
-                else:
-                    data = messages[i][0]
-                    out[i] = self._decoded(
-                        data,  # type: ignore[arg-type]  # found above: bytes
-                        header,
-                        host_labels,
-                        template,
-                        values[first : first + n],
-                    )
-                first += n
-        return out  # type: ignore[return-value]  # every slot filled
-
-    def _or_error(self, data: bytes | None, topic: str) -> DecodedEvent | SerializationError:
-        try:
-            return self(data, topic)
-        except SerializationError as exc:
-            return exc
-
-    def _last_layout(self, data: bytes) -> tuple[_Header, Mapping[str, str], Template] | None:
-        """The header, host labels and the layout the host's last such event had, if any."""
-        prefix = _prefix_length(data)
-        if prefix is None or data[:prefix] in self._foreign:
-            return None
-        if len(self._known_labels) >= self._max_templates:
-            self._known_labels.clear()
-        try:
-            header = _header(data, prefix, self._known_labels)
-            host_labels = self._host_labels(data, header)
-            self._text(header.host), self._text(header.family)  # as in __call__
-        except (_TruncatedError, UnicodeDecodeError):
-            return None
-        key = (data[:prefix], header.family, len(data) - header.body)
-        last = self._last.get((header.host, key))
-        return None if last is None else (header, host_labels, last)
-
-    def _decoded(
-        self,
-        data: bytes,
-        header: _Header,
-        host_labels: Mapping[str, str],
-        template: Template,
-        values: Float64Array,
-    ) -> DecodedEvent:
-        return DecodedEvent(
-            self._text(header.host),
-            self._text(header.family),
-            header.timestamp_ms,
-            header.interval_ms,
-            template.series,
-            values,
-            template.id,
-            host_labels,
-            (template.id, data[header.labels_at : header.body]),
-        )
-
     def __call__(self, data: bytes | None, topic: str) -> DecodedEvent:
         """Decode one message value.
 
@@ -335,7 +244,7 @@ class EventDecoder:
                     host_labels = self._host_labels(data, header)
                     # Host and family lie outside the bytes a template fixes:
                     # text that is no UTF-8 is left to the deserializer to refuse.
-                    self._text(header.host), self._text(header.family)
+                    host, family = self._text(header.host), self._text(header.family)
                 except (_TruncatedError, UnicodeDecodeError):
                     pass  # let the deserializer say what is wrong
                 else:
@@ -349,7 +258,17 @@ class EventDecoder:
                         if (region[template.fixed_at] == template.fixed).all():
                             self._last[(header.host, key)] = template
                             values = region[template.values_at].view("<f8").astype(np.float64)
-                            return self._decoded(data, header, host_labels, template, values)
+                            return DecodedEvent(
+                                host,
+                                family,
+                                header.timestamp_ms,
+                                header.interval_ms,
+                                template.series,
+                                values,
+                                template.id,
+                                host_labels,
+                                (template.id, data[header.labels_at : header.body]),
+                            )
                     return self._learn(data, topic, key, header)
         return self._slow(data, topic)
 
@@ -431,8 +350,6 @@ class EventDecoder:
             fixed_at,
             np.frombuffer(data, dtype=np.uint8, offset=body)[fixed_at].copy(),
             values_at,
-            data[body:],
-            (np.asarray(offsets, dtype=np.int64) - body).tobytes(),
         )
         if self._size >= self._max_templates:
             self._templates.clear()
@@ -451,37 +368,6 @@ class EventDecoder:
             decoded.host_labels,
             (template.id, data[header.labels_at : body]),
         )
-
-
-def _doubles_at_every_byte(buffer: bytes | bytearray) -> Float64Array:
-    """A view of ``buffer`` with a little-endian double starting at each of its bytes.
-
-    Avro doubles sit at any offset: indexing this view reads (or writes)
-    each of them with one gather, not eight bytes apiece.
-    """
-    return np.ndarray((max(0, len(buffer) - 7),), "<f8", buffer, 0, (1,))
-
-
-def _read_by_layouts(
-    layouts: Sequence[Template], bodies: Sequence[bytes]
-) -> tuple[Float64Array, list[bool]]:
-    """The values of each body read by its layout, concatenated, and which bodies
-    are not in their layout (a fixed byte differs: a label changed, its length not)."""
-    data = b"".join(bodies)
-    sizes = np.fromiter(map(len, bodies), np.int64, len(bodies))
-    counts = np.fromiter((len(t.series) for t in layouts), np.int64, len(layouts))
-    starts = np.cumsum(sizes) - sizes
-    starts_of = b"".join([t.value_starts for t in layouts])
-    offsets = np.frombuffer(starts_of, np.int64) + np.repeat(starts, counts)
-    values = _doubles_at_every_byte(data)[offsets]
-    # The layouts' own bodies with these values pasted in must be these bodies.
-    expected = bytearray().join(t.body for t in layouts)
-    _doubles_at_every_byte(expected)[offsets] = values
-    wrong = np.zeros(len(bodies), np.bool_)
-    if expected != data:  # one memcmp
-        differs = np.flatnonzero(np.frombuffer(expected, np.uint8) != np.frombuffer(data, np.uint8))
-        wrong[np.searchsorted(starts, differs, side="right") - 1] = True
-    return values.astype(np.float64, copy=False), wrong.tolist()
 
 
 def _agrees(

@@ -234,17 +234,13 @@ class BatchProcessor:
         """
         return dict(self._partition_due)
 
-    def _decode_batch(
-        self, batch: Sequence[SourceMessage], now: int
-    ) -> list[DecodedEvent | Rejection[SourceMessage]]:
-        decoded = self._decoder.decode_many([(m.value, m.topic) for m in batch])
-        return [self._judge_event(m, d, now) for m, d in zip(batch, decoded, strict=True)]
-
-    def _judge_event(
-        self, message: SourceMessage, event: DecodedEvent | SerializationError, now: int
+    def _decode_message(
+        self, message: SourceMessage, now: int
     ) -> DecodedEvent | Rejection[SourceMessage]:
-        if isinstance(event, SerializationError):
-            return Rejection(message, str(event), type(event).__name__)
+        try:
+            event = self._decoder(message.value, message.topic)
+        except SerializationError as exc:
+            return Rejection(message, str(exc), type(exc).__name__)
         expected = self._family_of_topic.get(message.topic)
         if event.family != expected:
             # Its state would be keyed by a family whose topic partition it is not on.
@@ -367,12 +363,13 @@ class BatchProcessor:
         groups: dict[bytes, list[DecodedEvent]] = {}
         rejected = 0
         next_offset = self._next_offset
-        for message, decoded in zip(batch, self._decode_batch(batch, now), strict=True):
+        for message in batch:
             offset = getattr(message, "offset", None)
             if isinstance(offset, int):
                 tp = (message.topic, message.partition)
                 if offset >= next_offset.get(tp, 0):
                     next_offset[tp] = offset + 1
+            decoded = self._decode_message(message, now)
             if isinstance(decoded, Rejection):
                 log.warning("rejected a message of %s: %s", message.topic, decoded.reason)
                 await self._reject(decoded)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from hoststream.config import Settings
 from hoststream.errors import SerializationError
 from hoststream.schemas import MetricEvent, MetricKind, Sample, WindowAggregate, codec_for
-from hoststream.streams.decode import DecodedEvent, EventDecoder
+from hoststream.streams.decode import EventDecoder
 
 T0 = 1_798_761_600_000
 SETTINGS = Settings(schema_registry_url=None)
@@ -101,57 +99,6 @@ def test_a_host_whose_labels_change_is_decoded_with_its_new_labels() -> None:
     assert decode(EVENTS.serializer(cpu_event(T0, 2.0, both)), "metrics.cpu").host_labels == both
 
 
-def _columns_or_error(result: DecodedEvent | Exception) -> object:
-    """What a decode gave, comparable across two decoders.
-
-    Its content only: which template read it is the decoder's cache, and
-    may differ (a message the batch read by its layout before a later one
-    in it taught the decoder to leave that writer schema to the deserializer).
-    """
-    if isinstance(result, Exception):
-        return type(result).__name__
-    return (*result[:5], result.values.tobytes(), dict(result.host_labels))  # values bit for bit
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_a_batch_decodes_as_its_messages_one_by_one(data: st.DataObject) -> None:
-    """decode_many (bodies read together, checked by one comparison) = __call__ per message,
-    over learnt and new layouts, changed labels and values, and damaged bytes."""
-    messages: list[tuple[bytes | None, str]] = []
-    for _ in range(data.draw(st.integers(1, 30), label="messages")):
-        event = cpu_event(
-            T0 + 10_000 * data.draw(st.integers(0, 5)),
-            data.draw(st.floats(allow_nan=True, allow_infinity=True, width=64)),
-            data.draw(st.sampled_from([None, {"role": "db"}, {"role": "web"}])),
-            cpus=data.draw(st.integers(1, 3)),
-        )
-        raw = bytearray(EVENTS.serializer(event))
-        damage = data.draw(st.sampled_from(["none", "none", "flip", "cut", "empty"]))
-        if damage == "flip":
-            at = data.draw(st.integers(0, len(raw) - 1))
-            raw[at] ^= 1 << data.draw(st.integers(0, 7))
-        elif damage == "cut":
-            del raw[data.draw(st.integers(0, len(raw) - 1)) :]
-        value = None if damage == "empty" and data.draw(st.booleans()) else bytes(raw)
-        messages.append((value, "metrics.cpu"))
-    one_by_one = EventDecoder(EVENTS.deserializer)
-    batched = EventDecoder(EVENTS.deserializer)
-    # Both have learnt the same layouts first, so the batch reads some messages by layout.
-    warm = [(EVENTS.serializer(cpu_event(T0, 1.0, None, cpus=c)), "metrics.cpu") for c in (1, 2)]
-    for value, topic in warm:
-        one_by_one(value, topic)
-    batched.decode_many(warm)
-    expected = []
-    for value, topic in messages:
-        try:
-            expected.append(_columns_or_error(one_by_one(value, topic)))
-        except SerializationError as exc:
-            expected.append(_columns_or_error(exc))
-    got = [_columns_or_error(r) for r in batched.decode_many(messages)]
-    assert got == expected
-
-
 def test_a_host_name_that_is_not_utf8_is_an_error_of_the_message_not_of_the_decoder() -> None:
     # The host is outside the bytes a layout fixes: a message of a known
     # layout whose host is no UTF-8 once escaped as a UnicodeDecodeError,
@@ -162,5 +109,3 @@ def test_a_host_name_that_is_not_utf8_is_an_error_of_the_message_not_of_the_deco
     broken = raw.replace(b"web-1", b"\xffeb-1")
     with pytest.raises(SerializationError):
         decode(broken, "metrics.cpu")
-    (result,) = decode.decode_many([(broken, "metrics.cpu")])
-    assert isinstance(result, SerializationError)
