@@ -178,23 +178,30 @@ class ClosedWindows:
         return _row_flags(self.states, self.state, self.series, name, judge)
 
     def by_state(
-        self, wanted: frozenset[tuple[str, int]] | None = None
+        self,
+        wanted: frozenset[tuple[str, int]] | None = None,
+        states: Iterable[int] | None = None,
     ) -> dict[int, list[WindowAggregate]]:
         """Records per state number, in the order windows closed for each series.
 
         Args:
             wanted: only (metric, window size) pairs in this set; None: all.
+            states: only the windows of these state numbers; None: all.
         """
         out: dict[int, list[WindowAggregate]] = {}
         rows: Iterable[int]
-        if wanted is None:
+        if wanted is None and states is None:
             rows = range(len(self.state))
         else:
-            metrics = {metric for metric, _ in wanted}
-            sizes = {size for _, size in wanted}
-            candidates = self.row_flags(
-                f"metric in {sorted(metrics)}", lambda key, _: key[0] in metrics
-            ) & np.isin(self.size_ms, sorted(sizes))
+            candidates = np.ones(len(self.state), dtype=bool)
+            if wanted is not None:
+                metrics = {metric for metric, _ in wanted}
+                sizes = {size for _, size in wanted}
+                candidates &= self.row_flags(
+                    f"metric in {sorted(metrics)}", lambda key, _: key[0] in metrics
+                ) & np.isin(self.size_ms, sorted(sizes))
+            if states is not None:
+                candidates &= np.isin(self.state, sorted(states))
             rows = np.flatnonzero(candidates).tolist()
         for i in rows:
             if wanted is not None:

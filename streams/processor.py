@@ -59,6 +59,7 @@ from hoststream.schemas.validation import Validator
 from hoststream.streams._table import partition_of, state_key
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
 from hoststream.streams.decode import DecodedEvent, EventDecoder
+from hoststream.streams.rules.columns import states_to_judge
 from hoststream.streams.rules.engine import RuleEngine
 from hoststream.streams.state import Chunk, FamilyState, StateRecords
 from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
@@ -443,7 +444,11 @@ class BatchProcessor:
         if self.rules is None or not len(closed):
             return []
         alerts: list[AlertEvent] = []
-        for number, aggregates in sorted(closed.by_state(self._rule_windows).items()):
+        # Only states the rules could change or fire on: most states are quiet.
+        judged = states_to_judge(closed, self.rules.rules)
+        if not judged:
+            return alerts
+        for number, aggregates in sorted(closed.by_state(self._rule_windows, judged).items()):
             alerts += self.rules.evaluate(closed.states[number], aggregates)
         return alerts
 
