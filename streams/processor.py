@@ -59,7 +59,7 @@ from hoststream.schemas.validation import Validator
 from hoststream.streams._table import partition_of, state_key
 from hoststream.streams.aggregator import ClosedWindows, WindowAggregator
 from hoststream.streams.decode import DecodedEvent, EventDecoder
-from hoststream.streams.rules.columns import states_to_judge
+from hoststream.streams.rules.columns import RuleColumns
 from hoststream.streams.rules.engine import RuleEngine
 from hoststream.streams.state import Chunk, FamilyState, StateRecords
 from hoststream.tracing import KafkaHeaders, batch_span, get_tracer, tracing_enabled
@@ -192,6 +192,7 @@ class BatchProcessor:
             if rules is None
             else frozenset((r.selector.metric, r.selector.window_ms) for r in rules.rules)
         )
+        self._rule_columns = RuleColumns(rules.rules if rules is not None else [])
         self._retention_ms = retention_ms
         self._clock_ms = clock_ms
         self._stored = stored
@@ -445,7 +446,7 @@ class BatchProcessor:
             return []
         alerts: list[AlertEvent] = []
         # Only states the rules could change or fire on: most states are quiet.
-        judged = states_to_judge(closed, self.rules.rules)
+        judged = self._rule_columns.states_to_judge(closed)
         if not judged:
             return alerts
         for number, aggregates in sorted(closed.by_state(self._rule_windows, judged).items()):

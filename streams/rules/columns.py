@@ -16,67 +16,91 @@ threshold rule's threshold, or when a nodata rule selects one of its windows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from hoststream.schemas.records import MetricKind
 from hoststream.streams.aggregator import ClosedWindows
 from hoststream.streams.rules.model import COMPARISONS, Rule
-from hoststream.streams.state import Float64Array, SeriesKey
+from hoststream.streams.state import SeriesKey
 
-__all__ = ["states_to_judge"]
+__all__ = ["RuleColumns"]
 
 #: Columns of :attr:`ClosedWindows.stats`, by a rule's name of the statistic.
 _STATS_COLUMN = {
     name: column
     for column, name in enumerate(("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99"))
 }
+#: Distinct series remembered with the rules that select them; series of one
+#: name and labels are shared by every host, so there are few.
+_MAX_SERIES = 100_000
 
 
-def _selects(rule: Rule) -> Callable[[SeriesKey, MetricKind], bool]:
-    """``rule.selector.matches`` on a series, without its window (see Selector.matches)."""
-    metric = rule.selector.metric
-    wanted = tuple(rule.selector.labels.items())
+class RuleColumns:
+    """Finds the states of closed windows that the rules must be run on."""
 
-    def judge(key: SeriesKey, _kind: MetricKind) -> bool:
-        if key[0] != metric:
-            return False
-        labels = dict(key[1])
-        return all(labels.get(name, "") == value for name, value in wanted)
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = list(rules)
+        self._windows = [rule.selector.window_ms for rule in self._rules]
+        self._metrics = {rule.selector.metric for rule in self._rules}
+        self._sizes = sorted(set(self._windows))
+        # The same name and judge as ClosedWindows.by_state's for these rules,
+        # so both read one cached flag array per state.
+        self._flag_name = f"metric in {sorted(self._metrics)}"
+        self._selecting: dict[SeriesKey, tuple[int, ...]] = {}
 
-    return judge
+    def _selects(self, key: SeriesKey, _kind: MetricKind) -> bool:
+        return key[0] in self._metrics
 
+    def _rules_selecting(self, key: SeriesKey) -> tuple[int, ...]:
+        """The rules whose selector takes ``key``'s metric and labels (see Selector.matches)."""
+        found = self._selecting.get(key)
+        if found is None:
+            if len(self._selecting) >= _MAX_SERIES:
+                self._selecting.clear()
+            labels = dict(key[1])
+            found = self._selecting[key] = tuple(
+                i
+                for i, rule in enumerate(self._rules)
+                if rule.selector.metric == key[0]
+                and all(labels.get(k, "") == v for k, v in rule.selector.labels.items())
+            )
+        return found
 
-def _values(closed: ClosedWindows, rule: Rule) -> Float64Array:
-    """Per window, the statistic ``rule`` compares (NaN where the window has none)."""
-    name = str(rule.aggregate)
-    if name == "count":
-        return closed.count.astype(np.float64)
-    if name == "rate":
-        return closed.rate
-    return closed.stats[:, _STATS_COLUMN[name]]
+    def states_to_judge(self, closed: ClosedWindows) -> set[int]:
+        """The state numbers of ``closed`` whose windows the rules must be run on."""
+        needed = {number for number, state in enumerate(closed.states) if state.alerts}
+        candidates = closed.row_flags(self._flag_name, self._selects) & np.isin(
+            closed.size_ms, self._sizes
+        )
+        rows = np.flatnonzero(candidates)
+        owners = closed.state[rows].tolist()
+        series = closed.series[rows].tolist()
+        sizes = closed.size_ms[rows].tolist()
+        states = closed.states
+        for row, owner, index, size in zip(rows.tolist(), owners, series, sizes, strict=True):
+            if owner in needed:
+                continue
+            for i in self._rules_selecting(states[owner].series[index]):
+                if self._windows[i] == size and self._matters(self._rules[i], closed, row):
+                    needed.add(owner)
+                    break
+        return needed
 
-
-def states_to_judge(closed: ClosedWindows, rules: Sequence[Rule]) -> set[int]:
-    """The state numbers of ``closed`` whose windows the rules must be run on."""
-    needed = {number for number, state in enumerate(closed.states) if state.alerts}
-    for rule in rules:
-        selector = rule.selector
-        # The cache name holds all the judge depends on.
-        name = f"rule selects {selector.metric} {sorted(selector.labels.items())}"
-        rows = closed.row_flags(name, _selects(rule)) & (closed.size_ms == selector.window_ms)
-        if not rows.any():
-            continue
-        owners = closed.state[rows]
-        if not rule.nodata:
-            assert rule.comparison is not None  # a threshold rule
-            assert rule.threshold is not None
-            values = _values(closed, rule)[rows]
-            with np.errstate(invalid="ignore"):
-                breached = np.isfinite(values) & COMPARISONS[rule.comparison](
-                    values, rule.threshold
-                )
-            owners = owners[breached]
-        needed.update(np.unique(owners).tolist())
-    return needed
+    @staticmethod
+    def _matters(rule: Rule, closed: ClosedWindows, row: int) -> bool:
+        """A nodata rule sees every window it selects; a threshold rule, one beyond it."""
+        if rule.nodata:
+            return True
+        assert rule.comparison is not None  # a threshold rule
+        assert rule.threshold is not None
+        name = str(rule.aggregate)
+        if name == "count":
+            value = float(closed.count[row])
+        elif name == "rate":
+            value = float(closed.rate[row])
+        else:
+            value = float(closed.stats[row, _STATS_COLUMN[name]])
+        return math.isfinite(value) and COMPARISONS[rule.comparison](value, rule.threshold)

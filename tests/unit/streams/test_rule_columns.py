@@ -13,7 +13,7 @@ from hoststream.schemas.records import MetricKind
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.rules import RuleEngine, load_rules, parse_rules
-from hoststream.streams.rules.columns import states_to_judge
+from hoststream.streams.rules.columns import RuleColumns
 from hoststream.streams.state import FamilyState, series_key
 
 T0 = 1_798_761_600_000
@@ -23,10 +23,10 @@ MIN = 60_000
 EXTRA = parse_rules(
     """\
 rules:
-  - {name: FewSamples, selector: {metric: node_load1}, aggregate: count, comparison: "<",
-     threshold: 6}
-  - {name: LoadNotOne, selector: {metric: node_load1}, aggregate: p99, comparison: "!=",
-     threshold: 1.0, for: 2}
+  - {name: OneSample, selector: {metric: node_procs_blocked}, aggregate: count, comparison: "<",
+     threshold: 2}
+  - {name: BlockedTwelve, selector: {metric: node_procs_blocked}, aggregate: p99,
+     comparison: "==", threshold: 12.0, for: 2}
   - {name: DiskRateLow, selector: {metric: node_disk_io_time_seconds_total,
      labels: {device: sda}}, aggregate: rate, comparison: "<=", threshold: 0.05, for: 2}
 """,
@@ -86,7 +86,7 @@ def test_running_the_rules_on_a_state_left_out_would_change_nothing(data: st.Dat
             aggregator._advance(state, T0 + (minute + 1) * MIN)
             changes.append((state, before))
         closed = aggregator.close(changes)
-        judged = states_to_judge(closed, RULES)
+        judged = RuleColumns(RULES).states_to_judge(closed)
         for number, aggregates in closed.by_state().items():
             state = closed.states[number]
             if number in judged:
@@ -113,5 +113,5 @@ def test_quiet_states_are_left_out_and_a_breach_or_a_memory_is_not() -> None:
         aggregator._advance(state, T0 + MIN)
         changes.append((state, before))
     closed = aggregator.close(changes)
-    judged = {closed.states[n].host for n in states_to_judge(closed, RULES)}
+    judged = {closed.states[n].host for n in RuleColumns(RULES).states_to_judge(closed)}
     assert judged == {"busy", "remembering"}  # busy: 0.95 s of I/O a second, over 0.9
