@@ -609,25 +609,48 @@ class Validator:
             values: the samples' values, a NumPy float array in ``series`` order.
             layout: an id of ``series`` together with ``host_labels`` (a
                 decoder template): what was judged of one layout is not
-                judged again, so a known layout costs two vector operations.
+                judged again: for a known layout, the host, the instant and a
+                sum and a minimum of the values are.
             host_labels: the event's host labels.
             topic: the topic it was read from (None: not checked).
             now_ms: the consumer's clock (None: read it now).
         """
         import numpy as np
 
-        event = MetricEvent(host, family, timestamp_ms, (), host_labels=host_labels or {})
-        found = self.check_event_fields(event, topic, now_ms)
-        if found is not None:
-            return found
         judged = self._layouts.get(layout) if layout is not None else None
-        if judged is None:
-            judged = self._judge_layout(series, event.host_labels)
-            if layout is not None:
-                self._remember_layout(layout, judged)
+        if judged is not None and topic is None:
+            # A layout is remembered only once its event passed every field,
+            # and it fixes the family and the host labels (their bytes are
+            # part of it): of the fields, only the host and instant are new.
+            found = self._host(host) or self._timestamp(
+                timestamp_ms, "timestamp_ms", self._clock_ms() if now_ms is None else now_ms
+            )
+            if found is not None:  # the whole check, for its message
+                return self.check_event_fields(
+                    MetricEvent(host, family, timestamp_ms, (), host_labels=host_labels or {}),
+                    topic,
+                    now_ms,
+                )
+        else:
+            event = MetricEvent(host, family, timestamp_ms, (), host_labels=host_labels or {})
+            found = self.check_event_fields(event, topic, now_ms)
+            if found is not None:
+                return found
+            if judged is None:
+                judged = self._judge_layout(series, event.host_labels)
+                if layout is not None:
+                    self._remember_layout(layout, judged)
         violation, counters = judged
         if violation is not None:
             return violation
+        # The extremes tell the common case at once: a NaN makes both NaN, an
+        # infinity one of them; only then is the culprit looked for below.
+        if not len(values) or (
+            math.isfinite(values.min())
+            and math.isfinite(values.max())
+            and (not len(counters) or values.take(counters).min() >= 0)
+        ):
+            return None
         finite = np.isfinite(values)
         if not finite.all():
             at = int(np.argmin(finite))

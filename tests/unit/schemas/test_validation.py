@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from hoststream.config import Settings
 from hoststream.producers.agent import HostEvents
@@ -390,3 +392,39 @@ def test_a_known_layout_judges_only_the_values() -> None:
     violation = v.check_columns(**negative, layout=7)
     assert violation is not None
     assert violation.error == "NegativeCounter"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=st.sampled_from(["web-1", "web-2", "bad host", "h" * 300]),
+    offset_s=st.sampled_from([0, -10, -(10**6), 10**6]),
+    values=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=64)
+        | st.sampled_from([1e308, -1e308, -0.0, -1.0]),
+        min_size=3,
+        max_size=3,
+    ),
+)
+@example(host="web-1", offset_s=0, values=[1.0, float("inf"), 0.5])
+@example(host="web-1", offset_s=0, values=[1.0, 2.0, float("-inf")])
+@example(host="web-1", offset_s=0, values=[1e308, 1e308, 1e308])
+def test_a_known_layout_is_judged_as_a_new_one(
+    host: str, offset_s: int, values: list[float]
+) -> None:
+    """The short path for a layout judged before gives the very verdict of the whole
+    columnar check, and refuses what the record form refuses."""
+    record = replace(
+        metric_event(),
+        host=host,
+        timestamp_ms=T0 + offset_s * 1000,
+        samples=tuple(
+            replace(sample, value=value)
+            for sample, value in zip(metric_event().samples, values, strict=True)
+        ),
+    )
+    warm = validator()
+    assert warm.check_columns(**columns_of(metric_event()), layout=7) is None  # 7 is now known
+    got = warm.check_columns(**columns_of(record), layout=7)
+    assert got == validator().check_columns(**columns_of(record))
+    # Both forms refuse the same records (naming the first bad value each in its own order).
+    assert (got is None) == (validator().check(record) is None)
