@@ -95,13 +95,6 @@ class AckedProducer:
             self._produce_batch(topic, partition, queued)
         self._produce_one(topic, key, value, headers, partition)
 
-    def produce_values(self, topic: str, messages: list[dict[str, bytes]]) -> None:
-        """Queue ``messages`` (each a dict of ``key`` and ``value``, no headers) in order."""
-        self._queued.setdefault((topic, None), []).extend(messages)
-        self._queued_n += len(messages)
-        if self._queued_n >= _BATCH:
-            self._hand_over()
-
     def _produce_one(
         self,
         topic: str,

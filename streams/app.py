@@ -387,24 +387,10 @@ class _Emitter:
         aggregate_headers = headers()
         pending = []
         names = self.output_names
-        if aggregate_headers is None:
-            # Without headers (tracing off), handed over a topic's list at a
-            # time: a call per aggregate was a tenth of emitting.
-            by_topic: dict[str, list[dict[str, bytes]]] = {}
-            for size_ms, key, value in self.encoder.each(closed):
-                values = by_topic.get(names[size_ms])
-                if values is None:
-                    if names[size_ms] not in self.schemas_sent:
-                        self.send_schema(names[size_ms], self.encode)
-                    values = by_topic[names[size_ms]] = []
-                values.append({"key": key, "value": value})
-            for topic, values in by_topic.items():
-                self.producer.produce_values(topic, values)
-        else:
-            for size_ms, key, value in self.encoder.each(closed):
-                if names[size_ms] not in self.schemas_sent:
-                    self.send_schema(names[size_ms], self.encode)
-                self.producer.produce(names[size_ms], key, value, aggregate_headers)
+        for size_ms, key, value in self.encoder.each(closed):
+            if names[size_ms] not in self.schemas_sent:
+                self.send_schema(names[size_ms], self.encode)
+            self.producer.produce(names[size_ms], key, value, aggregate_headers)
         alerts_out = self.topics.alerts
         for alert in alerts:
             ctx = SerializationContext(alerts_out.get_topic_name(), MessageField.VALUE)
