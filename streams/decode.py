@@ -226,6 +226,8 @@ class EventDecoder:
         self._texts: dict[bytes, str] = {}
         # Wire-format headers (writer schemas) whose bodies we do not read ourselves.
         self._foreign: set[bytes] = set()
+        # Those whose bodies we have read as the deserializer did, at least once.
+        self._ours: set[bytes] = set()
 
     def __call__(self, data: bytes | None, topic: str) -> DecodedEvent:
         """Decode one message value.
@@ -336,9 +338,14 @@ class EventDecoder:
             dict(decoded.host_labels),
         )
         if ours != theirs or not _agrees(decoded, data, series, offsets):
-            # Another writer schema: leave all its messages to the deserializer.
-            self._foreign.add(key[0])
+            # A writer schema read otherwise from its first message on is another
+            # schema: its messages are left to the deserializer. One whose bodies
+            # were read alike before is ours, and this message is odd: say, an
+            # enum index out of range, which the deserializer does not refuse.
+            if key[0] not in self._ours:
+                self._foreign.add(key[0])
             return decoded
+        self._ours.add(key[0])
         length = len(data) - body
         values_at = (np.asarray(offsets, dtype=np.intp)[:, None] - body + np.arange(8)).ravel()
         fixed = np.ones(length, dtype=bool)
