@@ -1,4 +1,4 @@
-"""The correctly rounded sum of floats, also where ``math.fsum`` overflows on the way."""
+"""The correctly rounded sum of floats, also where ``math.fsum`` gives up."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ def exact_sum(values: Sequence[float]) -> float:
     """
     try:
         return math.fsum(values)
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: inf and -inf both in it
+        infinite = {v for v in values if not math.isfinite(v)}
+        if infinite:  # IEEE addition: NaN or opposite infinities make NaN, else the infinity
+            return infinite.pop() if len(infinite) == 1 and not math.isnan(*infinite) else math.nan
         exact = sum(map(Fraction, values), Fraction(0))
         try:
             return float(exact)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from hoststream.schemas.records import MetricKind
 from hoststream.streams import aggregator
 from hoststream.streams.aggregator import WindowAggregator, _exact_sums
+from hoststream.streams.exact import exact_sum
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.state import FamilyState, series_key
 
@@ -82,3 +83,12 @@ def test_a_window_whose_sum_leaves_the_float_range_closes() -> None:
     closed = aggregator.close([(state, before)])
     assert closed.stats[0, 0] == math.inf  # the sum, 3e308
     assert _exact_sums(np.array([1e308, 1e308, -1e308]), np.array([0]), np.array([3])) == [1e308]
+
+
+def test_infinities_sum_as_ieee_addition_would() -> None:
+    inf = math.inf
+    assert exact_sum([1e308, 1e308]) == inf
+    assert exact_sum([-1e308, -1e308]) == -inf
+    assert exact_sum([inf, 1.0, inf]) == inf
+    assert math.isnan(exact_sum([inf, -inf]))
+    assert math.isnan(exact_sum([math.nan, inf, -inf]))
