@@ -776,42 +776,23 @@ class _Sketched:
 #: Values made Python floats at a time for the exact sums: a burst of closes
 #: at 2,000 hosts listed over a million at once, tens of MB of float objects.
 _FSUM_BLOCK = 1 << 16
-#: Whole numbers below this add up exactly in floating point.
-_EXACT_BELOW = 2.0**53
 
 
 def _exact_sums(values: Float64Array, starts: Int64Array, ends: Int64Array) -> Float64Array:
     """The correctly rounded sum (:func:`exact_sum`) of ``values[starts[i]:ends[i]]`` for each i.
 
-    The windows are consecutive runs of ``values`` in order. Windows of whole
-    numbers small enough to add up exactly (counters of bytes and packets,
-    most gauges) are summed by NumPy at once; the others by ``math.fsum``, a
+    The windows are consecutive runs of ``values`` in order; they are summed a
     block of about ``_FSUM_BLOCK`` values at a time.
     """
     n = len(starts)
     out = np.empty(n)
-    hard = np.arange(n)
-    if n and np.array_equal(starts[1:], ends[:-1]):
-        # A window of whole numbers whose magnitudes add up to less than 2**53
-        # has every partial sum exactly a float: added in any order, it gives
-        # the correctly rounded sum (plus 0.0: for a zero fsum gives 0.0, never -0.0).
-        head = values[int(starts[0]) : int(ends[-1])]
-        at = starts - starts[0]
-        whole = np.logical_and.reduceat(head == np.trunc(head), at)
-        with np.errstate(over="ignore"):  # magnitudes near the largest float: not easy
-            easy = whole & (np.add.reduceat(np.abs(head), at) < _EXACT_BELOW)
-            out[easy] = np.add.reduceat(head, at)[easy] + 0.0
-        hard = np.flatnonzero(~easy)
-    hard_starts, hard_ends = starts[hard], ends[hard]
     i = 0
-    while i < len(hard):
-        low = int(hard_starts[i])
-        j = max(int(np.searchsorted(hard_ends, low + _FSUM_BLOCK, side="right")), i + 1)
-        listed = values[low : int(hard_ends[j - 1])].tolist()
-        bounds = zip(
-            (hard_starts[i:j] - low).tolist(), (hard_ends[i:j] - low).tolist(), strict=True
-        )
-        out[hard[i:j]] = [exact_sum(listed[a:b]) for a, b in bounds]
+    while i < n:
+        low = int(starts[i])
+        j = max(int(np.searchsorted(ends, low + _FSUM_BLOCK, side="right")), i + 1)
+        listed = values[low : int(ends[j - 1])].tolist()
+        bounds = zip((starts[i:j] - low).tolist(), (ends[i:j] - low).tolist(), strict=True)
+        out[i:j] = [exact_sum(listed[a:b]) for a, b in bounds]
         i = j
     return out
 
