@@ -1,4 +1,4 @@
-"""The worker's edges against the real broker: a quiet host, and undecodable input."""
+"""The worker's edges against the real broker: a quiet host, undecodable input, huge values."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from hoststream.kafka import producer_config
 from hoststream.schemas import MetricEvent, Sample
 from hoststream.streams.aggregator import WindowAggregator
+from hoststream.streams.app import build_app
 from hoststream.streams.metrics import StreamMetrics
 from hoststream.streams.windows import DEFAULT_WINDOWS
 from hoststream.topics import dead_letter_topic, metric_topic
@@ -62,3 +63,37 @@ def test_undecodable_message_goes_to_the_dead_letter_topic(stream_settings, star
     assert headers["hoststream.dlq.error.class"] == b"SerializationError"
     assert headers["hoststream.dlq.source.topic"] == topic.encode()
     assert int(headers["hoststream.dlq.source.offset"]) == 1
+
+
+def test_a_window_whose_sum_leaves_the_float_range_is_emitted_and_the_worker_goes_on(
+    stream_settings, start_worker
+) -> None:
+    # math.fsum raised OverflowError on such a window: the worker stopped there,
+    # and again after every restart. Now its sum and mean are infinite.
+    now = time.time_ns() // 1_000_000
+    t0 = now - now % MIN - 3 * MIN
+    events = [
+        MetricEvent("huge-1", "system", t0 + i * 1000, (Sample("node_load1", 1e308),), 1000, i)
+        for i in range(90)
+    ]
+    produce(stream_settings, events)
+    aggregator = WindowAggregator(
+        DEFAULT_WINDOWS, grace_ms=2000, metrics=StreamMetrics(CollectorRegistry())
+    )
+    state = aggregator.new_state("huge-1", "system")
+    want = []
+    for event in events:
+        want += aggregator.add(state, event).aggregates
+    want += aggregator.close_on_wall_clock(state, now + 60_000)
+    assert any(a.sum == float("inf") for a in want)
+
+    worker = start_worker("--grace", "2", "--no-alerts", "--session-timeout", "10")
+    records = read_aggregates(stream_settings, DEFAULT_WINDOWS, len(want), [worker], timeout_s=90)
+    assert {key_of(a): a for _, _, a in records} == {key_of(a): a for a in want}, worker.tail()
+    assert worker.alive(), worker.tail()
+
+
+def test_the_worker_commits_as_often_as_configured(stream_settings, tmp_path) -> None:
+    settings = stream_settings.model_copy(update={"stream_commit_interval_s": 0.5})
+    app = build_app(settings, datadir=tmp_path / "faust")
+    assert app.app.conf.broker_commit_interval == 0.5
