@@ -609,8 +609,8 @@ class Validator:
             values: the samples' values, a NumPy float array in ``series`` order.
             layout: an id of ``series`` together with ``host_labels`` (a
                 decoder template): what was judged of one layout is not
-                judged again: for a known layout, the host, the instant and a
-                sum and a minimum of the values are.
+                judged again: for a known layout, the host, the instant and
+                the extremes of the values are.
             host_labels: the event's host labels.
             topic: the topic it was read from (None: not checked).
             now_ms: the consumer's clock (None: read it now).

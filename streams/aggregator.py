@@ -97,6 +97,10 @@ class Outcome:
     invalid_samples: int = 0
 
 
+#: The columns of :attr:`ClosedWindows.stats`, by their records' field names.
+STATS_COLUMNS = ("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99")
+
+
 @dataclass(slots=True)
 class ClosedWindows:
     """Windows closed by one call of :meth:`WindowAggregator.close`, as columns.
@@ -117,7 +121,7 @@ class ClosedWindows:
     start: Int64Array
     series: Int64Array
     count: Int64Array
-    stats: Float64Array  # columns: sum, min, max, mean, last, p50, p90, p95, p99
+    stats: Float64Array  # columns: STATS_COLUMNS
     rate: Float64Array
     quantile_error: Float64Array
     region: str | None = None
@@ -178,6 +182,14 @@ class ClosedWindows:
         """``judge`` of each row's series (see :meth:`FamilyState.series_flags`)."""
         return _row_flags(self.states, self.state, self.series, name, judge)
 
+    def rows_of(self, wanted: frozenset[tuple[str, int]]) -> npt.NDArray[np.bool_]:
+        """Rows whose metric is one of ``wanted``'s and whose size one of its sizes."""
+        metrics = {metric for metric, _ in wanted}
+        sizes = {size for _, size in wanted}
+        return self.row_flags(
+            f"metric in {sorted(metrics)}", lambda key, _: key[0] in metrics
+        ) & np.isin(self.size_ms, sorted(sizes))
+
     def by_state(
         self,
         wanted: frozenset[tuple[str, int]] | None = None,
@@ -196,11 +208,7 @@ class ClosedWindows:
         else:
             candidates = np.ones(len(self.state), dtype=bool)
             if wanted is not None:
-                metrics = {metric for metric, _ in wanted}
-                sizes = {size for _, size in wanted}
-                candidates &= self.row_flags(
-                    f"metric in {sorted(metrics)}", lambda key, _: key[0] in metrics
-                ) & np.isin(self.size_ms, sorted(sizes))
+                candidates &= self.rows_of(wanted)
             if states is not None:
                 candidates &= np.isin(self.state, sorted(states))
             rows = np.flatnonzero(candidates).tolist()

@@ -21,18 +21,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hoststream.schemas.records import MetricKind
-from hoststream.streams.aggregator import ClosedWindows
+from hoststream.streams.aggregator import STATS_COLUMNS, ClosedWindows
 from hoststream.streams.rules.model import COMPARISONS, Rule
 from hoststream.streams.state import SeriesKey
 
 __all__ = ["RuleColumns"]
 
 #: Columns of :attr:`ClosedWindows.stats`, by a rule's name of the statistic.
-_STATS_COLUMN = {
-    name: column
-    for column, name in enumerate(("sum", "min", "max", "mean", "last", "p50", "p90", "p95", "p99"))
-}
+_STATS_COLUMN = {name: column for column, name in enumerate(STATS_COLUMNS)}
 #: Distinct series remembered with the rules that select them; series of one
 #: name and labels are shared by every host, so there are few.
 _MAX_SERIES = 100_000
@@ -44,15 +40,13 @@ class RuleColumns:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = list(rules)
         self._windows = [rule.selector.window_ms for rule in self._rules]
-        self._metrics = {rule.selector.metric for rule in self._rules}
-        self._sizes = sorted(set(self._windows))
-        # The same name and judge as ClosedWindows.by_state's for these rules,
-        # so both read one cached flag array per state.
-        self._flag_name = f"metric in {sorted(self._metrics)}"
+        # As the processor asks ClosedWindows.by_state for: both read one
+        # cached flag array per state.
+        self._wanted = frozenset(
+            (rule.selector.metric, window)
+            for rule, window in zip(self._rules, self._windows, strict=True)
+        )
         self._selecting: dict[SeriesKey, tuple[int, ...]] = {}
-
-    def _selects(self, key: SeriesKey, _kind: MetricKind) -> bool:
-        return key[0] in self._metrics
 
     def _rules_selecting(self, key: SeriesKey) -> tuple[int, ...]:
         """The rules whose selector takes ``key``'s metric and labels (see Selector.matches)."""
@@ -62,20 +56,14 @@ class RuleColumns:
                 self._selecting.clear()
             labels = dict(key[1])
             found = self._selecting[key] = tuple(
-                i
-                for i, rule in enumerate(self._rules)
-                if rule.selector.metric == key[0]
-                and all(labels.get(k, "") == v for k, v in rule.selector.labels.items())
+                i for i, rule in enumerate(self._rules) if rule.selector.selects(key[0], labels)
             )
         return found
 
     def states_to_judge(self, closed: ClosedWindows) -> set[int]:
         """The state numbers of ``closed`` whose windows the rules must be run on."""
         needed = {number for number, state in enumerate(closed.states) if state.alerts}
-        candidates = closed.row_flags(self._flag_name, self._selects) & np.isin(
-            closed.size_ms, self._sizes
-        )
-        rows = np.flatnonzero(candidates)
+        rows = np.flatnonzero(closed.rows_of(self._wanted)) if self._wanted else np.zeros(0, int)
         owners = closed.state[rows].tolist()
         series = closed.series[rows].tolist()
         sizes = closed.size_ms[rows].tolist()

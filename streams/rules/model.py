@@ -63,11 +63,13 @@ class Selector(_Frozen):
         return WindowSize.parse(self.window).ms
 
     def matches(self, aggregate: WindowAggregate) -> bool:
-        return (
-            aggregate.metric == self.metric
-            and aggregate.window_size_ms == self.window_ms
-            and all(aggregate.labels.get(k, "") == v for k, v in self.labels.items())
+        return aggregate.window_size_ms == self.window_ms and self.selects(
+            aggregate.metric, aggregate.labels
         )
+
+    def selects(self, metric: str, labels: Mapping[str, str]) -> bool:
+        """Whether a series of this metric and labels is selected, whatever its window."""
+        return metric == self.metric and all(labels.get(k, "") == v for k, v in self.labels.items())
 
 
 class Rule(_Frozen):
