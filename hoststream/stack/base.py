@@ -150,8 +150,16 @@ class LocalService(ABC):
         try:
             record = json.loads(pidfile.read_text())
             proc = psutil.Process(int(record["pid"]))
-            # A recycled pid belongs to another process: compare start times.
-            if abs(proc.create_time() - float(record["started"])) > 1.0:
+            # A recycled pid belongs to another process: compare start times,
+            # as seconds after boot where recorded. psutil's start time is the
+            # boot time (from the wall clock) plus the kernel's count since boot,
+            # so a step of the machine's clock moves it: a stack then took its
+            # own running services for gone, and refused to start over them.
+            if "since_boot" in record:
+                since_boot = proc.create_time() - psutil.boot_time()
+                if abs(since_boot - float(record["since_boot"])) > 1.0:
+                    return None
+            elif abs(proc.create_time() - float(record["started"])) > 1.0:
                 return None
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -163,7 +171,8 @@ class LocalService(ABC):
         pidfile = self.paths.pidfile(self.name)
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         started = psutil.Process(pid).create_time()
-        pidfile.write_text(json.dumps({"pid": pid, "started": started}))
+        since_boot = started - psutil.boot_time()
+        pidfile.write_text(json.dumps({"pid": pid, "started": started, "since_boot": since_boot}))
 
     def check_ports(self) -> None:
         taken = [port for port in self.ports if not port_is_free(port)]

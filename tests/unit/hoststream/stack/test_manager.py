@@ -84,6 +84,30 @@ def test_a_recycled_pid_is_not_ours(paths: StackPaths) -> None:
         stranger.wait()
 
 
+def test_a_step_of_the_machines_clock_leaves_the_services_its_own(
+    paths: StackPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # psutil derives start times from the boot time, which follows the wall
+    # clock: after a 36 s step every service looked gone, and starting the
+    # stack again failed on their ports.
+    service = SleepService(paths)
+    service.start()
+    try:
+        pid = service.running_pid()
+        assert pid is not None
+        boot, created = psutil.boot_time(), psutil.Process(pid).create_time()
+        monkeypatch.setattr(psutil, "boot_time", lambda: boot + 36.0)
+        monkeypatch.setattr(psutil.Process, "create_time", lambda self: created + 36.0)
+        assert service.running_pid() == pid
+        # Still another process's pid, recorded after boot, is not ours.
+        record = json.loads(paths.pidfile("sleeper").read_text())
+        paths.pidfile("sleeper").write_text(json.dumps({**record, "since_boot": 5.0}))
+        assert service.running_pid() is None
+    finally:
+        monkeypatch.undo()
+        psutil.Process(pid).kill()
+
+
 def test_taken_port_fails_with_a_clear_message(paths: StackPaths) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
