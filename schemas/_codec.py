@@ -89,7 +89,7 @@ def decode(
     fo = BytesIO(data)  # shares the bytes object's buffer: seeking avoids a copy
     fo.seek(offset)
     try:
-        record = schemaless_reader(fo, writer.parsed, None if reader is None else reader.parsed)
+        record = schemaless_reader(fo, writer.reading, None if reader is None else reader.parsed)
     # A corrupt or truncated body surfaces as EOFError, IndexError,
     # UnicodeDecodeError, ValueError, ...; resolution failures as
     # SchemaResolutionError. All mean the same thing to a caller: bad bytes.

@@ -24,6 +24,7 @@ from fastavro.schema import parse_schema as _fastavro_parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from hoststream.errors import SerializationError
+from hoststream.schemas._strict_enums import strict_enums
 from hoststream.schemas.records import AlertEvent, MetricEvent, WindowAggregate
 
 __all__ = [
@@ -61,6 +62,9 @@ class AvroSchema:
     parsed: dict[str, Any] = field(repr=False)
     #: The full name of the top-level record, e.g. ``io.hoststream.metrics.MetricEvent``.
     full_name: str
+    #: ``parsed`` as the writer schema handed to fastavro's reader: its enums
+    #: refuse a negative index, which fastavro reads as a symbol from the end.
+    reading: dict[str, Any] = field(repr=False)
     #: The Parsing Canonical Form: what is fingerprinted and compared.
     canonical_form: str = field(repr=False)
     #: CRC-64-AVRO fingerprint of the canonical form, 8 bytes, little-endian as
@@ -106,6 +110,7 @@ class AvroSchema:
             text=json.dumps(raw, separators=(",", ":")),
             parsed=parsed,
             full_name=full_name,
+            reading=strict_enums(parsed),
             canonical_form=canonical,
             fingerprint=fp,
             names=frozenset({full_name, *aliases}),

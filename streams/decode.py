@@ -340,8 +340,8 @@ class EventDecoder:
         if ours != theirs or not _agrees(decoded, data, series, offsets):
             # A writer schema read otherwise from its first message on is another
             # schema: its messages are left to the deserializer. One whose bodies
-            # were read alike before is ours, and this message is odd: say, an
-            # enum index out of range, which the deserializer does not refuse.
+            # were read alike before is ours, and this message is odd: bytes
+            # the deserializer takes in a form the layout reader does not.
             if key[0] not in self._ours:
                 self._foreign.add(key[0])
             return decoded

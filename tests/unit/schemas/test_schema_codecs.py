@@ -494,3 +494,56 @@ def test_data_from_before_regions_reads_with_no_region(record: Any) -> None:
     )
     assert field["type"] == ["null", "string"]
     assert field["default"] is None
+
+
+# --- enums ----------------------------------------------------------------------
+
+ENUM_AT_INDEX_ONE = [
+    pytest.param(metric_event(), id="metric-event-counter-kind"),
+    pytest.param(window_aggregate(), id="aggregate-counter-kind"),
+    pytest.param(alert_event(resolved=True), id="alert-resolved-state"),
+]
+
+
+def _enum_byte(schema: AvroSchema, record: Any) -> tuple[bytes, int]:
+    """The record's body and where its first enum of index 1 (byte 0x02) is: the
+    first byte that changes when every enum of the record is written as index 0."""
+    body = avro_body(schema, record.to_avro())
+    as_first = json.loads(
+        json.dumps(record.to_avro())
+        .replace('"COUNTER"', '"GAUGE"')
+        .replace('"RESOLVED"', '"FIRING"')
+    )
+    other = avro_body(schema, as_first)
+    at = next(i for i, (a, b) in enumerate(zip(body, other, strict=True)) if a != b)
+    assert (body[at], other[at]) == (2, 0)
+    return body, at
+
+
+@pytest.mark.parametrize("record", ENUM_AT_INDEX_ONE)
+@pytest.mark.parametrize(("byte", "index"), [(0x01, -1), (0x03, -2)])
+def test_a_negative_enum_index_is_refused_not_read_from_the_end(
+    record: Any, byte: int, index: int, registry: CountingRegistry
+) -> None:
+    # Read as symbols[index], -1 and -2 would be the last symbol and the one
+    # before it: a COUNTER's kind byte corrupted to 0x03 would read as GAUGE.
+    schema = schema_for(type(record))
+    body, at = _enum_byte(schema, record)
+    corrupt = body[:at] + bytes((byte,)) + body[at + 1 :]
+    single = SingleObjectAvroDeserializer(type(record))
+    with pytest.raises(SerializationError, match=f"enum index {index} is negative"):
+        single(SINGLE_OBJECT_MAGIC + schema.fingerprint + corrupt, ctx_for())
+    good = RegistryAvroSerializer(registry, type(record))(record, ctx_for())
+    with pytest.raises(SerializationError, match=f"enum index {index} is negative"):
+        RegistryAvroDeserializer(registry, type(record))(good[:5] + corrupt, ctx_for())
+    # Resolving an older writer schema to the current one refuses it as well.
+    for old in schema_versions(type(record))[1:]:
+        old_body, old_at = _enum_byte(old, record)
+        old_corrupt = old_body[:old_at] + bytes((byte,)) + old_body[old_at + 1 :]
+        with pytest.raises(SerializationError, match="enum index"):
+            single(SINGLE_OBJECT_MAGIC + old.fingerprint + old_corrupt, ctx_for())
+    # The index past the end is refused as before; the body as written reads.
+    past = body[:at] + b"\x04" + body[at + 1 :]
+    with pytest.raises(SerializationError, match="malformed Avro body"):
+        single(SINGLE_OBJECT_MAGIC + schema.fingerprint + past, ctx_for())
+    assert single(SINGLE_OBJECT_MAGIC + schema.fingerprint + body, ctx_for()) == record
