@@ -14,7 +14,7 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from bench import alerts, api, pipeline, producer, sinks, streams
+from bench import alerts, api, pipeline, producer, sinks, store_floor, streams
 from bench.common import Result, hardware, stack_for_env
 
 SUITES = {
@@ -24,6 +24,7 @@ SUITES = {
     "alerts": alerts.run,
     "api": api.run,
     "pipeline": pipeline.run,
+    "floor": store_floor.run,
 }
 
 
