@@ -13,13 +13,15 @@ This suite hands the two stores one window's aggregates of a simulated fleet
 aggregate per series), encoded before the clock starts in the sinks' own
 wire formats: Prometheus remote write (snappy) in requests of at most
 :data:`~sinks.victoriametrics.REMOTE_WRITE_REQUEST_SERIES` series with as
-many in flight as the VictoriaMetrics sink keeps (4); COPY text into the
+many in flight as the VictoriaMetrics sink keeps (4; ``BENCH_FLOOR_VM_REQUEST_SERIES``,
+``BENCH_FLOOR_VM_IN_FLIGHT`` change them); COPY text into the
 staging table and the sink's upsert in batches of the SQL sink's size, over
 ``BENCH_FLOOR_SQL_CONNECTIONS`` connections (default 2, two sink
 instances). It times, each with a window of its own (new rows, and after the
 first pass existing VictoriaMetrics series, as a steady fleet's next window):
 
-1. VictoriaMetrics alone, its series new (the first window of a fleet);
+1. VictoriaMetrics alone, its series new if this VictoriaMetrics has not
+   seen the fleet before (``new_series`` counts them: a fleet's first window);
 2. VictoriaMetrics alone, its series existing;
 3. PostgreSQL alone;
 4. both at once, as they run in the pipeline.
@@ -69,7 +71,7 @@ BUDGET_S = 3.0
 WINDOW_MS = 60_000
 #: Remote-write requests the VictoriaMetrics sink keeps in flight (its default).
 VM_IN_FLIGHT = 4
-_WINDOWS = ("vm_new_series", "vm_existing_series", "postgres", "both")
+_WINDOWS = ("vm_first_window", "vm_existing_series", "postgres", "both")
 
 
 def _window_aggregates(hosts: int, window_start: int) -> list[WindowAggregate]:
@@ -107,11 +109,13 @@ def _window_aggregates(hosts: int, window_start: int) -> list[WindowAggregate]:
     return out
 
 
-def _vm_requests(aggregates: Sequence[WindowAggregate]) -> tuple[list[bytes], int]:
-    """Snappy remote-write bodies of at most REMOTE_WRITE_REQUEST_SERIES series; the samples."""
+def _vm_requests(
+    aggregates: Sequence[WindowAggregate], request_series: int
+) -> tuple[list[bytes], int]:
+    """Snappy remote-write bodies of about ``request_series`` series; the samples."""
     per_aggregate = [len(aggregate_lines(a)) for a in aggregates[:1000]]
     series_each = max(1, round(sum(per_aggregate) / len(per_aggregate)))
-    step = max(1, REMOTE_WRITE_REQUEST_SERIES // series_each)
+    step = max(1, request_series // series_each)
     bodies, samples = [], 0
     for i in range(0, len(aggregates), step):
         chunk = aggregates[i : i + step]
@@ -120,7 +124,13 @@ def _vm_requests(aggregates: Sequence[WindowAggregate]) -> tuple[list[bytes], in
     return bodies, samples
 
 
-def _send_vm(vm_url: str, bodies: list[bytes]) -> None:
+def _series_count(vm_url: str) -> int:
+    response = httpx.get(f"{vm_url}/api/v1/series/count", timeout=60)
+    response.raise_for_status()
+    return int(response.json()["data"][0])
+
+
+def _send_vm(vm_url: str, bodies: list[bytes], in_flight: int) -> None:
     headers = {
         "Content-Type": "application/x-protobuf",
         "Content-Encoding": "snappy",
@@ -135,7 +145,7 @@ def _send_vm(vm_url: str, bodies: list[bytes]) -> None:
         response = client.post(f"{vm_url}/api/v1/write", content=body, headers=headers)
         response.raise_for_status()
 
-    with ThreadPoolExecutor(VM_IN_FLIGHT) as pool:
+    with ThreadPoolExecutor(in_flight) as pool:
         list(pool.map(post, bodies))
 
 
@@ -204,6 +214,10 @@ def run(env: dict[str, str]) -> list[Result]:
     settings = settings_for(env)
     hosts = int(os.environ.get("BENCH_FLOOR_HOSTS", "2000"))
     sql_connections = int(os.environ.get("BENCH_FLOOR_SQL_CONNECTIONS", "2"))
+    request_series = int(
+        os.environ.get("BENCH_FLOOR_VM_REQUEST_SERIES", str(REMOTE_WRITE_REQUEST_SERIES))
+    )
+    in_flight = int(os.environ.get("BENCH_FLOOR_VM_IN_FLIGHT", str(VM_IN_FLIGHT)))
     vm_url = settings.vm_url.rstrip("/")
     pids = {"victoriametrics": _vm_pid(settings), "postgresql": _postgres_pid(settings)}
     # Windows of the past hour (inside VictoriaMetrics' and the validation's
@@ -213,7 +227,7 @@ def run(env: dict[str, str]) -> list[Result]:
     prepared = {}
     for name, start in windows.items():
         aggregates = _window_aggregates(hosts, start)
-        bodies, samples = _vm_requests(aggregates)
+        bodies, samples = _vm_requests(aggregates, request_series)
         prepared[name] = (len(aggregates), bodies, samples, _pg_batches(aggregates))
     rows, _, samples, _ = prepared["both"]
     dsn = settings.sql_dsn.get_secret_value()
@@ -225,7 +239,7 @@ def run(env: dict[str, str]) -> list[Result]:
         "victoriametrics_samples_per_window": samples,
         "victoriametrics_requests_per_window": len(prepared["both"][1]),
         "sql_connections": sql_connections,
-        "victoriametrics_requests_in_flight": VM_IN_FLIGHT,
+        "victoriametrics_requests_in_flight": in_flight,
     }
     connections = list(_connections(dsn, schema, sql_connections))
     try:
@@ -234,19 +248,22 @@ def run(env: dict[str, str]) -> list[Result]:
             if pids["victoriametrics"] is not None:
                 _settle(vm_url, pids["victoriametrics"])
             if name.startswith("vm_"):
-                work: Callable[[], None] = lambda b=bodies: _send_vm(vm_url, b)  # noqa: E731
+                work: Callable[[], None] = lambda b=bodies: _send_vm(vm_url, b, in_flight)  # noqa: E731
             elif name == "postgres":
                 work = lambda b=batches: _store_pg(connections, b)  # noqa: E731
             else:
 
                 def work(b: list[bytes] = bodies, p: list[bytes] = batches) -> None:
                     with ThreadPoolExecutor(2) as pool:
-                        vm = pool.submit(_send_vm, vm_url, b)
+                        vm = pool.submit(_send_vm, vm_url, b, in_flight)
                         pg = pool.submit(_store_pg, connections, p)
                         vm.result()
                         pg.result()
 
+            series_before = _series_count(vm_url) if name == "vm_first_window" else 0
             figures[name] = _timed(work, pids, {"postgresql"})
+            if name == "vm_first_window":
+                figures[name]["new_series"] = _series_count(vm_url) - series_before
     finally:
         for conn in connections:
             conn.close()
@@ -265,7 +282,7 @@ def run(env: dict[str, str]) -> list[Result]:
         "window of its own in the past hour, VictoriaMetrics settled (flushed, its merges "
         "done) before each",
         "VictoriaMetrics: remote write as the sink sends it (sorted labels, snappy), "
-        f"requests of at most {REMOTE_WRITE_REQUEST_SERIES:,} series, {VM_IN_FLIGHT} in "
+        f"requests of about {request_series:,} series, {in_flight} in "
         "flight; PostgreSQL: the SQL sink's transaction per batch of "
         f"{BatchPolicy().max_records:,} rows (COPY text into the staging table, one "
         f"INSERT ... SELECT ... ON CONFLICT) over {sql_connections} connection(s), into a "
