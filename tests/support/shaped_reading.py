@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
+from hoststream.errors import SerializationError
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import (
     MetricKind,
@@ -23,6 +25,7 @@ __all__ = [
     "T0",
     "CountingDeserializer",
     "aggregate",
+    "assert_a_negative_kind_is_refused",
     "derive",
     "encode_aggregate",
     "fleet_aggregates",
@@ -107,3 +110,24 @@ def fleet_aggregates(hosts: int, windows: int) -> list[WindowAggregate]:
                 states[key] = aggregator.new_state(event.host, event.family)
             out += aggregator.add(states[key], event).aggregates
     return out
+
+
+def assert_a_negative_kind_is_refused(
+    reader: Any, good: Callable[[int], bytes], with_negative_kind: Callable[[int], bytes]
+) -> Any:
+    """Check that ``reader`` refuses a record whose kind index is -2 (as the
+    deserializer does) before and after it learnt the record's shape, alone and
+    in ``read_many``; return what ``read_many`` read of a good record beside one.
+
+    ``good(i)`` and ``with_negative_kind(i)`` are the i-th record's bytes, as
+    written and with the kind's byte (index 1, 0x02) corrupted to index -2
+    (0x03): an Avro reader looking the symbol up from the end would read a gauge.
+    """
+    with pytest.raises(SerializationError, match="enum index -2"):
+        reader(with_negative_kind(0))
+    reader(good(1))  # the shape learned
+    with pytest.raises(SerializationError, match="enum index -2"):
+        reader(with_negative_kind(2))
+    read = reader.read_many([good(3), with_negative_kind(4)], lambda i: None)
+    assert isinstance(read[1], SerializationError)
+    return read[0]
