@@ -112,6 +112,15 @@ def _random_text(rng: random.Random, length: int) -> str:
     return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(length))
 
 
+def _with_negative_kind(counter: bytes, gauge: bytes) -> bytes:
+    """``counter``'s bytes with its kind's index (1, byte 0x02) made -2 (0x03): the one
+    byte where the same record as a gauge (index 0) differs. An Avro reader looking
+    the symbol up from the end would read a gauge."""
+    at = next(i for i, (c, g) in enumerate(zip(counter, gauge, strict=True)) if c != g)
+    assert (counter[at], gauge[at]) == (2, 0)
+    return counter[:at] + b"\x03" + counter[at + 1 :]
+
+
 def bad_events(settings: Settings, unique: str, family: str, now: int) -> list[Bad]:
     """Bad records for one raw topic; read by the stream processor and the VictoriaMetrics sink."""
     topic = metric_topic(settings, family)
@@ -119,7 +128,8 @@ def bad_events(settings: Settings, unique: str, family: str, now: int) -> list[B
     encode_aggregate = codec_for(settings, WindowAggregate).serializer
     host = f"{unique}-bad-{family}"
     good = MetricEvent(host, family, now, (Sample("node_load1", 1.0),))
-    valid = encode(good, _ctx(topic))
+    ctx = _ctx(topic)
+    valid = encode(good, ctx)
     readers = ("streams", "victoriametrics")
 
     def event(kind: str, record: MetricEvent) -> Bad:
@@ -177,6 +187,20 @@ def bad_events(settings: Settings, unique: str, family: str, now: int) -> list[B
         event("invalid label name", samples(Sample("node_load1", 1.0, {"1a": "x"}))),
         event("one series twice", samples(Sample("node_load1", 1.0), Sample("node_load1", 2.0))),
         event("2 kB label value", samples(Sample("node_load1", 1.0, {"a": "v" * 2048}))),
+        Bad(
+            "negative kind index",
+            topic,
+            host.encode(),
+            _with_negative_kind(
+                encode(
+                    samples(Sample("node_context_switches_total", 5.0, {}, MetricKind.COUNTER)), ctx
+                ),
+                encode(
+                    samples(Sample("node_context_switches_total", 5.0, {}, MetricKind.GAUGE)), ctx
+                ),
+            ),
+            readers,
+        ),
     ]
 
 
@@ -223,7 +247,9 @@ def bad_aggregates(settings: Settings, unique: str, now: int) -> list[Bad]:
         6, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01,
     )  # fmt: skip
     counter = replace(good, metric="node_context_switches_total", kind=MetricKind.COUNTER)
-    valid = encode(good, _ctx(topic))
+    ctx = _ctx(topic)
+    valid = encode(good, ctx)
+    valid_counter = encode(counter, ctx)
     readers = ("victoriametrics", "sql")
 
     def aggregate(kind: str, record: WindowAggregate) -> Bad:
@@ -275,6 +301,15 @@ def bad_aggregates(settings: Settings, unique: str, now: int) -> list[Bad]:
         aggregate("empty window", replace(good, count=0)),
         aggregate("invalid metric name", replace(good, metric="node load1")),
         aggregate("reserved label", replace(good, labels={"instance": "elsewhere"})),
+        Bad(
+            "negative kind index",
+            topic,
+            host.encode(),
+            _with_negative_kind(
+                valid_counter, encode(replace(counter, kind=MetricKind.GAUGE), ctx)
+            ),
+            readers,
+        ),
         # Valid by the contract, too big for PostgreSQL's index (SQLSTATE 54000):
         # VictoriaMetrics stores it; the SQL sink bisects its batch down to it.
         Bad(
