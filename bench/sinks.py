@@ -72,16 +72,22 @@ HOSTS = 100
 CAP_S = 90.0
 
 
-def _vm_pid(settings: Any) -> int | None:
-    """The pid of the stack's VictoriaMetrics when it is the one at ``settings.vm_url``."""
+def stack_pid(settings: Any, service: str, address: str | None = None) -> int | None:
+    """The pid of the stack's ``service`` (of ``settings``' stack), if it runs; with
+    ``address``, only when the service is the one at that address."""
     from hoststream.stack import Stack
 
     stack = Stack(settings.state_dir, settings.lib_dir, port_offset=settings.stack_port_offset)
     for status in stack.status():
-        ours = status.address.rstrip("/") == settings.vm_url.rstrip("/")
-        if status.name == "victoriametrics" and status.pid is not None and ours:
+        ours = address is None or status.address.rstrip("/") == address.rstrip("/")
+        if status.name == service and status.pid is not None and ours:
             return status.pid
     return None
+
+
+def _vm_pid(settings: Any) -> int | None:
+    """The pid of the stack's VictoriaMetrics when it is the one at ``settings.vm_url``."""
+    return stack_pid(settings, "victoriametrics", settings.vm_url)
 
 
 #: VictoriaMetrics counts as settled once it spends under this share of a core.

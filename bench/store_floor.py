@@ -56,7 +56,7 @@ from bench.common import (
     proc_tree_cpu_seconds,
     settings_for,
 )
-from bench.sinks import _settle, _vm_pid
+from bench.sinks import _settle, _vm_pid, stack_pid
 from hoststream.producers.simulation import SimulatedFleet
 from hoststream.schemas import MetricKind, WindowAggregate
 from hoststream.sinks.consumer import BatchPolicy
@@ -190,16 +190,6 @@ def _timed(
     return figures
 
 
-def _postgres_pid(settings: Any) -> int | None:
-    from hoststream.stack import Stack
-
-    stack = Stack(settings.state_dir, settings.lib_dir, port_offset=settings.stack_port_offset)
-    for status in stack.status():
-        if status.name == "postgres" and status.pid is not None:
-            return status.pid
-    return None
-
-
 def _connections(dsn: str, schema: str, count: int) -> Iterator[psycopg.Connection[Any]]:
     for _ in range(count):
         conn = psycopg.connect(dsn)
@@ -219,7 +209,7 @@ def run(env: dict[str, str]) -> list[Result]:
     )
     in_flight = int(os.environ.get("BENCH_FLOOR_VM_IN_FLIGHT", str(VM_IN_FLIGHT)))
     vm_url = settings.vm_url.rstrip("/")
-    pids = {"victoriametrics": _vm_pid(settings), "postgresql": _postgres_pid(settings)}
+    pids = {"victoriametrics": _vm_pid(settings), "postgresql": stack_pid(settings, "postgres")}
     # Windows of the past hour (inside VictoriaMetrics' and the validation's
     # bounds), one per pass: new rows in each, as a steady fleet's next window.
     first = (int(time.time() * 1000) - 3_600_000) // WINDOW_MS * WINDOW_MS

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from hoststream.kafka import producer_config
-from hoststream.schemas import MetricEvent, Sample
+from hoststream.schemas import MetricEvent, Sample, WindowAggregate
 from hoststream.streams.aggregator import WindowAggregator
 from hoststream.streams.app import build_app
 from hoststream.streams.metrics import StreamMetrics
@@ -18,23 +19,33 @@ from tests.support.kafka import drain
 from tests.support.streams import MIN, key_of, produce, read_aggregates
 
 
-def test_quiet_host_gets_its_last_windows_on_wall_clock(stream_settings, start_worker) -> None:
-    now = time.time_ns() // 1_000_000
-    t0 = now - now % MIN - 3 * MIN  # three minutes ago: every window is past end + grace
-    # One-second collection interval: the host counts as quiet after 2 s without events.
+def _one_second_minutes(
+    host: str, value_of: Callable[[int], float], now: int
+) -> tuple[list[MetricEvent], list[WindowAggregate]]:
+    """90 one-second events of ``host`` from three minutes ago, the i-th of value
+    ``value_of(i)``, and every window they make, event time and then the wall
+    clock (at ``now`` + 1 min) closing them: every window is past end + grace."""
+    t0 = now - now % MIN - 3 * MIN
     events = [
-        MetricEvent("quiet-1", "system", t0 + i * 1000, (Sample("node_load1", i / 4),), 1000, i)
+        MetricEvent(host, "system", t0 + i * 1000, (Sample("node_load1", value_of(i)),), 1000, i)
         for i in range(90)
     ]
-    produce(stream_settings, events)
     aggregator = WindowAggregator(
         DEFAULT_WINDOWS, grace_ms=2000, metrics=StreamMetrics(CollectorRegistry())
     )
-    state = aggregator.new_state("quiet-1", "system")
-    want = []
+    state = aggregator.new_state(host, "system")
+    want: list[WindowAggregate] = []
     for event in events:
         want += aggregator.add(state, event).aggregates
     want += aggregator.close_on_wall_clock(state, now + 60_000)
+    return events, want
+
+
+def test_quiet_host_gets_its_last_windows_on_wall_clock(stream_settings, start_worker) -> None:
+    now = time.time_ns() // 1_000_000
+    # One-second collection interval: the host counts as quiet after 2 s without events.
+    events, want = _one_second_minutes("quiet-1", lambda i: i / 4, now)
+    produce(stream_settings, events)
     # Event time closes only the first minute; the rest needs the wall clock.
     assert len(want) > 1
     assert sum(a.window_size_ms == MIN for a in want) == 2
@@ -71,20 +82,8 @@ def test_a_window_whose_sum_leaves_the_float_range_is_emitted_and_the_worker_goe
     # math.fsum raised OverflowError on such a window: the worker stopped there,
     # and again after every restart. Now its sum and mean are infinite.
     now = time.time_ns() // 1_000_000
-    t0 = now - now % MIN - 3 * MIN
-    events = [
-        MetricEvent("huge-1", "system", t0 + i * 1000, (Sample("node_load1", 1e308),), 1000, i)
-        for i in range(90)
-    ]
+    events, want = _one_second_minutes("huge-1", lambda i: 1e308, now)
     produce(stream_settings, events)
-    aggregator = WindowAggregator(
-        DEFAULT_WINDOWS, grace_ms=2000, metrics=StreamMetrics(CollectorRegistry())
-    )
-    state = aggregator.new_state("huge-1", "system")
-    want = []
-    for event in events:
-        want += aggregator.add(state, event).aggregates
-    want += aggregator.close_on_wall_clock(state, now + 60_000)
     assert any(a.sum == float("inf") for a in want)
 
     worker = start_worker("--grace", "2", "--no-alerts", "--session-timeout", "10")
