@@ -15,6 +15,9 @@ flow control, a full producer buffer) does it hand the rest of it to
 ``wait_first`` with the other awaitables, exactly as before. A delivery that
 completes at once was never waiting, so there was nothing for
 ``suspend_flow`` to interrupt.
+
+Its consumer thread (:class:`PromptFetchConsumerThread`) also has the broker
+hold a fetch that finds nothing for 100 ms, not Faust's 1,500.
 """
 
 from __future__ import annotations
@@ -24,15 +27,43 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 import faust
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
 __all__ = ["LeanDeliveryConsumer", "use_lean_delivery"]
 
 
+#: How long the broker may hold a fetch that finds no new record (ms); Faust sets 1,500.
+FETCH_MAX_WAIT_MS = 100
+
+
+class PromptFetchConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, its fetches held by the broker at most ``FETCH_MAX_WAIT_MS``.
+
+    aiokafka keeps one fetch in flight per broker, and fetches a partition
+    again only once what it holds of it is used up. While a backlog is read,
+    the partitions of some topics reach their end first (their events are
+    smaller, so more of them come per fetch); the fetch in flight then asks
+    only for those, finds nothing, and the broker holds it. The partitions
+    still behind run dry meanwhile and wait for it to come back before they
+    are fetched again: with Faust's 1,500 ms the worker sat idle for up to
+    that long, time and again. The streams benchmark's rate rose by about a
+    sixth with 100 ms. A worker that is caught up asks the broker ten times a
+    second instead of two-thirds of a time.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
 class LeanDeliveryConsumer(Consumer):
     """Runs a delivery at once, and waits on it with the flow's events only if it suspends."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
         if timeout is not None:

@@ -15,7 +15,12 @@ import faust
 import pytest
 from mode.services import WaitResults
 
-from hoststream.streams._consumer import LeanDeliveryConsumer, use_lean_delivery
+from hoststream.streams._consumer import (
+    FETCH_MAX_WAIT_MS,
+    LeanDeliveryConsumer,
+    PromptFetchConsumerThread,
+    use_lean_delivery,
+)
 
 T = TypeVar("T")
 
@@ -108,3 +113,24 @@ def test_an_error_in_a_delivery_propagates(consumer: LeanDeliveryConsumer) -> No
 
     with pytest.raises(ValueError, match="undecodable"):
         run(consumer, main())
+
+
+def test_the_broker_holds_an_empty_fetch_briefly_not_for_fausts_default(
+    consumer: LeanDeliveryConsumer,
+) -> None:
+    # A worker reading a backlog waits for the fetch in flight before the
+    # partitions still behind are fetched again: Faust's 1,500 ms left it idle.
+    thread = consumer._thread
+    assert isinstance(thread, PromptFetchConsumerThread)
+
+    async def made() -> tuple[int, int]:
+        worker_consumer = thread._create_worker_consumer(consumer.transport)
+        try:
+            return worker_consumer._fetch_max_wait_ms, worker_consumer._max_partition_fetch_bytes
+        finally:
+            await worker_consumer.stop()  # never started: only closes it
+
+    fetch_max_wait_ms, fetch_bytes = run(consumer, made())
+    assert fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+    # Faust's other settings stay: its fetch size per partition, say.
+    assert fetch_bytes == consumer.app.conf.consumer_max_fetch_size
