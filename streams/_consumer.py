@@ -31,7 +31,12 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
-__all__ = ["LeanDeliveryConsumer", "use_lean_delivery"]
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "LeanDeliveryConsumer",
+    "PromptFetchConsumerThread",
+    "use_lean_delivery",
+]
 
 
 #: How long the broker may hold a fetch that finds no new record (ms); Faust sets 1,500.
