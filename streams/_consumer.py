@@ -17,7 +17,8 @@ completes at once was never waiting, so there was nothing for
 ``suspend_flow`` to interrupt.
 
 Its consumer thread (:class:`PromptFetchConsumerThread`) also has the broker
-hold a fetch that finds nothing for 100 ms, not Faust's 1,500.
+hold a fetch that finds nothing for 100 ms, not Faust's 1,500, and waits at
+most 100 ms, not Faust's second, for fetched records to hand over.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 import faust
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.types import TP
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
 __all__ = [
     "FETCH_MAX_WAIT_MS",
+    "RECORDS_WAIT_S",
     "LeanDeliveryConsumer",
     "PromptFetchConsumerThread",
     "use_lean_delivery",
@@ -41,6 +45,8 @@ __all__ = [
 
 #: How long the broker may hold a fetch that finds no new record (ms); Faust sets 1,500.
 FETCH_MAX_WAIT_MS = 100
+#: How long one hand-over waits for records (s); Faust's fetcher loop asks for 1.
+RECORDS_WAIT_S = 0.1
 
 
 class PromptFetchConsumerThread(AIOKafkaConsumerThread):
@@ -62,6 +68,21 @@ class PromptFetchConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
+
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        """Hand over what is fetched of ``active_partitions``, waiting at most ``RECORDS_WAIT_S``.
+
+        While the agent's queue is under pressure Faust takes the partitions
+        that filled it out of ``active_partitions`` and puts them back once it
+        has drained, but a hand-over already waiting does not notice: aiokafka
+        wakes it only when a fetch brings new records. Reading a backlog, the
+        queue is filled by the cpu and disk partitions while the others have
+        reached their end; the hand-over then asked for those others alone and
+        waited out Faust's second with the cpu and disk records already
+        fetched, the worker idle. Asking again every ``RECORDS_WAIT_S`` sees
+        the partitions put back at most that long after.
+        """
+        return await super().getmany(active_partitions, min(timeout, RECORDS_WAIT_S))
 
 
 class LeanDeliveryConsumer(Consumer):

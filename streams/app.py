@@ -46,6 +46,7 @@ from hoststream.schemas import (
 from hoststream.schemas.records import FAMILIES
 from hoststream.schemas.validation import Validator
 from hoststream.secret_files import SaslClient
+from hoststream.streams._batches import take_batches
 from hoststream.streams._broker import (
     broker_credentials,
     broker_urls,
@@ -447,8 +448,8 @@ def _add_aggregating_agent(
 
     @app.agent(topics.source, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        # take_events is on the concrete Stream only; Faust passes one.
-        batches = cast(Stream[bytes], stream).take_events(batch_size, within=within_s)
+        # Faust passes the concrete Stream, whose processors take_batches uses.
+        batches = take_batches(cast(Stream[bytes], stream), batch_size, within_s)
         async for events in batches:
             try:
                 await processor.process([event.message for event in events])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Coroutine
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import faust
@@ -17,6 +18,7 @@ from mode.services import WaitResults
 
 from hoststream.streams._consumer import (
     FETCH_MAX_WAIT_MS,
+    RECORDS_WAIT_S,
     LeanDeliveryConsumer,
     PromptFetchConsumerThread,
     use_lean_delivery,
@@ -134,3 +136,25 @@ def test_the_broker_holds_an_empty_fetch_briefly_not_for_fausts_default(
     assert fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
     # Faust's other settings stay: its fetch size per partition, say.
     assert fetch_bytes == consumer.app.conf.consumer_max_fetch_size
+
+
+def test_a_hand_over_of_fetched_records_waits_a_tenth_of_a_second_not_fausts_second(
+    consumer: LeanDeliveryConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faust asks for records with a timeout of 1 s; aiokafka wakes a waiting
+    # hand-over only when a fetch brings new records, so partitions Faust put
+    # back meanwhile (their records already fetched) waited out that second.
+    thread = consumer._thread
+    assert isinstance(thread, PromptFetchConsumerThread)
+    asked: list[float] = []
+
+    async def in_thread(_fun: Any, *_args: Any, timeout: float, **_kwargs: Any) -> dict[Any, Any]:
+        asked.append(timeout)
+        return {}
+
+    monkeypatch.setattr(thread, "_ensure_consumer", lambda: SimpleNamespace(_max_poll_records=None))
+    monkeypatch.setattr(thread, "call_thread", in_thread)
+    run(consumer, thread.getmany(set(), timeout=1.0))
+    run(consumer, thread.getmany(set(), timeout=0.05))
+    assert asked == [RECORDS_WAIT_S, 0.05]
+    assert RECORDS_WAIT_S == 0.1
