@@ -320,7 +320,11 @@ class StreamsSection(_Section):
         5000, ge=1, le=1_000_000, description="At most this many messages a batch (`--batch-size`)."
     )
     stream_batch_within_s: float = Field(
-        0.5, gt=0, le=60, description="A batch is processed after this long (`--batch-within`)."
+        0.5,
+        gt=0,
+        le=60,
+        description="A batch is processed at most this long after its first message; "
+        "sooner once delivery pauses (`--batch-within`).",
     )
     stream_commit_interval_s: float = Field(
         1.0,
