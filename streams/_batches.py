@@ -46,6 +46,7 @@ class _Filling:
         #: Set when a batch gets its first message and when it is full.
         self.changed = asyncio.Event()
         self.gate: asyncio.Future[None] | None = None
+        self.closed = False  # the batches ended: deliveries pass through untaken
 
     def is_full(self) -> bool:
         return len(self.events) >= self.max_messages
@@ -54,6 +55,8 @@ class _Filling:
         """The stream processor: adds the current event, waiting while a batch is out."""
         while self.gate is not None:
             await asyncio.shield(self.gate)
+        if self.closed:
+            return value  # never acknowledged, so read again after the restart
         event = self.stream.current_event
         if event is None:
             raise RuntimeError("a stream processor ran without a current event")
@@ -113,6 +116,9 @@ async def take_batches(
     finally:
         stream.enable_acks = acks_were_enabled
         stream._processors.remove(filling.add)
+        # A delivery held at the gate goes on, and takes nothing into a batch.
+        filling.closed = True
+        filling.open_gate()
 
 
 async def _wait_for_batch(

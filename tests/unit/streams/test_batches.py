@@ -165,3 +165,25 @@ def test_closing_the_batches_restores_the_stream_and_leaves_the_batch_out_unackn
     # Closed while the batch was out (an error, the worker stopping): not
     # acknowledged, so its offsets are not committed and it is read again.
     assert stream.acked == []
+
+
+def test_a_delivery_held_at_the_gate_goes_on_when_the_stream_stops() -> None:
+    async def main() -> tuple[bool, bool, list[int]]:
+        stream = FakeStream()
+        batches = batches_of(stream, 1, within_s=30.0, idle_s=30.0)
+        first = asyncio.ensure_future(batches.__anext__())
+        await asyncio.sleep(0)
+        held_first = asyncio.ensure_future(stream.deliver(0))  # fills the batch
+        await asyncio.wait_for(first, 10)
+        held_next = asyncio.ensure_future(stream.deliver(1))  # waits at the gate
+        await asyncio.sleep(0.01)
+        stream.should_stop = True
+        with contextlib.suppress(StopAsyncIteration):
+            await batches.__anext__()  # the work on [0] returned; the stream stops
+        await asyncio.sleep(0.05)
+        return held_first.done(), held_next.done(), stream.acked
+
+    first_done, next_done, acked = asyncio.run(main())
+    assert first_done
+    assert next_done  # not blocked for good on a gate nobody opens
+    assert acked == [0]
