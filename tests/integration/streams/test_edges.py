@@ -96,3 +96,22 @@ def test_the_worker_commits_as_often_as_configured(stream_settings, tmp_path) ->
     settings = stream_settings.model_copy(update={"stream_commit_interval_s": 0.5})
     app = build_app(settings, datadir=tmp_path / "faust")
     assert app.app.conf.broker_commit_interval == 0.5
+
+
+def test_a_batch_is_processed_once_delivery_pauses_not_after_batch_within(
+    stream_settings, start_worker
+) -> None:
+    # Two messages and then nothing: the batch holding them closes once
+    # delivery pauses. Held for --batch-within (60 s) from the wait's start, as
+    # Faust's take_events did, the dead letter would come a minute after start.
+    now = time.time_ns() // 1_000_000
+    produce(stream_settings, [MetricEvent("h1", "system", now, (Sample("node_load1", 1.0),))])
+    topic = metric_topic(stream_settings, "system")
+    producer = Producer(producer_config(stream_settings))
+    producer.produce(topic, key=b"h1", value=b"not avro")
+    assert producer.flush(10) == 0
+
+    worker = start_worker("--no-alerts", "--session-timeout", "10", "--batch-within", "60")
+    (letter,) = drain(stream_settings, [dead_letter_topic(topic)], expected=1, timeout_s=40)
+    assert letter.value() == b"not avro"
+    assert worker.alive(), worker.tail()
