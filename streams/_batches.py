@@ -42,7 +42,6 @@ class _Filling:
         self.max_messages = max_messages
         self.events: list[EventT[Any]] = []
         self.first_at = 0.0
-        self.arrivals = 0  # messages added ever, so a wait can tell whether any came
         #: Set when a batch gets its first message and when it is full.
         self.changed = asyncio.Event()
         self.gate: asyncio.Future[None] | None = None
@@ -64,7 +63,6 @@ class _Filling:
             self.first_at = time.monotonic()
             self.changed.set()
         self.events.append(event)
-        self.arrivals += 1
         if self.is_full():
             self.changed.set()
             # Close the gate at once: no message beyond the batch's last.
@@ -125,7 +123,8 @@ async def _wait_for_batch(
     stream: Stream[Any], filling: _Filling, within_s: float, idle_s: float
 ) -> bool:
     """Wait until a batch of at least one message should close; True if the stream stopped."""
-    seen = filling.arrivals
+    # The batch only grows while this waits: its size tells whether anything came.
+    seen = len(filling.events)
     while not filling.is_full():
         timeout_s: float | None = None  # an empty batch waits for its first message
         if filling.events:
@@ -140,7 +139,7 @@ async def _wait_for_batch(
         await stream.wait_for_stopped(filling.changed, timeout=timeout_s)  # type: ignore[arg-type]
         if stream.should_stop:
             return True
-        if filling.events and filling.arrivals == seen:
+        if filling.events and len(filling.events) == seen:
             return False  # nothing arrived for idle_s: all that was fetched is here
-        seen = filling.arrivals
+        seen = len(filling.events)
     return False

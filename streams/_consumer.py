@@ -50,7 +50,7 @@ RECORDS_WAIT_S = 0.1
 
 
 class PromptFetchConsumerThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, its fetches held by the broker at most ``FETCH_MAX_WAIT_MS``.
+    """Faust's consumer thread, its fetches held and its hand-overs kept waiting briefly.
 
     aiokafka keeps one fetch in flight per broker, and fetches a partition
     again only once what it holds of it is used up. While a backlog is read,
