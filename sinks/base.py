@@ -49,8 +49,12 @@ class BatchingSink(ABC, Generic[T]):
 
     name: str = "sink"
     #: Whether :meth:`write` may run on a thread of its own while the consumer
-    #: loop decodes the next batch and calls :meth:`check` (one write at a time).
+    #: loop decodes the next batch and calls :meth:`check`.
     write_ahead: bool = False
+    #: Batches a write-ahead sink may have written at once (each on a writer
+    #: thread of its own, so :meth:`write` must be thread-safe when above 1);
+    #: they are committed in the order they were read.
+    batches_in_flight: int = 1
 
     def check(self, value: T) -> None:
         """Raise :class:`~hoststream.errors.InvalidRecordError` if ``value`` can never be stored.

@@ -11,12 +11,15 @@ jitter; it keeps polling so the group membership stays alive, and resumes by
 itself once a write succeeds. Memory stays bounded by one batch plus what
 librdkafka had already fetched.
 
-A sink whose ``write_ahead`` is true has each batch written on a thread of
-its own while the loop consumes and decodes the next one (a write that mostly
-waits for the destination then costs the loop little); the written batch is
-committed before the next one is sent off, so commits stay in order and come
-only after their write. At most one batch is in flight; while the
-destination is down the loop writes synchronously, as for any other sink.
+A sink whose ``write_ahead`` is true has each batch written on a writer
+thread while the loop consumes and decodes the next one (a write that mostly
+waits for the destination then costs the loop little). Up to the sink's
+``batches_in_flight`` batches are written at once; they are settled (dead
+letters, then commit) strictly in the order they were read, so commits stay
+in order and come only after their write. If one fails, every batch after it
+is taken back unsettled and written again with it (writes are idempotent);
+while the destination is down the loop writes synchronously, as for any
+other sink.
 
 Tracing: every attempt at a batch (write, dead letters, commit) runs inside a
 ``write <sink>`` span linked to the spans its messages' ``traceparent`` names
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
@@ -250,8 +254,9 @@ class SinkConsumer(Generic[T]):
         self._failed = False
         self._retry_at = 0.0
         self._lag_at = 0.0
-        # Write-ahead sinks: the batch being written while the next one fills.
-        self._inflight: _InFlight[T] | None = None
+        # Write-ahead sinks: the batches being written while the next one
+        # fills, oldest first.
+        self._inflight: deque[_InFlight[T]] = deque()
         self._writer: ThreadPoolExecutor | None = None  # started by the first write ahead
 
     # -- public -------------------------------------------------------------
@@ -274,7 +279,7 @@ class SinkConsumer(Generic[T]):
     @property
     def buffered(self) -> int:
         """Records consumed but not yet committed."""
-        inflight = len(self._inflight.batch.items) if self._inflight is not None else 0
+        inflight = sum(len(f.batch.items) for f in self._inflight)
         return len(self._batch.items) + len(self._backlog) + inflight
 
     def subscribe(self) -> None:
@@ -315,9 +320,9 @@ class SinkConsumer(Generic[T]):
                     # Catching up: look often whether the backlog's end is reached.
                     timeout = min(timeout, _CATCH_UP_POLL_S)
             self._accept(self._consumer.consume(room, timeout))
-            if self._inflight is not None and self._inflight.future.done():
-                # Commit a finished write now, not only when the next batch is due.
-                self._try_in(self._settle, None)
+            if self._inflight and self._inflight[0].future.done():
+                # Commit finished writes now, not only when the next batch is due.
+                self._try_in(self._settle_finished, None)
             if self._refused and not self._batch.items and now >= self._refused_retry_at:
                 # Nothing new to commit them with: try again on their own.
                 self._refused_retry_at = now + _REFUSED_RETRY_S
@@ -337,7 +342,7 @@ class SinkConsumer(Generic[T]):
         Returns whether nothing is left uncommitted.
         """
         deadline = self._clock() + self._shutdown_timeout_s
-        while self._batch.items or self._inflight is not None:
+        while self._batch.items or self._inflight:
             if self._try_flush():
                 continue  # what arrived meanwhile became the next batch
             wait = min(self._retry_at, deadline) - self._clock()
@@ -542,14 +547,16 @@ class SinkConsumer(Generic[T]):
     # -- writing ahead --------------------------------------------------------
 
     def _write_ahead(self) -> None:
-        """Decode the batch, settle the one in flight, then send this one off to be written."""
+        """Decode the batch, settle the oldest in flight if it takes a writer, then send
+        this one off to be written."""
+        depth = max(1, self._sink.batches_in_flight)
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self._sink.name}-write")
-        # Decoding while the previous batch is still on its way is the point.
+            self._writer = ThreadPoolExecutor(depth, thread_name_prefix=f"{self._sink.name}-write")
+        # Decoding while the previous batches are still on their way is the point.
         self._decode_batch(self._batch)
-        # Committing the previous batch carries these records over into a new
+        # Committing an earlier batch carries these records over into a new
         # batch (they are decoded: this second pass only collects them).
-        self._settle()
+        self._settle(keep=depth - 1)
         batch = self._batch
         valid = self._decode_batch(batch)
         self._batch = _Batch()
@@ -559,7 +566,7 @@ class SinkConsumer(Generic[T]):
             attributes={"hoststream.sink": self._sink.name},
         )
         future = self._writer.submit(self._write_in_span, batch, valid, span)
-        self._inflight = _InFlight(batch, valid, future, span)
+        self._inflight.append(_InFlight(batch, valid, future, span))
 
     def _write_in_span(
         self, batch: _Batch[T], valid: list[SinkRecord[T]], span: Span | None
@@ -577,18 +584,29 @@ class SinkConsumer(Generic[T]):
                 )
             return refused
 
-    def _settle(self) -> None:
-        """Wait for the batch in flight, then dead-letter and commit it.
+    def _settle(self, keep: int = 0) -> None:
+        """Settle the batches in flight, oldest first, until at most ``keep`` are left."""
+        while len(self._inflight) > keep:
+            self._settle_oldest()
+
+    def _settle_finished(self) -> None:
+        """Settle the batches in flight whose writes are done, up to the first still running."""
+        while self._inflight and self._inflight[0].future.done():
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest batch in flight, then dead-letter and commit it.
 
         If its write failed, it becomes the current batch again, ahead of the
-        records consumed meanwhile, and the failure is raised: the usual
-        retries take over. If it was written but its dead letters or commit
-        failed, it becomes the current batch (written) and what came since
-        waits in the backlog.
+        batches in flight after it and the records consumed meanwhile, and the
+        failure is raised: the usual retries take over. If it was written but
+        its dead letters or commit failed, it becomes the current batch
+        (written) and what came since waits in the backlog; it is finished
+        before any later batch is settled.
         """
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return
+        if self._batch.written:
+            self._finish(self._batch)
+        inflight = self._inflight.popleft()
         wait([inflight.future])
         # The batch's span again: a failed write marks it, and its dead letters
         # and log lines carry its ids.
@@ -600,10 +618,19 @@ class SinkConsumer(Generic[T]):
         try:
             refused = inflight.future.result()
         except SinkUnavailableError:
-            # Written again as one batch with the newer records (already decoded).
-            batch.items += newer.items
-            batch.size_bytes += newer.size_bytes
-            batch.rejections += newer.rejections
+            # Written again as one batch with the batches after it (their
+            # writes' outcome set aside: they were not committed) and the
+            # newer records, all already decoded.
+            later = list(self._inflight)
+            self._inflight.clear()
+            wait([f.future for f in later])
+            for taken_back in [*(f.batch for f in later), newer]:
+                batch.items += taken_back.items
+                batch.size_bytes += taken_back.size_bytes
+                batch.rejections += taken_back.rejections
+            for f in later:
+                if f.span is not None:
+                    f.span.end()
             self._batch = batch
             raise
         except BaseException:
@@ -720,7 +747,7 @@ class SinkConsumer(Generic[T]):
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        holding = self._inflight is not None or any(
+        holding = bool(self._inflight) or any(
             item.tp in revoked for item in self._batch.items
         )
         if holding and not self._paused and not self._failed:
@@ -750,10 +777,10 @@ class SinkConsumer(Generic[T]):
 
     def _forget(self, partitions: set[_Partition], why: str) -> None:
         dropped = self._batch.drop(partitions)
-        if self._inflight is not None:
+        for inflight in self._inflight:
             # Its write goes on (harmless: writes are idempotent), but it must
             # not commit offsets of partitions that are no longer ours.
-            dropped += self._inflight.batch.drop(partitions)
+            dropped += inflight.batch.drop(partitions)
         kept = [item for item in self._backlog if item.tp not in partitions]
         dropped += len(self._backlog) - len(kept)
         self._backlog = kept

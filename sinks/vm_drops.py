@@ -13,6 +13,7 @@ and then, and reports every increase, so a change is never silent.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -73,9 +74,19 @@ class DroppedDataWatch:
         self._clock = clock
         self._seen: dict[str, float] | None = None
         self._next = 0.0
+        # Batches written at once call poll from their writer threads: one reads.
+        self._reading = threading.Lock()
 
     def poll(self) -> dict[str, float]:
         """The counters that grew since the last read, if a read is due; else nothing."""
+        if not self._reading.acquire(blocking=False):
+            return {}  # another writer thread is reading them
+        try:
+            return self._poll()
+        finally:
+            self._reading.release()
+
+    def _poll(self) -> dict[str, float]:
         now = self._clock()
         if now < self._next:
             return {}
