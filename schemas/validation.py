@@ -88,6 +88,10 @@ class ShapedEvent(Protocol):
     @property
     def timestamp_ms(self) -> int: ...
 
+    def finite(self) -> bool:
+        """Whether every value is finite (a reader that judged them in bulk knows it)."""
+        ...
+
     def event(self) -> MetricEvent:
         """The whole event, samples included."""
         ...
@@ -340,8 +344,7 @@ class Validator:
         """
         now = self._clock_ms() if now_ms is None else now_ms
         topics = self._good_shapes.get(record.shape)
-        # One sum finds a NaN or infinity among all the values.
-        if topics is None or not math.isfinite(sum(record.values)):
+        if topics is None or not record.finite():
             found = self.check_event(record.event(), topic, now)
             if found is None:
                 self._good_shapes.add(record.shape, topic)

@@ -747,9 +747,7 @@ class SinkConsumer(Generic[T]):
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        holding = bool(self._inflight) or any(
-            item.tp in revoked for item in self._batch.items
-        )
+        holding = bool(self._inflight) or any(item.tp in revoked for item in self._batch.items)
         if holding and not self._paused and not self._failed:
             # Store and commit what we hold for them while they are still ours;
             # one attempt only, a rebalance must not wait for an outage.

@@ -58,7 +58,7 @@ _AGGREGATE_SERIES = 11
 def _series_of(record: VmRecord) -> int:
     """How many series ``record`` writes, about (an aggregate's rate counted always)."""
     if isinstance(record, EventValues):
-        return len(record.values)
+        return len(record.shape.counters)
     if isinstance(record, MetricEvent):
         return len(record.samples)
     return _AGGREGATE_SERIES

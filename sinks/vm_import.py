@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -48,6 +48,7 @@ from hoststream.sinks.vm_series import (
 )
 
 __all__ = [
+    "EventColumns",
     "EventShape",
     "EventValues",
     "MetricEventReader",
@@ -81,7 +82,7 @@ class EventShape:
             its series (:func:`import_line_prefixes`, or a remote-write
             :class:`~sinks.vm_remote_write.SeriesTemplate`).
         template: the event the shape was learned from.
-        values: the template's values.
+        values: the template's values (``float64``).
         expected: the samples part of the template's bytes (its values
             included), against which a batch of events is checked at once.
         value_offsets: the offset in that part of each value, as native
@@ -95,14 +96,21 @@ class EventShape:
     chunks: tuple[bytes, ...]
     derived: Any
     template: MetricEvent
-    values: tuple[float, ...]
+    values: np.ndarray[Any, np.dtype[np.float64]]
     expected: bytes
     value_offsets: bytes
     counters: bytes
 
 
 class EventValues(NamedTuple):
-    """One metric event as the VictoriaMetrics sink keeps it: its shape, instant and values.
+    """One metric event as the VictoriaMetrics sink keeps it: its shape, instant and
+    where its values are.
+
+    The values of a batch's events stay in one ``float64`` array, ``block``,
+    from their bytes to the request body: no Python float is made per sample
+    (:func:`split_records` gathers them by series). Every event made by
+    :class:`MetricEventReader` has finite values and no negative counter; one
+    that has not is decoded in full, for the validation contract to refuse.
 
     A named tuple, not a frozen dataclass: one is made per message, and a
     tuple is made in a fraction of the time.
@@ -110,16 +118,28 @@ class EventValues(NamedTuple):
 
     shape: EventShape
     timestamp_ms: int
-    values: tuple[float, ...]
+    #: The values of the events read with this one (or its own alone).
+    block: np.ndarray[Any, np.dtype[np.float64]]
+    #: Where its values start in ``block``.
+    first: int
 
     @property
     def host(self) -> str:
         return self.shape.host
 
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Its values, in its shape's order of series."""
+        return tuple(self.block[self.first : self.first + len(self.shape.counters)].tolist())
+
+    def finite(self) -> bool:
+        """Whether its values are all finite: always, as the reader makes them."""
+        return True
+
     def event(self) -> MetricEvent:
         """The whole event (its interval and sequence number are its shape's first event's)."""
         template = self.shape.template
-        if self.values is self.shape.values and self.timestamp_ms == template.timestamp_ms:
+        if self.block is self.shape.values and self.timestamp_ms == template.timestamp_ms:
             return template  # the event the shape was learned from, as the validator's first
         samples = tuple(
             replace(sample, value=value)
@@ -156,7 +176,7 @@ def _shape_of(
         layout = event_layout(data, start)
     if len(layout.chunks) != len(event.samples) + 1:
         raise SerializationError("the event's layout is not the one hoststream writes")
-    values = tuple(float(s.value) for s in event.samples)
+    values = np.array([s.value for s in event.samples], np.float64)
     offsets: list[int] = []
     at = 0
     for chunk in layout.chunks[:-1]:
@@ -226,9 +246,9 @@ class MetricEventReader:
         if shape is not None and shape.size == len(data) - start:
             parts = shape.unpack(data, start)
             if parts[0::2] == shape.chunks:
-                values = parts[1::2]
-                if not _negative_counter(shape, values):
-                    return EventValues(shape, timestamp_ms, values)
+                values = np.array(parts[1::2], np.float64)
+                if _acceptable(shape, values):
+                    return EventValues(shape, timestamp_ms, values, 0)
                 # Decoded in full, for the validation contract to refuse.
                 return self._deserialize(data, ctx)
         return self._learn(data, ctx, key, start, timestamp_ms)
@@ -286,10 +306,10 @@ class MetricEventReader:
             except SerializationError as exc:
                 out[i] = exc
         if at:
-            read = _values_by_shape(shapes, parts)
-            for i, shape, timestamp_ms, values_read in zip(at, shapes, instants, read, strict=True):
-                if values_read is not None:
-                    out[i] = EventValues(shape, timestamp_ms, values_read)
+            block, firsts = _values_by_shape(shapes, parts)
+            for i, shape, timestamp_ms, first in zip(at, shapes, instants, firsts, strict=True):
+                if first is not None:
+                    out[i] = EventValues(shape, timestamp_ms, block, first)
                     continue
                 try:  # rare: read it alone, as a shape changed or for the contract to judge
                     out[i] = self(values[i], context(i))
@@ -352,27 +372,26 @@ class MetricEventReader:
         # reads them. Later events of the shape repeat every other byte, so
         # they decode to the same series with their own values; bytes laid
         # out otherwise (another writer, another schema) are read in full.
-        if shape.unpack(data, start)[1::2] != shape.values:
+        if shape.unpack(data, start)[1::2] != tuple(shape.values.tolist()):
             return event
         if key not in self._shapes and len(self._shapes) >= self._max_shapes:
             self._shapes.pop(next(iter(self._shapes)))
         self._shapes[key] = shape
-        return EventValues(shape, timestamp_ms, shape.values)
+        return EventValues(shape, timestamp_ms, shape.values, 0)
 
 
-def _negative_counter(shape: EventShape, values: tuple[float, ...]) -> bool:
-    """Whether a counter's value is negative: the validation contract's check of a whole event.
-
-    (Its check of an event read by shape finds values that are not finite,
-    not counters that went negative.)
-    """
-    return any(v < 0 for v, counter in zip(values, shape.counters, strict=True) if counter)
+def _acceptable(shape: EventShape, values: np.ndarray[Any, np.dtype[np.float64]]) -> bool:
+    """Whether ``values`` are finite and no counter's is negative: else the validation
+    contract judges the whole event."""
+    counters = np.frombuffer(shape.counters, np.bool_)
+    return bool(np.isfinite(values).all()) and not bool((counters & (values < 0)).any())
 
 
 def _values_by_shape(
     shapes: Sequence[EventShape], parts: Sequence[bytes]
-) -> list[tuple[float, ...] | None]:
-    """The values of each samples part in ``parts`` read by its shape, or None.
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], list[int | None]]:
+    """The values of every samples part in ``parts`` read by its shape, in one array,
+    and where each part's start in it, or None.
 
     None: the part's fixed bytes are not its shape's (a label changed, its
     length not), or a value is not finite or a counter's is negative.
@@ -398,13 +417,11 @@ def _values_by_shape(
     if bad.any():
         ends = np.cumsum(counts)
         wrong[np.searchsorted(ends, np.flatnonzero(bad), side="right")] = True
-    floats = values.tolist()
-    out: list[tuple[float, ...] | None] = []
-    first = 0
-    for count, is_wrong in zip(counts.tolist(), wrong.tolist(), strict=True):
-        out.append(None if is_wrong else tuple(floats[first : first + count]))
-        first += count
-    return out
+    firsts: list[int | None] = (np.cumsum(counts) - counts).tolist()
+    if wrong.any():
+        for n in np.flatnonzero(wrong).tolist():
+            firsts[n] = None
+    return values, firsts
 
 
 def _doubles_at_every_byte(buffer: bytes | bytearray) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -425,52 +442,87 @@ def check_values(values: EventValues, bounds: TimeBounds) -> None:
     bounds.check(values.timestamp_ms, "timestamp_ms")
 
 
+class EventColumns(NamedTuple):
+    """A batch's events read by shape, by shape: instants, and values by series.
+
+    Attributes:
+        values: the values of the events' blocks, one block after another
+            (the very block when all were read together).
+        by_shape: per shape, its events' instants and where each event's
+            values start in ``values``, in the batch's order.
+    """
+
+    values: np.ndarray[Any, np.dtype[np.float64]]
+    by_shape: dict[EventShape, tuple[list[int], list[int]]]
+
+    def rows(self, shape: EventShape) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """``shape``'s events' values, one row per event."""
+        firsts = np.array(self.by_shape[shape][1], np.intp)
+        return self.values[np.add.outer(firsts, np.arange(len(shape.counters)))]
+
+    def events(self) -> Iterator[EventValues]:
+        """Each event, shape by shape."""
+        for shape, (instants, firsts) in self.by_shape.items():
+            for timestamp_ms, first in zip(instants, firsts, strict=True):
+                yield EventValues(shape, timestamp_ms, self.values, first)
+
+
 def split_records(
     records: Iterable[EventValues | AggregateValues | MetricEvent | WindowAggregate],
-) -> tuple[
-    dict[EventShape, tuple[list[int], list[tuple[float, ...]]]],
-    list[AggregateValues],
-    list[MetricEvent | WindowAggregate],
-]:
-    """A batch as the sink writes it: events read by shape, grouped by shape
-    (their instants and values, in order), aggregates read by shape, and records
-    decoded in full."""
-    by_shape: dict[EventShape, tuple[list[int], list[tuple[float, ...]]]] = {}
+) -> tuple[EventColumns, list[AggregateValues], list[MetricEvent | WindowAggregate]]:
+    """A batch as the sink writes it: events read by shape, as columns by shape,
+    aggregates read by shape, and records decoded in full."""
+    by_shape: dict[EventShape, tuple[list[int], list[int]]] = {}
     aggregates: list[AggregateValues] = []
     objects: list[MetricEvent | WindowAggregate] = []
+    # Where each block starts in the columns' values; the blocks list keeps
+    # every one alive, so no id is reused meanwhile.
+    starts: dict[int, int] = {}
+    blocks: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+    size = 0
     for record in records:
         if isinstance(record, EventValues):
+            block = record.block
+            start = starts.get(id(block))
+            if start is None:
+                start = starts[id(block)] = size
+                blocks.append(block)
+                size += len(block)
             entry = by_shape.get(record.shape)
             if entry is None:
                 entry = by_shape[record.shape] = ([], [])
             entry[0].append(record.timestamp_ms)
-            entry[1].append(record.values)
+            entry[1].append(start + record.first)
         elif isinstance(record, AggregateValues):
             aggregates.append(record)
         else:
             objects.append(record)
-    return by_shape, aggregates, objects
+    if len(blocks) == 1:
+        values = blocks[0]
+    else:
+        values = np.concatenate(blocks) if blocks else np.empty(0, np.float64)
+    return EventColumns(values, by_shape), aggregates, objects
 
 
 def import_body(
     records: Iterable[EventValues | AggregateValues | MetricEvent | WindowAggregate],
 ) -> bytes:
     """JSON lines for ``/api/v1/import``: one line per series of events of a known shape."""
-    by_shape, shaped_aggregates, objects = split_records(records)
+    columns, shaped_aggregates, objects = split_records(records)
     lines: list[bytes] = []
     for record in objects:
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
-    for shape, (timestamps, rows) in by_shape.items():
+    for shape, (timestamps, _firsts) in columns.by_shape.items():
         if not shape.derived:
             continue
         # One orjson call for the shape's whole column matrix, split at its
         # "],[" seams (values are numbers, so they hold none): orjson's cost
         # per call outweighs its cost per value for columns of a few values.
         tail = b'],"timestamps":' + orjson.dumps(timestamps) + b"}\n"
-        matrix = orjson.dumps(list(zip(*rows, strict=True)))
-        columns = matrix[2:-2].split(b"],[")
-        for prefix, column in zip(shape.derived, columns, strict=True):
+        by_series = np.ascontiguousarray(columns.rows(shape).T)
+        matrix = orjson.dumps(by_series, option=orjson.OPT_SERIALIZE_NUMPY)
+        for prefix, column in zip(shape.derived, matrix[2:-2].split(b"],["), strict=True):
             lines += (prefix, b"[", column, tail)
     lines += aggregate_import_lines(shaped_aggregates)
     return b"".join(lines)

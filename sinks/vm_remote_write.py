@@ -47,7 +47,7 @@ import numpy as np
 
 from hoststream.schemas import MetricEvent, WindowAggregate
 from hoststream.sinks.aggregate_reader import AggregateSeries, AggregateValues
-from hoststream.sinks.vm_import import EventShape, EventValues, split_records
+from hoststream.sinks.vm_import import EventColumns, EventValues, split_records
 from hoststream.sinks.vm_series import (
     AGGREGATE_STATS,
     aggregate_lines,
@@ -254,67 +254,93 @@ def _paste_instants(
 
 
 def _samples(
-    values: Sequence[float], instants: Sequence[int], which: Sequence[int]
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    instants: np.ndarray[Any, np.dtype[np.int64]],
+    which: np.ndarray[Any, np.dtype[np.intp]],
 ) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
     """The sample fields of ``values``, ``values[i]`` at ``instants[which[i]]``, one row
     each; None if an instant's varint is not 6 bytes.
 
     A batch holds few instants: their varints are made once each, not per sample.
     """
-    distinct = np.array(instants, np.int64)
-    if not _in_six_bytes(distinct):
+    if not _in_six_bytes(instants):
         return None
-    tails = _six_byte_varints(distinct).astype("<u8").view(np.uint8).reshape(len(distinct), 8)
+    tails = _six_byte_varints(instants).astype("<u8").view(np.uint8).reshape(len(instants), 8)
     count = len(values)
     rows = np.empty((count, SAMPLE_SIZE), np.uint8)
     rows[:, :3] = np.frombuffer(_SAMPLE_START, np.uint8)
-    rows[:, 3:11] = np.array(values, "<f8").view(np.uint8).reshape(count, 8)
+    rows[:, 3:11] = values.astype("<f8", copy=False).view(np.uint8).reshape(count, 8)
     rows[:, 11] = _TIMESTAMP_TAG
-    rows[:, 12:] = tails[np.array(which, np.intp), :6]
+    rows[:, 12:] = tails[which, :6]
     return rows
 
 
+def _series_of_events(
+    firsts: Sequence[int], counts: np.ndarray[Any, np.dtype[np.int64]]
+) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """Where each value of each event is: event ``e``'s ``counts[e]`` values from ``firsts[e]``."""
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    return np.repeat(np.array(firsts, np.intp) - starts, counts) + np.arange(total)
+
+
 def _single_events(
-    events: Sequence[tuple[SeriesTemplate, int, tuple[float, ...]]],
+    templates: Sequence[SeriesTemplate],
+    instants: Sequence[int],
+    firsts: Sequence[int],
+    counts: Sequence[int],
+    values: np.ndarray[Any, np.dtype[np.float64]],
 ) -> bytes | None:
     """Events alone of their shape in the batch, from their templates; None if an
     instant's varint is not 6 bytes."""
-    templates = [template for template, _, _ in events]
-    instants = np.fromiter((t for _, t, _ in events), np.int64, len(events))
-    if not _in_six_bytes(instants):
+    times = np.array(instants, np.int64)
+    if not _in_six_bytes(times):
         return None
     body = bytearray().join(t.body for t in templates)
     sizes = np.fromiter((len(t.body) for t in templates), np.int64, len(templates))
-    counts = np.fromiter((len(v) for _, _, v in events), np.int64, len(events))
-    starts = np.repeat(np.cumsum(sizes) - sizes, counts)
+    series = np.array(counts, np.int64)
+    starts = np.repeat(np.cumsum(sizes) - sizes, series)
     value_at = np.frombuffer(b"".join(t.value_offsets for t in templates), np.int32) + starts
     time_at = np.frombuffer(b"".join(t.time_offsets for t in templates), np.int32) + starts
-    values = np.fromiter(chain.from_iterable(v for _, _, v in events), "<f8", int(counts.sum()))
-    _at_every_byte(body, "<f8")[value_at] = values
-    _paste_instants(body, time_at, np.repeat(_six_byte_varints(instants), counts))
+    _at_every_byte(body, "<f8")[value_at] = values[_series_of_events(firsts, series)]
+    _paste_instants(body, time_at, np.repeat(_six_byte_varints(times), series))
     return bytes(body)
 
 
 def _grouped_events(
-    groups: Sequence[tuple[SeriesTemplate, list[int], list[tuple[float, ...]]]],
+    groups: Sequence[tuple[SeriesTemplate, int, list[int], list[int]]],
+    values: np.ndarray[Any, np.dtype[np.float64]],
 ) -> bytes | None:
-    """Shapes with several events in the batch: one ``TimeSeries`` per series holding
-    all its samples; None if an instant's varint is not 6 bytes."""
-    values: list[float] = []
-    instants: list[int] = []
-    which: list[int] = []
-    heads: list[bytes] = []
-    widths: list[int] = []
-    for template, timestamps, rows in groups:
-        series = len(rows[0])
-        values += chain.from_iterable(zip(*rows, strict=True))  # series by series
-        which += list(range(len(instants), len(instants) + len(timestamps))) * series
-        instants += timestamps
-        heads += _grouped_heads(template, len(rows))
-        widths += [len(rows) * SAMPLE_SIZE] * series
-    samples = _samples(values, instants, which)
+    """Shapes with several events in the batch (template, series, instants, where each
+    event's values start): one ``TimeSeries`` per series holding all its samples;
+    None if an instant's varint is not 6 bytes.
+
+    The values are put in series order (each shape's first series for all its
+    events, then its second...) by one gather over the whole batch.
+    """
+    events = np.fromiter((len(firsts) for _, _, _, firsts in groups), np.int64, len(groups))
+    series = np.fromiter((n for _, n, _, _ in groups), np.int64, len(groups))
+    firsts = np.fromiter(
+        chain.from_iterable(f for _, _, _, f in groups), np.intp, int(events.sum())
+    )
+    instants = np.fromiter(
+        chain.from_iterable(i for _, _, i, _ in groups), np.int64, int(events.sum())
+    )
+    # Sample j of the request: its shape, then its series and event in that shape.
+    sizes = events * series
+    shape_of = np.repeat(np.arange(len(groups)), sizes)
+    within = np.arange(int(sizes.sum())) - (np.cumsum(sizes) - sizes)[shape_of]
+    per_series = events[shape_of]
+    series_of, event_of = np.divmod(within, per_series)
+    event_at = (np.cumsum(events) - events)[shape_of] + event_of
+    samples = _samples(values[firsts[event_at] + series_of], instants, event_at)
     if samples is None:
         return None
+    heads: list[bytes] = []
+    widths: list[int] = []
+    for template, count, _, event_firsts in groups:
+        heads += _grouped_heads(template, len(event_firsts))
+        widths += [len(event_firsts) * SAMPLE_SIZE] * count
     blob = samples.tobytes()
     ends = np.cumsum(widths).tolist()
     chunks = [blob[end - width : end] for end, width in zip(ends, widths, strict=True)]
@@ -342,7 +368,9 @@ def _aggregates(records: Sequence[AggregateValues]) -> bytes | None:
         heads: AggregateHeads = record.shape.derived
         prefixes += heads.prefixes[:stats]
         labels += [heads.labels] * stats
-    samples = _samples(values, list(instants), which)
+    samples = _samples(
+        np.array(values, np.float64), np.array(list(instants), np.int64), np.array(which, np.intp)
+    )
     if samples is None:
         return None
     # One bytes object per sample, made in C: a sample's last byte, its
@@ -373,8 +401,8 @@ def write_request(
     Events read by shape must carry a :class:`SeriesTemplate` as their shape's
     ``derived``, aggregates read by shape their :func:`aggregate_heads`.
     """
-    by_shape, aggregates, objects = split_records(records)
-    parts = [_events(by_shape)]
+    columns, aggregates, objects = split_records(records)
+    parts = [_events(columns)]
     if aggregates:
         written = _aggregates(aggregates)
         if written is None:  # a window's end outside the 6-byte range
@@ -388,27 +416,33 @@ def write_request(
     return b"".join(parts)
 
 
-def _events(by_shape: Mapping[EventShape, tuple[list[int], list[tuple[float, ...]]]]) -> bytes:
+def _events(columns: EventColumns) -> bytes:
     """Events read by shape: alone of their shape from templates, else grouped by series."""
-    singles: list[tuple[SeriesTemplate, int, tuple[float, ...]]] = []
-    groups: list[tuple[SeriesTemplate, list[int], list[tuple[float, ...]]]] = []
-    for shape, (timestamps, rows) in by_shape.items():
+    singles: list[SeriesTemplate] = []
+    single_instants: list[int] = []
+    single_firsts: list[int] = []
+    single_counts: list[int] = []
+    groups: list[tuple[SeriesTemplate, int, list[int], list[int]]] = []
+    for shape, (instants, firsts) in columns.by_shape.items():
         template: SeriesTemplate = shape.derived
         if not template.body:
             continue  # events without samples
-        if len(rows) == 1:
-            singles.append((template, timestamps[0], rows[0]))
+        if len(firsts) == 1:
+            singles.append(template)
+            single_instants.append(instants[0])
+            single_firsts.append(firsts[0])
+            single_counts.append(len(shape.counters))
         else:
-            groups.append((template, timestamps, rows))
-    single = _single_events(singles) if singles else b""
-    grouped = _grouped_events(groups) if groups else b""
+            groups.append((template, len(shape.counters), instants, firsts))
+    values = columns.values
+    single = (
+        _single_events(singles, single_instants, single_firsts, single_counts, values)
+        if singles
+        else b""
+    )
+    grouped = _grouped_events(groups, values) if groups else b""
     if single is not None and grouped is not None:
         return single + grouped
     # An instant outside the 6-byte range (a test's epoch, a clock gone
     # wild): these events are written line by line from their values.
-    return _lines(
-        line
-        for shape, (timestamps, rows) in by_shape.items()
-        for timestamp_ms, values in zip(timestamps, rows, strict=True)
-        for line in event_lines(EventValues(shape, timestamp_ms, values).event())
-    )
+    return _lines(line for event in columns.events() for line in event_lines(event.event()))

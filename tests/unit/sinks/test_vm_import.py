@@ -170,10 +170,12 @@ def test_a_value_that_is_not_finite_is_found_and_named() -> None:
         seq=1,
         host_labels=bad.host_labels,
     )
-    values = reader(encode(bad))
-    assert isinstance(values, EventValues)
-    # The validation contract finds it, as the sink's consumer applies it first.
-    found = Validator(clock_ms=lambda: T0).check(values, "metrics.system")
+    handed_on = reader(encode(bad))
+    # Not read by its shape: decoded in full, for the validation contract
+    # (which the sink's consumer applies first) to name what is wrong.
+    assert isinstance(handed_on, MetricEvent)
+    assert math.isnan(handed_on.samples[1].value)
+    found = Validator(clock_ms=lambda: T0).check(handed_on, "metrics.system")
     assert found is not None
     assert found.error == "NonFiniteValue"
     assert "node_cpu_seconds_total" in found.reason
