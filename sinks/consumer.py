@@ -316,9 +316,12 @@ class SinkConsumer(Generic[T]):
             if self._batch.items:
                 due = self._batch.started_at + self._policy.max_delay_s - now
                 timeout = max(0.0, min(timeout, due))
-                if self._behind:
-                    # Catching up: look often whether the backlog's end is reached.
-                    timeout = min(timeout, _CATCH_UP_POLL_S)
+            if self._behind or self._inflight:
+                # librdkafka hands over a batch once it holds ``room`` messages
+                # or the timeout passed: while catching up, look often whether
+                # the backlog's end is reached (its last messages are not kept
+                # waiting for a full batch), and commit a finished write soon.
+                timeout = min(timeout, _CATCH_UP_POLL_S)
             self._accept(self._consumer.consume(room, timeout))
             if self._inflight and self._inflight[0].future.done():
                 # Commit finished writes now, not only when the next batch is due.
