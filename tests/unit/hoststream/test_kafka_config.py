@@ -50,3 +50,9 @@ def test_missing_tls_file_names_the_setting(tmp_path) -> None:
 
 def test_consumers_see_new_topics_within_seconds() -> None:
     assert consumer_config(Settings(), "g")["topic.metadata.refresh.interval.ms"] <= 10_000
+
+
+def test_a_consumer_with_a_full_queue_fetches_again_within_tens_of_milliseconds() -> None:
+    # librdkafka's default (1 s) left a sink reading a backlog idle once it
+    # had drained its full local queue.
+    assert consumer_config(Settings(), "g")["fetch.queue.backoff.ms"] <= 50
