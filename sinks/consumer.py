@@ -322,7 +322,10 @@ class SinkConsumer(Generic[T]):
                 # the backlog's end is reached (its last messages are not kept
                 # waiting for a full batch), and commit a finished write soon.
                 timeout = min(timeout, _CATCH_UP_POLL_S)
-            self._accept(self._consumer.consume(room, timeout))
+            messages = self._consumer.consume(room, timeout)
+            if not messages and not self._batch.items:
+                self._behind = False  # nothing held and nothing came: caught up
+            self._accept(messages)
             if self._inflight and self._inflight[0].future.done():
                 # Commit finished writes now, not only when the next batch is due.
                 self._try_in(self._settle_finished, None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import pytest
+
 from hoststream.dead_letters import Rejection
 from hoststream.errors import SinkUnavailableError
 from hoststream.sinks.base import SinkRecord
@@ -165,3 +167,108 @@ def test_stop_waits_for_the_write_in_flight_and_commits_it() -> None:
     assert rig.sink.stored == list(range(4))
     assert rig.consumer.committed == {("m", 0): 4}
     assert rig.sink.closed
+
+
+class TwoAheadSink(AheadSink):
+    """An AheadSink with two batches in flight; write ``n`` waits for ``gates[n]`` if given."""
+
+    batches_in_flight = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: list[threading.Event] = []
+        self.returned: list[int] = []  # write numbers, in the order they returned
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def write(self, batch: Sequence[SinkRecord[int]]) -> Sequence[Rejection]:
+        with self._lock:
+            call, self._calls = self._calls, self._calls + 1
+        if call < len(self.gates):
+            assert self.gates[call].wait(10), "the test never opened the gate"
+        try:
+            return super().write(batch)
+        finally:
+            self.returned.append(call)
+
+
+def two_ahead_rig(logs, **policy) -> SinkLoopRig[TwoAheadSink, CountingDecoder]:
+    return SinkLoopRig(logs, sink=TwoAheadSink(), decoder=CountingDecoder(), **policy)
+
+
+def wait_until(condition) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("timed out")
+
+
+def test_two_batches_in_flight_are_committed_in_the_order_they_were_read() -> None:
+    rig = two_ahead_rig({("m", 0): partition_log("m", 0, values(*range(8)))})
+    rig.sink.gates = [threading.Event(), threading.Event()]
+    rig.steps(2)  # 0-3, then 4-7 sent off without waiting for the first write
+    wait_until(lambda: rig.decoder.decoded == 8)
+    assert rig.consumer.commits == []
+    rig.sink.gates[1].set()  # the later batch is stored first
+    wait_until(lambda: rig.sink.returned == [1])
+    rig.steps(1)
+    assert rig.consumer.commits == []  # not past the batch still being written
+    rig.sink.gates[0].set()
+    wait_until(lambda: rig.sink.returned == [1, 0])
+    rig.steps(1)
+    assert rig.consumer.commits == [{("m", 0): 4}, {("m", 0): 8}]
+    assert len(rig.sink.threads) == 2
+
+
+def test_a_failed_write_takes_back_the_batch_in_flight_after_it_and_both_are_rewritten() -> None:
+    rig = two_ahead_rig({("m", 0): partition_log("m", 0, values(*range(8)))})
+    rig.sink.failures = [SinkUnavailableError("down")]
+    rig.sink.gates = [threading.Event(), threading.Event()]
+    rig.steps(2)  # both sent off
+    rig.sink.gates[0].set()
+    wait_until(lambda: rig.sink.returned == [0])  # the first fails
+    rig.sink.gates[1].set()
+    wait_until(lambda: rig.sink.returned == [0, 1])  # the second is stored
+    rig.steps(1)  # settling the first finds its failure
+    assert rig.loop.paused
+    assert rig.consumer.commits == []
+    assert rig.loop.buffered == 8
+    for _ in range(50):
+        rig.loop.step()
+        if rig.consumer.commits:
+            break
+    # The second batch was stored, but not committed: written again with the first.
+    assert rig.sink.writes[2:] == [list(range(8))]
+    assert rig.consumer.commits == [{("m", 0): 8}]
+
+
+def test_with_a_write_in_flight_the_loop_polls_briefly_to_commit_it_soon() -> None:
+    rig = ahead_rig({("m", 0): partition_log("m", 0, values(1, 2, 3))}, max_delay_s=1.0)
+    rig.sink.gate = threading.Event()
+    for _ in range(10):  # a batch short of full, written once a second old
+        rig.steps(1)
+        if rig.sink.writing.is_set():
+            break
+    assert rig.sink.writing.is_set()
+    before = rig.clock.now
+    rig.steps(1)  # nothing to read: the poll waits its timeout
+    assert rig.clock.now - before <= 0.02
+    rig.sink.gate.set()
+    wait_until(lambda: rig.sink.stored == [1, 2, 3])
+    rig.steps(1)
+    assert rig.consumer.committed == {("m", 0): 3}
+    before = rig.clock.now
+    rig.steps(1)  # nothing in flight, nothing held: the usual poll
+    assert rig.clock.now - before == pytest.approx(0.25)
+
+
+def test_after_a_backlog_an_idle_loop_polls_as_usual() -> None:
+    rig = ahead_rig({("m", 0): partition_log("m", 0, values(*range(4)))})
+    rig.steps(1)  # a full batch: behind
+    wait_until(lambda: rig.sink.stored == [0, 1, 2, 3])
+    rig.steps(2)  # commits it; reads nothing, holds nothing: caught up
+    assert rig.consumer.committed == {("m", 0): 4}
+    before = rig.clock.now
+    rig.steps(1)
+    assert rig.clock.now - before == pytest.approx(0.25)
