@@ -8,8 +8,9 @@ owner of the partitions, which writes them again (sinks are idempotent).
 While the destination is down, the loop pauses every assigned partition and
 holds on to the one batch it has, retrying it with exponential backoff and
 jitter; it keeps polling so the group membership stays alive, and resumes by
-itself once a write succeeds. Memory stays bounded by one batch plus what
-librdkafka had already fetched.
+itself once a write succeeds. Memory stays bounded by the batch it holds
+(with a write-ahead sink's batches that were in flight folded into it) plus
+what librdkafka had already fetched.
 
 A sink whose ``write_ahead`` is true has each batch written on a writer
 thread while the loop consumes and decodes the next one (a write that mostly

@@ -20,6 +20,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -455,10 +456,29 @@ class EventColumns(NamedTuple):
     values: np.ndarray[Any, np.dtype[np.float64]]
     by_shape: dict[EventShape, tuple[list[int], list[int]]]
 
-    def rows(self, shape: EventShape) -> np.ndarray[Any, np.dtype[np.float64]]:
-        """``shape``'s events' values, one row per event."""
-        firsts = np.array(self.by_shape[shape][1], np.intp)
-        return self.values[np.add.outer(firsts, np.arange(len(shape.counters)))]
+    def by_series(
+        self, shapes: Sequence[EventShape]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.intp]]]:
+        """The values of ``shapes``' events in series order, gathered at once.
+
+        Shape after shape: its first series' values for all its events (in
+        the batch's order), then its second series'... Also, per value, its
+        event's place among all ``shapes``' events, shape after shape (where
+        its instant is in their concatenated instants).
+        """
+        by_shape = self.by_shape
+        events = np.fromiter((len(by_shape[s][1]) for s in shapes), np.int64, len(shapes))
+        series = np.fromiter((len(s.counters) for s in shapes), np.int64, len(shapes))
+        firsts = np.fromiter(
+            chain.from_iterable(by_shape[s][1] for s in shapes), np.intp, int(events.sum())
+        )
+        # Value j: its shape, then its series and event in that shape.
+        sizes = events * series
+        shape_of = np.repeat(np.arange(len(shapes)), sizes)
+        within = np.arange(int(sizes.sum())) - (np.cumsum(sizes) - sizes)[shape_of]
+        series_of, event_of = np.divmod(within, events[shape_of])
+        event_at = (np.cumsum(events) - events)[shape_of] + event_of
+        return self.values[firsts[event_at] + series_of], event_at
 
     def events(self) -> Iterator[EventValues]:
         """Each event, shape by shape."""
@@ -513,15 +533,23 @@ def import_body(
     for record in objects:
         more = event_lines(record) if isinstance(record, MetricEvent) else aggregate_lines(record)
         lines += (orjson.dumps(line) + b"\n" for line in more)
-    for shape, (timestamps, _firsts) in columns.by_shape.items():
-        if not shape.derived:
-            continue
+    shapes = [shape for shape in columns.by_shape if shape.derived]
+    values = columns.by_series(shapes)[0].tolist()
+    at = 0
+    for shape in shapes:
+        timestamps = columns.by_shape[shape][0]
+        events = len(timestamps)
         # One orjson call for the shape's whole column matrix, split at its
         # "],[" seams (values are numbers, so they hold none): orjson's cost
         # per call outweighs its cost per value for columns of a few values.
         tail = b'],"timestamps":' + orjson.dumps(timestamps) + b"}\n"
-        by_series = np.ascontiguousarray(columns.rows(shape).T)
-        matrix = orjson.dumps(by_series, option=orjson.OPT_SERIALIZE_NUMPY)
+        matrix = orjson.dumps(
+            [
+                values[start : start + events]
+                for start in range(at, at + len(shape.derived) * events, events)
+            ]
+        )
+        at += len(shape.derived) * events
         for prefix, column in zip(shape.derived, matrix[2:-2].split(b"],["), strict=True):
             lines += (prefix, b"[", column, tail)
     lines += aggregate_import_lines(shaped_aggregates)

@@ -47,7 +47,7 @@ import numpy as np
 
 from hoststream.schemas import MetricEvent, WindowAggregate
 from hoststream.sinks.aggregate_reader import AggregateSeries, AggregateValues
-from hoststream.sinks.vm_import import EventColumns, EventValues, split_records
+from hoststream.sinks.vm_import import EventColumns, EventShape, EventValues, split_records
 from hoststream.sinks.vm_series import (
     AGGREGATE_STATS,
     aggregate_lines,
@@ -308,39 +308,24 @@ def _single_events(
 
 
 def _grouped_events(
-    groups: Sequence[tuple[SeriesTemplate, int, list[int], list[int]]],
-    values: np.ndarray[Any, np.dtype[np.float64]],
+    groups: Sequence[tuple[EventShape, SeriesTemplate]], columns: EventColumns
 ) -> bytes | None:
-    """Shapes with several events in the batch (template, series, instants, where each
-    event's values start): one ``TimeSeries`` per series holding all its samples;
-    None if an instant's varint is not 6 bytes.
-
-    The values are put in series order (each shape's first series for all its
-    events, then its second...) by one gather over the whole batch.
-    """
-    events = np.fromiter((len(firsts) for _, _, _, firsts in groups), np.int64, len(groups))
-    series = np.fromiter((n for _, n, _, _ in groups), np.int64, len(groups))
-    firsts = np.fromiter(
-        chain.from_iterable(f for _, _, _, f in groups), np.intp, int(events.sum())
-    )
+    """Shapes with several events in the batch: one ``TimeSeries`` per series holding
+    all its samples; None if an instant's varint is not 6 bytes."""
+    shapes = [shape for shape, _ in groups]
+    values, event_at = columns.by_series(shapes)
     instants = np.fromiter(
-        chain.from_iterable(i for _, _, i, _ in groups), np.int64, int(events.sum())
+        chain.from_iterable(columns.by_shape[shape][0] for shape in shapes), np.int64, -1
     )
-    # Sample j of the request: its shape, then its series and event in that shape.
-    sizes = events * series
-    shape_of = np.repeat(np.arange(len(groups)), sizes)
-    within = np.arange(int(sizes.sum())) - (np.cumsum(sizes) - sizes)[shape_of]
-    per_series = events[shape_of]
-    series_of, event_of = np.divmod(within, per_series)
-    event_at = (np.cumsum(events) - events)[shape_of] + event_of
-    samples = _samples(values[firsts[event_at] + series_of], instants, event_at)
+    samples = _samples(values, instants, event_at)
     if samples is None:
         return None
     heads: list[bytes] = []
     widths: list[int] = []
-    for template, count, _, event_firsts in groups:
-        heads += _grouped_heads(template, len(event_firsts))
-        widths += [len(event_firsts) * SAMPLE_SIZE] * count
+    for shape, template in groups:
+        events = len(columns.by_shape[shape][0])
+        heads += _grouped_heads(template, events)
+        widths += [events * SAMPLE_SIZE] * len(shape.counters)
     blob = samples.tobytes()
     ends = np.cumsum(widths).tolist()
     chunks = [blob[end - width : end] for end, width in zip(ends, widths, strict=True)]
@@ -422,7 +407,7 @@ def _events(columns: EventColumns) -> bytes:
     single_instants: list[int] = []
     single_firsts: list[int] = []
     single_counts: list[int] = []
-    groups: list[tuple[SeriesTemplate, int, list[int], list[int]]] = []
+    groups: list[tuple[EventShape, SeriesTemplate]] = []
     for shape, (instants, firsts) in columns.by_shape.items():
         template: SeriesTemplate = shape.derived
         if not template.body:
@@ -433,14 +418,14 @@ def _events(columns: EventColumns) -> bytes:
             single_firsts.append(firsts[0])
             single_counts.append(len(shape.counters))
         else:
-            groups.append((template, len(shape.counters), instants, firsts))
+            groups.append((shape, template))
     values = columns.values
     single = (
         _single_events(singles, single_instants, single_firsts, single_counts, values)
         if singles
         else b""
     )
-    grouped = _grouped_events(groups, values) if groups else b""
+    grouped = _grouped_events(groups, columns) if groups else b""
     if single is not None and grouped is not None:
         return single + grouped
     # An instant outside the 6-byte range (a test's epoch, a clock gone
