@@ -26,9 +26,14 @@ T = TypeVar("T")
 Headers = list[tuple[str, str | bytes | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class SinkRecord(Generic[T]):
-    """One consumed message: where it came from, its original bytes and its decoded value."""
+    """One consumed message: where it came from, its original bytes and its decoded value.
+
+    Treated as immutable, but not frozen: one is made per message, and a
+    frozen dataclass is made in four times the time (its ``__init__`` sets
+    each field through ``object.__setattr__``). Compared by identity.
+    """
 
     topic: str
     partition: int
