@@ -143,6 +143,9 @@ class GroupProgress:
 #: benchmark's two million samples lasts about a second, which a coarser step
 #: would time to within a fifth at each end.
 FOLLOW_STEP_S = 0.02
+#: Steps the window from the first commit seen to the last must span to be
+#: timed on its own (half a second: each end within 4 % of it).
+_STEADY_STEPS = 25
 
 
 def follow(
@@ -180,7 +183,10 @@ def follow(
     if first is None:
         raise SystemExit(f"{what} committed nothing in {cap_s:.0f}s")
     steady_s = now - first[0]
-    steady = (samples - first[1]) / steady_s if steady_s > 1 else samples / now
+    # A window of fewer steps than this is timed too coarsely: then the whole
+    # run counts, start-up included (a fast run over little data).
+    timed = steady_s >= _STEADY_STEPS * FOLLOW_STEP_S
+    steady = (samples - first[1]) / steady_s if timed else samples / now
     return {
         "samples_per_s": steady,
         "samples_per_s_including_startup": samples / now,
