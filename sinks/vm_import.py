@@ -248,7 +248,7 @@ class MetricEventReader:
             parts = shape.unpack(data, start)
             if parts[0::2] == shape.chunks:
                 values = np.array(parts[1::2], np.float64)
-                if _acceptable(shape, values):
+                if not _refused(values, np.frombuffer(shape.counters, np.bool_)).any():
                     return EventValues(shape, timestamp_ms, values, 0)
                 # Decoded in full, for the validation contract to refuse.
                 return self._deserialize(data, ctx)
@@ -381,11 +381,13 @@ class MetricEventReader:
         return EventValues(shape, timestamp_ms, shape.values, 0)
 
 
-def _acceptable(shape: EventShape, values: np.ndarray[Any, np.dtype[np.float64]]) -> bool:
-    """Whether ``values`` are finite and no counter's is negative: else the validation
-    contract judges the whole event."""
-    counters = np.frombuffer(shape.counters, np.bool_)
-    return bool(np.isfinite(values).all()) and not bool((counters & (values < 0)).any())
+def _refused(
+    values: np.ndarray[Any, np.dtype[np.float64]], counters: np.ndarray[Any, np.dtype[np.bool_]]
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Per value, whether it is not finite or a counter's below zero: then the
+    validation contract judges its whole event."""
+    refused: np.ndarray[Any, np.dtype[np.bool_]] = ~np.isfinite(values) | (counters & (values < 0))
+    return refused
 
 
 def _values_by_shape(
@@ -414,7 +416,7 @@ def _values_by_shape(
         differs = np.flatnonzero(np.frombuffer(expected, np.uint8) != np.frombuffer(data, np.uint8))
         wrong[np.searchsorted(starts, differs, side="right") - 1] = True
     counters = np.frombuffer(b"".join(s.counters for s in shapes), np.bool_)
-    bad = ~np.isfinite(values) | (counters & (values < 0))
+    bad = _refused(values, counters)
     if bad.any():
         ends = np.cumsum(counts)
         wrong[np.searchsorted(ends, np.flatnonzero(bad), side="right")] = True
